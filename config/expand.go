@@ -1,0 +1,121 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// LookupFunc finds an environment variable, as os.LookupEnv does.
+type LookupFunc func(name string) (string, bool)
+
+// Expand replaces ${VAR}, ${VAR:-default} and ${file:PATH} in every scalar
+// value (never in keys) of the tree, recording an error for each variable that
+// is unset and has no default, and each file that cannot be read. $${ stands
+// for a literal ${.
+func (d *Decoder) Expand(root *yaml.Node, lookup LookupFunc) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	var walk func(n *yaml.Node, isKey bool)
+	walk = func(n *yaml.Node, isKey bool) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, false)
+			}
+		case yaml.MappingNode:
+			for i, c := range n.Content {
+				walk(c, i%2 == 0)
+			}
+		case yaml.ScalarNode:
+			if isKey || !strings.Contains(n.Value, "${") {
+				return
+			}
+			out, err := ExpandString(n.Value, lookup)
+			if err != nil {
+				d.Errorf(n, "%v", err)
+				return
+			}
+			n.Value = out
+			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+				// An unquoted value takes the type its expansion spells
+				// (so enabled: ${X:-false} is a bool), as if written there.
+				n.Tag = ""
+				var probe yaml.Node
+				if yaml.Unmarshal([]byte(out), &probe) == nil && len(probe.Content) == 1 && probe.Content[0].Kind == yaml.ScalarNode {
+					n.Tag = probe.Content[0].Tag
+				} else {
+					n.Tag = "!!str"
+				}
+			}
+		}
+	}
+	walk(root, false)
+}
+
+// ExpandString expands one value; see Decoder.Expand.
+func ExpandString(s string, lookup LookupFunc) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' {
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in value")
+		}
+		b.WriteString(s[:i])
+		expr := s[i+2 : i+end]
+		s = s[i+end+1:]
+		val, err := expandOne(expr, lookup)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(val)
+	}
+}
+
+func expandOne(expr string, lookup LookupFunc) (string, error) {
+	if path, ok := strings.CutPrefix(expr, "file:"); ok {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("reading secret file: %w", err)
+		}
+		return strings.TrimRight(string(data), "\r\n"), nil
+	}
+	name, def, hasDef := strings.Cut(expr, ":-")
+	if !validVarName(name) {
+		return "", fmt.Errorf("${%s} is not a valid variable reference", expr)
+	}
+	if v, ok := lookup(name); ok && (v != "" || !hasDef) {
+		return v, nil
+	}
+	if hasDef {
+		return def, nil
+	}
+	return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+}
+
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,134 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/config"
+)
+
+// Sink delivers events to one destination. Deliver is called from several
+// goroutines at once.
+type Sink interface {
+	// Deliver sends one event. A nil error means the destination has it.
+	// Wrap errors that must not be retried with Permanent.
+	Deliver(ctx context.Context, ev *event.Event) error
+	// Close flushes and releases the sink. It is safe after a partial Start.
+	Close(ctx context.Context) error
+}
+
+// BatchSink is implemented by sinks that deliver many events in one round
+// trip (Kafka, files). errs has one entry per event, nil for delivered.
+type BatchSink interface {
+	DeliverBatch(ctx context.Context, evs []*event.Event) (errs []error)
+}
+
+// Starter is implemented by sinks that connect before the first delivery.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
+// Config is a sink kind's own configuration: the YAML keys besides the common
+// ones (type, retry, dead_letter, enabled, concurrency).
+type Config interface {
+	config.Validator
+	// NewSink builds the sink named name. It makes no network connection.
+	NewSink(name string) (Sink, error)
+}
+
+// Registration describes one sink kind.
+type Registration struct {
+	Type      string
+	NewConfig func() Config
+	Example   string
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Registration{}
+)
+
+// Register adds a sink kind from its package's init(); twice panics.
+func Register(r Registration) {
+	mu.Lock()
+	defer mu.Unlock()
+	if r.Type == "" || r.NewConfig == nil {
+		panic("sinks: Register needs a Type and NewConfig")
+	}
+	if _, dup := registry[r.Type]; dup {
+		panic(fmt.Sprintf("sinks: type %q registered twice", r.Type))
+	}
+	registry[r.Type] = r
+}
+
+// Lookup returns the registration of a kind.
+func Lookup(typ string) (Registration, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	r, ok := registry[typ]
+	return r, ok
+}
+
+// Types lists the registered kinds, sorted.
+func Types() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying (a CRM's 400): the event is
+// dead-lettered at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err with the destination's requested wait (HTTP
+// Retry-After, Slack 429); the delivery loop waits at least that long.
+func RetryAfter(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err: err, after: after}
+}
+
+// RetryAfterOf returns the wait err asks for, if any.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var r retryAfterError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}

@@ -1,0 +1,144 @@
+package sources
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// ErrNotJSON is returned (wrapped) by converters whose body is not a JSON object.
+var ErrNotJSON = errors.New("body is not a JSON object")
+
+// NewEvent makes a CloudEvent 1.0 with a JSON payload. data must be valid
+// JSON; it is kept as it is, so the payload downstream is the provider's own bytes.
+func NewEvent(id, typ, source, subject string, t time.Time, data []byte) *event.Event {
+	ev := event.New(event.CloudEventsVersionV1)
+	ev.SetID(id)
+	ev.SetType(typ)
+	ev.SetSource(source)
+	if subject != "" {
+		ev.SetSubject(subject)
+	}
+	if !t.IsZero() {
+		ev.SetTime(t.UTC())
+	}
+	ev.SetDataContentType(event.ApplicationJSON)
+	ev.DataEncoded = data
+	return &ev
+}
+
+// DecodeObject decodes a JSON object body into out (a map or struct), with
+// numbers kept exact, and wraps ErrNotJSON when it is not one object.
+func DecodeObject(body []byte, out any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return fmt.Errorf("%w", ErrNotJSON)
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotJSON, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data after the object", ErrNotJSON)
+	}
+	return nil
+}
+
+// String returns m[key] as a string: strings as they are, numbers in their
+// JSON spelling, anything else "".
+func String(m map[string]any, key string) string {
+	switch v := m[key].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case float64:
+		return fmt.Sprint(v)
+	case bool:
+		if v {
+			return "true"
+		}
+		return "false"
+	}
+	return ""
+}
+
+// Path walks a dotted path (a.b.c) through nested JSON objects.
+func Path(m map[string]any, path string) (any, bool) {
+	var cur any = m
+	for len(path) > 0 {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		key := path
+		if i := bytes.IndexByte([]byte(path), '.'); i >= 0 {
+			key, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		cur, ok = obj[key]
+		if !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// ParseTime reads a provider timestamp: RFC 3339 strings, or unix seconds or
+// milliseconds as a number or numeric string. ok is false when it is none of these.
+func ParseTime(v any) (time.Time, bool) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case json.Number:
+		s = x.String()
+	case float64:
+		s = fmt.Sprint(int64(x))
+	default:
+		return time.Time{}, false
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), true
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s && n > 0 {
+		if n > 1e12 {
+			return time.UnixMilli(n).UTC(), true
+		}
+		return time.Unix(n, 0).UTC(), true
+	}
+	return time.Time{}, false
+}
+
+// TypeSuffix turns a provider's event name into the last part of a
+// CloudEvent type: lower case, with ':', '/' and spaces as '.', and anything
+// else outside [a-z0-9._-] dropped ("message:send" -> "message.send").
+func TypeSuffix(name string) string {
+	b := make([]byte, 0, len(name))
+	for _, r := range name {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			b = append(b, byte(r-'A'+'a'))
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b = append(b, byte(r))
+		case r == ' ' || r == ':' || r == '/':
+			b = append(b, '.')
+		}
+	}
+	if len(b) == 0 {
+		return "unknown"
+	}
+	return string(b)
+}

@@ -1,0 +1,230 @@
+package helloclient
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/sources"
+)
+
+// SignatureHeader carries Hello Client's request signature.
+const SignatureHeader = "X-Webhook-Signature"
+
+// Source verifies and converts Hello Client webhooks.
+type Source struct {
+	secret    []byte
+	tolerance time.Duration
+}
+
+var successReply = sources.Reply{Status: http.StatusOK, ContentType: "application/json", Body: []byte(`{"status":"success"}`)}
+
+// SuccessReply is the answer Hello Client expects: {"status":"success"}.
+func (s *Source) SuccessReply() sources.Reply { return successReply }
+
+// Verify checks X-Webhook-Signature over the raw body, then over its compact
+// JSON form.
+func (s *Source) Verify(req *sources.Request) error {
+	header := req.Header.Get(SignatureHeader)
+	if header == "" {
+		return fmt.Errorf("%w: no %s header", sources.ErrMissingSignature, SignatureHeader)
+	}
+	ts, sigs, err := ParseSignature(header)
+	if err != nil {
+		return err
+	}
+	if err := sources.CheckTimestamp(time.Unix(ts, 0), req.ReceivedAt, s.tolerance); err != nil {
+		return err
+	}
+	prefix := []byte(strconv.FormatInt(ts, 10) + ".")
+	mac := sources.HMAC(sha256.New, s.secret, prefix, req.Body)
+	if anyEqual(sigs, mac) {
+		return nil
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, req.Body) == nil && !bytes.Equal(compact.Bytes(), req.Body) {
+		if anyEqual(sigs, sources.HMAC(sha256.New, s.secret, prefix, compact.Bytes())) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s v1 is not the HMAC-SHA256 of the body", sources.ErrSignatureMismatch, SignatureHeader)
+}
+
+func anyEqual(sigs []string, mac []byte) bool {
+	ok := false
+	for _, sig := range sigs {
+		// Check every candidate so timing does not depend on which matched.
+		if sources.EqualHex(sig, mac) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// ParseSignature splits "t=<unix>,v1=<hex>[,v1=<hex>...]".
+func ParseSignature(header string) (ts int64, v1 []string, err error) {
+	haveT := false
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "t":
+			n, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil || n <= 0 {
+				return 0, nil, fmt.Errorf("%w: t=%q is not a unix time", sources.ErrMalformedSignature, v)
+			}
+			ts, haveT = n, true
+		case "v1":
+			if v != "" {
+				v1 = append(v1, v)
+			}
+		}
+	}
+	if !haveT {
+		return 0, nil, fmt.Errorf("%w: no t= in %s", sources.ErrMalformedSignature, SignatureHeader)
+	}
+	if len(v1) == 0 {
+		return 0, nil, fmt.Errorf("%w: no v1= in %s", sources.ErrMissingSignature, SignatureHeader)
+	}
+	return ts, v1, nil
+}
+
+// Sign sets X-Webhook-Signature as Hello Client would for req.Body at req.ReceivedAt.
+func (s *Source) Sign(req *sources.Request) error {
+	ts := strconv.FormatInt(req.ReceivedAt.Unix(), 10)
+	mac := sources.HMAC(sha256.New, s.secret, []byte(ts+"."), req.Body)
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set(SignatureHeader, fmt.Sprintf("t=%s,v1=%x", ts, mac))
+	req.Header.Set("Content-Type", "application/json")
+	return nil
+}
+
+// Convert makes one event for a lead or appointment and one per
+// conversation for a chat-log push.
+func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
+	var payload map[string]any
+	if err := sources.DecodeObject(req.Body, &payload); err != nil {
+		return nil, err
+	}
+	fields := foldKeys(payload)
+	serial := str(fields, "serialnumber")
+	if logs, ok := chatLogs(fields); ok {
+		return s.convertChatLog(serial, fields, logs)
+	}
+	kind := strings.ToLower(str(fields, "type", "eventtype", "event"))
+	if kind == "" {
+		kind = "lead"
+		if _, ok := fields["appointmenttime"]; ok {
+			kind = "appointment"
+		} else if _, ok := fields["appointmentdate"]; ok {
+			kind = "appointment"
+		}
+	}
+	ev := sources.NewEvent(
+		sources.SHA256Hex(req.Body),
+		"com.helloclient."+sources.TypeSuffix(kind),
+		source(serial),
+		subject(str(fields, "sessionid")),
+		eventTime(fields),
+		req.Body,
+	)
+	return []*event.Event{ev}, nil
+}
+
+func (s *Source) convertChatLog(serial string, fields map[string]any, logs []any) ([]*event.Event, error) {
+	out := make([]*event.Event, 0, len(logs))
+	for i, item := range logs {
+		conv, ok := item.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: chat log entry %d is not an object", sources.ErrNotJSON, i)
+		}
+		cf := foldKeys(conv)
+		bot := serial
+		if own := str(cf, "serialnumber"); own != "" {
+			bot = own
+		}
+		session := str(cf, "sessionid")
+		start := str(cf, "starttime", "createtime", "time")
+		data, err := json.Marshal(conversationData{SerialNumber: bot, Date: fields["date"], Conversation: conv})
+		if err != nil {
+			return nil, fmt.Errorf("encoding conversation %d: %w", i, err)
+		}
+		t, _ := sources.ParseTime(cf["starttime"])
+		ev := sources.NewEvent(
+			sources.SHA256Hex([]byte(bot), []byte{0}, []byte(session), []byte{0}, []byte(start)),
+			"com.helloclient.chatlog", source(bot), subject(session), t, data,
+		)
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// conversationData is the payload of one com.helloclient.chatlog event: the
+// conversation as Hello Client sent it, with the chatbot it belongs to.
+type conversationData struct {
+	SerialNumber string         `json:"SerialNumber"`
+	Date         any            `json:"Date,omitempty"`
+	Conversation map[string]any `json:"Conversation"`
+}
+
+func chatLogs(fields map[string]any) ([]any, bool) {
+	for _, k := range []string{"chatlogs", "chatlog", "conversations", "sessions"} {
+		if v, ok := fields[k].([]any); ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// foldKeys indexes an object by lower-cased key, so SessionID, sessionId and
+// session_id are one field.
+func foldKeys(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[strings.ToLower(strings.ReplaceAll(k, "_", ""))] = v
+	}
+	return out
+}
+
+func str(fields map[string]any, keys ...string) string {
+	for _, k := range keys {
+		if s := sources.String(fields, k); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func eventTime(fields map[string]any) time.Time {
+	for _, k := range []string{"createtime", "createdat", "createdtime", "time", "timestamp"} {
+		if t, ok := sources.ParseTime(fields[k]); ok {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func source(serial string) string {
+	if serial == "" {
+		serial = "unknown"
+	}
+	return "https://helloclient.com/chatbots/" + serial
+}
+
+func subject(session string) string {
+	if session == "" {
+		return ""
+	}
+	return "sessions/" + session
+}

@@ -1,0 +1,200 @@
+package helloclient
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookbridge/hookbridge/sources"
+	"github.com/hookbridge/hookbridge/sources/sourcetest"
+)
+
+func testSource(t testing.TB, tolerance time.Duration) *Source {
+	t.Helper()
+	secret, err := os.ReadFile("testdata/secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Secret: string(secret), Tolerance: tolerance}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := cfg.NewSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.(*Source)
+}
+
+func TestVectors(t *testing.T) {
+	sourcetest.Run(t, testSource(t, 5*time.Minute), "testdata")
+}
+
+func TestVerifyRejects(t *testing.T) {
+	src := testSource(t, 5*time.Minute)
+	base := sourcetest.Load(t, "testdata/lead")
+	ts := base.ReceivedAt.Unix()
+	sha1Sig := func() string {
+		m := hmac.New(sha1.New, src.secret)
+		fmt.Fprintf(m, "%d.%s", ts, base.Body)
+		return hex.EncodeToString(m.Sum(nil))
+	}()
+	cases := []struct {
+		name   string
+		header string
+		want   error
+	}{
+		{"sha1 instead of sha256", fmt.Sprintf("t=%d,v1=%s", ts, sha1Sig), sources.ErrSignatureMismatch},
+		{"no t", "v1=" + strings.Repeat("ab", 32), sources.ErrMalformedSignature},
+		{"t not a number", "t=soon,v1=" + strings.Repeat("ab", 32), sources.ErrMalformedSignature},
+		{"no v1", fmt.Sprintf("t=%d", ts), sources.ErrMissingSignature},
+		{"v1 not hex", fmt.Sprintf("t=%d,v1=zz", ts), sources.ErrSignatureMismatch},
+		{"future timestamp", fmt.Sprintf("t=%d,v1=%s", ts+3600, strings.Repeat("ab", 32)), sources.ErrStaleTimestamp},
+		{"garbage", "%%%", sources.ErrMalformedSignature},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := *base
+			req.Header = http.Header{SignatureHeader: {c.header}}
+			err := src.Verify(&req)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestToleranceZeroAcceptsOldTimestamps(t *testing.T) {
+	req := sourcetest.Load(t, "testdata/stale")
+	if err := testSource(t, 5*time.Minute).Verify(req); !errors.Is(err, sources.ErrStaleTimestamp) {
+		t.Fatalf("with tolerance: %v", err)
+	}
+	if err := testSource(t, 0).Verify(req); err != nil {
+		t.Fatalf("tolerance 0 must turn the check off: %v", err)
+	}
+}
+
+func TestSeveralV1AcceptsAnyMatching(t *testing.T) {
+	src := testSource(t, 5*time.Minute)
+	req := sourcetest.Load(t, "testdata/lead")
+	good := req.Header.Get(SignatureHeader)
+	ts, sigs, err := ParseSignature(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(SignatureHeader, fmt.Sprintf("t=%d,v1=%s,v1=%s", ts, strings.Repeat("00", 32), sigs[0]))
+	if err := src.Verify(req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSignThenVerify(t *testing.T) {
+	src := testSource(t, 5*time.Minute)
+	req := sourcetest.Load(t, "testdata/appointment")
+	want := req.Header.Get(SignatureHeader)
+	req.Header = http.Header{}
+	if err := src.Sign(req); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.Header.Get(SignatureHeader); got != want {
+		t.Fatalf("Sign made %q; openssl made %q", got, want)
+	}
+	if err := src.Verify(req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConvertIDStableAndTypes(t *testing.T) {
+	src := testSource(t, 0)
+	cases := []struct {
+		name, body, wantType, wantSubject string
+	}{
+		{"lowercase keys", `{"type":"lead","serialNumber":"B1","sessionId":"S9"}`, "com.helloclient.lead", "sessions/S9"},
+		{"appointment by field", `{"SerialNumber":"B1","SessionID":"S2","AppointmentTime":"2026-01-01T00:00:00Z"}`, "com.helloclient.appointment", "sessions/S2"},
+		{"no type is a lead", `{"SerialNumber":"B1","SessionID":"S3","Email":"x@y"}`, "com.helloclient.lead", "sessions/S3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := &sources.Request{Body: []byte(c.body), ReceivedAt: time.Now()}
+			evs, err := src.Convert(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 || evs[0].Type() != c.wantType || evs[0].Subject() != c.wantSubject || evs[0].Source() != "https://helloclient.com/chatbots/B1" {
+				t.Fatalf("got %v", evs)
+			}
+			again, _ := src.Convert(req)
+			if again[0].ID() != evs[0].ID() || evs[0].ID() != sources.SHA256Hex([]byte(c.body)) {
+				t.Fatal("id must be the SHA-256 of the body, the same for every retry")
+			}
+		})
+	}
+}
+
+func TestConvertRejectsNonObjects(t *testing.T) {
+	src := testSource(t, 0)
+	for _, body := range []string{``, `[]`, `"lead"`, `{"a":`, `{"a":1} {"b":2}`, `{"ChatLogs":[1]}`} {
+		_, err := src.Convert(&sources.Request{Body: []byte(body)})
+		if !errors.Is(err, sources.ErrNotJSON) {
+			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	src := testSource(f, 5*time.Minute)
+	for _, req := range sourcetest.Seeds(f, "testdata") {
+		f.Add(req.Header.Get(SignatureHeader), req.Body)
+	}
+	received := time.Date(2026, 11, 20, 10, 15, 30, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		req := &sources.Request{Header: http.Header{SignatureHeader: {header}}, Body: body, ReceivedAt: received}
+		err := src.Verify(req)
+		if err != nil {
+			return
+		}
+		// Only a real signature may pass: recompute it independently, over
+		// the raw body and over its compact form.
+		ts, sigs, perr := ParseSignature(header)
+		if perr != nil {
+			t.Fatalf("accepted an unparsable header %q", header)
+		}
+		candidates := [][]byte{body}
+		var compact bytes.Buffer
+		if json.Compact(&compact, body) == nil {
+			candidates = append(candidates, compact.Bytes())
+		}
+		for _, c := range candidates {
+			m := hmac.New(sha256.New, src.secret)
+			fmt.Fprintf(m, "%d.", ts)
+			m.Write(c)
+			want := m.Sum(nil)
+			for _, sig := range sigs {
+				if got, err := hex.DecodeString(strings.TrimSpace(sig)); err == nil && hmac.Equal(got, want) {
+					return
+				}
+			}
+		}
+		t.Fatalf("accepted header %q for a body it does not sign", header)
+	})
+}
+
+func FuzzConvert(f *testing.F) {
+	src := testSource(f, 0)
+	for _, req := range sourcetest.Seeds(f, "testdata") {
+		f.Add(req.Body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sourcetest.CheckConvert(t, src, &sources.Request{Body: body, ReceivedAt: time.Unix(1795169730, 0)})
+	})
+}

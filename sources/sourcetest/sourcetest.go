@@ -1,0 +1,245 @@
+// Package sourcetest runs a source against recorded test vectors and fuzzes
+// it. A vector is a folder under testdata/ holding:
+//
+//	request.json  {"method","path","query","headers","remote_ip","received_at"}
+//	body          the raw request body, byte for byte
+//	want.json     {"reason": "<sources.Reason>"} for a request that must be
+//	              rejected, or {"events": [<structured CloudEvents>], "reply": "..."}
+//
+// Signatures in request.json are computed by each provider's testdata/gen.sh
+// with openssl, never by the code under test. Set SOURCETEST_UPDATE=1 to
+// write the events a source makes into want.json (then review the diff).
+package sourcetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/sources"
+)
+
+// RequestFile is request.json.
+type RequestFile struct {
+	Method     string              `json:"method"`
+	Path       string              `json:"path"`
+	Query      map[string][]string `json:"query,omitempty"`
+	Headers    map[string]string   `json:"headers,omitempty"`
+	RemoteIP   string              `json:"remote_ip,omitempty"`
+	ReceivedAt time.Time           `json:"received_at"`
+}
+
+// Want is want.json.
+type Want struct {
+	Reason string            `json:"reason,omitempty"`
+	Events []json.RawMessage `json:"events,omitempty"`
+	Reply  *string           `json:"reply,omitempty"`
+}
+
+// Load reads the vector in dir into a Request.
+func Load(t testing.TB, dir string) *sources.Request {
+	t.Helper()
+	var rf RequestFile
+	readJSON(t, filepath.Join(dir, "request.json"), &rf)
+	body, err := os.ReadFile(filepath.Join(dir, "body"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	req := &sources.Request{
+		Method: rf.Method, Path: rf.Path, Header: http.Header{}, Query: url.Values(rf.Query),
+		Body: body, ReceivedAt: rf.ReceivedAt,
+	}
+	if req.Method == "" {
+		req.Method = http.MethodPost
+	}
+	if req.Query == nil {
+		req.Query = url.Values{}
+	}
+	for k, v := range rf.Headers {
+		req.Header.Set(k, v)
+	}
+	if rf.RemoteIP != "" {
+		req.RemoteIP = netip.MustParseAddr(rf.RemoteIP)
+	}
+	return req
+}
+
+func readJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// Run checks src against every vector folder under dir (usually "testdata").
+func Run(t *testing.T, src sources.Source, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, e := range entries {
+		caseDir := filepath.Join(dir, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(caseDir, "request.json")); err != nil {
+			continue
+		}
+		ran++
+		t.Run(e.Name(), func(t *testing.T) { runCase(t, src, caseDir) })
+	}
+	if ran == 0 {
+		t.Fatalf("no test vectors under %s", dir)
+	}
+}
+
+func runCase(t *testing.T, src sources.Source, dir string) {
+	req := Load(t, dir)
+	var want Want
+	readJSON(t, filepath.Join(dir, "want.json"), &want)
+	if hs, ok := src.(sources.Handshaker); ok && hs.IsHandshake(req) {
+		reply, err := hs.Handshake(req)
+		checkReason(t, err, want.Reason)
+		if err == nil && want.Reply != nil && string(reply.Body) != *want.Reply {
+			t.Fatalf("handshake reply %q, want %q", reply.Body, *want.Reply)
+		}
+		return
+	}
+	err := src.Verify(req)
+	if want.Reason != "" {
+		checkReason(t, err, want.Reason)
+		return
+	}
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	evs, err := src.Convert(req)
+	if err != nil {
+		t.Fatalf("Convert: %v", err)
+	}
+	got := make([]json.RawMessage, len(evs))
+	for i, ev := range evs {
+		if err := ev.Validate(); err != nil {
+			t.Fatalf("event %d is not a valid CloudEvent: %v", i, err)
+		}
+		b, err := json.MarshalIndent(ev, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = b
+	}
+	if os.Getenv("SOURCETEST_UPDATE") == "1" {
+		want.Events = got
+		b, _ := json.MarshalIndent(want, "", "  ")
+		if err := os.WriteFile(filepath.Join(dir, "want.json"), append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if len(got) != len(want.Events) {
+		t.Fatalf("made %d events, want %d", len(got), len(want.Events))
+	}
+	for i := range got {
+		if !sameJSON(t, got[i], want.Events[i]) {
+			t.Errorf("event %d:\n got %s\nwant %s", i, got[i], want.Events[i])
+		}
+	}
+	if want.Reply != nil {
+		r, ok := src.(sources.Replier)
+		if !ok {
+			t.Fatalf("want reply %q but the source gives none", *want.Reply)
+		}
+		if body := string(r.SuccessReply().Body); body != *want.Reply {
+			t.Fatalf("reply %q, want %q", body, *want.Reply)
+		}
+	}
+}
+
+func checkReason(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("accepted; want rejection %q", want)
+	}
+	if got := sources.Reason(err); got != want {
+		t.Fatalf("rejected as %q (%v), want %q", got, err, want)
+	}
+}
+
+func sameJSON(t *testing.T, a, b []byte) bool {
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+// Seeds returns the request bodies and signature-bearing headers of every
+// vector under dir, as fuzz seeds.
+func Seeds(t testing.TB, dir string) []*sources.Request {
+	entries, _ := os.ReadDir(dir)
+	var out []*sources.Request
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n, "request.json")); err == nil {
+			out = append(out, Load(t, filepath.Join(dir, n)))
+		}
+	}
+	return out
+}
+
+// CheckConvert is the invariant a fuzz target asserts for any body: Convert
+// never panics, and when it succeeds every event is a valid CloudEvent whose
+// data is valid JSON.
+func CheckConvert(t *testing.T, src sources.Source, req *sources.Request) {
+	evs, err := src.Convert(req)
+	if err != nil {
+		return
+	}
+	for i, ev := range evs {
+		checkEvent(t, i, ev)
+	}
+}
+
+func checkEvent(t *testing.T, i int, ev *event.Event) {
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("event %d invalid: %v", i, err)
+	}
+	if !json.Valid(ev.Data()) {
+		t.Fatalf("event %d data is not JSON: %q", i, ev.Data())
+	}
+	if _, err := json.Marshal(ev); err != nil {
+		t.Fatalf("event %d does not marshal: %v", i, err)
+	}
+}

@@ -1,0 +1,94 @@
+package sources
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"strings"
+	"time"
+)
+
+// HashFunc returns the constructor for a hash named sha1, sha256 or sha512.
+func HashFunc(name string) (func() hash.Hash, error) {
+	switch strings.ToLower(strings.ReplaceAll(name, "-", "")) {
+	case "sha1":
+		return sha1.New, nil
+	case "sha256":
+		return sha256.New, nil
+	case "sha512":
+		return sha512.New, nil
+	}
+	return nil, fmt.Errorf("unknown algorithm %q (sha1, sha256 or sha512)", name)
+}
+
+// HMAC computes the HMAC of the concatenated parts.
+func HMAC(h func() hash.Hash, key []byte, parts ...[]byte) []byte {
+	m := hmac.New(h, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// EqualHex reports, in constant time, whether sig is the hex encoding
+// (either case) of mac.
+func EqualHex(sig string, mac []byte) bool {
+	got, err := hex.DecodeString(strings.TrimSpace(sig))
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, mac)
+}
+
+// EqualBase64 reports, in constant time, whether sig is the standard or
+// URL-safe base64 encoding (padded or not) of mac.
+func EqualBase64(sig string, mac []byte) bool {
+	sig = strings.TrimSpace(sig)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if got, err := enc.DecodeString(sig); err == nil {
+			return hmac.Equal(got, mac)
+		}
+	}
+	return false
+}
+
+// EqualSecret reports, in constant time, whether got equals want. An empty
+// want never matches.
+func EqualSecret(got, want string) bool {
+	if want == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// CheckTimestamp returns ErrStaleTimestamp when ts is further than tolerance
+// from now in either direction; tolerance 0 turns the check off.
+func CheckTimestamp(ts, now time.Time, tolerance time.Duration) error {
+	if tolerance <= 0 {
+		return nil
+	}
+	d := now.Sub(ts)
+	if d < 0 {
+		d = -d
+	}
+	if d > tolerance {
+		return fmt.Errorf("%w: %s from the receive time, tolerance %s", ErrStaleTimestamp, d.Round(time.Second), tolerance)
+	}
+	return nil
+}
+
+// SHA256Hex is the hex SHA-256 of the concatenated parts; sources use it for
+// ids of providers that give none.
+func SHA256Hex(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
