@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -43,7 +44,7 @@ func DecodeObject(body []byte, out any) error {
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotJSON, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: trailing data after the object", ErrNotJSON)
 	}
 	return nil
@@ -123,19 +124,29 @@ func ParseTime(v any) (time.Time, bool) {
 }
 
 // TypeSuffix turns a provider's event name into the last part of a
-// CloudEvent type: lower case, with ':', '/' and spaces as '.', and anything
-// else outside [a-z0-9._-] dropped ("message:send" -> "message.send").
+// CloudEvent type: lower case, with ':', '/' and spaces as '.', runs of
+// separators folded into one, no dot at either end, and anything else
+// outside [a-z0-9._-] dropped ("message:send" -> "message.send",
+// "Tags: Replaced" -> "tags.replaced").
 func TypeSuffix(name string) string {
 	b := make([]byte, 0, len(name))
+	dot := func() {
+		if len(b) > 0 && b[len(b)-1] != '.' {
+			b = append(b, '.')
+		}
+	}
 	for _, r := range name {
 		switch {
 		case r >= 'A' && r <= 'Z':
 			b = append(b, byte(r-'A'+'a'))
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
 			b = append(b, byte(r))
-		case r == ' ' || r == ':' || r == '/':
-			b = append(b, '.')
+		case r == '.' || r == ' ' || r == ':' || r == '/':
+			dot()
 		}
+	}
+	for len(b) > 0 && b[len(b)-1] == '.' {
+		b = b[:len(b)-1]
 	}
 	if len(b) == 0 {
 		return "unknown"

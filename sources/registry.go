@@ -62,3 +62,10 @@ func Types() []string {
 	sort.Strings(out)
 	return out
 }
+
+// IPGuarded is implemented by configs that authenticate nothing themselves
+// in some settings (an unsigned Socialboards endpoint without a key): the
+// loader then requires the source's allow_ips.
+type IPGuarded interface {
+	NeedsAllowIPs() bool
+}

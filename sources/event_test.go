@@ -1,0 +1,67 @@
+package sources
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestDecodeObject(t *testing.T) {
+	for _, ok := range []string{`{}`, ` {"a":1} `, "{\"a\":[1,{\"b\":null}]}\n"} {
+		var m map[string]any
+		if err := DecodeObject([]byte(ok), &m); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `"x"`, `{}}`, `{}]`, `{} {}`, `{"a":`, `{} x`, `null`} {
+		var m map[string]any
+		if err := DecodeObject([]byte(bad), &m); !errors.Is(err, ErrNotJSON) {
+			t.Errorf("%q: got %v, want ErrNotJSON", bad, err)
+		}
+	}
+}
+
+func TestTypeSuffix(t *testing.T) {
+	for in, want := range map[string]string{
+		"message:send":   "message.send",
+		"Tags: Replaced": "tags.replaced",
+		"chat.new":       "chat.new",
+		"..a//b..":       "a.b",
+		"ticket_status":  "ticket_status",
+		"Überraschung!":  "berraschung",
+		"":               "unknown",
+		":::":            "unknown",
+	} {
+		if got := TypeSuffix(in); got != want {
+			t.Errorf("TypeSuffix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	want := time.Date(2026, 11, 20, 10, 15, 30, 0, time.UTC)
+	for _, in := range []any{"2026-11-20T10:15:30Z", "2026-11-20 10:15:30", "1795169730", "1795169730000", float64(1795169730)} {
+		got, ok := ParseTime(in)
+		if !ok || !got.Equal(want) {
+			t.Errorf("ParseTime(%v) = %v, %v", in, got, ok)
+		}
+	}
+	for _, in := range []any{"soon", "-5", true, nil, "12abc"} {
+		if _, ok := ParseTime(in); ok {
+			t.Errorf("ParseTime(%v) accepted", in)
+		}
+	}
+}
+
+func TestEqualHelpers(t *testing.T) {
+	mac := []byte{0xde, 0xad, 0xbe, 0xef}
+	if !EqualHex("DEADBEEF", mac) || !EqualHex("deadbeef", mac) || EqualHex("deadbe", mac) || EqualHex("zz", mac) {
+		t.Fatal("EqualHex")
+	}
+	if !EqualBase64("3q2+7w==", mac) || !EqualBase64("3q2-7w", mac) || EqualBase64("3q2+", mac) {
+		t.Fatal("EqualBase64")
+	}
+	if EqualSecret("", "") || !EqualSecret("k", "k") || EqualSecret("k", "K") {
+		t.Fatal("EqualSecret")
+	}
+}
