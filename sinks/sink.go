@@ -132,3 +132,9 @@ func RetryAfterOf(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// Previewer is implemented by sinks that can show what they would send for
+// an event without sending it (`bridge routes test`).
+type Previewer interface {
+	Preview(ev *event.Event) ([]byte, error)
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -91,20 +93,30 @@ func Path(m map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
-// ParseTime reads a provider timestamp: RFC 3339 strings, or unix seconds or
-// milliseconds as a number or numeric string. ok is false when it is none of these.
+// ParseTime reads a provider timestamp: RFC 3339 strings, or unix seconds
+// (whole or fractional) or milliseconds as a number or numeric string. ok is
+// false when it is none of these, or falls outside the years 1970 to 9999
+// (which a CloudEvent's RFC 3339 time cannot be read back from).
 func ParseTime(v any) (time.Time, bool) {
 	var s string
 	switch x := v.(type) {
 	case string:
-		s = x
+		s = strings.TrimSpace(x)
 	case json.Number:
 		s = x.String()
 	case float64:
-		s = fmt.Sprint(int64(x))
+		s = strconv.FormatFloat(x, 'f', -1, 64)
 	default:
 		return time.Time{}, false
 	}
+	t, ok := parseTime(s)
+	if !ok || t.Year() < 1970 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func parseTime(s string) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), true
 	}
@@ -113,14 +125,35 @@ func ParseTime(v any) (time.Time, bool) {
 			return t.UTC(), true
 		}
 	}
-	var n int64
-	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s && n > 0 {
-		if n > 1e12 {
-			return time.UnixMilli(n).UTC(), true
-		}
-		return time.Unix(n, 0).UTC(), true
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || n <= 0 || (hasFrac && !digits(frac)) {
+		return time.Time{}, false
 	}
-	return time.Time{}, false
+	if n > 1e12 {
+		if hasFrac {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(n).UTC(), true
+	}
+	var nanos int64
+	if hasFrac {
+		f, _ := strconv.ParseFloat("0."+frac, 64)
+		nanos = int64(f * 1e9)
+	}
+	return time.Unix(n, nanos).UTC(), true
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // TypeSuffix turns a provider's event name into the last part of a

@@ -46,7 +46,11 @@ func TestParseTime(t *testing.T) {
 			t.Errorf("ParseTime(%v) = %v, %v", in, got, ok)
 		}
 	}
-	for _, in := range []any{"soon", "-5", true, nil, "12abc"} {
+	frac, ok := ParseTime("1795169730.5")
+	if !ok || !frac.Equal(want.Add(500*time.Millisecond)) {
+		t.Errorf("fractional seconds: %v %v", frac, ok)
+	}
+	for _, in := range []any{"soon", "-5", true, nil, "12abc", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00Z", "1.x"} {
 		if _, ok := ParseTime(in); ok {
 			t.Errorf("ParseTime(%v) accepted", in)
 		}

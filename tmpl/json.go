@@ -118,8 +118,7 @@ func (n *jsonNode) render(buf *bytes.Buffer, v *View) error {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			kb, _ := json.Marshal(k)
-			buf.Write(kb)
+			writeString(buf, k)
 			buf.WriteByte(':')
 			if err := n.vals[i].render(buf, v); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
@@ -156,10 +155,18 @@ func (n *jsonNode) render(buf *bytes.Buffer, v *View) error {
 			buf.WriteString(s)
 			return nil
 		}
-		b, _ := json.Marshal(s)
-		buf.Write(b)
+		writeString(buf, s)
 	}
 	return nil
+}
+
+// writeString writes s as a JSON string without HTML escaping, so a CRM
+// that reads the body naively sees "<" rather than "\u003c".
+func writeString(buf *bytes.Buffer, s string) {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	buf.Truncate(buf.Len() - 1) // Encode's newline
 }
 
 // Keys lists a mapping's keys, sorted; for tests and docs.

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -239,7 +240,39 @@ func checkEvent(t *testing.T, i int, ev *event.Event) {
 	if !json.Valid(ev.Data()) {
 		t.Fatalf("event %d data is not JSON: %q", i, ev.Data())
 	}
-	if _, err := json.Marshal(ev); err != nil {
+	b, err := json.Marshal(ev)
+	if err != nil {
 		t.Fatalf("event %d does not marshal: %v", i, err)
 	}
+	// The queue stores events in this form: it must read back.
+	var back event.Event
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("event %d does not read back: %v\n%s", i, err, b)
+	}
+	if back.ID() != ev.ID() || back.Type() != ev.Type() || !SameJSON(back.Data(), ev.Data()) {
+		t.Fatalf("event %d changed on the way through JSON:\n id %q/%q type %q/%q\n data %s\n back %s", i, ev.ID(), back.ID(), ev.Type(), back.Type(), compact(ev.Data()), compact(back.Data()))
+	}
+}
+
+// compact is data without insignificant white space, for messages.
+func compact(data []byte) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		return string(data)
+	}
+	return b.String()
+}
+
+// SameJSON reports whether a and b are the same JSON value. sdk-go writes
+// event data re-encoded (compacted, with <>& escaped), so that, not the
+// provider's bytes, is what must survive the queue.
+func SameJSON(a, b []byte) bool {
+	var x, y any
+	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&x) != nil || db.Decode(&y) != nil {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -1,0 +1,721 @@
+package httpsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookbridge/hookbridge/config"
+	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/sources"
+)
+
+// leadEvent is a Hello Client lead as the helloclient source makes it.
+func leadEvent(t testing.TB, data string) *event.Event {
+	t.Helper()
+	ev := sources.NewEvent("13abbe36a2cb1fda", "com.helloclient.lead", "https://helloclient.com/chatbots/HC-8842",
+		"sessions/9f1c2e7a", time.Date(2026, 11, 20, 10, 15, 0, 0, time.UTC), []byte(data))
+	ev.SetExtension("bridgesource", "helloclient")
+	return ev
+}
+
+const adaLead = `{"Type":"lead","SerialNumber":"HC-8842","ChatbotName":"Acme Sales Assistant","SessionID":"9f1c2e7a","FirstName":"Ada","LastName":"Lovelace","Email":"ada@example.com","Phone":"+44 20 7946 0958","Message":"Do you ship to \"Zürich\"?\nI'd like a quote.","CreateTime":"2026-11-20T10:15:00Z"}`
+
+// load decodes a sink's own keys the way the config loader does: ${VAR}
+// expanded from env, strict keys, then Validate.
+func load(t testing.TB, src string, env map[string]string) (*Config, error) {
+	t.Helper()
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
+		t.Fatalf("yaml: %v", err)
+	}
+	d := &config.Decoder{File: "test.yaml"}
+	d.Expand(&root, func(name string) (string, bool) { v, ok := env[name]; return v, ok })
+	c := NewConfig()
+	d.Decode(&root, c)
+	if d.Err() == nil {
+		d.Validate(root.Content[0], c)
+	}
+	return c, d.Err()
+}
+
+func mustSink(t testing.TB, src string, env map[string]string) *Sink {
+	t.Helper()
+	c, err := load(t, src, env)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	s, err := c.NewSink("crm")
+	if err != nil {
+		t.Fatalf("NewSink: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Sink)
+}
+
+// recorder is an endpoint that keeps what it received and answers with
+// status (default 200).
+type recorder struct {
+	mu      sync.Mutex
+	reqs    []*http.Request
+	bodies  [][]byte
+	status  int
+	headers http.Header
+	answer  string
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.bodies = append(r.bodies, body)
+	status, answer := r.status, r.answer
+	for k, v := range r.headers {
+		w.Header()[k] = v
+	}
+	r.mu.Unlock()
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (r *recorder) last(t *testing.T) (*http.Request, []byte) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.reqs) != 1 {
+		t.Fatalf("endpoint got %d requests, want 1", len(r.reqs))
+	}
+	return r.reqs[0], r.bodies[0]
+}
+
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestExamplesAreValidConfigs(t *testing.T) {
+	env := map[string]string{"HUBSPOT_TOKEN": "pat-na1-x", "CRM_URL": "https://crm.example.com", "CRM_API_KEY": "k"}
+	docSrc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snippets := map[string]string{"example.yaml": example}
+	for i, block := range commentBlocks(string(docSrc)) {
+		snippets["doc.go block "+string(rune('1'+i))] = block
+	}
+	if len(snippets) < 3 {
+		t.Fatalf("found %d examples, want example.yaml and two in doc.go", len(snippets))
+	}
+	for name, src := range snippets {
+		t.Run(name, func(t *testing.T) {
+			s := mustSink(t, ownKeys(t, src), env)
+			if _, err := s.NewRequest(context.Background(), leadEvent(t, adaLead)); err != nil {
+				t.Fatalf("rendering the lead: %v", err)
+			}
+		})
+	}
+}
+
+// commentBlocks returns the tab-indented blocks of the package comment.
+func commentBlocks(src string) []string {
+	var blocks []string
+	var cur strings.Builder
+	for _, line := range strings.Split(src, "\n") {
+		if rest, ok := strings.CutPrefix(line, "//\t"); ok {
+			cur.WriteString(rest + "\n")
+			continue
+		}
+		if cur.Len() > 0 {
+			blocks = append(blocks, cur.String())
+			cur.Reset()
+		}
+	}
+	return blocks
+}
+
+func TestHubSpotExample(t *testing.T) {
+	rec := &recorder{status: http.StatusCreated, answer: `{"id":"512"}`}
+	srv := serve(t, rec)
+	src := strings.Replace(ownKeys(t, example), "https://api.hubapi.com", srv.URL, 1)
+	s := mustSink(t, src, map[string]string{"HUBSPOT_TOKEN": "pat-na1-secret"})
+
+	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	req, body := rec.last(t)
+	if req.Method != http.MethodPost || req.URL.Path != "/crm/v3/objects/contacts" {
+		t.Errorf("request line: %s %s", req.Method, req.URL.Path)
+	}
+	if got := req.Header.Get("Authorization"); got != "Bearer pat-na1-secret" {
+		t.Errorf("Authorization = %q", got)
+	}
+	want := `{"properties":{"email":"ada@example.com","firstname":"Ada","lastname":"Lovelace","phone":"+44 20 7946 0958"}}`
+	if string(body) != want {
+		t.Errorf("body\n got %s\nwant %s", body, want)
+	}
+}
+
+// ownKeys returns the keys of the one sink in an example, without type.
+func ownKeys(t testing.TB, src string) string {
+	t.Helper()
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
+		t.Fatal(err)
+	}
+	if len(root.Content[0].Content) != 2 {
+		t.Fatalf("want one named sink, got %d nodes", len(root.Content[0].Content))
+	}
+	own := root.Content[0].Content[1]
+	if _, typ := config.Lookup(own, "type"); typ == nil || typ.Value != Type {
+		t.Fatalf("type: %v, want %s", typ, Type)
+	}
+	stripped := &yaml.Node{Kind: yaml.MappingNode}
+	for i := 0; i+1 < len(own.Content); i += 2 {
+		if own.Content[i].Value != "type" {
+			stripped.Content = append(stripped.Content, own.Content[i], own.Content[i+1])
+		}
+	}
+	out, err := yaml.Marshal(stripped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name, src, wantErr string
+	}{
+		{"minimal", "url: https://crm.example.com/leads", ""},
+		{"templated url", `url: "https://crm.example.com/{{ .Data.kind }}"`, ""},
+		{"binary without body", "url: http://x\nformat: binary", ""},
+		{"lowercase method", "url: http://x\nmethod: put", ""},
+		{"no url", "method: POST", "test.yaml:1:1: url: is required"},
+		{"empty url from env", `url: "${CRM_URL:-}"`, "url: is required"},
+		{"not http", "url: ftp://x/y", `must start with http:// or https://`},
+		{"no host", "url: http:///path", "has no host"},
+		{"GET", "url: http://x\nmethod: GET", `method: "GET" is not one of`},
+		{"bad method", "url: http://x\nmethod: FETCH", `method: "FETCH" is not one of POST, PUT, PATCH, DELETE`},
+		{"bad format", "url: http://x\nformat: batched", `format: "batched" is not structured or binary`},
+		{"binary with body", "url: http://x\nformat: binary\nbody: {a: b}", "binary applies only when there is no body"},
+		{"idempotency key header", "url: http://x\nheaders: {idempotency-key: x}", "Idempotency-Key is always the event id"},
+		{"content type without body", "url: http://x\nheaders: {Content-Type: text/plain}", "set by the CloudEvents binding"},
+		{"content type with body", "url: http://x\nheaders: {Content-Type: application/vnd.api+json}\nbody: {a: b}", ""},
+		{"bad header name", "url: http://x\nheaders: {\"X Bad\": v}", `"X Bad" is not a valid header name`},
+		{"header with newline", "url: http://x\nheaders: {X-A: \"a\\nb\"}", "control character"},
+		{"zero timeout", "url: http://x\ntimeout: 0", "timeout: must be positive"},
+		{"unknown key", "url: http://x\nverb: POST", `unknown key "verb"`},
+		{"bad template", `url: "http://x/{{ .Data.a "`, "bad template"},
+		{"bad body template", "url: http://x\nbody: {a: \"{{ if }}\"}", "bad template"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.src, nil)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestBodyAndHeaders(t *testing.T) {
+	rec := &recorder{status: http.StatusNoContent}
+	srv := serve(t, rec)
+	src := `
+url: "` + srv.URL + `/leads/{{ .Data.SerialNumber }}?src={{ .Extensions.bridgesource }}"
+method: PUT
+headers:
+  Authorization: "Bearer ${CRM_TOKEN}"
+  X-Lead-Source: "{{ .Extensions.bridgesource }}/{{ .Data.ChatbotName }}"
+body:
+  email: "{{ .Data.Email }}"
+  name: "{{ .Data.FirstName }} {{ .Data.LastName }}"
+  note: "{{ .Data.Message }}"
+  missing: "{{ .Data.NoSuchField }}"
+  score: 7
+  vip: true
+  tags: ["lead", "{{ .Data.ChatbotName }}"]
+  raw: "{{ .Data.Extra | toJson }}"
+`
+	s := mustSink(t, src, map[string]string{"CRM_TOKEN": "tok-123"})
+	data := `{"SerialNumber":"HC-8842","ChatbotName":"Bot \"β\" <b>&</b>","FirstName":"Zoë","LastName":"O'Brien",` +
+		`"Email":"zoe@example.com","Message":"line1\nline2\t\"quoted\" \\ back\u2028sep 😀 <script>alert(1)</script>",` +
+		`"Extra":{"n":1.5,"list":[null,true]}}`
+	ev := leadEvent(t, data)
+	if err := s.Deliver(context.Background(), ev); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	req, body := rec.last(t)
+
+	wantBody := `{"email":"zoe@example.com","name":"Zoë O'Brien",` +
+		`"note":"line1\nline2\t\"quoted\" \\ back\u2028sep 😀 <script>alert(1)</script>",` +
+		`"missing":"","score":7,"vip":true,"tags":["lead","Bot \"β\" <b>&</b>"],` +
+		`"raw":{"list":[null,true],"n":1.5}}`
+	if string(body) != wantBody {
+		t.Errorf("body\n got %s\nwant %s", body, wantBody)
+	}
+	var decoded map[string]any
+	if err := json.Unmarshal(body, &decoded); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	if got := decoded["note"]; got != "line1\nline2\t\"quoted\" \\ back\u2028sep 😀 <script>alert(1)</script>" {
+		t.Errorf("note decoded to %q", got)
+	}
+
+	checks := map[string]string{
+		"Idempotency-Key": "13abbe36a2cb1fda",
+		"User-Agent":      "hookbridge",
+		"Content-Type":    "application/json",
+		"Authorization":   "Bearer tok-123",
+		"X-Lead-Source":   `helloclient/Bot "β" <b>&</b>`,
+	}
+	for name, want := range checks {
+		if got := req.Header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if req.Method != http.MethodPut || req.URL.Path != "/leads/HC-8842" || req.URL.Query().Get("src") != "helloclient" {
+		t.Errorf("request line: %s %s", req.Method, req.URL)
+	}
+	if req.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length = %d, body is %d bytes", req.ContentLength, len(body))
+	}
+}
+
+func TestUserAgentCanBeOverridden(t *testing.T) {
+	rec := &recorder{}
+	srv := serve(t, rec)
+	s := mustSink(t, "url: "+srv.URL+"\nheaders: {User-Agent: acme-bridge/2}\nbody: {a: b}", nil)
+	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := rec.last(t)
+	if got := req.Header.Get("User-Agent"); got != "acme-bridge/2" {
+		t.Errorf("User-Agent = %q", got)
+	}
+}
+
+// TestCloudEventsBinding decodes what was sent with sdk-go's own HTTP binding
+// reader, which proves the request conforms to the CloudEvents HTTP binding.
+func TestCloudEventsBinding(t *testing.T) {
+	cases := []struct {
+		format          string
+		wantContentType string
+		wantEncoding    binding.Encoding
+	}{
+		{FormatStructured, "application/cloudevents+json", binding.EncodingStructured},
+		{FormatBinary, "application/json", binding.EncodingBinary},
+	}
+	for _, tc := range cases {
+		t.Run(tc.format, func(t *testing.T) {
+			var (
+				mu       sync.Mutex
+				got      *event.Event
+				encoding binding.Encoding
+				header   http.Header
+			)
+			srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				msg := cehttp.NewMessageFromHttpRequest(r)
+				ev, err := binding.ToEvent(r.Context(), msg)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				mu.Lock()
+				got, encoding, header = ev, msg.ReadEncoding(), r.Header.Clone()
+				mu.Unlock()
+				w.WriteHeader(http.StatusAccepted)
+			}))
+			s := mustSink(t, "url: "+srv.URL+"\nformat: "+tc.format, nil)
+			sent := leadEvent(t, adaLead)
+			sent.SetExtension("attempt", int32(3))
+			if err := s.Deliver(context.Background(), sent); err != nil {
+				t.Fatalf("Deliver: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if encoding != tc.wantEncoding {
+				t.Errorf("encoding = %v, want %v", encoding, tc.wantEncoding)
+			}
+			if ct := header.Get("Content-Type"); ct != tc.wantContentType {
+				t.Errorf("Content-Type = %q, want %q", ct, tc.wantContentType)
+			}
+			if header.Get("Idempotency-Key") != sent.ID() {
+				t.Errorf("Idempotency-Key = %q", header.Get("Idempotency-Key"))
+			}
+			if tc.format == FormatBinary {
+				for name, want := range map[string]string{"Ce-Id": sent.ID(), "Ce-Specversion": "1.0", "Ce-Type": "com.helloclient.lead", "Ce-Bridgesource": "helloclient"} {
+					if header.Get(name) != want {
+						t.Errorf("%s = %q, want %q", name, header.Get(name), want)
+					}
+				}
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("received event is invalid: %v", err)
+			}
+			// The time survives to the second and zone; compare the rest as JSON.
+			wantJSON, _ := json.Marshal(sent)
+			gotJSON, _ := json.Marshal(got)
+			var a, b map[string]any
+			_ = json.Unmarshal(wantJSON, &a)
+			_ = json.Unmarshal(gotJSON, &b)
+			if a["attempt"] != nil {
+				b["attempt"] = a["attempt"] // extension types are strings on the wire
+			}
+			wa, _ := json.Marshal(a)
+			wb, _ := json.Marshal(b)
+			if string(wa) != string(wb) {
+				t.Errorf("round trip changed the event\n sent %s\n  got %s", wa, wb)
+			}
+		})
+	}
+}
+
+func TestStructuredRejectsDataThatIsNotJSON(t *testing.T) {
+	rec := &recorder{}
+	srv := serve(t, rec)
+	s := mustSink(t, "url: "+srv.URL, nil)
+	ev := leadEvent(t, adaLead)
+	ev.DataEncoded = []byte(`{"cut": "shor`)
+	err := s.Deliver(context.Background(), ev)
+	if err == nil || !sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want a permanent error", err)
+	}
+	if len(rec.reqs) != 0 {
+		t.Error("an invalid event was sent")
+	}
+}
+
+func TestStatusOutcome(t *testing.T) {
+	cases := []struct {
+		status    int
+		retryable bool // false with ok: permanent
+		ok        bool
+	}{
+		{200, false, true}, {201, false, true}, {202, false, true}, {204, false, true},
+		{400, false, false}, {401, false, false}, {403, false, false}, {404, false, false},
+		{409, false, false}, {410, false, false}, {422, false, false},
+		{408, true, false}, {429, true, false}, {500, true, false}, {502, true, false}, {503, true, false}, {504, true, false},
+	}
+	rec := &recorder{}
+	srv := serve(t, rec)
+	s := mustSink(t, "url: "+srv.URL+"\nbody: {email: \"{{ .Data.Email }}\"}", nil)
+	for _, tc := range cases {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			rec.mu.Lock()
+			rec.status, rec.answer = tc.status, `{"message":"Property values were not valid"}`
+			rec.mu.Unlock()
+			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			switch {
+			case tc.ok:
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			case err == nil:
+				t.Fatalf("err = nil for %d", tc.status)
+			case sinks.IsPermanent(err) == tc.retryable:
+				t.Fatalf("permanent = %v for %d (%v)", sinks.IsPermanent(err), tc.status, err)
+			}
+			var serr *StatusError
+			if !errors.As(err, &serr) || serr.Code != tc.status {
+				t.Fatalf("err = %#v, want a StatusError %d", err, tc.status)
+			}
+			if !strings.Contains(err.Error(), http.StatusText(tc.status)) || !strings.Contains(err.Error(), "Property values were not valid") {
+				t.Errorf("error text lacks status or answer: %v", err)
+			}
+			if _, ok := sinks.RetryAfterOf(err); ok {
+				t.Errorf("RetryAfter without a Retry-After header")
+			}
+		})
+	}
+}
+
+func TestErrorTextKeepsFirst512BytesAndNoSecrets(t *testing.T) {
+	answer := strings.Repeat("a", 500) + "0123456789ABCDEFGHIJ" + strings.Repeat("z", 4000)
+	rec := &recorder{status: 422, answer: answer}
+	srv := serve(t, rec)
+	s := mustSink(t, "url: "+srv.URL+"/contacts?hapikey=s3cret\nbody: {a: b}", nil)
+	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	if !sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "422 Unprocessable Entity") || !strings.HasSuffix(msg, strings.Repeat("a", 500)+"0123456789AB") {
+		t.Errorf("error text: %.120s…%s", msg, msg[len(msg)-20:])
+	}
+	if strings.Contains(msg, "s3cret") {
+		t.Errorf("error text shows the query: %s", msg[:80])
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	in := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http.TimeFormat) }
+	cases := []struct {
+		name   string
+		value  func() string
+		status int
+		want   time.Duration
+		slack  time.Duration
+	}{
+		{"seconds on 429", func() string { return "3" }, 429, 3 * time.Second, 0},
+		{"seconds on 503", func() string { return "120" }, 503, 2 * time.Minute, 0},
+		{"http date", func() string { return in(10 * time.Second) }, 503, 10 * time.Second, 2 * time.Second},
+		{"date in the past", func() string { return in(-time.Hour) }, 429, 0, 0},
+	}
+	rec := &recorder{}
+	srv := serve(t, rec)
+	s := mustSink(t, "url: "+srv.URL, nil)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec.mu.Lock()
+			rec.status, rec.headers = tc.status, http.Header{"Retry-After": {tc.value()}}
+			rec.mu.Unlock()
+			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			if err == nil || sinks.IsPermanent(err) {
+				t.Fatalf("err = %v, want retryable", err)
+			}
+			got, ok := sinks.RetryAfterOf(err)
+			if !ok {
+				t.Fatalf("no RetryAfter in %v", err)
+			}
+			if got > tc.want || got < tc.want-tc.slack {
+				t.Errorf("RetryAfter = %v, want %v (-%v)", got, tc.want, tc.slack)
+			}
+		})
+	}
+}
+
+func TestNetworkErrorIsRetryable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	s := mustSink(t, "url: http://"+addr+"/hook?token=s3cret", nil)
+	err = s.Deliver(context.Background(), leadEvent(t, adaLead))
+	if err == nil || sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want retryable", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error shows the query: %v", err)
+	}
+}
+
+func TestConnectionDroppedIsRetryable(t *testing.T) {
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}))
+	s := mustSink(t, "url: "+srv.URL, nil)
+	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	if err == nil || sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want retryable", err)
+	}
+}
+
+func TestTimeoutIsRetryable(t *testing.T) {
+	release := make(chan struct{})
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(release)
+	s := mustSink(t, "url: "+srv.URL+"\ntimeout: 150ms", nil)
+	start := time.Now()
+	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Deliver took %v with a 150ms timeout", elapsed)
+	}
+	if err == nil || sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want retryable", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 150ms") {
+		t.Errorf("err = %v, want a timeout", err)
+	}
+}
+
+func TestCallerCancelIsNotPermanent(t *testing.T) {
+	release := make(chan struct{})
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(release)
+	s := mustSink(t, "url: "+srv.URL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err := s.Deliver(ctx, leadEvent(t, adaLead))
+	if !errors.Is(err, context.Canceled) || sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want context.Canceled, not permanent", err)
+	}
+}
+
+func TestRenderErrorsArePermanent(t *testing.T) {
+	rec := &recorder{}
+	srv := serve(t, rec)
+	cases := []struct{ name, src string }{
+		{"url renders to nothing", `url: "{{ .Data.NoSuchURL }}"`},
+		{"url renders to another scheme", `url: "{{ .Data.Email }}"`},
+		{"header renders a newline", "url: " + srv.URL + "\nheaders: {X-Note: \"{{ .Data.Message }}\"}\nbody: {a: b}"},
+		{"template fails", "url: " + srv.URL + "\nbody: {a: \"{{ fail \\\"no\\\" }}\"}"},
+		{"field of a string", "url: " + srv.URL + "\nbody: {a: \"{{ .Data.FirstName.Initial }}\"}"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustSink(t, tc.src, nil)
+			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			if err == nil || !sinks.IsPermanent(err) {
+				t.Fatalf("err = %v, want permanent", err)
+			}
+		})
+	}
+	if len(rec.reqs) != 0 {
+		t.Errorf("%d requests sent for events that did not render", len(rec.reqs))
+	}
+}
+
+func TestPreviewHidesCredentials(t *testing.T) {
+	s := mustSink(t, ownKeys(t, example), map[string]string{"HUBSPOT_TOKEN": "pat-secret"})
+	out, err := s.Preview(leadEvent(t, adaLead))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, want := range []string{"POST https://api.hubapi.com/crm/v3/objects/contacts", "Authorization: <hidden>", "Idempotency-Key: 13abbe36a2cb1fda", `"email":"ada@example.com"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("preview lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "pat-secret") {
+		t.Errorf("preview shows the token:\n%s", text)
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	r, ok := sinks.Lookup(Type)
+	if !ok || r.Example == "" {
+		t.Fatalf("http sink not registered: %+v", r)
+	}
+	c := r.NewConfig().(*Config)
+	if c.Method != "POST" || c.Format != FormatStructured || c.Timeout != 10*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"3", 3 * time.Second, true},
+		{" 0 ", 0, true},
+		{"Fri, 20 Nov 2026 10:00:30 GMT", 30 * time.Second, true},
+		{"Friday, 20-Nov-26 10:01:00 GMT", time.Minute, true},
+		{"99999999999999999999", maxRetryAfter, true},
+		{"-1", 0, false},
+		{"1.5", 0, false},
+		{"soon", 0, false},
+		{"", 0, false},
+	}
+	for _, tc := range cases {
+		got, ok := parseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRedirects(t *testing.T) {
+	rec := &recorder{status: http.StatusCreated}
+	target := serve(t, rec)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, target.URL+"/login?next=x", http.StatusFound)
+		case "/temporary":
+			http.Redirect(w, r, target.URL+"/contacts", http.StatusTemporaryRedirect)
+		}
+	}))
+
+	s := mustSink(t, "url: "+srv.URL+"/moved\nbody: {email: \"{{ .Data.Email }}\"}", nil)
+	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	if !sinks.IsPermanent(err) || !strings.Contains(err.Error(), "302 Found: redirected to "+target.URL+"/login?…") {
+		t.Fatalf("302: err = %v, want permanent naming where it led", err)
+	}
+	if len(rec.reqs) != 0 {
+		t.Fatal("a 302 was followed (as a GET)")
+	}
+
+	s = mustSink(t, "url: "+srv.URL+"/temporary\nbody: {email: \"{{ .Data.Email }}\"}", nil)
+	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+		t.Fatalf("307: %v", err)
+	}
+	req, body := rec.last(t)
+	if req.Method != http.MethodPost || string(body) != `{"email":"ada@example.com"}` || req.Header.Get("Idempotency-Key") == "" {
+		t.Errorf("307 followed as %s with %q", req.Method, body)
+	}
+}
+
+// TestConcurrentDeliveries shares one sink and one event between goroutines,
+// as the delivery loop and fan-out do; run with -race.
+func TestConcurrentDeliveries(t *testing.T) {
+	rec := &recorder{}
+	srv := serve(t, rec)
+	templated := mustSink(t, "url: \""+srv.URL+"/{{ .Data.SerialNumber }}\"\nheaders: {X-Who: \"{{ .Data.FirstName }}\"}\nbody: {e: \"{{ .Data.Email }}\"}", nil)
+	binary := mustSink(t, "url: "+srv.URL+"\nformat: binary", nil)
+	structured := mustSink(t, "url: "+srv.URL, nil)
+	ev := leadEvent(t, adaLead)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		for _, s := range []*Sink{templated, binary, structured} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.Deliver(context.Background(), ev); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(rec.reqs) != 24 {
+		t.Errorf("endpoint got %d requests, want 24", len(rec.reqs))
+	}
+}
