@@ -1,0 +1,307 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Key prefixes. Every prefix ends in '/', so prefixEnd never overflows.
+const (
+	prefixEvent   = "e/"
+	prefixRefs    = "r/"
+	prefixPending = "q/"
+	prefixDedup   = "d/"
+	prefixExpiry  = "t/"
+	prefixDead    = "x/"
+
+	keyFormat  = "m/format"
+	keySeqTerm = "m/seq"
+)
+
+// storeFormat is written to m/format; a store with another value is refused.
+const storeFormat = 1
+
+// Record versions: the first byte of each encoded value.
+const (
+	pendingRecordVersion = 1
+	deadRecordVersion    = 1
+	eventRecordVersion   = 1
+)
+
+// deadKeyLen is the length of a dead letter's key after its prefix.
+const deadKeyLen = 16
+
+var errCorrupt = errors.New("queue: corrupt record")
+
+func appendUint64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func eventKey(b []byte, seq uint64) []byte {
+	return appendUint64(append(b[:0], prefixEvent...), seq)
+}
+
+func refsKey(b []byte, seq uint64) []byte {
+	return appendUint64(append(b[:0], prefixRefs...), seq)
+}
+
+// pendingPrefix is the prefix of every pending record of sink.
+func pendingPrefix(sink string) []byte {
+	b := make([]byte, 0, len(prefixPending)+len(sink)+1)
+	return append(append(append(b, prefixPending...), sink...), 0)
+}
+
+func pendingKey(b []byte, sink string, seq uint64) []byte {
+	b = append(append(append(b[:0], prefixPending...), sink...), 0)
+	return appendUint64(b, seq)
+}
+
+// parsePendingKey splits q/<sink>\x00<seq>.
+func parsePendingKey(key []byte) (sink string, seq uint64, ok bool) {
+	if len(key) < len(prefixPending)+1+8 || string(key[:len(prefixPending)]) != prefixPending {
+		return "", 0, false
+	}
+	nameEnd := len(key) - 9
+	if key[nameEnd] != 0 {
+		return "", 0, false
+	}
+	return string(key[len(prefixPending):nameEnd]), binary.BigEndian.Uint64(key[nameEnd+1:]), true
+}
+
+func dedupKey(b []byte, id string) []byte {
+	return append(append(b[:0], prefixDedup...), id...)
+}
+
+// expiryKey orders dedup records by acceptance time; at is unix nanoseconds.
+func expiryKey(b []byte, at int64, id string) []byte {
+	b = appendUint64(append(b[:0], prefixExpiry...), uint64(at))
+	return append(b, id...)
+}
+
+func parseExpiryKey(key []byte) (at int64, id string, ok bool) {
+	if len(key) < len(prefixExpiry)+8 || string(key[:len(prefixExpiry)]) != prefixExpiry {
+		return 0, "", false
+	}
+	at = int64(binary.BigEndian.Uint64(key[len(prefixExpiry):]))
+	return at, string(key[len(prefixExpiry)+8:]), true
+}
+
+// deadKey orders dead letters by burial time; n makes the key unique.
+func deadKey(at int64, n uint64) []byte {
+	b := make([]byte, 0, len(prefixDead)+deadKeyLen)
+	return appendUint64(appendUint64(append(b, prefixDead...), uint64(at)), n)
+}
+
+// prefixEnd is the smallest key greater than every key starting with prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	end[len(end)-1]++
+	return end
+}
+
+// Flags of a pending record.
+const (
+	// pendingFlagRewritten marks a record that has been written more than
+	// once: it must be removed with Delete, not SingleDelete.
+	pendingFlagRewritten = 1 << iota
+	// pendingFlagShared marks a record whose event body is shared with
+	// other pending records (counted in r/<seq>); without it the record
+	// holds the only reference and settling it needs no count lookup.
+	pendingFlagShared
+
+	pendingFlagsKnown = pendingFlagRewritten | pendingFlagShared
+)
+
+// pendingRecord is the value of q/<sink>\x00<seq>.
+type pendingRecord struct {
+	At        int64  // when the event was accepted, unix nanoseconds
+	Ref       uint64 // seq of the event body when it is not the record's own seq (a forward); 0 otherwise
+	Attempts  int    // delivery attempts made so far
+	Rewritten bool   // the record has been overwritten since it was first written
+	Shared    bool   // the event body has (or had) more than one pending record
+	LastErr   string // error of the last attempt
+	From      string // for a dead-letter forward: the sink that gave up
+	Reason    string // for a dead-letter forward: why it gave up
+}
+
+func (r pendingRecord) encode() []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+1+3+len(r.LastErr)+len(r.From)+len(r.Reason))
+	b = append(b, pendingRecordVersion)
+	var flags uint64
+	if r.Rewritten {
+		flags |= pendingFlagRewritten
+	}
+	if r.Shared {
+		flags |= pendingFlagShared
+	}
+	b = binary.AppendUvarint(b, flags)
+	b = binary.AppendVarint(b, r.At)
+	b = binary.AppendUvarint(b, r.Ref)
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = appendString(b, r.LastErr)
+	b = appendString(b, r.From)
+	return appendString(b, r.Reason)
+}
+
+func decodePendingRecord(b []byte) (pendingRecord, error) {
+	var r pendingRecord
+	if len(b) == 0 || b[0] != pendingRecordVersion {
+		return r, fmt.Errorf("%w: pending record version", errCorrupt)
+	}
+	d := decoder{b: b[1:]}
+	flags := d.uvarint()
+	r.At = d.varint()
+	r.Ref = d.uvarint()
+	r.Attempts = d.count()
+	r.LastErr = d.string()
+	r.From = d.string()
+	r.Reason = d.string()
+	if err := d.finish(); err != nil {
+		return pendingRecord{}, fmt.Errorf("pending record: %w", err)
+	}
+	if flags&^pendingFlagsKnown != 0 {
+		return pendingRecord{}, fmt.Errorf("%w: pending record flags %#x", errCorrupt, flags)
+	}
+	r.Rewritten = flags&pendingFlagRewritten != 0
+	r.Shared = flags&pendingFlagShared != 0
+	return r, nil
+}
+
+// deadRecord is the value of x/<time><n>.
+type deadRecord struct {
+	At       int64 // when it was dead-lettered, unix nanoseconds
+	Attempts int
+	Sink     string // the sink that gave up; "" for a rejected request
+	From     string // the sink that forwarded it to Sink, if any
+	Source   string // the source that received a rejected request
+	Reason   string
+	Event    []byte // the event (structured JSON); nil for a rejected request
+	Raw      []byte // the raw request body of a rejected request
+}
+
+func (r deadRecord) encode() []byte {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+6*binary.MaxVarintLen32+
+		len(r.Sink)+len(r.From)+len(r.Source)+len(r.Reason)+len(r.Event)+len(r.Raw))
+	b = append(b, deadRecordVersion)
+	b = binary.AppendVarint(b, r.At)
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = appendString(b, r.Sink)
+	b = appendString(b, r.From)
+	b = appendString(b, r.Source)
+	b = appendString(b, r.Reason)
+	b = appendString(b, string(r.Event))
+	return appendString(b, string(r.Raw))
+}
+
+func decodeDeadRecord(b []byte) (deadRecord, error) {
+	var r deadRecord
+	if len(b) == 0 || b[0] != deadRecordVersion {
+		return r, fmt.Errorf("%w: dead letter version", errCorrupt)
+	}
+	d := decoder{b: b[1:]}
+	r.At = d.varint()
+	r.Attempts = d.count()
+	r.Sink = d.string()
+	r.From = d.string()
+	r.Source = d.string()
+	r.Reason = d.string()
+	r.Event = d.bytes()
+	r.Raw = d.bytes()
+	if err := d.finish(); err != nil {
+		return deadRecord{}, fmt.Errorf("dead letter: %w", err)
+	}
+	return r, nil
+}
+
+// decodeEvent returns the body of an e/<seq> value, sharing its memory.
+func decodeEvent(b []byte) ([]byte, error) {
+	if len(b) == 0 || b[0] != eventRecordVersion {
+		return nil, fmt.Errorf("%w: event record version", errCorrupt)
+	}
+	return b[1:], nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// decoder reads varints and length-prefixed strings; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", errCorrupt, what)
+	}
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a non-negative int that fits in 32 bits.
+func (d *decoder) count() int {
+	v := d.uvarint()
+	if v > math.MaxInt32 {
+		d.fail("count")
+		return 0
+	}
+	return int(v)
+}
+
+// field reads a length-prefixed field, sharing the decoder's memory.
+func (d *decoder) field() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("length")
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes reads a length-prefixed field into a new slice; nil when empty.
+func (d *decoder) bytes() []byte {
+	v := d.field()
+	if len(v) == 0 {
+		return nil
+	}
+	return append([]byte(nil), v...)
+}
+
+func (d *decoder) string() string { return string(d.field()) }
+
+func (d *decoder) finish() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}

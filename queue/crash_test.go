@@ -1,0 +1,135 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashDirEnv, when set, turns TestCrashChild into the child process of
+// TestKill9LosesNothing: it enqueues into the store at that path until killed.
+const crashDirEnv = "HOOKBRIDGE_QUEUE_CRASH_DIR"
+
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		t.Skip("only runs as the child of TestKill9LosesNothing")
+	}
+	s, err := Open(Options{Path: dir, Logger: quietLogger()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		os.Exit(2)
+	}
+	var out sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				dup, err := s.Enqueue(context.Background(), []Item{item(id, "crash")})
+				if err != nil || dup[0] {
+					fmt.Fprintln(os.Stderr, "enqueue:", id, err, dup)
+					os.Exit(3)
+				}
+				// One write per line: the parent sees whole lines only.
+				out.Lock()
+				_, _ = os.Stdout.WriteString("ok " + id + "\n")
+				out.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestKill9LosesNothing kills a process that is enqueueing with SIGKILL and
+// checks that every event it acknowledged is pending after reopening.
+func TestKill9LosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	acked := make(map[string]bool)
+	r := bufio.NewReader(stdout)
+	killAt := time.Now().Add(10 * time.Second)
+	killed := false
+	for {
+		line, err := r.ReadString('\n')
+		if errors.Is(err, io.EOF) {
+			break // a last line without its newline was cut by the kill: not acknowledged
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "ok "); ok {
+			acked[id] = true
+		}
+		if !killed && (len(acked) >= 2000 || time.Now().After(killAt)) {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child exited by itself: %v\n%s", err, stderr.String())
+	}
+	if len(acked) < 100 {
+		t.Fatalf("child acknowledged only %d events before the kill\n%s", len(acked), stderr.String())
+	}
+
+	s := openStore(t, Options{Path: dir})
+	pending := make(map[string]bool)
+	for _, d := range drain(t, s, "crash") {
+		pending[strings.TrimSuffix(strings.TrimPrefix(string(d.Event), `{"specversion":"1.0","id":"`), `"}`)] = true
+	}
+	lost := 0
+	for id := range acked {
+		if !pending[id] {
+			lost++
+			if lost <= 5 {
+				t.Errorf("acknowledged event %s is not pending after the kill", id)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged events lost", lost, len(acked))
+	}
+	// Their dedup records survived too.
+	probe := []Item{}
+	for id := range acked {
+		probe = append(probe, item(id, "crash"))
+		if len(probe) == 50 {
+			break
+		}
+	}
+	for i, dup := range enqueue(t, s, probe...) {
+		if !dup {
+			t.Errorf("acknowledged event %s accepted again after the kill", probe[i].ID)
+		}
+	}
+	t.Logf("killed after %d acknowledged events; %d pending on reopen", len(acked), len(pending))
+}

@@ -1,0 +1,144 @@
+package queue
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// DeadLetter is one entry of the store's dead-letter list: an event that a
+// sink without a dead-letter sink gave up on, or a raw request body that was
+// verified but could not be turned into an event.
+type DeadLetter struct {
+	Key      string    // identifies the entry for Replay
+	Sink     string    // the sink that gave up; "" for a rejected request
+	From     string    // the sink that had forwarded the event to Sink, if any
+	Source   string    // the source that received a rejected request; "" for an event
+	Reason   string    // why
+	Attempts int       // delivery attempts made
+	At       time.Time // when it was dead-lettered
+	Event    []byte    // the event (structured JSON); nil for a rejected request
+	Raw      []byte    // the rejected request body; nil for an event
+}
+
+// Reject keeps a raw request body that could not be converted into an event,
+// in the dead-letter list. It is fsync'd before returning.
+func (s *Store) Reject(source string, raw []byte, reason string) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	n, err := s.seqs.unique()
+	if err != nil {
+		return fmt.Errorf("queue: reject: %w", err)
+	}
+	at := s.now().UnixNano()
+	rec := deadRecord{At: at, Source: source, Reason: reason, Raw: raw}
+	if err := s.db.Set(deadKey(at, n), rec.encode(), pebble.Sync); err != nil {
+		return fmt.Errorf("queue: reject: %w", err)
+	}
+	s.deadLetters.Add(1)
+	return nil
+}
+
+// DeadLetters lists up to limit entries of the dead-letter list, newest
+// first; limit <= 0 lists them all.
+func (s *Store) DeadLetters(limit int) ([]DeadLetter, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	prefix := []byte(prefixDead)
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead letters: %w", err)
+	}
+	var out []DeadLetter
+	for iter.Last(); iter.Valid() && (limit <= 0 || len(out) < limit); iter.Prev() {
+		key := iter.Key()
+		rec, err := decodeDeadRecord(iter.Value())
+		if err != nil {
+			_ = iter.Close()
+			return nil, fmt.Errorf("queue: dead letter %x: %w", key[len(prefixDead):], err)
+		}
+		out = append(out, DeadLetter{
+			Key:      hex.EncodeToString(key[len(prefixDead):]),
+			Sink:     rec.Sink,
+			From:     rec.From,
+			Source:   rec.Source,
+			Reason:   rec.Reason,
+			Attempts: rec.Attempts,
+			At:       time.Unix(0, rec.At),
+			Event:    rec.Event,
+			Raw:      rec.Raw,
+		})
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("queue: dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// Replay queues a dead-lettered event again for sink (the sink that buried
+// it when sink is ""), with its attempts reset, and removes it from the
+// dead-letter list, in one synced write.
+func (s *Store) Replay(key string, sink string) error {
+	raw, err := hex.DecodeString(key)
+	if err != nil || len(raw) != deadKeyLen {
+		return fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	s.replayMu.Lock() // two replays of one key must not queue it twice
+	defer s.replayMu.Unlock()
+
+	dkey := append([]byte(prefixDead), raw...)
+	v, closer, err := s.db.Get(dkey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return fmt.Errorf("queue: replay %s: %w", key, err)
+	}
+	rec, err := decodeDeadRecord(v)
+	_ = closer.Close()
+	if err != nil {
+		return fmt.Errorf("queue: replay %s: %w", key, err)
+	}
+	if rec.Event == nil {
+		return fmt.Errorf("queue: replay %s: a rejected request body (%s) is not an event", key, rec.Reason)
+	}
+	if sink == "" {
+		sink = rec.Sink
+	}
+	if err := checkSinkName(sink); err != nil {
+		return fmt.Errorf("queue: replay %s: %w", key, err)
+	}
+
+	target := s.sink(sink)
+	sp, err := s.seqs.reserve(1, []string{sink})
+	if err != nil {
+		return fmt.Errorf("queue: replay %s: %w", key, err)
+	}
+	batch := s.db.NewBatch()
+	setEvent(batch, eventKey(nil, sp.first), rec.Event)
+	_ = batch.Set(pendingKey(nil, sink, sp.first), pendingRecord{At: s.now().UnixNano()}.encode(), nil)
+	_ = batch.Delete(dkey, nil)
+	err = batch.Commit(pebble.Sync)
+	_ = batch.Close()
+	if err == nil {
+		s.events.Add(1)
+		s.deadLetters.Add(-1)
+		target.addPending(1)
+	}
+	s.wakeSinks(s.seqs.finish(sp))
+	if err != nil {
+		return fmt.Errorf("queue: replay %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,607 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// Delivery is one pending (event, sink) pair.
+type Delivery struct {
+	Seq      uint64
+	Sink     string
+	Event    []byte
+	Attempts int    // attempts made so far (persisted)
+	From     string // for a dead-letter forward: the sink that gave up; else ""
+	Reason   string // for a dead-letter forward: why
+}
+
+// Next waits until at least one delivery for sink is pending and not already
+// handed out (in flight), then returns up to max of them in seq order,
+// marking them in flight. Deliveries released with Release come first. It
+// returns ctx.Err() when ctx ends and ErrClosed when the store closes. After
+// a restart nothing is in flight, so everything pending is handed out again.
+func (s *Store) Next(ctx context.Context, sink string, max int) ([]Delivery, error) {
+	if err := checkSinkName(sink); err != nil {
+		return nil, err
+	}
+	if max < 1 {
+		max = 1
+	}
+	st := s.sink(sink)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// Take the channel before looking, so a record committed while we
+		// look still wakes us.
+		wake := st.waitChan()
+		out, err := s.take(st, max)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.closing:
+			return nil, ErrClosed
+		}
+	}
+}
+
+type pick struct {
+	seq uint64
+	h   *held
+}
+
+// take hands out up to max deliveries of st: released ones first, then
+// pending records from the cursor up to the visible seq.
+func (s *Store) take(st *sinkState, max int) ([]Delivery, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	st.scanMu.Lock()
+	defer st.scanMu.Unlock()
+
+	st.mu.Lock()
+	n := min(max, len(st.order))
+	picks := make([]pick, 0, n)
+	for _, seq := range st.order[:n] {
+		picks = append(picks, pick{seq: seq, h: st.released[seq]})
+		delete(st.released, seq)
+	}
+	st.order = st.order[n:]
+	cursor := st.cursor
+	st.mu.Unlock()
+	released := slices.Clone(picks)
+	var buried []uint64
+	giveBack := func() { // on failure: released deliveries stay released
+		st.mu.Lock()
+		for _, p := range released {
+			if !slices.Contains(buried, p.seq) {
+				st.release(p.seq, p.h)
+			}
+		}
+		st.mu.Unlock()
+	}
+
+	newCursor := cursor
+	if len(picks) < max {
+		visible := s.seqs.visible()
+		if cursor <= visible {
+			var err error
+			picks, newCursor, err = s.scanPending(st, picks, max, cursor, visible)
+			if err != nil {
+				giveBack()
+				return nil, err
+			}
+		}
+	}
+
+	bodies, err := s.readBodies(picks)
+	if err != nil {
+		giveBack()
+		return nil, err
+	}
+	out := make([]Delivery, 0, len(picks))
+	kept := make([]pick, 0, len(picks))
+	for i, p := range picks {
+		body := bodies[i]
+		if body == nil {
+			// Only a damaged store gets here; keep the record visible in
+			// the dead-letter list rather than wedging the sink.
+			if err := s.buryOrphan(st, p.seq, p.h); err != nil {
+				giveBack()
+				return nil, err
+			}
+			buried = append(buried, p.seq)
+			continue
+		}
+		kept = append(kept, p)
+		out = append(out, Delivery{
+			Seq:      p.seq,
+			Sink:     st.name,
+			Event:    body,
+			Attempts: p.h.attempts,
+			From:     p.h.from,
+			Reason:   p.h.reason,
+		})
+	}
+
+	st.mu.Lock()
+	for _, p := range kept {
+		st.inFlight[p.seq] = p.h
+	}
+	st.cursor = newCursor
+	st.mu.Unlock()
+	return out, nil
+}
+
+// scanPending appends the pending records of st from cursor through visible
+// to picks, up to max in all, and returns the new cursor.
+func (s *Store) scanPending(st *sinkState, picks []pick, max int, cursor, visible uint64) ([]pick, uint64, error) {
+	iter, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: pendingKey(nil, st.name, cursor),
+		UpperBound: pendingKey(nil, st.name, visible+1),
+	})
+	if err != nil {
+		return picks, cursor, fmt.Errorf("queue: next %s: %w", st.name, err)
+	}
+	newCursor := visible + 1
+	for iter.First(); iter.Valid() && len(picks) < max; iter.Next() {
+		_, seq, ok := parsePendingKey(iter.Key())
+		if !ok {
+			continue
+		}
+		rec, err := decodePendingRecord(iter.Value())
+		if err != nil {
+			// Deliver what can be delivered: the body is keyed by seq.
+			// Assume the worst for settling it: overwritten, and sharing
+			// its body (so the stored reference count decides).
+			s.log.Error("queue: damaged pending record; delivering with default state",
+				"sink", st.name, "seq", seq, "error", err)
+			rec = pendingRecord{Rewritten: true, Shared: true}
+		}
+		picks = append(picks, pick{seq: seq, h: heldFrom(seq, rec)})
+		newCursor = seq + 1
+	}
+	if len(picks) < max {
+		newCursor = visible + 1
+	}
+	if err := iter.Close(); err != nil {
+		return picks, cursor, fmt.Errorf("queue: next %s: %w", st.name, err)
+	}
+	return picks, newCursor, nil
+}
+
+// readBodies reads the event body of each pick with one iterator (cheaper
+// than a Get each); a missing body is nil.
+func (s *Store) readBodies(picks []pick) ([][]byte, error) {
+	if len(picks) == 0 {
+		return nil, nil
+	}
+	lo, hi := picks[0].h.ref, picks[0].h.ref
+	for _, p := range picks[1:] {
+		lo, hi = min(lo, p.h.ref), max(hi, p.h.ref)
+	}
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(nil, lo), UpperBound: eventKey(nil, hi+1)})
+	if err != nil {
+		return nil, fmt.Errorf("queue: read events: %w", err)
+	}
+	bodies := make([][]byte, len(picks))
+	var key []byte
+	for i, p := range picks {
+		key = eventKey(key, p.h.ref)
+		if !iter.SeekGE(key) || !bytes.Equal(iter.Key(), key) {
+			continue
+		}
+		v, err := iter.ValueAndErr()
+		if err != nil {
+			break
+		}
+		body, err := decodeEvent(v)
+		if err != nil {
+			s.log.Error("queue: damaged event record", "seq", p.h.ref, "error", err)
+			continue
+		}
+		bodies[i] = append(make([]byte, 0, len(body)), body...)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("queue: read events: %w", err)
+	}
+	return bodies, nil
+}
+
+// eventBody reads the body of event seq into a new slice.
+func (s *Store) eventBody(seq uint64) ([]byte, error) {
+	v, closer, err := s.db.Get(eventKey(nil, seq))
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	body, err := decodeEvent(v)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), body...), nil
+}
+
+// release puts a handed-out delivery back, to be handed out again before
+// anything past the cursor. Called with st.mu held.
+func (st *sinkState) release(seq uint64, h *held) {
+	st.released[seq] = h
+	i, _ := slices.BinarySearch(st.order, seq)
+	st.order = slices.Insert(st.order, i, seq)
+}
+
+// settle takes a delivery out of the in-flight set so that exactly one
+// settling operation acts on it; restore puts it back if that fails.
+func (s *Store) settle(sink string, seq uint64) (*sinkState, *held, error) {
+	if err := checkSinkName(sink); err != nil {
+		return nil, nil, err
+	}
+	st := s.lookupSink(sink)
+	if st == nil {
+		return nil, nil, fmt.Errorf("%w: %s/%d", ErrNotInFlight, sink, seq)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h, ok := st.inFlight[seq]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %s/%d", ErrNotInFlight, sink, seq)
+	}
+	delete(st.inFlight, seq)
+	return st, h, nil
+}
+
+func (st *sinkState) restore(seq uint64, h *held) {
+	st.mu.Lock()
+	st.inFlight[seq] = h
+	st.mu.Unlock()
+}
+
+// deletePending removes a pending record. A record written once is removed
+// with SingleDelete, which lets compaction drop both the record and its
+// deletion as soon as they meet (usually in the memtable).
+func deletePending(batch *pebble.Batch, sink string, seq uint64, h *held) {
+	key := pendingKey(nil, sink, seq)
+	if h.rewritten {
+		_ = batch.Delete(key, nil)
+	} else {
+		_ = batch.SingleDelete(key, nil)
+	}
+}
+
+// dropPending removes pending records of sink and releases their references
+// to event bodies, deleting each body with its last reference, in one batch.
+// extra adds more operations to the same batch.
+func (s *Store) dropPending(sink string, picks []pick, extra func(*pebble.Batch)) error {
+	// Lock the reference counts of shared bodies, in stripe order so that
+	// concurrent calls cannot deadlock.
+	var stripes []int
+	for _, p := range picks {
+		if p.h.shared {
+			stripes = append(stripes, int(p.h.ref%uint64(len(s.refLocks))))
+		}
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.refLocks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.refLocks[i].Unlock()
+		}
+	}()
+
+	counts, err := s.readRefs(picks)
+	if err != nil {
+		return err
+	}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	gone := 0
+	for _, p := range picks {
+		deletePending(batch, sink, p.seq, p.h)
+		if p.h.shared {
+			counts[p.h.ref].refs--
+			continue
+		}
+		// The only reference; e/ keys are written exactly once.
+		_ = batch.SingleDelete(eventKey(nil, p.h.ref), nil)
+		gone++
+	}
+	for ref, rs := range counts {
+		key := refsKey(nil, ref)
+		switch {
+		case rs.refs <= 0:
+			_ = batch.SingleDelete(eventKey(nil, ref), nil)
+			gone++
+			if rs.stored {
+				_ = batch.Delete(key, nil)
+			}
+		case rs.refs == 1:
+			if rs.stored {
+				_ = batch.Delete(key, nil) // no record: one reference
+			}
+		default:
+			_ = batch.Set(key, appendUvarint(uint64(rs.refs)), nil)
+		}
+	}
+	if extra != nil {
+		extra(batch)
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	s.events.Add(int64(-gone))
+	return nil
+}
+
+// refState is the reference count of a shared event body.
+type refState struct {
+	refs   int64
+	stored bool // r/<seq> exists; without it the count is 1
+}
+
+// readRefs reads the reference counts of the shared bodies of picks, with
+// one iterator (acknowledged batches are in seq order).
+func (s *Store) readRefs(picks []pick) (map[uint64]*refState, error) {
+	var refs []uint64
+	for _, p := range picks {
+		if p.h.shared {
+			refs = append(refs, p.h.ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	slices.Sort(refs)
+	refs = slices.Compact(refs)
+	counts := make(map[uint64]*refState, len(refs))
+	iter, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: refsKey(nil, refs[0]),
+		UpperBound: refsKey(nil, refs[len(refs)-1]+1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read reference counts: %w", err)
+	}
+	var key []byte
+	for _, ref := range refs {
+		rs := &refState{refs: 1}
+		counts[ref] = rs
+		key = refsKey(key, ref)
+		if !iter.SeekGE(key) || !bytes.Equal(iter.Key(), key) {
+			continue
+		}
+		v, err := iter.ValueAndErr()
+		if err != nil {
+			break
+		}
+		d := decoder{b: v}
+		n := d.uvarint()
+		if err := d.finish(); err != nil || n > math.MaxInt32 {
+			_ = iter.Close()
+			return nil, fmt.Errorf("reference count of %d: %w", ref, errCorrupt)
+		}
+		rs.refs, rs.stored = int64(n), true
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("read reference counts: %w", err)
+	}
+	return counts, nil
+}
+
+func appendUvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+
+// Ack forgets a delivered (sink, seq); the event body is deleted with its
+// last pending record. Not synced: after a crash the delivery may be handed
+// out again (at-least-once).
+func (s *Store) Ack(sink string, seq uint64) error {
+	return s.AckAll(sink, seq)
+}
+
+// AckAll acknowledges several in-flight deliveries of sink in one write:
+// all of them, or none when one is not in flight.
+func (s *Store) AckAll(sink string, seqs ...uint64) error {
+	if err := checkSinkName(sink); err != nil {
+		return err
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	st := s.lookupSink(sink)
+	if st == nil {
+		return fmt.Errorf("%w: %s/%v", ErrNotInFlight, sink, seqs)
+	}
+	picks := make([]pick, 0, len(seqs))
+	st.mu.Lock()
+	for _, seq := range seqs {
+		h, ok := st.inFlight[seq]
+		if !ok {
+			for _, p := range picks {
+				st.inFlight[p.seq] = p.h
+			}
+			st.mu.Unlock()
+			return fmt.Errorf("%w: %s/%d", ErrNotInFlight, sink, seq)
+		}
+		delete(st.inFlight, seq)
+		picks = append(picks, pick{seq: seq, h: h})
+	}
+	st.mu.Unlock()
+	if err := s.dropPending(sink, picks, nil); err != nil {
+		st.mu.Lock()
+		for _, p := range picks {
+			st.inFlight[p.seq] = p.h
+		}
+		st.mu.Unlock()
+		return fmt.Errorf("queue: ack %s: %w", sink, err)
+	}
+	st.addPending(-len(picks))
+	return nil
+}
+
+// Attempted persists the attempt count and last error of an in-flight
+// delivery, which stays in flight.
+func (s *Store) Attempted(sink string, seq uint64, attempts int, lastErr string) error {
+	if attempts < 0 {
+		return fmt.Errorf("queue: attempted %s/%d: negative attempts %d", sink, seq, attempts)
+	}
+	if err := checkSinkName(sink); err != nil {
+		return err
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	st := s.lookupSink(sink)
+	if st == nil {
+		return fmt.Errorf("%w: %s/%d", ErrNotInFlight, sink, seq)
+	}
+	// Hold st.mu through the write so that a concurrent Ack cannot delete
+	// the record first and have this write bring it back.
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h, ok := st.inFlight[seq]
+	if !ok {
+		return fmt.Errorf("%w: %s/%d", ErrNotInFlight, sink, seq)
+	}
+	next := *h
+	next.attempts, next.lastErr, next.rewritten = attempts, lastErr, true
+	if err := s.db.Set(pendingKey(nil, sink, seq), next.record(seq).encode(), pebble.NoSync); err != nil {
+		return fmt.Errorf("queue: attempted %s/%d: %w", sink, seq, err)
+	}
+	*h = next
+	return nil
+}
+
+// Release puts an in-flight delivery back: it stays pending and Next hands
+// it out again, before any delivery with a higher seq.
+func (s *Store) Release(sink string, seq uint64) error {
+	st, h, err := s.settle(sink, seq)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	st.release(seq, h)
+	st.mu.Unlock()
+	st.notify()
+	return nil
+}
+
+// Forward moves an in-flight delivery from sink from to sink to (its
+// dead-letter sink) in one atomic write: the record leaves from and a new
+// pending record for to, carrying From and Reason and sharing the event
+// body, is queued behind to's current backlog.
+func (s *Store) Forward(from string, seq uint64, to, reason string) error {
+	if err := checkSinkName(to); err != nil {
+		return err
+	}
+	if to == from {
+		return fmt.Errorf("queue: forward %s/%d to itself", from, seq)
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	st, h, err := s.settle(from, seq)
+	if err != nil {
+		return err
+	}
+	target := s.sink(to)
+	sp, err := s.seqs.reserve(1, []string{to})
+	if err != nil {
+		st.restore(seq, h)
+		return fmt.Errorf("queue: forward %s/%d: %w", from, seq, err)
+	}
+	rec := pendingRecord{At: h.at, Ref: h.ref, Shared: h.shared, From: from, Reason: reason}
+	batch := s.db.NewBatch()
+	deletePending(batch, from, seq, h)
+	_ = batch.Set(pendingKey(nil, to, sp.first), rec.encode(), nil)
+	err = batch.Commit(pebble.NoSync)
+	_ = batch.Close()
+	if err == nil {
+		st.addPending(-1)
+		target.addPending(1)
+	}
+	s.wakeSinks(s.seqs.finish(sp))
+	if err != nil {
+		st.restore(seq, h)
+		return fmt.Errorf("queue: forward %s/%d: %w", from, seq, err)
+	}
+	return nil
+}
+
+// Bury moves an in-flight delivery into the store's dead-letter list (for a
+// sink without a dead-letter sink), with a copy of the event.
+func (s *Store) Bury(sink string, seq uint64, attempts int, reason string) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	st, h, err := s.settle(sink, seq)
+	if err != nil {
+		return err
+	}
+	if err := s.bury(sink, seq, h, attempts, reason); err != nil {
+		st.restore(seq, h)
+		return fmt.Errorf("queue: bury %s/%d: %w", sink, seq, err)
+	}
+	st.addPending(-1)
+	return nil
+}
+
+func (s *Store) bury(sink string, seq uint64, h *held, attempts int, reason string) error {
+	body, err := s.eventBody(h.ref)
+	if err != nil {
+		return err
+	}
+	n, err := s.seqs.unique()
+	if err != nil {
+		return err
+	}
+	at := s.now().UnixNano()
+	rec := deadRecord{At: at, Attempts: attempts, Sink: sink, From: h.from, Reason: reason, Event: body}
+	if h.from != "" && h.reason != "" {
+		rec.Reason = fmt.Sprintf("%s (dead-lettered by %s: %s)", reason, h.from, h.reason)
+	}
+	err = s.dropPending(sink, []pick{{seq: seq, h: h}}, func(b *pebble.Batch) {
+		_ = b.Set(deadKey(at, n), rec.encode(), nil)
+	})
+	if err != nil {
+		return err
+	}
+	s.deadLetters.Add(1)
+	return nil
+}
+
+// buryOrphan dead-letters a pending record whose event body is missing.
+func (s *Store) buryOrphan(st *sinkState, seq uint64, h *held) error {
+	s.log.Error("queue: pending record without an event body; dead-lettering it", "sink", st.name, "seq", seq)
+	n, err := s.seqs.unique()
+	if err != nil {
+		return err
+	}
+	at := s.now().UnixNano()
+	rec := deadRecord{At: at, Attempts: h.attempts, Sink: st.name, From: h.from,
+		Reason: fmt.Sprintf("queue: event body %d missing from the store", h.ref)}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	deletePending(batch, st.name, seq, h)
+	_ = batch.Set(deadKey(at, n), rec.encode(), nil)
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("queue: dead-letter %s/%d: %w", st.name, seq, err)
+	}
+	st.addPending(-1)
+	s.deadLetters.Add(1)
+	return nil
+}

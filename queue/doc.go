@@ -1,0 +1,34 @@
+// Package queue is hookbridge's embedded durable queue: a local Pebble store
+// that accepts CloudEvents from the webhook listener and hands them to the
+// per-sink delivery loops.
+//
+// Guarantees:
+//
+//   - Enqueue returns only after the events are fsync'd. Concurrent callers
+//     share one WAL sync (Pebble group-commits its write-ahead log), so a
+//     provider's 2xx never waits for more than one fsync.
+//   - An event id accepted within the dedup window (default 24 h) is reported
+//     as a duplicate and not stored again, even when two requests carrying the
+//     same id race each other.
+//   - Each sink has its own pending list and is delivered independently, in
+//     sequence order. Everything not yet acknowledged is handed out again
+//     after a restart, including after a crash (at-least-once).
+//   - Nothing is dropped: a delivery ends acknowledged, forwarded to a
+//     dead-letter sink, or buried in the store's dead-letter list with its
+//     reason.
+//
+// Layout of the keys (seq is a big-endian uint64, so keys sort by seq):
+//
+//	m/format               store format version
+//	m/seq                  sequence lease: every seq in use is below it
+//	e/<seq>                event body, stored once however many sinks it goes to
+//	r/<seq>                number of pending records that share e/<seq>, only when more than one
+//	q/<sink>\x00<seq>      pending delivery of an event to a sink (attempts, last error, dead-letter origin)
+//	d/<id>                 dedup record: when the CloudEvent id was accepted
+//	t/<time><id>           dedup expiry index, walked by a janitor goroutine
+//	x/<time><n>            dead letter: a buried event or a rejected raw request body
+//
+// Memory stays bounded whatever the backlog: only deliveries that have been
+// handed out (in flight or released) are tracked in memory; the reference
+// counts live in the store, not in a map rebuilt at Open.
+package queue

@@ -1,0 +1,936 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// clock is a settable time source for dedup tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// openStore opens a store in dir and closes it when the test ends.
+func openStore(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if opts.Path == "" {
+		opts.Path = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func event(id string) []byte { return []byte(`{"specversion":"1.0","id":"` + id + `"}`) }
+
+func item(id string, sinks ...string) Item { return Item{ID: id, Event: event(id), Sinks: sinks} }
+
+func enqueue(t testing.TB, s *Store, items ...Item) []bool {
+	t.Helper()
+	dup, err := s.Enqueue(context.Background(), items)
+	if err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	return dup
+}
+
+// next returns what Next hands out within a short wait (nil if nothing).
+func next(t testing.TB, s *Store, sink string, max int) []Delivery {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	ds, err := s.Next(ctx, sink, max)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("Next(%s): %v", sink, err)
+	}
+	return ds
+}
+
+// drain hands out and acknowledges everything pending for sink.
+func drain(t testing.TB, s *Store, sink string) []Delivery {
+	t.Helper()
+	var all []Delivery
+	for {
+		ds := next(t, s, sink, 100)
+		if len(ds) == 0 {
+			return all
+		}
+		for _, d := range ds {
+			if err := s.Ack(sink, d.Seq); err != nil {
+				t.Fatalf("Ack(%s, %d): %v", sink, d.Seq, err)
+			}
+		}
+		all = append(all, ds...)
+	}
+}
+
+func countKeys(t testing.TB, s *Store, prefix string) int {
+	t.Helper()
+	n := 0
+	if err := s.scan([]byte(prefix), func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatalf("scan %s: %v", prefix, err)
+	}
+	return n
+}
+
+// assertEmpty checks that nothing is left of delivered events.
+func assertEmpty(t testing.TB, s *Store) {
+	t.Helper()
+	for _, p := range []string{prefixEvent, prefixRefs, prefixPending} {
+		if n := countKeys(t, s, p); n != 0 {
+			t.Errorf("%d %s keys left, want 0", n, p)
+		}
+	}
+	if st := s.Stats(); st.Events != 0 {
+		t.Errorf("Stats.Events = %d, want 0", st.Events)
+	}
+}
+
+func ids(ds []Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = string(d.Event)
+	}
+	return out
+}
+
+func seqs(ds []Delivery) []uint64 {
+	out := make([]uint64, len(ds))
+	for i, d := range ds {
+		out[i] = d.Seq
+	}
+	return out
+}
+
+func TestEnqueueNextAck(t *testing.T) {
+	s := openStore(t, Options{})
+	dup := enqueue(t, s, item("a", "kafka", "slack"), item("b", "kafka"), Item{ID: "c"})
+	if !slices.Equal(dup, []bool{false, false, false}) {
+		t.Fatalf("dup = %v", dup)
+	}
+	st := s.Stats()
+	if st.Pending["kafka"] != 2 || st.Pending["slack"] != 1 || st.Events != 2 {
+		t.Fatalf("Stats = %+v, want kafka 2, slack 1, 2 events", st)
+	}
+
+	ds := next(t, s, "kafka", 10)
+	if got, want := ids(ds), []string{string(event("a")), string(event("b"))}; !slices.Equal(got, want) {
+		t.Fatalf("kafka got %q, want %q", got, want)
+	}
+	if ds[0].Seq >= ds[1].Seq || ds[0].Sink != "kafka" || ds[0].Attempts != 0 {
+		t.Fatalf("deliveries %+v", ds)
+	}
+	if again := next(t, s, "kafka", 10); again != nil {
+		t.Fatalf("in-flight deliveries handed out again: %v", seqs(again))
+	}
+	for _, d := range ds {
+		if err := s.Ack("kafka", d.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Ack("kafka", ds[0].Seq); !errors.Is(err, ErrNotInFlight) {
+		t.Fatalf("second Ack: %v, want ErrNotInFlight", err)
+	}
+	if st := s.Stats(); st.Pending["kafka"] != 0 || st.Events != 1 {
+		t.Fatalf("after kafka acks Stats = %+v, want kafka 0, 1 event (a, still for slack)", st)
+	}
+	if got := drain(t, s, "slack"); len(got) != 1 || string(got[0].Event) != string(event("a")) {
+		t.Fatalf("slack got %q", ids(got))
+	}
+	assertEmpty(t, s)
+	if n := countKeys(t, s, prefixDedup); n != 3 {
+		t.Fatalf("%d dedup records, want 3", n)
+	}
+}
+
+func TestEnqueueIsSyncedAndGroupCommitted(t *testing.T) {
+	fs := newSyncCountingFS()
+	s := openStore(t, Options{fs: fs})
+	enqueue(t, s, item("first", "s")) // also persists the sequence lease
+	before := fs.walSyncs.Load()
+	enqueue(t, s, item("one", "s"))
+	if got := fs.walSyncs.Load() - before; got != 1 {
+		t.Fatalf("one Enqueue synced the WAL %d times, want 1", got)
+	}
+
+	const writers, each = 64, 20
+	before = fs.walSyncs.Load()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := s.Enqueue(context.Background(), []Item{item(fmt.Sprintf("%d-%d", w, i), "s")}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	syncs := fs.walSyncs.Load() - before
+	if syncs == 0 || syncs > writers*each/4 {
+		t.Fatalf("%d concurrent Enqueues used %d WAL syncs; want them shared (at most %d)", writers*each, syncs, writers*each/4)
+	}
+	t.Logf("%d concurrent Enqueues, %d WAL syncs (%.1f events per sync)", writers*each, syncs, float64(writers*each)/float64(syncs))
+
+	// Settling does not sync.
+	before = fs.walSyncs.Load()
+	drain(t, s, "s")
+	if got := fs.walSyncs.Load() - before; got != 0 {
+		t.Fatalf("acks synced the WAL %d times, want 0", got)
+	}
+}
+
+func TestEnqueueRejectsBadItems(t *testing.T) {
+	s := openStore(t, Options{})
+	cases := []struct {
+		name string
+		item Item
+	}{
+		{"no id", Item{Event: event("x"), Sinks: []string{"a"}}},
+		{"no event", Item{ID: "x", Sinks: []string{"a"}}},
+		{"empty sink", Item{ID: "x", Event: event("x"), Sinks: []string{""}}},
+		{"NUL in sink", Item{ID: "x", Event: event("x"), Sinks: []string{"a\x00b"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Enqueue(context.Background(), []Item{tc.item}); err == nil {
+				t.Fatal("Enqueue accepted a bad item")
+			}
+		})
+	}
+	if n := countKeys(t, s, prefixDedup); n != 0 {
+		t.Fatalf("%d dedup records written for rejected items", n)
+	}
+}
+
+func TestDedup(t *testing.T) {
+	const window = time.Hour
+	cases := []struct {
+		name    string
+		first   []Item
+		advance time.Duration
+		second  []Item
+		wantDup []bool
+		pending int // for sink "s" after both
+	}{
+		{"repeat within window", []Item{item("x", "s")}, window - time.Nanosecond, []Item{item("x", "s")}, []bool{true}, 1},
+		{"repeat after window", []Item{item("x", "s")}, window, []Item{item("x", "s")}, []bool{false}, 2},
+		{"repeat in one call", nil, 0, []Item{item("x", "s"), item("y", "s"), item("x", "s")}, []bool{false, false, true}, 2},
+		{"first had no sinks", []Item{{ID: "x"}}, time.Minute, []Item{item("x", "s")}, []bool{true}, 0},
+		{"other ids unaffected", []Item{item("x", "s")}, 0, []Item{item("y", "s"), item("x", "s")}, []bool{false, true}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+			if tc.first != nil {
+				if dup := enqueue(t, s, tc.first...); slices.Contains(dup, true) {
+					t.Fatalf("first enqueue dup = %v", dup)
+				}
+			}
+			clk.Advance(tc.advance)
+			if dup := enqueue(t, s, tc.second...); !slices.Equal(dup, tc.wantDup) {
+				t.Fatalf("dup = %v, want %v", dup, tc.wantDup)
+			}
+			if got := s.Stats().Pending["s"]; got != tc.pending {
+				t.Fatalf("pending = %d, want %d", got, tc.pending)
+			}
+		})
+	}
+}
+
+func TestDedupJanitor(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+	enqueue(t, s, item("old-1", "s"), item("old-2", "s"), Item{ID: "old-3"})
+	clk.Advance(window / 2)
+	enqueue(t, s, item("young", "s"))
+	clk.Advance(window / 2) // old-* are exactly one window old: expired
+
+	// old-1 comes back after expiring: accepted again, with a new record.
+	if dup := enqueue(t, s, item("old-1", "s")); dup[0] {
+		t.Fatal("expired id reported as duplicate")
+	}
+	n, err := s.expireDedup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("janitor removed %d expiry entries, want 3", n)
+	}
+	// Left: young, and the new acceptance of old-1.
+	if got := countKeys(t, s, prefixDedup); got != 2 {
+		t.Fatalf("%d dedup records, want 2", got)
+	}
+	if got := countKeys(t, s, prefixExpiry); got != 2 {
+		t.Fatalf("%d expiry entries, want 2", got)
+	}
+	dup := enqueue(t, s, item("old-1", "s"), item("old-2", "s"), item("young", "s"))
+	if !slices.Equal(dup, []bool{true, false, true}) {
+		t.Fatalf("dup = %v, want [true false true]", dup)
+	}
+	if n, err := s.expireDedup(); err != nil || n != 0 {
+		t.Fatalf("second janitor run removed %d (%v), want 0", n, err)
+	}
+}
+
+func TestConcurrentDuplicateIDs(t *testing.T) {
+	s := openStore(t, Options{})
+	const writers, idCount = 32, 40
+	var stored [idCount]atomic.Int32
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each writer sends every id, in its own order and in batches,
+			// so writers hold claims the others are waiting for.
+			order := rand.Perm(idCount)
+			for len(order) > 0 {
+				n := min(len(order), 1+w%5)
+				var items []Item
+				for _, i := range order[:n] {
+					items = append(items, item(fmt.Sprintf("id-%d", i), "s"))
+				}
+				dup, err := s.Enqueue(context.Background(), items)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for k, i := range order[:n] {
+					if !dup[k] {
+						stored[i].Add(1)
+					}
+				}
+				order = order[n:]
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range stored {
+		if n := stored[i].Load(); n != 1 {
+			t.Errorf("id-%d stored %d times, want 1", i, n)
+		}
+	}
+	if got := len(drain(t, s, "s")); got != idCount {
+		t.Fatalf("%d pending, want %d", got, idCount)
+	}
+}
+
+func TestDuplicateWaitsForFirstCommit(t *testing.T) {
+	cases := []struct {
+		name       string
+		firstErr   error
+		wantSecond bool // dup reported to the second caller
+	}{
+		{"first commits", nil, true},
+		{"first fails", errors.New("disk on fire"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, Options{})
+			entered := make(chan struct{})
+			gate := make(chan error)
+			var calls atomic.Int32
+			s.commitHook = func() error {
+				if calls.Add(1) == 1 {
+					close(entered)
+					return <-gate
+				}
+				return nil
+			}
+			type result struct {
+				dup []bool
+				err error
+			}
+			first, second := make(chan result, 1), make(chan result, 1)
+			go func() {
+				dup, err := s.Enqueue(context.Background(), []Item{item("x", "s")})
+				first <- result{dup, err}
+			}()
+			<-entered
+			go func() {
+				dup, err := s.Enqueue(context.Background(), []Item{item("x", "s")})
+				second <- result{dup, err}
+			}()
+			select {
+			case r := <-second:
+				t.Fatalf("second Enqueue returned %v, %v before the first committed", r.dup, r.err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			gate <- tc.firstErr
+			r1, r2 := <-first, <-second
+			if (r1.err != nil) != (tc.firstErr != nil) {
+				t.Fatalf("first: %v, want error %v", r1.err, tc.firstErr)
+			}
+			if r2.err != nil {
+				t.Fatalf("second: %v", r2.err)
+			}
+			if r2.dup[0] != tc.wantSecond {
+				t.Fatalf("second dup = %v, want %v", r2.dup[0], tc.wantSecond)
+			}
+			if got := len(drain(t, s, "s")); got != 1 {
+				t.Fatalf("%d stored, want exactly 1", got)
+			}
+		})
+	}
+}
+
+func TestRestartRecovery(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, Options{Path: dir})
+	for i := range 10 {
+		enqueue(t, s, item(fmt.Sprintf("e%d", i), "a", "b"))
+	}
+	handed := next(t, s, "a", 4)
+	if len(handed) != 4 {
+		t.Fatalf("got %d, want 4", len(handed))
+	}
+	for _, d := range handed[:2] {
+		if err := s.Ack("a", d.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Attempted("a", handed[2].Seq, 3, "connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(drain(t, s, "b")); got != 10 {
+		t.Fatalf("b delivered %d, want 10", got)
+	}
+	lastSeq := s.seqs.current() - 1
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, Options{Path: dir})
+	st := s.Stats()
+	if st.Pending["a"] != 8 || st.Pending["b"] != 0 || st.Events != 8 {
+		t.Fatalf("after restart Stats = %+v, want a 8, b 0, 8 events", st)
+	}
+	again := next(t, s, "a", 100)
+	if len(again) != 8 || again[0].Seq != handed[2].Seq || !slices.IsSorted(seqs(again)) {
+		t.Fatalf("after restart a got seqs %v, want 8 from %d ascending", seqs(again), handed[2].Seq)
+	}
+	if again[0].Attempts != 3 || again[1].Attempts != 0 {
+		t.Fatalf("attempts %d, %d; want 3, 0", again[0].Attempts, again[1].Attempts)
+	}
+	if dup := enqueue(t, s, item("e0", "a"), item("new", "a")); !slices.Equal(dup, []bool{true, false}) {
+		t.Fatalf("dup after restart = %v", dup)
+	}
+	fresh := next(t, s, "a", 10)
+	if len(fresh) != 1 || fresh[0].Seq <= lastSeq {
+		t.Fatalf("new event seq %v, want one above %d", seqs(fresh), lastSeq)
+	}
+	for _, d := range append(again, fresh...) {
+		if err := s.Ack("a", d.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertEmpty(t, s)
+}
+
+func TestAbandonedDeliveriesAfterRestartWithoutClose(t *testing.T) {
+	// Deliveries in flight when the process stops are handed out again; the
+	// seq lease keeps new seqs above everything used before.
+	dir := t.TempDir()
+	s := openStore(t, Options{Path: dir})
+	enqueue(t, s, item("a", "s"), item("b", "s"))
+	first := next(t, s, "s", 10)
+	if err := s.Ack("s", first[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	// Stop as a crash would: no clean shutdown, so m/seq still holds the
+	// lease written by the first Enqueue.
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.janitorDone
+		s.closeMu.Lock()
+		defer s.closeMu.Unlock()
+		s.closed = true
+		if err := s.db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	s = openStore(t, Options{Path: dir})
+	enqueue(t, s, item("c", "s"))
+	got := drain(t, s, "s")
+	if len(got) != 2 || got[0].Seq != first[0].Seq || got[1].Seq <= first[1].Seq {
+		t.Fatalf("after crash got seqs %v, want %d then one above %d", seqs(got), first[0].Seq, first[1].Seq)
+	}
+	assertEmpty(t, s)
+}
+
+func TestForwardBuryRejectReplay(t *testing.T) {
+	clk := newClock()
+	s := openStore(t, Options{now: clk.Now})
+	enqueue(t, s, item("lead", "crm", "archive"))
+	crm := next(t, s, "crm", 1)[0]
+	if err := s.Attempted("crm", crm.Seq, 8, "HTTP 503"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forward("crm", crm.Seq, "crm", "x"); err == nil {
+		t.Fatal("Forward to the same sink accepted")
+	}
+	if err := s.Forward("crm", crm.Seq, "dlq", "8 attempts: HTTP 503"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack("crm", crm.Seq); !errors.Is(err, ErrNotInFlight) {
+		t.Fatalf("Ack after Forward: %v, want ErrNotInFlight", err)
+	}
+	dl := next(t, s, "dlq", 10)
+	if len(dl) != 1 || dl[0].From != "crm" || dl[0].Reason != "8 attempts: HTTP 503" ||
+		dl[0].Attempts != 0 || !bytes.Equal(dl[0].Event, event("lead")) || dl[0].Seq <= crm.Seq {
+		t.Fatalf("dead-letter sink got %+v", dl)
+	}
+	if st := s.Stats(); st.Pending["crm"] != 0 || st.Pending["dlq"] != 1 || st.Events != 1 {
+		t.Fatalf("after forward Stats = %+v", st)
+	}
+
+	clk.Advance(time.Second)
+	if err := s.Bury("dlq", dl[0].Seq, 2, "dlq unreachable"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := s.Reject("crisp", []byte("not json"), "invalid JSON"); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := s.DeadLetters(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dead))
+	}
+	rejected, buried := dead[0], dead[1] // newest first
+	if rejected.Source != "crisp" || string(rejected.Raw) != "not json" || rejected.Event != nil || rejected.Reason != "invalid JSON" {
+		t.Fatalf("rejected = %+v", rejected)
+	}
+	if buried.Sink != "dlq" || buried.From != "crm" || buried.Attempts != 2 || !bytes.Equal(buried.Event, event("lead")) ||
+		!buried.At.Equal(clk.Now().Add(-time.Second)) || buried.Reason != "dlq unreachable (dead-lettered by crm: 8 attempts: HTTP 503)" {
+		t.Fatalf("buried = %+v", buried)
+	}
+	if one, _ := s.DeadLetters(1); len(one) != 1 || one[0].Key != rejected.Key {
+		t.Fatalf("DeadLetters(1) = %+v", one)
+	}
+	if st := s.Stats(); st.DeadLetters != 2 || st.Pending["dlq"] != 0 || st.Events != 1 {
+		t.Fatalf("after bury Stats = %+v", st)
+	}
+
+	if err := s.Replay(rejected.Key, "crm"); err == nil {
+		t.Fatal("replaying a rejected request body succeeded")
+	}
+	if err := s.Replay("00", "crm"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Replay of a bad key: %v, want ErrNotFound", err)
+	}
+	if err := s.Replay(buried.Key, "crm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replay(buried.Key, "crm"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Replay: %v, want ErrNotFound", err)
+	}
+	replayed := drain(t, s, "crm")
+	if len(replayed) != 1 || !bytes.Equal(replayed[0].Event, event("lead")) || replayed[0].Attempts != 0 {
+		t.Fatalf("replayed = %+v", replayed)
+	}
+	drain(t, s, "archive")
+	assertEmpty(t, s)
+	if st := s.Stats(); st.DeadLetters != 1 {
+		t.Fatalf("dead letters = %d, want 1", st.DeadLetters)
+	}
+}
+
+func TestSharedBodyReferenceCounts(t *testing.T) {
+	s := openStore(t, Options{})
+	enqueue(t, s, item("x", "a", "b", "c"), item("y", "a", "b"))
+	if n := countKeys(t, s, prefixRefs); n != 2 {
+		t.Fatalf("%d reference counts, want 2", n)
+	}
+	// The same body reaches dlq twice, from a and from b.
+	for _, sink := range []string{"a", "b"} {
+		ds := next(t, s, sink, 10)
+		if err := s.Forward(sink, ds[0].Seq, "dlq", "gave up"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AckAll(sink, ds[1].Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.Events != 1 || st.Pending["dlq"] != 2 || st.Pending["c"] != 1 {
+		t.Fatalf("Stats = %+v, want 1 event (x), dlq 2, c 1", st)
+	}
+	dl := next(t, s, "dlq", 10)
+	if len(dl) != 2 || !bytes.Equal(dl[0].Event, event("x")) || !bytes.Equal(dl[1].Event, event("x")) || dl[0].From != "a" || dl[1].From != "b" {
+		t.Fatalf("dlq got %+v", dl)
+	}
+	if err := s.AckAll("dlq", dl[0].Seq, dl[1].Seq, 12345); !errors.Is(err, ErrNotInFlight) {
+		t.Fatalf("AckAll with an unknown seq: %v, want ErrNotInFlight", err)
+	}
+	if err := s.AckAll("dlq", dl[0].Seq, dl[1].Seq); err != nil {
+		t.Fatalf("AckAll after a refused AckAll: %v (the refused one must ack nothing)", err)
+	}
+	if st := s.Stats(); st.Events != 1 {
+		t.Fatalf("x deleted while c still has it: %+v", st)
+	}
+	if n := countKeys(t, s, prefixRefs); n != 0 {
+		t.Fatalf("%d reference counts left for a body with one reference", n)
+	}
+	drain(t, s, "c")
+	assertEmpty(t, s)
+}
+
+func TestBacklogIsNotLoaded(t *testing.T) {
+	// A sink with a large backlog: memory holds only what was handed out.
+	dir := t.TempDir()
+	s := openStore(t, Options{Path: dir})
+	const backlog = 5000
+	items := make([]Item, 0, 500)
+	for i := 0; i < backlog; {
+		items = items[:0]
+		for ; len(items) < cap(items); i++ {
+			items = append(items, item(fmt.Sprint(i), "down"))
+		}
+		enqueue(t, s, items...)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, Options{Path: dir})
+	ds := next(t, s, "down", 10)
+	st := s.sink("down")
+	st.mu.Lock()
+	held := len(st.inFlight) + len(st.released)
+	st.mu.Unlock()
+	if len(ds) != 10 || held != 10 {
+		t.Fatalf("handed out %d, tracking %d; want 10 and 10", len(ds), held)
+	}
+	if stats := s.Stats(); stats.Pending["down"] != backlog || stats.Events != backlog || stats.OldestPending.IsZero() {
+		t.Fatalf("Stats = pending %d, events %d, oldest %v; want %d, %d, set",
+			stats.Pending["down"], stats.Events, stats.OldestPending, backlog, backlog)
+	}
+}
+
+func TestEnqueueWaitEndsWithContext(t *testing.T) {
+	s := openStore(t, Options{})
+	entered, gate := make(chan struct{}), make(chan error)
+	var calls atomic.Int32
+	s.commitHook = func() error {
+		if calls.Add(1) == 1 {
+			close(entered)
+			return <-gate
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Enqueue(context.Background(), []Item{item("x", "s")}); done <- err }()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := s.Enqueue(ctx, []Item{item("x", "s")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting Enqueue: %v, want DeadlineExceeded", err)
+	}
+	gate <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReleaseHandsOutAgainFirst(t *testing.T) {
+	s := openStore(t, Options{})
+	for i := range 6 {
+		enqueue(t, s, item(fmt.Sprint(i), "s"))
+	}
+	first := next(t, s, "s", 4)
+	for _, i := range []int{3, 1} {
+		if err := s.Release("s", first[i].Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Release("s", first[1].Seq); !errors.Is(err, ErrNotInFlight) {
+		t.Fatalf("second Release: %v", err)
+	}
+	got := next(t, s, "s", 3)
+	want := []uint64{first[1].Seq, first[3].Seq, first[3].Seq + 1}
+	if !slices.Equal(seqs(got), want) {
+		t.Fatalf("after release got %v, want %v", seqs(got), want)
+	}
+	if st := s.Stats(); st.Pending["s"] != 6 {
+		t.Fatalf("pending %d, want 6", st.Pending["s"])
+	}
+}
+
+func TestNextWakes(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, s *Store) func() // returns the action that must wake Next
+	}{
+		{"enqueue", func(t *testing.T, s *Store) func() {
+			return func() { enqueue(t, s, item("x", "s")) }
+		}},
+		{"release", func(t *testing.T, s *Store) func() {
+			enqueue(t, s, item("x", "s"))
+			d := next(t, s, "s", 1)[0]
+			return func() {
+				if err := s.Release("s", d.Seq); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+		{"forward", func(t *testing.T, s *Store) func() {
+			enqueue(t, s, item("x", "other"))
+			d := next(t, s, "other", 1)[0]
+			return func() {
+				if err := s.Forward("other", d.Seq, "s", "gave up"); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+		{"replay", func(t *testing.T, s *Store) func() {
+			enqueue(t, s, item("x", "other"))
+			d := next(t, s, "other", 1)[0]
+			if err := s.Bury("other", d.Seq, 1, "gave up"); err != nil {
+				t.Fatal(err)
+			}
+			dead, err := s.DeadLetters(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				if err := s.Replay(dead[0].Key, "s"); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, Options{})
+			act := tc.setup(t, s)
+			got := make(chan []Delivery, 1)
+			go func() {
+				ds, err := s.Next(context.Background(), "s", 10)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- ds
+			}()
+			select {
+			case ds := <-got:
+				t.Fatalf("Next returned %v with nothing pending", seqs(ds))
+			case <-time.After(50 * time.Millisecond):
+			}
+			act()
+			select {
+			case ds := <-got:
+				if len(ds) != 1 || !bytes.Equal(ds[0].Event, event("x")) {
+					t.Fatalf("got %+v, want x", ds)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("Next not woken")
+			}
+		})
+	}
+}
+
+func TestNextReturnsOnCancelAndClose(t *testing.T) {
+	s := openStore(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	go func() { _, err := s.Next(ctx, "s", 1); errs <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("after cancel: %v", err)
+	}
+	go func() { _, err := s.Next(context.Background(), "s", 1); errs <- err }()
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if _, err := s.Enqueue(context.Background(), []Item{item("x", "s")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enqueue after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestOrderUnderConcurrentEnqueue(t *testing.T) {
+	// Writers commit out of seq order; a consumer must still see every
+	// event exactly once and in increasing seq order.
+	s := openStore(t, Options{})
+	const writers, perWriter = 16, 100
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				if _, err := s.Enqueue(context.Background(), []Item{item(fmt.Sprintf("%d-%d", w, i), "s", "t")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	consume := func(sink string) error {
+		seen := make(map[string]bool)
+		var last uint64
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for len(seen) < writers*perWriter {
+			ds, err := s.Next(ctx, sink, 7)
+			if err != nil {
+				return fmt.Errorf("%s after %d: %w", sink, len(seen), err)
+			}
+			for _, d := range ds {
+				if d.Seq <= last {
+					return fmt.Errorf("%s: seq %d after %d", sink, d.Seq, last)
+				}
+				last = d.Seq
+				if seen[string(d.Event)] {
+					return fmt.Errorf("%s: %s twice", sink, d.Event)
+				}
+				seen[string(d.Event)] = true
+				if err := s.Ack(sink, d.Seq); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- consume("s") }()
+	go func() { errs <- consume("t") }()
+	wg.Wait()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertEmpty(t, s)
+}
+
+func TestStatsOldestPending(t *testing.T) {
+	clk := newClock()
+	s := openStore(t, Options{now: clk.Now})
+	if st := s.Stats(); !st.OldestPending.IsZero() {
+		t.Fatalf("empty store OldestPending = %v", st.OldestPending)
+	}
+	t0 := clk.Now()
+	enqueue(t, s, item("a", "s"))
+	clk.Advance(time.Minute)
+	enqueue(t, s, item("b", "s"), item("c", "s"))
+	if got := s.Stats().OldestPending; !got.Equal(t0) {
+		t.Fatalf("OldestPending = %v, want %v (backlog)", got, t0)
+	}
+	ds := next(t, s, "s", 2)
+	if got := s.Stats().OldestPending; !got.Equal(t0) {
+		t.Fatalf("OldestPending = %v, want %v (in flight)", got, t0)
+	}
+	if err := s.Ack("s", ds[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().OldestPending; !got.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("OldestPending = %v, want %v", got, t0.Add(time.Minute))
+	}
+}
+
+func TestSettleErrors(t *testing.T) {
+	s := openStore(t, Options{})
+	enqueue(t, s, item("a", "s"))
+	cases := []struct {
+		name string
+		call func() error
+	}{
+		{"ack unknown sink", func() error { return s.Ack("nope", 1) }},
+		{"ack not handed out", func() error { return s.Ack("s", 1) }},
+		{"attempted not handed out", func() error { return s.Attempted("s", 1, 1, "x") }},
+		{"release not handed out", func() error { return s.Release("s", 1) }},
+		{"forward not handed out", func() error { return s.Forward("s", 1, "dlq", "x") }},
+		{"bury not handed out", func() error { return s.Bury("s", 1, 1, "x") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, ErrNotInFlight) {
+				t.Fatalf("got %v, want ErrNotInFlight", err)
+			}
+		})
+	}
+	if got := len(drain(t, s, "s")); got != 1 {
+		t.Fatalf("the event was disturbed: %d pending", got)
+	}
+}
+
+func TestDeadLettersSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, Options{Path: dir})
+	enqueue(t, s, item("a", "s"))
+	d := next(t, s, "s", 1)[0]
+	if err := s.Bury("s", d.Seq, 8, "gave up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reject("userecho", []byte("<xml/>"), "not JSON"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, Options{Path: dir})
+	if st := s.Stats(); st.DeadLetters != 2 || st.Events != 0 {
+		t.Fatalf("after restart Stats = %+v", st)
+	}
+	dead, err := s.DeadLetters(10)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("DeadLetters = %v, %v", dead, err)
+	}
+	if err := s.Replay(dead[1].Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, s, "s"); len(got) != 1 || !bytes.Equal(got[0].Event, event("a")) {
+		t.Fatalf("replayed into its own sink: %q", ids(got))
+	}
+	assertEmpty(t, s)
+}
