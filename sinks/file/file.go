@@ -1,0 +1,225 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/tmpl"
+)
+
+// maxOpenFiles bounds the files a templated path keeps open at once.
+const maxOpenFiles = 64
+
+// Sink appends events to JSON Lines files.
+type Sink struct {
+	name    string
+	path    *tmpl.Template
+	maxSize int64
+	sync    bool
+	perm    uint32
+
+	mu    sync.Mutex // guards files and every write
+	files map[string]*openFile
+}
+
+type openFile struct {
+	f       *os.File
+	w       *bufio.Writer
+	size    int64
+	lastUse time.Time
+}
+
+// Deliver implements sinks.Sink.
+func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
+	return s.DeliverBatch(ctx, []*event.Event{ev})[0]
+}
+
+// DeliverBatch writes every event, then flushes (and fsyncs) each file
+// touched once, so a batch costs one fsync per file.
+func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
+	errs := make([]error, len(evs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	touched := map[*openFile][]int{}
+	for i, ev := range evs {
+		line, err := json.Marshal(ev)
+		if err != nil {
+			errs[i] = sinks.Permanent(fmt.Errorf("encoding event: %w", err))
+			continue
+		}
+		path, err := s.path.RenderEvent(ev)
+		if err != nil {
+			errs[i] = sinks.Permanent(err)
+			continue
+		}
+		if strings.TrimSpace(path) == "" {
+			errs[i] = sinks.Permanent(fmt.Errorf("path template rendered an empty path"))
+			continue
+		}
+		of, err := s.open(path)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if s.maxSize > 0 && of.size > 0 && of.size+int64(len(line))+1 > s.maxSize {
+			if err := s.flush(of, touched[of]); err != nil {
+				markAll(errs, touched[of], err)
+			}
+			delete(touched, of)
+			if of, err = s.rotate(path, of); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		of.w.Write(line)
+		of.w.WriteByte('\n')
+		of.size += int64(len(line)) + 1
+		touched[of] = append(touched[of], i)
+	}
+	for of, idx := range touched {
+		if err := s.flush(of, idx); err != nil {
+			markAll(errs, idx, err)
+		}
+	}
+	return errs
+}
+
+func markAll(errs []error, idx []int, err error) {
+	for _, i := range idx {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+}
+
+func (s *Sink) flush(of *openFile, idx []int) error {
+	if err := of.w.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", of.f.Name(), err)
+	}
+	if s.sync && len(idx) > 0 {
+		if err := of.f.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", of.f.Name(), err)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) open(path string) (*openFile, error) {
+	if of, ok := s.files[path]; ok {
+		of.lastUse = time.Now()
+		return of, nil
+	}
+	if len(s.files) >= maxOpenFiles {
+		s.closeOldest()
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating directory for %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, os.FileMode(s.perm))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	of := &openFile{f: f, w: bufio.NewWriterSize(f, 64<<10), size: st.Size(), lastUse: time.Now()}
+	s.files[path] = of
+	return of, nil
+}
+
+// rotate renames the full file to <base>-<UTC time><ext> and opens a new one.
+func (s *Sink) rotate(path string, of *openFile) (*openFile, error) {
+	of.f.Close()
+	delete(s.files, path)
+	ext := filepath.Ext(path)
+	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
+	rotated := strings.TrimSuffix(path, ext) + "-" + stamp + ext
+	if err := os.Rename(path, rotated); err != nil {
+		return nil, fmt.Errorf("rotating %s: %w", path, err)
+	}
+	return s.open(path)
+}
+
+func (s *Sink) closeOldest() {
+	var oldest string
+	var at time.Time
+	for p, of := range s.files {
+		if oldest == "" || of.lastUse.Before(at) {
+			oldest, at = p, of.lastUse
+		}
+	}
+	if of := s.files[oldest]; of != nil {
+		of.w.Flush()
+		of.f.Close()
+		delete(s.files, oldest)
+	}
+}
+
+// Paths lists the files currently open, for logs.
+func (s *Sink) Paths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.files))
+	for p := range s.files {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Describe says where events go, for the startup log.
+func (s *Sink) Describe() string {
+	p := s.path.String()
+	if abs, err := filepath.Abs(p); err == nil && s.path.IsConstant() {
+		p = abs
+	}
+	return "writes JSON Lines to " + p
+}
+
+// Close flushes and closes every file.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for p, of := range s.files {
+		if err := of.w.Flush(); err != nil && first == nil {
+			first = err
+		}
+		if s.sync {
+			if err := of.f.Sync(); err != nil && first == nil {
+				first = err
+			}
+		}
+		if err := of.f.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(s.files, p)
+	}
+	return first
+}
+
+// Preview shows the file and the line an event would be written as.
+func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	path, err := s.path.RenderEvent(ev)
+	if err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(nil, "append to %s:\n%s", path, line), nil
+}

@@ -1,0 +1,159 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/config"
+	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/sources"
+	"github.com/hookbridge/hookbridge/tmpl"
+)
+
+func newSink(t *testing.T, path string, maxSize config.Size) *Sink {
+	t.Helper()
+	reg, ok := sinks.Lookup("file")
+	if !ok {
+		t.Fatal("file sink not registered")
+	}
+	cfg := reg.NewConfig().(*Config)
+	cfg.Path = tmpl.MustParse(path)
+	cfg.MaxSize = maxSize
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := cfg.NewSink("archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s.(*Sink)
+}
+
+func testEvent(id, source, data string) *event.Event {
+	ev := sources.NewEvent(id, "com.example.test", "https://example.com/"+source, "things/1", time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), []byte(data))
+	ev.SetExtension("bridgesource", source)
+	return ev
+}
+
+func readEvents(t *testing.T, path string) []event.Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []event.Event
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev event.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q is not a structured CloudEvent: %v", sc.Text(), err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestWritesStructuredJSONLines(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.jsonl")
+	s := newSink(t, path, 0)
+	data := `{"msg":"line\nbreak \"quoted\" Zürich"}`
+	errs := s.DeliverBatch(context.Background(), []*event.Event{testEvent("a", "hc", data), testEvent("b", "hc", `{"n":2}`)})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Deliver(context.Background(), testEvent("c", "hc", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	evs := readEvents(t, path)
+	if len(evs) != 3 || evs[0].ID() != "a" || evs[2].ID() != "c" {
+		t.Fatalf("got %d events: %v", len(evs), evs)
+	}
+	if string(evs[0].Data()) != data {
+		t.Fatalf("data %s, want %s", evs[0].Data(), data)
+	}
+	raw, _ := os.ReadFile(path)
+	if strings.Contains(string(raw), "data_base64") {
+		t.Fatal("data must be written as JSON, not base64")
+	}
+	if v, _ := evs[0].Extensions()["bridgesource"].(string); v != "hc" {
+		t.Fatalf("extension lost: %v", evs[0].Extensions())
+	}
+}
+
+func TestPathTemplate(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, filepath.Join(dir, "{{ .Extensions.bridgesource }}", "{{ .Time.Format \"2006-01-02\" }}.jsonl"), 0)
+	for _, err := range s.DeliverBatch(context.Background(), []*event.Event{testEvent("a", "crisp", `{}`), testEvent("b", "helpcrunch", `{}`), testEvent("c", "crisp", `{}`)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(readEvents(t, filepath.Join(dir, "crisp", "2026-11-20.jsonl"))); n != 2 {
+		t.Fatalf("crisp file has %d events, want 2", n)
+	}
+	if n := len(readEvents(t, filepath.Join(dir, "helpcrunch", "2026-11-20.jsonl"))); n != 1 {
+		t.Fatalf("helpcrunch file has %d events, want 1", n)
+	}
+}
+
+func TestRotationBySize(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.jsonl")
+	s := newSink(t, path, 1024)
+	for i := 0; i < 40; i++ {
+		if err := s.Deliver(context.Background(), testEvent(strings.Repeat("x", 10)+string(rune('a'+i%26)), "hc", `{"pad":"`+strings.Repeat("p", 100)+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "events*.jsonl"))
+	if len(files) < 4 {
+		t.Fatalf("expected rotation into several files, got %v", files)
+	}
+	total := 0
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		if st.Size() > 1024 {
+			t.Errorf("%s is %d bytes, over max_size", f, st.Size())
+		}
+		total += len(readEvents(t, f))
+	}
+	if total != 40 {
+		t.Fatalf("%d events across rotated files, want 40", total)
+	}
+}
+
+func TestUnwritablePathIsRetryable(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	os.WriteFile(blocker, nil, 0o644)
+	s := newSink(t, filepath.Join(blocker, "events.jsonl"), 0)
+	err := s.Deliver(context.Background(), testEvent("a", "hc", `{}`))
+	if err == nil || sinks.IsPermanent(err) {
+		t.Fatalf("got %v, want a retryable error", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, cfg := range map[string]*Config{
+		"no path":  {Sync: SyncBatch},
+		"bad sync": {Path: tmpl.MustParse("x"), Sync: "sometimes"},
+		"negative": {Path: tmpl.MustParse("x"), Sync: SyncNone, MaxSize: -1},
+	} {
+		if cfg.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

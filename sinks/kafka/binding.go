@@ -1,0 +1,300 @@
+package kafka
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Mode is a content mode of the CloudEvents Kafka protocol binding.
+type Mode string
+
+const (
+	// ModeBinary puts every attribute and extension in a ce_<name> header,
+	// datacontenttype in content-type, and the data bytes as the value.
+	ModeBinary Mode = "binary"
+	// ModeStructured puts the whole event, in the JSON event format, in the
+	// value, with content-type application/cloudevents+json.
+	ModeStructured Mode = "structured"
+)
+
+const (
+	// HeaderPrefix prefixes the attribute headers of binary mode.
+	HeaderPrefix = "ce_"
+	// HeaderContentType carries datacontenttype in binary mode and the event
+	// format's media type in structured mode.
+	HeaderContentType = "content-type"
+	// ContentTypeStructuredJSON is the content-type of a structured message.
+	ContentTypeStructuredJSON = "application/cloudevents+json; charset=UTF-8"
+
+	mediaTypeCloudEvents      = "application/cloudevents"
+	mediaTypeCloudEventsJSON  = "application/cloudevents+json"
+	mediaTypeCloudEventsBatch = "application/cloudevents-batch+json"
+)
+
+// ErrNotCloudEvent is returned (wrapped) by FromMessage for a message that
+// carries neither a structured CloudEvents content-type nor a ce_specversion
+// header.
+var ErrNotCloudEvent = errors.New("kafka message is not a CloudEvent")
+
+// ToMessage maps ev to a Kafka message in the given content mode, per the
+// CloudEvents Kafka protocol binding. It fills Headers and Value only: the
+// caller chooses the Topic and Key. ev is not modified.
+//
+// In binary mode the value is the data bytes as they are (no value when the
+// event has no data), content-type is datacontenttype, and every other
+// attribute and extension is a ce_<name> header holding its canonical string
+// form (time in RFC 3339, UTC). In structured mode the value is the event in
+// the JSON event format; JSON data is written as JSON (never data_base64), and
+// other data as a string when it is text, else as data_base64.
+func ToMessage(ev *event.Event, mode Mode) (kafkago.Message, error) {
+	if ev == nil {
+		return kafkago.Message{}, errors.New("no event")
+	}
+	if err := ev.Validate(); err != nil {
+		return kafkago.Message{}, fmt.Errorf("invalid CloudEvent: %w", err)
+	}
+	if ev.SpecVersion() != event.CloudEventsVersionV1 {
+		v1 := ev.Clone()
+		v1.SetSpecVersion(event.CloudEventsVersionV1)
+		ev = &v1
+	}
+	switch mode {
+	case ModeBinary, "":
+		return binaryMessage(ev)
+	case ModeStructured:
+		return structuredMessage(ev)
+	}
+	return kafkago.Message{}, fmt.Errorf("unknown content mode %q (want binary or structured)", mode)
+}
+
+func binaryMessage(ev *event.Event) (kafkago.Message, error) {
+	exts := ev.Extensions()
+	headers := make([]kafkago.Header, 0, 8+len(exts))
+	add := func(name, value string) {
+		headers = append(headers, kafkago.Header{Key: HeaderPrefix + name, Value: []byte(value)})
+	}
+	add("specversion", ev.SpecVersion())
+	add("id", ev.ID())
+	add("source", ev.Source())
+	add("type", ev.Type())
+	if s := ev.Subject(); s != "" {
+		add("subject", s)
+	}
+	if t := ev.Time(); !t.IsZero() {
+		add("time", types.FormatTime(t))
+	}
+	if s := ev.DataSchema(); s != "" {
+		add("dataschema", s)
+	}
+	if ct := ev.DataContentType(); ct != "" {
+		headers = append(headers, kafkago.Header{Key: HeaderContentType, Value: []byte(ct)})
+	}
+	names := make([]string, 0, len(exts))
+	for name := range exts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s, err := types.Format(exts[name])
+		if err != nil {
+			return kafkago.Message{}, fmt.Errorf("extension %q: %w", name, err)
+		}
+		add(name, s)
+	}
+	for _, h := range headers {
+		if !utf8.Valid(h.Value) {
+			return kafkago.Message{}, fmt.Errorf("header %s: value is not UTF-8", h.Key)
+		}
+	}
+	msg := kafkago.Message{Headers: headers}
+	if data := ev.Data(); len(data) > 0 {
+		msg.Value = data
+	}
+	return msg, nil
+}
+
+func structuredMessage(ev *event.Event) (kafkago.Message, error) {
+	// A shallow copy: only the DataBase64 flag changes, the context is shared
+	// read-only.
+	out := *ev
+	if data := ev.Data(); len(data) > 0 {
+		written, read := dataIsJSON(ev.DataContentType())
+		switch {
+		case written && read:
+			// JSON data goes as a JSON value; data that is not valid JSON
+			// would break the document, so it goes base64.
+			out.DataBase64 = !json.Valid(data)
+		case written:
+			// A JSON type in unusual case: readers would expect a string
+			// where the writer puts a JSON value. base64 reads back alike.
+			out.DataBase64 = true
+		case !utf8.Valid(data):
+			out.DataBase64 = true
+		}
+	}
+	value, err := json.Marshal(out)
+	if err != nil {
+		return kafkago.Message{}, fmt.Errorf("encoding the event as JSON: %w", err)
+	}
+	return kafkago.Message{
+		Headers: []kafkago.Header{{Key: HeaderContentType, Value: []byte(ContentTypeStructuredJSON)}},
+		Value:   value,
+	}, nil
+}
+
+// dataIsJSON reports whether sdk-go's JSON event format takes data of this
+// content type as a JSON value (rather than a string) when it writes an event
+// and when it reads one. The writer compares the media type in lower case, the
+// reader as written; only where both agree may data go as a JSON value.
+func dataIsJSON(contentType string) (written, read bool) {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	return jsonMediaType(strings.ToLower(mt)), jsonMediaType(mt)
+}
+
+func jsonMediaType(mt string) bool {
+	switch mt {
+	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
+		return true
+	}
+	return false
+}
+
+// FromMessage decodes a Kafka message made by any producer that follows the
+// CloudEvents Kafka protocol binding. A content-type starting with
+// application/cloudevents means structured mode (only the JSON format is
+// understood); otherwise the message must carry ce_specversion and is read in
+// binary mode. Only spec version 1.0 is accepted. Header names are matched
+// case-insensitively; a repeated attribute header is an error. Extensions of
+// a binary message come back as strings, as binary mode carries them. The
+// message's key, topic and offset are not part of the event. A message that
+// is not a CloudEvent at all gives an error wrapping ErrNotCloudEvent.
+func FromMessage(msg kafkago.Message) (*event.Event, error) {
+	var contentType string
+	haveContentType := false
+	for _, h := range msg.Headers {
+		if strings.EqualFold(h.Key, HeaderContentType) {
+			if haveContentType {
+				return nil, errors.New("content-type header repeated")
+			}
+			contentType, haveContentType = string(h.Value), true
+		}
+	}
+	if len(contentType) >= len(mediaTypeCloudEvents) && strings.EqualFold(contentType[:len(mediaTypeCloudEvents)], mediaTypeCloudEvents) {
+		return fromStructured(contentType, msg.Value)
+	}
+	return fromBinary(msg)
+}
+
+func fromStructured(contentType string, value []byte) (*event.Event, error) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return nil, fmt.Errorf("content-type %q: %w", contentType, err)
+	}
+	switch mt {
+	case mediaTypeCloudEventsJSON:
+	case mediaTypeCloudEventsBatch:
+		return nil, errors.New("batched content mode is not part of the Kafka binding")
+	default:
+		return nil, fmt.Errorf("unsupported event format %q", mt)
+	}
+	if !utf8.Valid(value) {
+		return nil, errors.New("structured CloudEvent is not UTF-8 JSON")
+	}
+	ev := event.New()
+	if err := json.Unmarshal(value, &ev); err != nil {
+		return nil, fmt.Errorf("decoding structured CloudEvent: %w", err)
+	}
+	if v := ev.SpecVersion(); v != event.CloudEventsVersionV1 {
+		return nil, fmt.Errorf("unsupported specversion %q", v)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid CloudEvent: %w", err)
+	}
+	return &ev, nil
+}
+
+func fromBinary(msg kafkago.Message) (*event.Event, error) {
+	attrs := make(map[string]string, len(msg.Headers))
+	var contentType *string
+	for _, h := range msg.Headers {
+		key := strings.ToLower(h.Key)
+		if key == HeaderContentType {
+			s := string(h.Value)
+			contentType = &s
+			continue
+		}
+		name, ok := strings.CutPrefix(key, HeaderPrefix)
+		if !ok {
+			continue
+		}
+		if _, dup := attrs[name]; dup {
+			return nil, fmt.Errorf("header %s repeated", key)
+		}
+		if !utf8.Valid(h.Value) {
+			return nil, fmt.Errorf("header %s is not UTF-8", key)
+		}
+		attrs[name] = string(h.Value)
+	}
+	version, ok := attrs["specversion"]
+	if !ok {
+		return nil, fmt.Errorf("%w: no %sspecversion header and no application/cloudevents content-type", ErrNotCloudEvent, HeaderPrefix)
+	}
+	if version != event.CloudEventsVersionV1 {
+		return nil, fmt.Errorf("unsupported specversion %q", version)
+	}
+	ev := event.New(event.CloudEventsVersionV1)
+	ec := ev.Context.(*event.EventContextV1)
+	for name, value := range attrs {
+		var err error
+		switch name {
+		case "specversion":
+		case "id":
+			err = ec.SetID(value)
+		case "source":
+			err = ec.SetSource(value)
+		case "type":
+			err = ec.SetType(value)
+		case "subject":
+			err = ec.SetSubject(value)
+		case "dataschema":
+			err = ec.SetDataSchema(value)
+		case "datacontenttype":
+			// Not the binding's header for it, but unambiguous: content-type,
+			// when present, wins below.
+			err = ec.SetDataContentType(value)
+		case "time":
+			t, perr := types.ParseTime(value)
+			if perr == nil {
+				err = ec.SetTime(t)
+			} else {
+				err = perr
+			}
+		default:
+			err = ec.SetExtension(name, value)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("header %s%s: %w", HeaderPrefix, name, err)
+		}
+	}
+	if contentType != nil {
+		_ = ec.SetDataContentType(*contentType)
+	}
+	if len(msg.Value) > 0 {
+		ev.DataEncoded = bytes.Clone(msg.Value)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid CloudEvent: %w", err)
+	}
+	return &ev, nil
+}

@@ -1,0 +1,233 @@
+package kafka
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hookbridge/hookbridge/config"
+	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/tmpl"
+)
+
+//go:embed example.yaml
+var example string
+
+func init() {
+	sinks.Register(sinks.Registration{
+		Type:      "kafka",
+		NewConfig: func() sinks.Config { return NewConfig() },
+		Example:   example,
+	})
+}
+
+// Defaults of the keys that have one.
+const (
+	DefaultLinger       = 5 * time.Millisecond
+	DefaultBatchSize    = 1000
+	DefaultBatchBytes   = config.Size(1 << 20)
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+// Config is the kafka sink's own keys.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string `yaml:"brokers"`
+	// Topic is the topic each event goes to, a template over the event such
+	// as "webhooks.{{ .Extensions.bridgesource }}". Required.
+	Topic *tmpl.Template `yaml:"topic"`
+	// Key is the message key, a template over the event. Default: the
+	// event's subject, else its id. A key that renders empty sends the
+	// message without a key.
+	Key *tmpl.Template `yaml:"key"`
+	// Mode is the CloudEvents content mode: binary (ce_ headers, the data
+	// as the value) or structured (the event as JSON). Default binary.
+	Mode Mode `yaml:"mode"`
+	// Linger is the longest an event waits for its batch to fill before the
+	// batch is sent. Default 5ms; 0 sends at once.
+	Linger time.Duration `yaml:"linger"`
+	// BatchSize is the most messages sent to one partition in one request.
+	// Default 1000.
+	BatchSize int `yaml:"batch_size"`
+	// BatchBytes is the most bytes sent to one partition in one request; a
+	// single message larger than this is rejected for good. Default 1MiB.
+	BatchBytes config.Size `yaml:"batch_bytes"`
+	// Compression is the codec of produced batches: none, gzip, snappy, lz4
+	// or zstd. Default none.
+	Compression string `yaml:"compression"`
+	// TLS secures the connections to the brokers. Default off.
+	TLS TLSConfig `yaml:"tls"`
+	// SASL authenticates to the brokers. Default none.
+	SASL SASLConfig `yaml:"sasl"`
+	// WriteTimeout bounds one delivery, the client's own retries included;
+	// past it the delivery fails and is retried later. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// AllowAutoTopicCreation asks the brokers to create a missing topic (they
+	// do if auto.create.topics.enable is on). Default true.
+	AllowAutoTopicCreation bool `yaml:"allow_auto_topic_creation"`
+}
+
+// TLSConfig is the tls block.
+type TLSConfig struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs that sign the brokers' certificates.
+	// Default: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that want mutual TLS. Default none; give both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify accepts any broker certificate. Default false; for
+	// tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// ServerName is the name checked against the brokers' certificates.
+	// Default: each broker's host name.
+	ServerName string `yaml:"server_name"`
+}
+
+// SASLConfig is the sasl block.
+type SASLConfig struct {
+	// Mechanism is plain, scram-sha-256 or scram-sha-512. Default: no SASL.
+	Mechanism string `yaml:"mechanism"`
+	// Username and Password are the credentials; required with a
+	// mechanism. Write the password as ${VAR} or ${file:PATH}.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// NewConfig returns a Config holding the defaults.
+func NewConfig() *Config {
+	return &Config{
+		Mode:                   ModeBinary,
+		Linger:                 DefaultLinger,
+		BatchSize:              DefaultBatchSize,
+		BatchBytes:             DefaultBatchBytes,
+		Compression:            "none",
+		WriteTimeout:           DefaultWriteTimeout,
+		AllowAutoTopicCreation: true,
+	}
+}
+
+var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+var saslMechanisms = []string{"plain", "scram-sha-256", "scram-sha-512"}
+
+func oneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate implements config.Validator. It does no I/O: the TLS files are
+// read when the sink starts.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, config.Invalid("brokers", "is required: list at least one host:port"))
+	}
+	for _, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			errs = append(errs, config.Invalid("brokers", "%q is not host:port", b))
+		}
+	}
+	if c.Topic.IsZero() {
+		errs = append(errs, config.Required("topic", ""))
+	} else if c.Topic.IsConstant() {
+		if err := validTopic(c.Topic.String()); err != nil {
+			errs = append(errs, config.Invalid("topic", "%v", err))
+		}
+	}
+	if c.Mode != ModeBinary && c.Mode != ModeStructured {
+		errs = append(errs, config.Invalid("mode", "%q is not binary or structured", c.Mode))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, config.Invalid("linger", "must not be negative"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, config.Invalid("batch_size", "must be at least 1"))
+	}
+	if c.BatchBytes < 1 {
+		errs = append(errs, config.Invalid("batch_bytes", "must be more than 0"))
+	}
+	if !oneOf(c.Compression, compressions) {
+		errs = append(errs, config.Invalid("compression", "%q is not one of %s", c.Compression, strings.Join(compressions, ", ")))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, config.Invalid("write_timeout", "must be more than 0"))
+	}
+	errs = append(errs, c.TLS.validate(), c.SASL.validate())
+	return errors.Join(errs...)
+}
+
+func (t TLSConfig) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return config.Invalid("tls", "cert_file and key_file go together")
+	}
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify || t.ServerName != "") {
+		return config.Invalid("tls", "has settings but enabled is false; set enabled: true")
+	}
+	return nil
+}
+
+func (s SASLConfig) validate() error {
+	if s.Mechanism == "" {
+		if s.Username != "" || s.Password != "" {
+			return config.Invalid("sasl", "username and password need a mechanism (%s)", strings.Join(saslMechanisms, ", "))
+		}
+		return nil
+	}
+	if !oneOf(strings.ToLower(s.Mechanism), saslMechanisms) {
+		return config.Invalid("sasl", "mechanism %q is not one of %s", s.Mechanism, strings.Join(saslMechanisms, ", "))
+	}
+	var errs []error
+	if strings.TrimSpace(s.Username) == "" {
+		errs = append(errs, config.Invalid("sasl", "username is required with mechanism %s", s.Mechanism))
+	}
+	if s.Password == "" {
+		errs = append(errs, config.Invalid("sasl", "password is required with mechanism %s", s.Mechanism))
+	}
+	return errors.Join(errs...)
+}
+
+// NewSink implements sinks.Config. It makes no connection: see Sink.Start.
+func (c *Config) NewSink(name string) (sinks.Sink, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka sink %q: %w", name, err)
+	}
+	cfg := *c
+	cfg.Brokers = append([]string(nil), c.Brokers...)
+	cfg.SASL.Mechanism = strings.ToLower(cfg.SASL.Mechanism)
+	return &Sink{
+		name:          name,
+		cfg:           cfg,
+		viewNeedsData: templateNeedsData(cfg.Topic) || templateNeedsData(cfg.Key),
+	}, nil
+}
+
+// validTopic applies Kafka's rules for topic names: 1 to 249 characters from
+// [a-zA-Z0-9._-], and not "." or "..".
+func validTopic(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("topic name is empty")
+	case len(topic) > 249:
+		return fmt.Errorf("topic name is %d characters long, more than Kafka's 249", len(topic))
+	case topic == "." || topic == "..":
+		return fmt.Errorf("topic name %q is not allowed", topic)
+	}
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' {
+			continue
+		}
+		return fmt.Errorf("topic name %q has %q; Kafka allows only letters, digits, '.', '_' and '-'", topic, c)
+	}
+	return nil
+}

@@ -1,0 +1,437 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/tmpl"
+)
+
+// Sink writes CloudEvents to Kafka with one kafka-go Writer (acks=all). It
+// is safe for concurrent use; concurrent deliveries share the Writer's
+// per-partition batches.
+type Sink struct {
+	name string
+	cfg  Config
+	// viewNeedsData: the topic or key template may read the payload.
+	viewNeedsData bool
+
+	mu        sync.Mutex
+	writer    *kafkago.Writer
+	transport *kafkago.Transport
+	closed    bool
+}
+
+// Interface guards.
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.BatchSink = (*Sink)(nil)
+	_ sinks.Starter   = (*Sink)(nil)
+)
+
+// errClosed is returned for deliveries after Close; they are retryable, so
+// the events stay queued for the next run.
+var errClosed = errors.New("sink is closed")
+
+// writerMaxAttempts is how often kafka-go itself tries one batch (a leader
+// change, a dropped connection) before the delivery fails and the delivery
+// loop takes over.
+const writerMaxAttempts = 3
+
+// Start reads the TLS files and builds the writer. It opens no connection:
+// the first delivery does, so a broker that is down delays deliveries, never
+// the bridge's start. Deliveries before Start start the sink themselves.
+func (s *Sink) Start(ctx context.Context) error {
+	_, err := s.getWriter()
+	return err
+}
+
+func (s *Sink) getWriter() (*kafkago.Writer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	if s.writer != nil {
+		return s.writer, nil
+	}
+	transport, err := s.newTransport()
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %q: %w", s.name, err)
+	}
+	linger := s.cfg.Linger
+	if linger <= 0 {
+		// kafka-go reads 0 as its 1 s default; a nanosecond flushes as soon
+		// as the messages of one call are in.
+		linger = time.Nanosecond
+	}
+	s.transport = transport
+	s.writer = &kafkago.Writer{
+		Addr:                   kafkago.TCP(s.cfg.Brokers...),
+		Balancer:               &kafkago.Murmur2Balancer{},
+		MaxAttempts:            writerMaxAttempts,
+		BatchSize:              s.cfg.BatchSize,
+		BatchBytes:             int64(s.cfg.BatchBytes),
+		BatchTimeout:           linger,
+		WriteTimeout:           s.cfg.WriteTimeout,
+		ReadTimeout:            s.cfg.WriteTimeout,
+		RequiredAcks:           kafkago.RequireAll,
+		Compression:            compressionCodec(s.cfg.Compression),
+		Transport:              transport,
+		AllowAutoTopicCreation: s.cfg.AllowAutoTopicCreation,
+		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
+			slog.Debug(fmt.Sprintf(format, args...), "sink", s.name)
+		}),
+	}
+	return s.writer, nil
+}
+
+func compressionCodec(name string) kafkago.Compression {
+	switch name {
+	case "gzip":
+		return kafkago.Gzip
+	case "snappy":
+		return kafkago.Snappy
+	case "lz4":
+		return kafkago.Lz4
+	case "zstd":
+		return kafkago.Zstd
+	}
+	return 0
+}
+
+func (s *Sink) newTransport() (*kafkago.Transport, error) {
+	t := &kafkago.Transport{ClientID: "hookbridge"}
+	if s.cfg.TLS.Enabled {
+		tlsConfig, err := s.cfg.TLS.load()
+		if err != nil {
+			return nil, err
+		}
+		t.TLS = tlsConfig
+	}
+	if s.cfg.SASL.Mechanism != "" {
+		mech, err := s.cfg.SASL.mechanism()
+		if err != nil {
+			return nil, err
+		}
+		t.SASL = mech
+	}
+	return t, nil
+}
+
+func (c TLSConfig) load() (*tls.Config, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // the user's explicit choice
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: reading ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: ca_file %s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: loading cert_file and key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func (c SASLConfig) mechanism() (sasl.Mechanism, error) {
+	switch c.Mechanism {
+	case "plain":
+		return plain.Mechanism{Username: c.Username, Password: c.Password}, nil
+	case "scram-sha-256", "scram-sha-512":
+		algo := scram.SHA256
+		if c.Mechanism == "scram-sha-512" {
+			algo = scram.SHA512
+		}
+		mech, err := scram.Mechanism(algo, c.Username, c.Password)
+		if err != nil {
+			return nil, fmt.Errorf("sasl: %w", err)
+		}
+		return mech, nil
+	}
+	return nil, fmt.Errorf("sasl: unknown mechanism %q", c.Mechanism)
+}
+
+// Deliver sends one event; it is DeliverBatch of one.
+func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
+	return s.DeliverBatch(ctx, []*event.Event{ev})[0]
+}
+
+// DeliverBatch sends evs with one WriteMessages call and returns one error
+// per event. A template that fails to render, an invalid topic name, an
+// invalid event and a message too large are permanent (sinks.Permanent);
+// broker and network failures are retryable.
+func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
+	errs := make([]error, len(evs))
+	if len(evs) == 0 {
+		return errs
+	}
+	w, err := s.getWriter()
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+
+	msgs := make([]kafkago.Message, 0, len(evs))
+	index := make([]int, 0, len(evs)) // msgs[j] is evs[index[j]]
+	for i, ev := range evs {
+		msg, err := s.message(ev)
+		if err != nil {
+			errs[i] = sinks.Permanent(fmt.Errorf("kafka sink %q: %w", s.name, err))
+			continue
+		}
+		msgs = append(msgs, msg)
+		index = append(index, i)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+s.cfg.Linger)
+	defer cancel()
+	for j, err := range s.write(ctx, w, msgs) {
+		errs[index[j]] = err
+	}
+	return errs
+}
+
+// message renders the topic and key of ev and maps it to a Kafka message.
+func (s *Sink) message(ev *event.Event) (kafkago.Message, error) {
+	if ev == nil {
+		return kafkago.Message{}, errors.New("no event")
+	}
+	msg, err := ToMessage(ev, s.cfg.Mode)
+	if err != nil {
+		return kafkago.Message{}, err
+	}
+	var view *tmpl.View // built once, only for templates with actions
+	render := func(t *tmpl.Template) (string, error) {
+		if t.IsConstant() {
+			return t.String(), nil
+		}
+		if view == nil {
+			if s.viewNeedsData {
+				view = tmpl.NewView(ev)
+			} else {
+				view = viewWithoutData(ev)
+			}
+		}
+		return t.Render(view)
+	}
+	topic, err := render(s.cfg.Topic)
+	if err != nil {
+		return kafkago.Message{}, fmt.Errorf("topic: %w", err)
+	}
+	if err := validTopic(topic); err != nil {
+		return kafkago.Message{}, fmt.Errorf("topic template %q: %w", s.cfg.Topic.String(), err)
+	}
+	msg.Topic = topic
+
+	key := ev.Subject()
+	if key == "" {
+		key = ev.ID()
+	}
+	if !s.cfg.Key.IsZero() {
+		if key, err = render(s.cfg.Key); err != nil {
+			return kafkago.Message{}, fmt.Errorf("key: %w", err)
+		}
+	}
+	if key != "" {
+		msg.Key = []byte(key)
+	}
+	if size := messageSize(&msg); size > int64(s.cfg.BatchBytes) {
+		return kafkago.Message{}, fmt.Errorf("message of about %d bytes is larger than batch_bytes (%s): %w",
+			size, s.cfg.BatchBytes, kafkago.MessageSizeTooLarge)
+	}
+	return msg, nil
+}
+
+// messageSize is a message's size in a record batch, near enough to reject a
+// message kafka-go would refuse as a whole call.
+func messageSize(m *kafkago.Message) int64 {
+	n := int64(len(m.Key) + len(m.Value) + 32)
+	for _, h := range m.Headers {
+		n += int64(len(h.Key) + len(h.Value) + 10)
+	}
+	return n
+}
+
+// write sends msgs with one WriteMessages call and maps the outcome to one
+// error per message.
+func (s *Sink) write(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message) []error {
+	errs := make([]error, len(msgs))
+	pending := make([]int, len(msgs)) // indexes into msgs still to send
+	for i := range pending {
+		pending[i] = i
+	}
+	for len(pending) > 0 {
+		batch := make([]kafkago.Message, len(pending))
+		for j, i := range pending {
+			batch[j] = msgs[i]
+		}
+		err := w.WriteMessages(ctx, batch...)
+		if err == nil {
+			return errs
+		}
+
+		var writeErrs kafkago.WriteErrors
+		if errors.As(err, &writeErrs) && len(writeErrs) == len(batch) {
+			for j, i := range pending {
+				if writeErrs[j] != nil {
+					errs[i] = s.classify(msgs[i].Topic, writeErrs[j])
+				}
+			}
+			return errs
+		}
+
+		// kafka-go refuses the whole call when one message exceeds
+		// BatchBytes: drop that one for good and send the rest again.
+		var tooLarge kafkago.MessageTooLargeError
+		if errors.As(err, &tooLarge) {
+			if j := findMessage(batch, tooLarge.Message); j >= 0 {
+				i := pending[j]
+				errs[i] = sinks.Permanent(fmt.Errorf("kafka sink %q: topic %s: %w", s.name, msgs[i].Topic, err))
+				pending = append(pending[:j:j], pending[j+1:]...)
+				continue
+			}
+		}
+
+		// An error for the whole call (metadata, connection, context). When
+		// the batch spans topics, one bad topic must not fail the others:
+		// send each topic on its own to tell them apart.
+		if ctx.Err() == nil && spansTopics(batch) {
+			s.writeEachTopic(ctx, w, msgs, pending, errs)
+			return errs
+		}
+		for _, i := range pending {
+			errs[i] = s.classify(msgs[i].Topic, err)
+		}
+		return errs
+	}
+	return errs
+}
+
+func (s *Sink) writeEachTopic(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message, pending []int, errs []error) {
+	byTopic := map[string][]int{}
+	for _, i := range pending {
+		byTopic[msgs[i].Topic] = append(byTopic[msgs[i].Topic], i)
+	}
+	var wg sync.WaitGroup
+	for _, indexes := range byTopic {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := make([]kafkago.Message, len(indexes))
+			for j, i := range indexes {
+				sub[j] = msgs[i]
+			}
+			for j, err := range s.write(ctx, w, sub) {
+				errs[indexes[j]] = err // distinct indexes per goroutine
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func spansTopics(msgs []kafkago.Message) bool {
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].Topic != msgs[0].Topic {
+			return true
+		}
+	}
+	return false
+}
+
+func findMessage(msgs []kafkago.Message, m kafkago.Message) int {
+	for j := range msgs {
+		if sameMessage(&msgs[j], &m) {
+			return j
+		}
+	}
+	return -1
+}
+
+func sameMessage(a, b *kafkago.Message) bool {
+	if a.Topic != b.Topic || string(a.Key) != string(b.Key) || string(a.Value) != string(b.Value) || len(a.Headers) != len(b.Headers) {
+		return false
+	}
+	for i := range a.Headers {
+		if a.Headers[i].Key != b.Headers[i].Key || string(a.Headers[i].Value) != string(b.Headers[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// permanentCodes are broker answers that no retry can change: the message
+// itself or its topic name is wrong.
+var permanentCodes = []kafkago.Error{
+	kafkago.MessageSizeTooLarge,
+	kafkago.RecordListTooLarge,
+	kafkago.InvalidTopic,
+	kafkago.InvalidRecord,
+}
+
+func (s *Sink) classify(topic string, err error) error {
+	err = fmt.Errorf("kafka sink %q: topic %s: %w", s.name, topic, err)
+	for _, code := range permanentCodes {
+		if errors.Is(err, code) {
+			return sinks.Permanent(err)
+		}
+	}
+	return err
+}
+
+// Close flushes the messages the writer still holds and closes its
+// connections. It is safe without Start and more than once; if ctx ends
+// first, Close returns its error and the flush goes on in the background.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	w, t := s.writer, s.transport
+	s.closed = true
+	s.writer, s.transport = nil, nil
+	s.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := w.Close()
+		t.CloseIdleConnections()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("kafka sink %q: closing: %w", s.name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kafka sink %q: closing: %w", s.name, ctx.Err())
+	}
+}
