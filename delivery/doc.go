@@ -1,0 +1,7 @@
+// Package delivery moves queued events to their sinks: one loop per sink,
+// independent of every other, with retries (exponential backoff with jitter,
+// capped, honouring a destination's Retry-After) and dead-lettering, as
+// Knative's delivery spec describes. The queue keeps every event until its
+// sink has it, so a retrying event survives a restart, and a slow or dead
+// sink only ever holds up its own loop, never ingestion or another sink.
+package delivery

@@ -1,0 +1,369 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/metrics"
+	"github.com/hookbridge/hookbridge/queue"
+	"github.com/hookbridge/hookbridge/sinks"
+)
+
+// Queue is what the engine needs of the durable queue.
+type Queue interface {
+	Next(ctx context.Context, sink string, max int) ([]queue.Delivery, error)
+	Ack(sink string, seq uint64) error
+	AckAll(sink string, seqs ...uint64) error
+	Attempted(sink string, seq uint64, attempts int, lastErr string) error
+	Release(sink string, seq uint64) error
+	Forward(from string, seq uint64, to, reason string) error
+	Bury(sink string, seq uint64, attempts int, reason string) error
+}
+
+// Extensions set on an event delivered to a dead-letter sink.
+const (
+	ExtDeadLetterSink   = "deadlettersink"
+	ExtDeadLetterReason = "deadletterreason"
+)
+
+// Observer hears about every delivery attempt, for the event inspector.
+// Its methods are called from the delivery loops and must not block.
+type Observer interface {
+	// Attempted reports one try of ev at sink: err is nil when delivered.
+	// final is true when the loop will not try this event again (delivered,
+	// dead-lettered, or stopped); deadLetter then names where it went.
+	Attempted(sink string, ev *event.Event, attempt int, err error, final bool, deadLetter string)
+}
+
+// Engine runs one delivery loop per sink.
+type Engine struct {
+	q   Queue
+	log *slog.Logger
+	m   *metrics.Metrics
+	obs Observer
+
+	mu    sync.Mutex
+	loops map[string]*loop
+}
+
+// New makes an engine over q.
+func New(q Queue, log *slog.Logger, m *metrics.Metrics) *Engine {
+	if log == nil {
+		log = slog.Default()
+	}
+	if m == nil {
+		m = metrics.New()
+	}
+	return &Engine{q: q, log: log, m: m, loops: map[string]*loop{}}
+}
+
+type loop struct {
+	name   string
+	sink   sinks.Sink
+	batch  sinks.BatchSink
+	policy Policy
+	e      *Engine
+	log    *slog.Logger
+
+	stop     context.CancelFunc // no new work, no more waiting
+	kill     context.CancelFunc // abandon in-flight deliveries
+	stopCtx  context.Context
+	killCtx  context.Context
+	finished chan struct{}
+}
+
+// Observe sets the observer of every delivery attempt; call it before Start.
+func (e *Engine) Observe(o Observer) { e.obs = o }
+
+func (e *Engine) observe(sink string, ev *event.Event, attempt int, err error, final bool, deadLetter string) {
+	if e.obs != nil && ev != nil {
+		e.obs.Attempted(sink, ev, attempt, err, final, deadLetter)
+	}
+}
+
+// Start begins delivering to sink under name. A loop already running under
+// that name must be stopped first.
+func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, running := e.loops[name]; running {
+		return fmt.Errorf("delivery to %s is already running", name)
+	}
+	def := DefaultPolicy()
+	if p.Retry.MaxAttempts == 0 {
+		p.Retry = def.Retry
+	}
+	l := &loop{name: name, sink: sink, policy: p, e: e, log: e.log.With("sink", name), finished: make(chan struct{})}
+	l.batch, _ = sink.(sinks.BatchSink)
+	if l.policy.BatchSize == 0 {
+		l.policy.BatchSize = 500
+	}
+	if l.batch == nil {
+		l.policy.BatchSize = 1
+	}
+	if l.policy.Concurrency == 0 {
+		l.policy.Concurrency = 4
+		if l.batch != nil {
+			l.policy.Concurrency = 1
+		}
+	}
+	l.stopCtx, l.stop = context.WithCancel(context.Background())
+	l.killCtx, l.kill = context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < l.policy.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.work()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(l.finished)
+	}()
+	e.loops[name] = l
+	return nil
+}
+
+// Stop stops the loop of one sink: it takes no new events, lets deliveries
+// under way finish until ctx ends, then abandons them (they stay queued).
+func (e *Engine) Stop(ctx context.Context, name string) {
+	e.mu.Lock()
+	l := e.loops[name]
+	delete(e.loops, name)
+	e.mu.Unlock()
+	if l != nil {
+		l.shutdown(ctx)
+	}
+}
+
+// StopAll stops every loop, in parallel, within ctx.
+func (e *Engine) StopAll(ctx context.Context) {
+	e.mu.Lock()
+	loops := e.loops
+	e.loops = map[string]*loop{}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// Running lists the sinks with a running loop.
+func (e *Engine) Running() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.loops))
+	for n := range e.loops {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (l *loop) shutdown(ctx context.Context) {
+	l.stop()
+	select {
+	case <-l.finished:
+	case <-ctx.Done():
+		l.kill()
+		<-l.finished
+	}
+	l.kill()
+}
+
+type item struct {
+	d  queue.Delivery
+	ev *event.Event
+}
+
+func (l *loop) work() {
+	for {
+		ds, err := l.e.q.Next(l.stopCtx, l.name, l.policy.BatchSize)
+		if err != nil {
+			if l.stopCtx.Err() == nil {
+				l.log.Error("reading the queue", "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-l.stopCtx.Done():
+				}
+				continue
+			}
+			return
+		}
+		items := make([]item, 0, len(ds))
+		for _, d := range ds {
+			ev := new(event.Event)
+			if err := json.Unmarshal(d.Event, ev); err != nil {
+				l.giveUp(item{d: d}, fmt.Errorf("stored event is unreadable: %w", err))
+				continue
+			}
+			if d.From != "" {
+				ev.SetExtension(ExtDeadLetterSink, d.From)
+				ev.SetExtension(ExtDeadLetterReason, d.Reason)
+			}
+			items = append(items, item{d: d, ev: ev})
+		}
+		l.deliver(items)
+	}
+}
+
+// deliver tries items until each is delivered, dead-lettered, or the loop
+// stops (then they are released, still queued).
+func (l *loop) deliver(items []item) {
+	for len(items) > 0 {
+		errs := l.send(items)
+		var retry []item
+		var wait time.Duration
+		delivered := make([]uint64, 0, len(items))
+		for i, it := range items {
+			err := errs[i]
+			if err == nil {
+				l.e.m.Deliveries.WithLabelValues(l.name, "delivered").Inc()
+				l.e.observe(l.name, it.ev, it.d.Attempts+1, nil, true, "")
+				delivered = append(delivered, it.d.Seq)
+				continue
+			}
+			l.e.m.Deliveries.WithLabelValues(l.name, "failed").Inc()
+			it.d.Attempts++
+			if l.killCtx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Abandoned by a stop, not a failure of the sink: try again later.
+				it.d.Attempts--
+				l.release(it)
+				continue
+			}
+			if sinks.IsPermanent(err) || it.d.Attempts >= l.policy.Retry.MaxAttempts {
+				l.giveUp(it, err)
+				continue
+			}
+			l.e.observe(l.name, it.ev, it.d.Attempts, err, false, "")
+			if aerr := l.e.q.Attempted(l.name, it.d.Seq, it.d.Attempts, err.Error()); aerr != nil {
+				l.log.Error("recording an attempt", "id", it.ev.ID(), "err", aerr)
+			}
+			hint, _ := sinks.RetryAfterOf(err)
+			if w := l.policy.Retry.Backoff(it.d.Attempts, hint); wait == 0 || w < wait {
+				wait = w
+			}
+			l.log.Warn("delivery failed, will retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "max_attempts", l.policy.Retry.MaxAttempts, "err", err)
+			l.e.m.Retries.WithLabelValues(l.name).Inc()
+			retry = append(retry, it)
+		}
+		if len(delivered) > 0 {
+			// One write for the whole batch.
+			if aerr := l.e.q.AckAll(l.name, delivered...); aerr != nil {
+				l.log.Error("acknowledging delivered events", "count", len(delivered), "err", aerr)
+			}
+		}
+		if len(retry) == 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-l.stopCtx.Done():
+			t.Stop()
+			for _, it := range retry {
+				l.release(it)
+			}
+			return
+		}
+		items = retry
+	}
+}
+
+func (l *loop) send(items []item) []error {
+	start := time.Now()
+	defer func() { l.e.m.DeliveryDuration.WithLabelValues(l.name).Observe(time.Since(start).Seconds()) }()
+	if l.batch != nil && len(items) > 1 {
+		evs := make([]*event.Event, len(items))
+		for i, it := range items {
+			evs[i] = it.ev
+		}
+		errs := safeBatch(l.killCtx, l.batch, evs)
+		if len(errs) != len(items) {
+			err := fmt.Errorf("sink returned %d results for %d events", len(errs), len(items))
+			errs = make([]error, len(items))
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	errs := make([]error, len(items))
+	for i, it := range items {
+		errs[i] = safeDeliver(l.killCtx, l.sink, it.ev)
+	}
+	return errs
+}
+
+// safeDeliver turns a sink's panic into a retryable error, so one bad sink
+// cannot take the bridge down.
+func safeDeliver(ctx context.Context, s sinks.Sink, ev *event.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sink panicked: %v", r)
+		}
+	}()
+	return s.Deliver(ctx, ev)
+}
+
+func safeBatch(ctx context.Context, s sinks.BatchSink, evs []*event.Event) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("sink panicked: %v", r)
+			errs = make([]error, len(evs))
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+	}()
+	return s.DeliverBatch(ctx, evs)
+}
+
+func (l *loop) release(it item) {
+	if err := l.e.q.Release(l.name, it.d.Seq); err != nil {
+		l.log.Error("releasing an event", "seq", it.d.Seq, "err", err)
+	}
+}
+
+// giveUp dead-letters an event: to the dead-letter sink when there is one
+// (and this is not already a dead letter), else into the dead-letter store.
+func (l *loop) giveUp(it item, cause error) {
+	reason := fmt.Sprintf("%s: %d attempt(s): %v", l.name, it.d.Attempts, cause)
+	if sinks.IsPermanent(cause) {
+		reason = fmt.Sprintf("%s: rejected: %v", l.name, cause)
+	}
+	id := ""
+	if it.ev != nil {
+		id = it.ev.ID()
+	}
+	l.e.m.Deliveries.WithLabelValues(l.name, "dead_lettered").Inc()
+	l.e.m.DeadLetters.WithLabelValues(l.name).Inc()
+	if dl := l.policy.DeadLetter; dl != "" && it.d.From == "" {
+		l.e.observe(l.name, it.ev, it.d.Attempts, cause, true, dl)
+		l.log.Error("giving up, forwarding to the dead-letter sink", "id", id, "dead_letter", dl, "reason", reason)
+		if err := l.e.q.Forward(l.name, it.d.Seq, dl, reason); err != nil {
+			l.log.Error("forwarding to the dead-letter sink", "id", id, "err", err)
+		}
+		return
+	}
+	if it.d.From != "" {
+		reason = it.d.Reason + "; then " + reason
+	}
+	l.e.observe(l.name, it.ev, it.d.Attempts, cause, true, "store")
+	l.log.Error("giving up, keeping the event in the dead-letter store", "id", id, "reason", reason)
+	if err := l.e.q.Bury(l.name, it.d.Seq, it.d.Attempts, reason); err != nil {
+		l.log.Error("burying an event", "id", id, "err", err)
+	}
+}

@@ -1,0 +1,4 @@
+// Package inspect is the event inspector served on the admin listener: the
+// recent events (in memory, bounded), each one's CloudEvent and delivery
+// attempts per sink, the dead-letter list, and replay of a dead letter.
+package inspect

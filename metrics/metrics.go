@@ -1,0 +1,119 @@
+// Package metrics holds hookbridge's Prometheus instruments, on a registry of
+// their own so that tests and several bridges in one process never share
+// counters.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the instruments of one bridge.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests             *prometheus.CounterVec   // source, status
+	VerificationFailures *prometheus.CounterVec   // source, reason
+	RequestDuration      *prometheus.HistogramVec // source: receive to answer
+	EventsAccepted       *prometheus.CounterVec   // source
+	EventsDuplicate      *prometheus.CounterVec   // source
+	EventsUnrouted       *prometheus.CounterVec   // source
+	Deliveries           *prometheus.CounterVec   // sink, outcome: delivered|failed|dead_lettered
+	Retries              *prometheus.CounterVec   // sink
+	DeadLetters          *prometheus.CounterVec   // sink
+	DeliveryDuration     *prometheus.HistogramVec // sink: one delivery call
+	ConfigReloads        *prometheus.CounterVec   // result: ok|rejected
+}
+
+// New makes the instruments and registers them with Go and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_requests_total", Help: "Webhook requests answered, by source and HTTP status.",
+		}, []string{"source", "status"}),
+		VerificationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_verification_failures_total", Help: "Requests rejected as not authentic, by source and reason.",
+		}, []string{"source", "reason"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hookbridge_request_duration_seconds", Help: "Time from receiving a webhook to answering it (includes the durable queue write).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"source"}),
+		EventsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_events_accepted_total", Help: "CloudEvents durably queued, by source.",
+		}, []string{"source"}),
+		EventsDuplicate: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_events_duplicate_total", Help: "CloudEvents dropped because their id was accepted within the dedup window.",
+		}, []string{"source"}),
+		EventsUnrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_events_unrouted_total", Help: "CloudEvents that matched no route.",
+		}, []string{"source"}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_deliveries_total", Help: "Delivery attempts by sink and outcome (delivered, failed, dead_lettered).",
+		}, []string{"sink", "outcome"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_delivery_retries_total", Help: "Deliveries scheduled for another attempt, by sink.",
+		}, []string{"sink"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_dead_letters_total", Help: "Events given up on, by the sink that gave up.",
+		}, []string{"sink"}),
+		DeliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hookbridge_delivery_duration_seconds", Help: "Duration of one delivery call (a batch for batching sinks), by sink.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"sink"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_config_reloads_total", Help: "Configuration reloads by result (ok, rejected).",
+		}, []string{"result"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Requests, m.VerificationFailures, m.RequestDuration, m.EventsAccepted, m.EventsDuplicate,
+		m.EventsUnrouted, m.Deliveries, m.Retries, m.DeadLetters, m.DeliveryDuration, m.ConfigReloads,
+	)
+	return m
+}
+
+// QueueStats is what the queue reports at each scrape.
+type QueueStats struct {
+	Pending       map[string]int // by sink
+	OldestPending time.Time      // zero when nothing is pending
+	DeadLetters   int
+}
+
+type queueCollector struct {
+	stats                   func() QueueStats
+	pending, oldest, buried *prometheus.Desc
+}
+
+// WatchQueue registers gauges read from stats at every scrape: events
+// pending per sink, age of the oldest pending event, and dead letters kept.
+func (m *Metrics) WatchQueue(stats func() QueueStats) {
+	m.Registry.MustRegister(&queueCollector{
+		stats:   stats,
+		pending: prometheus.NewDesc("hookbridge_queue_pending", "Events queued and not yet delivered, by sink.", []string{"sink"}, nil),
+		oldest:  prometheus.NewDesc("hookbridge_queue_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (0 when none).", nil, nil),
+		buried:  prometheus.NewDesc("hookbridge_dead_letter_store_events", "Events kept in the dead-letter store.", nil, nil),
+	})
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.oldest
+	ch <- c.buried
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for sink, n := range s.Pending {
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(n), sink)
+	}
+	age := 0.0
+	if !s.OldestPending.IsZero() {
+		age = time.Since(s.OldestPending).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(c.buried, prometheus.GaugeValue, float64(s.DeadLetters))
+}
