@@ -1,0 +1,57 @@
+# hookbridge: make run | make test | make send | make fuzz | make bench
+GO       ?= go
+BIN      := bin/bridge
+CONFIG   ?= config.example.yaml
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 60s
+
+# Development secrets for `make run` and `make send` on config.example.yaml.
+# Real deployments set these in the environment (or ${file:...}) instead.
+export HELLOCLIENT_SIGNING_KEY ?= dev-helloclient-signing-key
+export HELPCRUNCH_SIGNING_KEY ?= dev-helpcrunch-signing-key
+export CRISP_HOOK_KEY ?= dev-crisp-hook-key
+export CRISP_SIGNING_SECRET ?= dev-crisp-signing-secret
+export SOCIALBOARDS_VERIFY_TOKEN ?= dev-socialboards-verify-token
+export SOCIALBOARDS_KEY ?= dev-socialboards-key
+export USERECHO_KEY ?= dev-userecho-key
+export HMAC_SECRET ?= dev-hmac-secret
+export STANDARDWEBHOOKS_SECRET ?= whsec_ZGV2LXN0YW5kYXJkLXdlYmhvb2tzLXNlY3JldA==
+
+.PHONY: build run send validate test fuzz bench clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bridge
+
+## run: build and run the bridge on config.example.yaml (events go to ./data/events.jsonl)
+run: build
+	@echo "hookbridge: webhooks on http://127.0.0.1:8080/webhooks/<source>, events written to $(CURDIR)/data/events.jsonl"
+	@echo "hookbridge: in another terminal: make send   (then: tail -f data/events.jsonl)"
+	./$(BIN) run -c $(CONFIG)
+
+## send: sign the sample Hello Client lead as the provider would and post it to `make run`
+send: build
+	./$(BIN) send -c $(CONFIG) --source helloclient testdata/payloads/helloclient-lead.json
+
+validate: build
+	./$(BIN) validate -c $(CONFIG)
+
+## test: every test, with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target"; \
+	    $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: the load benchmark of BENCHMARKS.md
+bench: build
+	$(GO) run ./bench -bridge $(BIN)
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,357 @@
+// Command bench measures hookbridge's ingest against a bare Fiber handler on
+// the same machine in the same run: signed Hello Client leads over loopback,
+// first at full load (closed loop, fixed connections) for requests/s, then
+// at half of the bare handler's rate (open loop, latency measured from each
+// request's scheduled send time) for p50/p99 acknowledgement latency. It
+// prints both, their ratio, and the bridge's peak RSS.
+//
+//	go run ./bench -bridge bin/bridge [-duration 10s] [-conns 64]
+package main
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+const secret = "bench-helloclient-signing-key"
+
+func main() {
+	bridgeBin := flag.String("bridge", "bin/bridge", "bridge binary")
+	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
+	conns := flag.Int("conns", 64, "connections at full load")
+	rounds := flag.Int("rounds", 1, "how many times to repeat the full-load pair")
+	serveBare := flag.String("serve-bare", "", "internal: serve the bare Fiber handler on this address")
+	keep := flag.Bool("keep", false, "keep the bridge's data directory")
+	flag.Parse()
+	if *serveBare != "" {
+		runBare(*serveBare)
+		return
+	}
+	printMachine()
+	dir, err := os.MkdirTemp("", "hookbridge-bench-")
+	must(err)
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+
+	var bareFull, bridgeFull []result
+	var rss int64
+	for r := 0; r < *rounds; r++ {
+		bare := startBare()
+		bareFull = append(bareFull, closedLoop(bare.url, *conns, *duration))
+		bare.stop()
+		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)))
+		bridgeFull = append(bridgeFull, closedLoop(br.url, *conns, *duration))
+		if v := br.peakRSS(); v > rss {
+			rss = v
+		}
+		br.stop()
+	}
+	bf, brf := best(bareFull), best(bridgeFull)
+	half := bf.rps / 2
+	bare := startBare()
+	bareHalf := openLoop(bare.url, half, *duration)
+	bare.stop()
+	br := startBridge(*bridgeBin, filepath.Join(dir, "half"))
+	bridgeHalf := openLoop(br.url, half, *duration)
+	br.stop()
+
+	fmt.Printf("\nfull load: %d connections, %s per phase, %d round(s) (best shown)\n", *conns, *duration, *rounds)
+	fmt.Printf("%-28s %12s %10s %10s %10s %8s\n", "target", "requests/s", "p50", "p99", "max", "errors")
+	for _, r := range bareFull {
+		printResult("bare fiber (200)", r)
+	}
+	for _, r := range bridgeFull {
+		printResult("bridge (verify+fsync queue)", r)
+	}
+	fmt.Printf("ratio bridge/bare requests/s: %.2f\n", brf.rps/bf.rps)
+	fmt.Printf("bridge peak RSS at full load: %.1f MB\n", float64(rss)/1e6)
+	fmt.Printf("\nhalf load: open loop at %.0f requests/s (half the bare handler's best)\n", half)
+	printResult("bare fiber (200)", bareHalf)
+	printResult("bridge (verify+fsync queue)", bridgeHalf)
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func printMachine() {
+	model := ""
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	rel := make([]byte, 0, 65)
+	for _, c := range uts.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	fmt.Printf("machine: %d CPUs (%s), linux %s, %s\n", runtime.NumCPU(), model, rel, runtime.Version())
+}
+
+// --- targets ---------------------------------------------------------------
+
+type target struct {
+	url  string
+	cmd  *exec.Cmd
+	stop func()
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func runBare(addr string) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post("/webhooks/helloclient", func(c *fiber.Ctx) error { return c.SendStatus(200) })
+	must(app.Listen(addr))
+}
+
+func startProcess(cmd *exec.Cmd, readyURL string) func() {
+	cmd.Stderr = os.Stderr
+	must(cmd.Start())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(readyURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			must(fmt.Errorf("%s did not become ready", cmd.Path))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+}
+
+func startBare() *target {
+	self, err := os.Executable()
+	must(err)
+	addr := freeAddr()
+	cmd := exec.Command(self, "-serve-bare", addr)
+	stop := startProcess(cmd, "http://"+addr+"/")
+	return &target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
+}
+
+type bridgeTarget struct {
+	target
+}
+
+func startBridge(bin, dir string) *bridgeTarget {
+	must(os.MkdirAll(dir, 0o755))
+	addr, admin := freeAddr(), freeAddr()
+	cfg := fmt.Sprintf(`server: {listen: %q}
+admin: {listen: %q}
+queue: {path: %q}
+log: {level: warn}
+sources:
+  helloclient: {type: helloclient, secret: %q, tolerance: 0}
+sinks:
+  archive: {type: file, path: %q}
+routes:
+  - {name: everything, sinks: [archive]}
+`, addr, admin, filepath.Join(dir, "queue"), secret, filepath.Join(dir, "events.jsonl"))
+	path := filepath.Join(dir, "bench.yaml")
+	must(os.WriteFile(path, []byte(cfg), 0o644))
+	cmd := exec.Command(bin, "run", "-c", path)
+	stop := startProcess(cmd, "http://"+admin+"/readyz")
+	return &bridgeTarget{target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}}
+}
+
+// peakRSS reads the process's high-water resident set size.
+func (b *bridgeTarget) peakRSS() int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1000
+		}
+	}
+	return 0
+}
+
+// --- load ------------------------------------------------------------------
+
+type result struct {
+	rps       float64
+	latencies []time.Duration
+	errors    int64
+	ok        int64
+}
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.latencies)-1) * p)
+	return r.latencies[i]
+}
+
+func printResult(name string, r result) {
+	fmt.Printf("%-28s %12.0f %10s %10s %10s %8d\n", name, r.rps, r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond), r.errors)
+}
+
+func best(rs []result) result {
+	b := rs[0]
+	for _, r := range rs[1:] {
+		if r.rps > b.rps {
+			b = r
+		}
+	}
+	return b
+}
+
+var seq atomic.Int64
+
+// signedRequest fills req with a unique signed lead, as Hello Client sends it.
+func signedRequest(req *fasthttp.Request, url string, now int64) {
+	n := seq.Add(1)
+	body := fmt.Appendf(nil, `{"Type":"lead","SerialNumber":"HC-BENCH","SessionID":"bench-%d","FirstName":"Ada","LastName":"Lovelace","Email":"ada+%d@example.com","Phone":"+44 20 7946 0958","Message":"Load test lead number %d, asking about pricing for the enterprise plan.","CreateTime":"2026-11-20T10:15:00Z"}`, n, n, n)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(strconv.AppendInt(nil, now, 10))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	req.SetRequestURI(url)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.Header.Set("X-Webhook-Signature", "t="+strconv.FormatInt(now, 10)+",v1="+hex.EncodeToString(m.Sum(nil)))
+	req.SetBody(body)
+}
+
+func newClient(url string, conns int) *fasthttp.HostClient {
+	host := strings.TrimPrefix(url, "http://")
+	host = host[:strings.IndexByte(host, '/')]
+	return &fasthttp.HostClient{Addr: host, MaxConns: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+}
+
+// closedLoop keeps conns requests in flight for d and counts answers.
+func closedLoop(url string, conns int, d time.Duration) result {
+	client := newClient(url, conns)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var res result
+	var ok, errs atomic.Int64
+	start := time.Now()
+	end := start.Add(d)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			lat := make([]time.Duration, 0, 1<<14)
+			for time.Now().Before(end) {
+				signedRequest(req, url, time.Now().Unix())
+				t0 := time.Now()
+				err := client.Do(req, resp)
+				lat = append(lat, time.Since(t0))
+				if err != nil || resp.StatusCode() != 200 {
+					errs.Add(1)
+					continue
+				}
+				ok.Add(1)
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.ok, res.errors = ok.Load(), errs.Load()
+	res.rps = float64(res.ok) / time.Since(start).Seconds()
+	sort.Slice(res.latencies, func(i, j int) bool { return res.latencies[i] < res.latencies[j] })
+	return res
+}
+
+// openLoop sends at a fixed rate for d, each request at its scheduled time,
+// and measures latency from that time (so a stall counts against every
+// request it delays).
+func openLoop(url string, rate float64, d time.Duration) result {
+	const workers = 128
+	client := newClient(url, workers)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var res result
+	var ok, errs atomic.Int64
+	interval := time.Duration(float64(time.Second) * workers / rate)
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			var lat []time.Duration
+			offset := time.Duration(w) * interval / workers
+			for i := 0; ; i++ {
+				at := start.Add(offset + time.Duration(i)*interval)
+				if at.Sub(start) >= d {
+					break
+				}
+				if wait := time.Until(at); wait > 0 {
+					time.Sleep(wait)
+				}
+				signedRequest(req, url, time.Now().Unix())
+				err := client.Do(req, resp)
+				lat = append(lat, time.Since(at))
+				if err != nil || resp.StatusCode() != 200 {
+					errs.Add(1)
+					continue
+				}
+				ok.Add(1)
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	res.ok, res.errors = ok.Load(), errs.Load()
+	res.rps = float64(res.ok) / time.Since(start).Seconds()
+	sort.Slice(res.latencies, func(i, j int) bool { return res.latencies[i] < res.latencies[j] })
+	return res
+}

@@ -1,0 +1,338 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/delivery"
+	"github.com/hookbridge/hookbridge/inspect"
+	"github.com/hookbridge/hookbridge/metrics"
+	"github.com/hookbridge/hookbridge/queue"
+	"github.com/hookbridge/hookbridge/server"
+	"github.com/hookbridge/hookbridge/sinks"
+)
+
+// ShutdownTimeout bounds each stage of a graceful stop.
+const ShutdownTimeout = 10 * time.Second
+
+// App is a running bridge.
+type App struct {
+	path string
+	log  *slog.Logger
+	m    *metrics.Metrics
+
+	q      *queue.Store
+	rec    *inspect.Recorder
+	engine *delivery.Engine
+	srv    *server.Server
+	admin  *server.Admin
+
+	rt       atomic.Pointer[Runtime]
+	reloadMu sync.Mutex
+	ready    atomic.Bool
+
+	// Addr and AdminAddr are the listeners' actual addresses once Run has started them.
+	addrMu    sync.Mutex
+	addr      net.Addr
+	adminAddr net.Addr
+	started   chan struct{}
+}
+
+// New prepares a bridge for the config file at path; Run starts it.
+func New(path string) *App {
+	return &App{path: path, m: metrics.New(), rec: inspect.NewRecorder(1000), log: slog.Default(), started: make(chan struct{})}
+}
+
+// NewLogger makes the logger the config asks for, writing to stderr.
+func NewLogger(c LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Metrics returns the bridge's instruments.
+func (a *App) Metrics() *metrics.Metrics { return a.m }
+
+// Started is closed once the listeners are up.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Addr is the webhook listener's address (after Started).
+func (a *App) Addr() net.Addr { a.addrMu.Lock(); defer a.addrMu.Unlock(); return a.addr }
+
+// Run loads the config, starts everything, and serves until ctx ends; then it
+// stops gracefully: no new requests, requests under way answered, sinks
+// flushed, queue closed. What was not delivered stays queued for next time.
+func (a *App) Run(ctx context.Context) (err error) {
+	f, err := Load(a.path)
+	if err != nil {
+		return err
+	}
+	a.log = NewLogger(f.Log)
+	rt, err := Build(f, nil)
+	if err != nil {
+		return err
+	}
+	closeSinks := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		for _, b := range a.rt.Load().Sinks {
+			if err := b.Sink.Close(cctx); err != nil {
+				a.log.Error("closing sink", "sink", b.Name, "err", err)
+			}
+		}
+	}
+	a.rt.Store(rt)
+
+	a.q, err = queue.Open(queue.Options{Path: f.Queue.Path, DedupWindow: f.Queue.DedupWindow, Logger: a.log})
+	if err != nil {
+		closeSinks()
+		return fmt.Errorf("opening the queue at %s: %w", f.Queue.Path, err)
+	}
+	defer func() {
+		if cerr := a.q.Close(); cerr != nil {
+			a.log.Error("closing the queue", "err", cerr)
+		}
+	}()
+	a.m.WatchQueue(func() metrics.QueueStats {
+		st := a.q.Stats()
+		return metrics.QueueStats{Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters}
+	})
+	a.engine = delivery.New(a.q, a.log, a.m)
+	a.engine.Observe(a.rec)
+	a.startSinks(ctx, rt, nil)
+	a.warnOrphans(rt)
+
+	ln, err := net.Listen("tcp", f.Server.Listen)
+	if err != nil {
+		a.engine.StopAll(context.Background())
+		closeSinks()
+		return fmt.Errorf("webhook listener: %w", err)
+	}
+	a.srv = server.New(server.Options{
+		BodyLimit: maxBodyLimit(f), ReadTimeout: f.Server.ReadTimeout,
+		WriteTimeout: f.Server.WriteTimeout, IdleTimeout: f.Server.IdleTimeout,
+	}, a, a.log, a.m)
+	a.srv.SetTable(rt.Table)
+	var adminLn net.Listener
+	if f.Admin.Listen != "" {
+		a.admin = server.NewAdmin(a.m, a.readiness, f.Admin.Token)
+		if adminLn, err = net.Listen("tcp", f.Admin.Listen); err != nil {
+			ln.Close()
+			a.engine.StopAll(context.Background())
+			closeSinks()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+	}
+	a.addrMu.Lock()
+	a.addr = ln.Addr()
+	if adminLn != nil {
+		a.adminAddr = adminLn.Addr()
+	}
+	a.addrMu.Unlock()
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- a.srv.Serve(ln) }()
+	if adminLn != nil {
+		go func() { serveErr <- a.admin.Serve(adminLn) }()
+	}
+	rt.logSummary(a.log, "http://"+displayAddr(ln.Addr()))
+	a.log.Info("hookbridge is running", "webhooks", displayAddr(ln.Addr()), "admin", f.Admin.Listen, "queue", f.Queue.Path)
+	a.ready.Store(true)
+	close(a.started)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go a.watchConfig(watchCtx)
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping: no new requests; finishing those under way")
+	case err = <-serveErr:
+		a.log.Error("listener failed; stopping", "err", err)
+	}
+	a.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if serr := a.srv.Shutdown(sctx); serr != nil {
+		a.log.Error("webhook listener shutdown", "err", serr)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer dcancel()
+	a.engine.StopAll(dctx)
+	closeSinks()
+	if a.admin != nil {
+		a.admin.Shutdown(sctx)
+	}
+	a.log.Info("stopped; undelivered events stay queued", "pending", a.q.Stats().Pending)
+	return err
+}
+
+func displayAddr(addr net.Addr) string {
+	s := addr.String()
+	if strings.HasPrefix(s, "[::]:") {
+		return "127.0.0.1:" + strings.TrimPrefix(s, "[::]:")
+	}
+	if strings.HasPrefix(s, "0.0.0.0:") {
+		return "127.0.0.1:" + strings.TrimPrefix(s, "0.0.0.0:")
+	}
+	return s
+}
+
+func maxBodyLimit(f *File) int64 {
+	limit := int64(f.Server.BodyLimit)
+	for _, s := range f.Sources {
+		if int64(s.Common.BodyLimit) > limit {
+			limit = int64(s.Common.BodyLimit)
+		}
+	}
+	return limit
+}
+
+func (a *App) readiness() error {
+	if !a.ready.Load() {
+		return errors.New("starting or stopping")
+	}
+	return nil
+}
+
+// startSinks connects the sinks of rt that prev does not already run and
+// starts their delivery loops. A sink that cannot connect yet still starts:
+// its events wait in the queue and are retried.
+func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
+	for name, b := range rt.Sinks {
+		if prev != nil && prev.Sinks[name] == b {
+			continue
+		}
+		if st, ok := b.Sink.(sinks.Starter); ok {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := st.Start(sctx); err != nil {
+				a.log.Warn("sink could not connect yet; its events stay queued and are retried", "sink", name, "err", err)
+			}
+			cancel()
+		}
+		if err := a.engine.Start(name, b.Sink, b.Policy); err != nil {
+			a.log.Error("starting delivery", "sink", name, "err", err)
+		}
+	}
+}
+
+// warnOrphans says when the queue holds events for sinks the config no
+// longer has (or has disabled): they are kept until such a sink returns.
+func (a *App) warnOrphans(rt *Runtime) {
+	for sink, n := range a.q.Stats().Pending {
+		if n > 0 && rt.Sinks[sink] == nil {
+			a.log.Warn("queued events wait for a sink that is not configured or is disabled; they are kept until it returns", "sink", sink, "pending", n)
+		}
+	}
+}
+
+// Ingest implements server.Ingester: it routes each event and queues it
+// durably for its sinks, returning once the queue has fsync'd it.
+func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) error {
+	rt := a.rt.Load()
+	items := make([]queue.Item, len(evs))
+	for i, ev := range evs {
+		_, targets := rt.Router.Match(ev)
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
+		}
+		items[i] = queue.Item{ID: DedupKey(ev), Event: data, Sinks: targets}
+	}
+	dup, err := a.q.Enqueue(ctx, items)
+	if err != nil {
+		return err
+	}
+	for i, ev := range evs {
+		switch {
+		case dup[i]:
+			a.m.EventsDuplicate.WithLabelValues(source).Inc()
+			a.log.Info("duplicate event dropped (already accepted)", "source", source, "id", ev.ID(), "type", ev.Type())
+		case len(items[i].Sinks) == 0:
+			a.m.EventsAccepted.WithLabelValues(source).Inc()
+			a.m.EventsUnrouted.WithLabelValues(source).Inc()
+			a.log.Info("event matched no route", "source", source, "id", ev.ID(), "type", ev.Type())
+		default:
+			a.m.EventsAccepted.WithLabelValues(source).Inc()
+			a.rec.Accepted(source, ev, items[i].Sinks, items[i].Event)
+			a.log.Debug("event queued", "source", source, "id", ev.ID(), "type", ev.Type(), "sinks", items[i].Sinks)
+		}
+	}
+	return nil
+}
+
+// DedupKey is what makes two deliveries the same event: its source and id,
+// which CloudEvents defines as unique together.
+func DedupKey(ev *event.Event) string { return ev.Source() + " " + ev.ID() }
+
+// Reject implements server.Ingester.
+func (a *App) Reject(source string, raw []byte, reason string) error {
+	return a.q.Reject(source, raw, reason)
+}
+
+// Reload loads the config file again and swaps it in: sources and routes at
+// once, and sinks whose settings changed (their loops restart; unchanged
+// sinks keep running). A file with errors is rejected whole and the running
+// config stays.
+func (a *App) Reload(ctx context.Context) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	prev := a.rt.Load()
+	f, err := Load(a.path)
+	if err == nil {
+		err = checkRestartOnly(prev.File, f)
+	}
+	var rt *Runtime
+	if err == nil {
+		rt, err = Build(f, prev)
+	}
+	if err != nil {
+		a.m.ConfigReloads.WithLabelValues("rejected").Inc()
+		a.log.Error("config change rejected; the running config stays", "file", a.path, "errors", err.Error())
+		return err
+	}
+	// Stop loops of sinks that are gone or changed before starting new ones.
+	for name, old := range prev.Sinks {
+		if rt.Sinks[name] != old {
+			sctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
+			a.engine.Stop(sctx, name)
+			cancel()
+			if err := old.Sink.Close(ctx); err != nil {
+				a.log.Error("closing replaced sink", "sink", name, "err", err)
+			}
+		}
+	}
+	a.startSinks(ctx, rt, prev)
+	a.rt.Store(rt)
+	a.srv.SetTable(rt.Table)
+	a.m.ConfigReloads.WithLabelValues("ok").Inc()
+	a.log.Info("config reloaded", "file", a.path, "sources", len(f.Sources), "sinks", len(rt.Sinks), "routes", len(f.Routes))
+	a.warnOrphans(rt)
+	return nil
+}
+
+// checkRestartOnly refuses reloads that change what only a restart can.
+func checkRestartOnly(old, f *File) error {
+	var errs []error
+	if old.Server.Listen != f.Server.Listen || old.Admin.Listen != f.Admin.Listen {
+		errs = append(errs, errors.New("changing server.listen or admin.listen needs a restart"))
+	}
+	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path || old.Queue.DedupWindow != f.Queue.DedupWindow {
+		errs = append(errs, errors.New("changing the queue needs a restart"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,456 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookbridge/hookbridge/config"
+	"github.com/hookbridge/hookbridge/delivery"
+	"github.com/hookbridge/hookbridge/router"
+	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/sources"
+)
+
+// File is a loaded, checked configuration file.
+type File struct {
+	Path    string
+	Server  ServerConfig
+	Admin   AdminConfig
+	Queue   QueueConfig
+	Log     LogConfig
+	Sources []*SourceSpec // in file order
+	Sinks   []*SinkSpec   // in file order
+	Routes  []router.Route
+}
+
+// ServerConfig is the `server` key: the webhook listener.
+type ServerConfig struct {
+	// Listen is the webhook listener's address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// BodyLimit is the largest body a source accepts unless it sets its own. Default 1MiB.
+	BodyLimit config.Size `yaml:"body_limit"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ReadTimeout bounds reading a request. Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing an answer. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+
+	trusted []netip.Prefix
+}
+
+// AdminConfig is the `admin` key: health, readiness and metrics.
+type AdminConfig struct {
+	// Listen is the admin listener's address; empty turns it off. Default "127.0.0.1:9090".
+	Listen string `yaml:"listen"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// everything but /healthz and /readyz.
+	Token string `yaml:"token"`
+}
+
+// QueueConfig is the `queue` key.
+type QueueConfig struct {
+	// Type is "embedded" (default).
+	Type string `yaml:"type"`
+	// Path is the embedded store's directory. Default ./data/queue.
+	Path string `yaml:"path"`
+	// DedupWindow is how long an accepted event id is remembered. Default 24h.
+	DedupWindow time.Duration `yaml:"dedup_window"`
+	// Brokers, Topic and Group are for type kafka.
+	Brokers []string `yaml:"brokers"`
+	Topic   string   `yaml:"topic"`
+	Group   string   `yaml:"group"`
+}
+
+// LogConfig is the `log` key.
+type LogConfig struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// SourceCommon is the keys every source has.
+type SourceCommon struct {
+	// Type is the provider: helloclient, helpcrunch, crisp, ...
+	Type string `yaml:"type"`
+	// Path is where the source is served. Default /webhooks/<name>.
+	Path string `yaml:"path"`
+	// AllowIPs are the CIDRs a request may come from. Default any.
+	AllowIPs []string `yaml:"allow_ips"`
+	// BodyLimit overrides server.body_limit for this source.
+	BodyLimit config.Size `yaml:"body_limit"`
+}
+
+// SourceSpec is one entry of `sources`.
+type SourceSpec struct {
+	Name   string
+	Common SourceCommon
+	Config sources.Config
+	Node   *yaml.Node
+
+	allow []netip.Prefix
+}
+
+// SinkCommon is the keys every sink has.
+type SinkCommon struct {
+	// Type is the kind: kafka, slack, http, file.
+	Type string `yaml:"type"`
+	// Enabled turns the sink off when false: routes skip it, and the bridge
+	// says so once at start. Default true.
+	Enabled *bool `yaml:"enabled"`
+
+	delivery.Policy `yaml:",inline"`
+}
+
+// SinkSpec is one entry of `sinks`.
+type SinkSpec struct {
+	Name   string
+	Common SinkCommon
+	Config sinks.Config
+	Node   *yaml.Node
+}
+
+// IsEnabled reports whether the sink is on.
+func (s *SinkSpec) IsEnabled() bool { return s.Common.Enabled == nil || *s.Common.Enabled }
+
+// Source returns the spec of the named source.
+func (f *File) Source(name string) *SourceSpec {
+	for _, s := range f.Sources {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Sink returns the spec of the named sink.
+func (f *File) Sink(name string) *SinkSpec {
+	for _, s := range f.Sinks {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+type fileShape struct {
+	Server  ServerConfig `yaml:"server"`
+	Admin   AdminConfig  `yaml:"admin"`
+	Queue   QueueConfig  `yaml:"queue"`
+	Log     LogConfig    `yaml:"log"`
+	Sources yaml.Node    `yaml:"sources"`
+	Sinks   yaml.Node    `yaml:"sinks"`
+	Routes  yaml.Node    `yaml:"routes"`
+}
+
+// Load reads and checks a configuration file, expanding ${VAR} from the
+// environment. Every problem is returned at once as config.Errors.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse checks a configuration given as bytes; path names it in errors.
+func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
+	d := &config.Decoder{File: path}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		e := config.Error{File: path, Msg: err.Error()}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Column = 1
+			e.Msg = m[2]
+		}
+		return nil, config.Errors{e}
+	}
+	if len(root.Content) == 0 {
+		return nil, config.Errors{{File: path, Msg: "the file is empty"}}
+	}
+	d.Expand(&root, lookup)
+	shape := fileShape{
+		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
+		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
+		Queue:  QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour},
+		Log:    LogConfig{Level: "info", Format: "text"},
+	}
+	top := root.Content[0]
+	d.Decode(top, &shape)
+	f := &File{Path: path, Server: shape.Server, Admin: shape.Admin, Queue: shape.Queue, Log: shape.Log}
+	checkTop(d, top, f)
+	f.Sources = loadSources(d, &shape.Sources, f)
+	f.Sinks = loadSinks(d, &shape.Sinks)
+	if shape.Routes.Kind != 0 {
+		f.Routes = router.Decode(d, &shape.Routes)
+	}
+	checkRefs(d, f, &shape.Routes)
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
+	at := func(section, key string) *yaml.Node {
+		_, sec := config.Lookup(top, section)
+		if k, _ := config.Lookup(sec, key); k != nil {
+			return k
+		}
+		if k, _ := config.Lookup(top, section); k != nil {
+			return k
+		}
+		return top
+	}
+	for _, c := range f.Server.TrustedProxies {
+		p, err := parsePrefix(c)
+		if err != nil {
+			d.Errorf(at("server", "trusted_proxies"), "server.trusted_proxies: %v", err)
+			continue
+		}
+		f.Server.trusted = append(f.Server.trusted, p)
+	}
+	if f.Server.BodyLimit <= 0 {
+		d.Errorf(at("server", "body_limit"), "server.body_limit must be positive")
+	}
+	if f.Server.Listen == "" {
+		d.Errorf(at("server", "listen"), "server.listen must not be empty")
+	}
+	switch f.Queue.Type {
+	case "embedded":
+		if f.Queue.Path == "" {
+			d.Errorf(at("queue", "path"), "queue.path must not be empty")
+		}
+	case "kafka":
+		d.Errorf(at("queue", "type"), "queue type kafka is not available yet; use embedded")
+	default:
+		d.Errorf(at("queue", "type"), "unknown queue type %q (embedded)", f.Queue.Type)
+	}
+	if f.Queue.DedupWindow < 0 {
+		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must not be negative")
+	}
+	switch strings.ToLower(f.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		d.Errorf(at("log", "level"), "log.level must be debug, info, warn or error, not %q", f.Log.Level)
+	}
+	if f.Log.Format != "text" && f.Log.Format != "json" {
+		d.Errorf(at("log", "format"), "log.format must be text or json, not %q", f.Log.Format)
+	}
+}
+
+// parsePrefix reads a CIDR, or a bare address as a single-host prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func entries(d *config.Decoder, node *yaml.Node, section string) [][2]*yaml.Node {
+	if node.Kind == 0 || (node.Kind == yaml.ScalarNode && node.Tag == "!!null") {
+		return nil
+	}
+	if node.Kind != yaml.MappingNode {
+		d.Errorf(node, "%s must be a mapping of name to settings", section)
+		return nil
+	}
+	var out [][2]*yaml.Node
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		if seen[k.Value] {
+			d.Errorf(k, "%s: %q is defined twice", section, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		if !namePattern.MatchString(k.Value) {
+			d.Errorf(k, "%s: name %q must be letters, digits, '.', '_' or '-'", section, k.Value)
+			continue
+		}
+		if v.Kind != yaml.MappingNode {
+			d.Errorf(v, "%s.%s must be a mapping with at least a type", section, k.Value)
+			continue
+		}
+		out = append(out, [2]*yaml.Node{k, v})
+	}
+	return out
+}
+
+func typeOf(d *config.Decoder, section, name string, key, node *yaml.Node, known []string) (string, bool) {
+	_, t := config.Lookup(node, "type")
+	if t == nil || t.Value == "" {
+		d.Errorf(key, "%s.%s: type is required (one of %s)", section, name, strings.Join(known, ", "))
+		return "", false
+	}
+	return t.Value, true
+}
+
+func loadSources(d *config.Decoder, node *yaml.Node, f *File) []*SourceSpec {
+	var out []*SourceSpec
+	paths := map[string]string{}
+	for _, kv := range entries(d, node, "sources") {
+		key, n := kv[0], kv[1]
+		typ, ok := typeOf(d, "sources", key.Value, key, n, sources.Types())
+		if !ok {
+			continue
+		}
+		reg, ok := sources.Lookup(typ)
+		if !ok {
+			_, tn := config.Lookup(n, "type")
+			d.Errorf(tn, "sources.%s: unknown type %q (known: %s)", key.Value, typ, strings.Join(sources.Types(), ", "))
+			continue
+		}
+		spec := &SourceSpec{Name: key.Value, Config: reg.NewConfig(), Node: n}
+		before := len(d.Errs)
+		d.DecodeInto(n, &spec.Common, spec.Config)
+		if len(d.Errs) > before {
+			continue
+		}
+		d.Validate(n, spec.Config)
+		if spec.Common.Path == "" {
+			spec.Common.Path = "/webhooks/" + spec.Name
+		}
+		if !strings.HasPrefix(spec.Common.Path, "/") {
+			k, _ := config.Lookup(n, "path")
+			d.Errorf(k, "sources.%s: path must start with /", spec.Name)
+		}
+		if other, dup := paths[spec.Common.Path]; dup {
+			k, _ := config.Lookup(n, "path")
+			if k == nil {
+				k = key
+			}
+			d.Errorf(k, "sources.%s: path %s is already served by source %s", spec.Name, spec.Common.Path, other)
+		}
+		paths[spec.Common.Path] = spec.Name
+		for _, c := range spec.Common.AllowIPs {
+			p, err := parsePrefix(c)
+			if err != nil {
+				k, _ := config.Lookup(n, "allow_ips")
+				d.Errorf(k, "sources.%s.allow_ips: %v", spec.Name, err)
+				continue
+			}
+			spec.allow = append(spec.allow, p)
+		}
+		if g, ok := spec.Config.(sources.IPGuarded); ok && g.NeedsAllowIPs() && len(spec.Common.AllowIPs) == 0 {
+			d.Errorf(key, "sources.%s: this source authenticates nothing by itself; set allow_ips to the provider's addresses", spec.Name)
+		}
+		if spec.Common.BodyLimit < 0 {
+			k, _ := config.Lookup(n, "body_limit")
+			d.Errorf(k, "sources.%s: body_limit must not be negative", spec.Name)
+		}
+		if spec.Common.BodyLimit == 0 {
+			spec.Common.BodyLimit = f.Server.BodyLimit
+		}
+		out = append(out, spec)
+	}
+	return out
+}
+
+func loadSinks(d *config.Decoder, node *yaml.Node) []*SinkSpec {
+	var out []*SinkSpec
+	for _, kv := range entries(d, node, "sinks") {
+		key, n := kv[0], kv[1]
+		typ, ok := typeOf(d, "sinks", key.Value, key, n, sinks.Types())
+		if !ok {
+			continue
+		}
+		reg, ok := sinks.Lookup(typ)
+		if !ok {
+			_, tn := config.Lookup(n, "type")
+			d.Errorf(tn, "sinks.%s: unknown type %q (known: %s)", key.Value, typ, strings.Join(sinks.Types(), ", "))
+			continue
+		}
+		spec := &SinkSpec{Name: key.Value, Config: reg.NewConfig(), Node: n}
+		spec.Common.Policy = delivery.DefaultPolicy()
+		before := len(d.Errs)
+		d.DecodeInto(n, &spec.Common, spec.Config)
+		if len(d.Errs) > before {
+			out = append(out, spec)
+			continue
+		}
+		d.Validate(n, &spec.Common.Policy)
+		if spec.IsEnabled() {
+			// A disabled sink may leave its required values empty.
+			d.Validate(n, spec.Config)
+		}
+		out = append(out, spec)
+	}
+	return out
+}
+
+// checkRefs checks that every sink a route or dead_letter names exists.
+func checkRefs(d *config.Decoder, f *File, routes *yaml.Node) {
+	names := make([]string, 0, len(f.Sinks))
+	byName := map[string]*SinkSpec{}
+	for _, s := range f.Sinks {
+		names = append(names, s.Name)
+		byName[s.Name] = s
+	}
+	sort.Strings(names)
+	known := strings.Join(names, ", ")
+	if known == "" {
+		known = "none are defined"
+	}
+	for _, s := range f.Sinks {
+		dl := s.Common.DeadLetter
+		if dl == "" {
+			continue
+		}
+		k, _ := config.Lookup(s.Node, "dead_letter")
+		switch {
+		case dl == s.Name:
+			d.Errorf(k, "sinks.%s: dead_letter cannot be the sink itself", s.Name)
+		case byName[dl] == nil:
+			d.Errorf(k, "sinks.%s: dead_letter names unknown sink %q (sinks: %s)", s.Name, dl, known)
+		}
+	}
+	if routes.Kind != yaml.SequenceNode {
+		return
+	}
+	for _, r := range routes.Content {
+		_, name := config.Lookup(r, "name")
+		_, list := config.Lookup(r, "sinks")
+		if list == nil || list.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, ref := range list.Content {
+			if byName[ref.Value] == nil {
+				rn := ""
+				if name != nil {
+					rn = name.Value
+				}
+				d.Errorf(ref, "route %q: unknown sink %q (sinks: %s)", rn, ref.Value, known)
+			}
+		}
+	}
+}
+
+// ErrNoSources is returned by Build for a file that defines no source.
+var ErrNoSources = errors.New("no sources are configured")

@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const hcSecret = "e2e-helloclient-signing-key"
+
+const coreConfig = `
+server: {listen: "{{WEBHOOK}}", body_limit: 64KiB}
+admin: {listen: "{{ADMIN}}"}
+queue: {path: "{{DIR}}/queue"}
+log: {level: info}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl"}
+routes:
+  - {name: everything, sinks: [archive]}
+`
+
+func leadBody(n int) []byte {
+	return []byte(fmt.Sprintf(`{"Type":"lead","SerialNumber":"HC-8842","SessionID":"session-%d","FirstName":"Ada","LastName":"Lovelace %d","Email":"ada%d@example.com","CreateTime":"2026-11-20T10:15:00Z"}`, n, n, n))
+}
+
+func TestLeadLandsInFileAsCloudEvent(t *testing.T) {
+	b := newBridge(t, coreConfig, "HC_KEY="+hcSecret)
+	b.Start()
+	body := leadBody(1)
+	resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+		map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 200 || resp.Body != `{"status":"success"}` {
+		t.Fatalf("answer %d %q, want 200 {\"status\":\"success\"}", resp.Status, resp.Body)
+	}
+	path := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 10*time.Second, "the event in the file", func() bool { return len(readLines(t, path)) == 1 })
+	ev := readLines(t, path)[0]
+	want := fileEvent{ID: sha256Hex(body), Type: "com.helloclient.lead", Source: "https://helloclient.com/chatbots/HC-8842",
+		Subject: "sessions/session-1", Time: "2026-11-20T10:15:00Z", SpecVersion: "1.0", BridgeSource: "helloclient"}
+	got := ev
+	got.Data = nil
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Fatalf("event\n got %+v\nwant %+v", got, want)
+	}
+	if !bytes.Equal(ev.Data, body) {
+		t.Fatalf("data %s, want the provider's payload %s", ev.Data, body)
+	}
+	// The provider retrying the same delivery is answered 200 and not delivered again.
+	resp, _ = post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+		map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+	if resp.Status != 200 {
+		t.Fatalf("retry answered %d", resp.Status)
+	}
+	if code := b.Stop(); code != 0 {
+		t.Fatalf("SIGTERM exit code %d", code)
+	}
+	if n := len(readLines(t, path)); n != 1 {
+		t.Fatalf("%d events after a provider retry, want 1", n)
+	}
+}
+
+func TestRejectedRequestsQueueNothing(t *testing.T) {
+	b := newBridge(t, coreConfig, "HC_KEY="+hcSecret)
+	b.Start()
+	url := "http://" + b.Addr + "/webhooks/helloclient"
+	now := time.Now().Unix()
+	body := leadBody(2)
+	big := append(leadBody(3)[:0:0], leadBody(3)...)
+	big = append(big[:len(big)-1], []byte(`,"Pad":"`+strings.Repeat("x", 70<<10)+`"}`)...)
+	cases := []struct {
+		name   string
+		body   []byte
+		header string
+		want   int
+	}{
+		{"forged signature", body, helloclientSign("not-the-key", now, body), 401},
+		{"stale timestamp", body, helloclientSign(hcSecret, now-3600, body), 401},
+		{"missing signature", body, "", 401},
+		{"tampered body", leadBody(4), helloclientSign(hcSecret, now, body), 401},
+		{"oversize body", big, helloclientSign(hcSecret, now, big), 413},
+	}
+	for _, c := range cases {
+		headers := map[string]string{}
+		if c.header != "" {
+			headers["X-Webhook-Signature"] = c.header
+		}
+		resp, err := post(t, http.DefaultClient, url, c.body, headers)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if resp.Status != c.want {
+			t.Errorf("%s: answered %d, want %d", c.name, resp.Status, c.want)
+		}
+	}
+	// A good event after them is the only one that arrives.
+	sentinel := leadBody(5)
+	resp, _ := post(t, http.DefaultClient, url, sentinel, map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, now, sentinel)})
+	if resp.Status != 200 {
+		t.Fatalf("sentinel answered %d", resp.Status)
+	}
+	path := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 10*time.Second, "the sentinel", func() bool { return len(readLines(t, path)) >= 1 })
+	b.Stop()
+	lines := readLines(t, path)
+	if len(lines) != 1 || lines[0].ID != sha256Hex(sentinel) {
+		t.Fatalf("file holds %d events, want only the sentinel: %+v", len(lines), lines)
+	}
+	for _, reason := range []string{"signature_mismatch", "stale_timestamp", "missing_signature", "body over the"} {
+		if !strings.Contains(b.Log(), reason) {
+			t.Errorf("no log line says %q", reason)
+		}
+	}
+}
+
+// TestKillNineLosesNothingAcknowledged acknowledges events under load, kills
+// the bridge with SIGKILL, restarts it, and finds every acknowledged event in
+// the file sink.
+func TestKillNineLosesNothingAcknowledged(t *testing.T) {
+	b := newBridge(t, coreConfig, "HC_KEY="+hcSecret)
+	b.Start()
+	url := "http://" + b.Addr + "/webhooks/helloclient"
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		next  atomic.Int64
+		count atomic.Int64
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := leadBody(int(next.Add(1)))
+				resp, err := post(t, client, url, body, map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+				if err != nil {
+					return // the bridge is gone
+				}
+				if resp.Status == 200 {
+					mu.Lock()
+					acked[sha256Hex(body)] = true
+					mu.Unlock()
+					count.Add(1)
+				}
+			}
+		}()
+	}
+	waitFor(t, 30*time.Second, "1000 acknowledged events", func() bool { return count.Load() >= 1000 })
+	b.Kill()
+	close(stop)
+	wg.Wait()
+	t.Logf("acknowledged %d events before SIGKILL", len(acked))
+
+	b.Start()
+	path := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 60*time.Second, "every acknowledged event in the file", func() bool {
+		seen := map[string]bool{}
+		for _, ev := range readLines(t, path) {
+			seen[ev.ID] = true
+		}
+		for id := range acked {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
+	if code := b.Stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	lines := readLines(t, path)
+	byID := map[string][]fileEvent{}
+	for _, ev := range lines {
+		byID[ev.ID] = append(byID[ev.ID], ev)
+	}
+	dups := 0
+	for id, evs := range byID {
+		if len(evs) > 1 {
+			dups += len(evs) - 1
+			for _, ev := range evs[1:] {
+				if !bytes.Equal(ev.Data, evs[0].Data) || ev.Type != evs[0].Type {
+					t.Fatalf("duplicate of %s differs from the first copy", id)
+				}
+			}
+		}
+	}
+	t.Logf("file: %d lines, %d distinct events, %d redelivered (mid-delivery at the kill)", len(lines), len(byID), dups)
+	// Only what was being delivered at the kill may come twice: at most one
+	// batch of the file sink (500).
+	if dups > 500 {
+		t.Fatalf("%d duplicates: more than the events in flight at the kill", dups)
+	}
+}
+
+func TestValidateReportsEveryMistakeWithLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(path, []byte(`server: {listen: ":8080"}
+sources:
+  helloclient: {type: helloclient, secret: x, tolerence: 5m}
+sinks:
+  archive: {type: file, path: "{{ .Data.Email "}
+routes:
+  - {name: all, sinks: [archive, slack-sales]}
+`), 0o644)
+	out, err := exec.Command(bridgeBin, "validate", "-c", path).CombinedOutput()
+	if err == nil {
+		t.Fatalf("validate accepted a bad file:\n%s", out)
+	}
+	for _, want := range []string{
+		path + `:3:47: unknown key "tolerence"`,
+		path + `:5:31: bad template`,
+		path + `:7:34: route "all": unknown sink "slack-sales"`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

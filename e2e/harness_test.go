@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bridgeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hookbridge-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	bridgeBin = filepath.Join(dir, "bridge")
+	build := exec.Command("go", "build", "-o", bridgeBin, "../cmd/bridge")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the bridge:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// bridgeProc is one running bridge binary.
+type bridgeProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	Addr   string // webhook listener
+	Admin  string
+	Dir    string
+	Config string
+	env    []string
+	logMu  sync.Mutex
+	log    bytes.Buffer
+	done   chan struct{}
+}
+
+// writeConfig writes a config whose {{WEBHOOK}}, {{ADMIN}} and {{DIR}} are filled in.
+func newBridge(t *testing.T, config string, env ...string) *bridgeProc {
+	t.Helper()
+	dir := t.TempDir()
+	b := &bridgeProc{t: t, Addr: freePort(t), Admin: freePort(t), Dir: dir, Config: filepath.Join(dir, "bridge.yaml"), env: env}
+	b.WriteConfig(config)
+	return b
+}
+
+func (b *bridgeProc) WriteConfig(config string) {
+	r := strings.NewReplacer("{{WEBHOOK}}", b.Addr, "{{ADMIN}}", b.Admin, "{{DIR}}", b.Dir)
+	if err := os.WriteFile(b.Config, []byte(r.Replace(config)), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *bridgeProc) Start() {
+	b.t.Helper()
+	b.cmd = exec.Command(bridgeBin, "run", "-c", b.Config)
+	b.cmd.Env = append(os.Environ(), b.env...)
+	b.cmd.Stdout = &lockedWriter{b}
+	b.cmd.Stderr = &lockedWriter{b}
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.done = make(chan struct{})
+	go func() { b.cmd.Wait(); close(b.done) }()
+	b.t.Cleanup(func() {
+		if b.cmd.ProcessState == nil {
+			b.cmd.Process.Kill()
+			<-b.done
+		}
+		if b.t.Failed() {
+			b.t.Logf("bridge log:\n%s", b.Log())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-b.done:
+			b.t.Fatalf("bridge exited at start:\n%s", b.Log())
+		default:
+		}
+		resp, err := http.Get("http://" + b.Admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("bridge not ready after 20s:\n%s", b.Log())
+}
+
+type lockedWriter struct{ b *bridgeProc }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.b.logMu.Lock()
+	defer w.b.logMu.Unlock()
+	return w.b.log.Write(p)
+}
+
+func (b *bridgeProc) Log() string {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	return b.log.String()
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (b *bridgeProc) Kill() {
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	<-b.done
+}
+
+// Stop sends SIGTERM and returns the exit code.
+func (b *bridgeProc) Stop() int {
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+		b.t.Fatal("bridge did not stop within 30s of SIGTERM")
+	}
+	return b.cmd.ProcessState.ExitCode()
+}
+
+// helloclientSign computes X-Webhook-Signature the way Hello Client documents it.
+func helloclientSign(secret string, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(m, "%d.", ts)
+	m.Write(body)
+	return fmt.Sprintf("t=%d,v1=%s", ts, hex.EncodeToString(m.Sum(nil)))
+}
+
+type response struct {
+	Status int
+	Body   string
+}
+
+func post(t *testing.T, client *http.Client, url string, body []byte, headers map[string]string) (response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Body: string(b)}, nil
+}
+
+// fileEvent is one line of a file sink, decoded loosely.
+type fileEvent struct {
+	ID           string          `json:"id"`
+	Type         string          `json:"type"`
+	Source       string          `json:"source"`
+	Subject      string          `json:"subject"`
+	Time         string          `json:"time"`
+	SpecVersion  string          `json:"specversion"`
+	BridgeSource string          `json:"bridgesource"`
+	Data         json.RawMessage `json:"data"`
+	DataBase64   string          `json:"data_base64"`
+}
+
+func readLines(t *testing.T, path string) []fileEvent {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []fileEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var ev fileEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			// A line cut short by a kill is not a delivered event; only the last line may be partial.
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// waitFor polls until cond holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookbridge/hookbridge/metrics"
+)
+
+// Admin is the admin listener: /healthz, /readyz, /metrics, and whatever
+// else the bridge mounts on Mux.
+type Admin struct {
+	Mux *http.ServeMux
+	srv *http.Server
+}
+
+// NewAdmin makes the admin listener. ready reports nil when the bridge can
+// accept events, else why not. A non-empty token is required, as
+// "Authorization: Bearer <token>", on everything but /healthz and /readyz.
+func NewAdmin(m *metrics.Metrics, ready func() error, token string) *Admin {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return &Admin{Mux: mux, srv: &http.Server{Handler: RequireToken(token, mux, "/healthz", "/readyz"), ReadHeaderTimeout: 5 * time.Second}}
+}
+
+// RequireToken wraps h so that every path but the open ones needs
+// "Authorization: Bearer <token>"; an empty token requires nothing.
+func RequireToken(token string, h http.Handler, open ...string) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range open {
+			if r.URL.Path == p {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 && !inspectorPage(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookbridge admin"`)
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// inspectorPage lets a browser open the inspector page itself with
+// ?token=...; its script then sends the header on every API call.
+func inspectorPage(r *http.Request, token string) bool {
+	if r.Method != http.MethodGet || (r.URL.Path != "/inspector/" && r.URL.Path != "/inspector") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(token)) == 1
+}
+
+// Serve serves on ln until Shutdown.
+func (a *Admin) Serve(ln net.Listener) error {
+	if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops the admin listener.
+func (a *Admin) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }

@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/hookbridge/hookbridge/metrics"
+	"github.com/hookbridge/hookbridge/sources"
+)
+
+// ExtBridgeSource is the extension naming the YAML source an event came through.
+const ExtBridgeSource = "bridgesource"
+
+// Endpoint is one configured source, served at its path.
+type Endpoint struct {
+	Name      string
+	Source    sources.Source
+	AllowIPs  []netip.Prefix // empty: any client
+	BodyLimit int64          // bytes
+}
+
+// Table is the set of endpoints in force; it is swapped whole on reload.
+type Table struct {
+	Endpoints      map[string]*Endpoint // by path
+	TrustedProxies []netip.Prefix
+}
+
+// Ingester durably queues converted events.
+type Ingester interface {
+	// Ingest returns only once every event is durably queued (or was a
+	// duplicate); an error means nothing can be promised and is answered 503.
+	Ingest(ctx context.Context, source string, evs []*event.Event) error
+	// Reject keeps the raw body of a verified request that could not be
+	// converted, so nothing a provider sent is lost.
+	Reject(source string, raw []byte, reason string) error
+}
+
+// Options are the `server` keys the listener needs.
+type Options struct {
+	BodyLimit    int64 // the largest body any endpoint accepts
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+}
+
+// Server is the webhook listener.
+type Server struct {
+	app   *fiber.App
+	table atomic.Pointer[Table]
+	ing   Ingester
+	log   *slog.Logger
+	m     *metrics.Metrics
+	now   func() time.Time
+}
+
+// New makes the listener; Serve starts it.
+func New(opts Options, ing Ingester, log *slog.Logger, m *metrics.Metrics) *Server {
+	s := &Server{ing: ing, log: log, m: m, now: time.Now}
+	s.table.Store(&Table{Endpoints: map[string]*Endpoint{}})
+	s.app = fiber.New(fiber.Config{
+		BodyLimit:             int(opts.BodyLimit),
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		IdleTimeout:           opts.IdleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+	})
+	s.app.Use(s.handle)
+	return s
+}
+
+// SetTable swaps the endpoints in force; requests under way finish with the old ones.
+func (s *Server) SetTable(t *Table) { s.table.Store(t) }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting and waits for requests under way until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	code := http.StatusInternalServerError
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code = fe.Code
+	}
+	if code == http.StatusRequestEntityTooLarge {
+		s.log.Warn("rejected webhook: body over the server's limit", "path", c.Path(), "status", code)
+		s.m.Requests.WithLabelValues("", strconv.Itoa(code)).Inc()
+	} else {
+		s.log.Warn("rejected request", "path", c.Path(), "status", code, "err", err)
+	}
+	return c.Status(code).SendString(http.StatusText(code))
+}
+
+// handle copies the request out of fasthttp's reused buffers and answers it.
+func (s *Server) handle(c *fiber.Ctx) error {
+	received := s.now()
+	t := s.table.Load()
+	path := c.Path()
+	ep := t.Endpoints[path]
+	if ep == nil {
+		ep = t.Endpoints[strings.TrimSuffix(path, "/")]
+	}
+	if ep == nil {
+		return c.Status(http.StatusNotFound).SendString("no webhook source at this path")
+	}
+	remote := remoteAddr(c)
+	req := &sources.Request{
+		Method:     c.Method(),
+		Path:       path,
+		Header:     make(http.Header, 12),
+		Query:      url.Values{},
+		Body:       append([]byte(nil), c.Body()...),
+		RemoteIP:   ClientIP(remote, c.Get(fiber.HeaderXForwardedFor), t.TrustedProxies),
+		ReceivedAt: received,
+	}
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		req.Header.Add(string(k), string(v))
+	})
+	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
+		req.Query.Add(string(k), string(v))
+	})
+	reply := s.Handle(c.UserContext(), ep, req)
+	s.m.Requests.WithLabelValues(ep.Name, strconv.Itoa(reply.Status)).Inc()
+	s.m.RequestDuration.WithLabelValues(ep.Name).Observe(time.Since(received).Seconds())
+	if reply.ContentType != "" {
+		c.Set(fiber.HeaderContentType, reply.ContentType)
+	}
+	return c.Status(reply.Status).Send(reply.Body)
+}
+
+func remoteAddr(c *fiber.Ctx) netip.Addr {
+	ip := c.Context().RemoteIP()
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func text(status int, msg string) sources.Reply {
+	return sources.Reply{Status: status, ContentType: "text/plain; charset=utf-8", Body: []byte(msg)}
+}
+
+// Handle answers one webhook request for ep. It is the whole of the
+// listener's logic, apart from copying the request out of Fiber.
+func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request) sources.Reply {
+	log := s.log.With("source", ep.Name, "remote", req.RemoteIP.String())
+	if len(ep.AllowIPs) > 0 && !contains(ep.AllowIPs, req.RemoteIP) {
+		log.Warn("rejected webhook: client IP not in allow_ips", "status", 403)
+		s.m.VerificationFailures.WithLabelValues(ep.Name, "ip_not_allowed").Inc()
+		return text(http.StatusForbidden, "client address not allowed")
+	}
+	if ep.BodyLimit > 0 && int64(len(req.Body)) > ep.BodyLimit {
+		log.Warn("rejected webhook: body over the source's limit", "status", 413, "bytes", len(req.Body), "limit", ep.BodyLimit)
+		return text(http.StatusRequestEntityTooLarge, "body too large")
+	}
+	if hs, ok := ep.Source.(sources.Handshaker); ok && hs.IsHandshake(req) {
+		reply, err := hs.Handshake(req)
+		if err != nil {
+			log.Warn("rejected handshake", "status", 401, "reason", sources.Reason(err), "err", err)
+			s.m.VerificationFailures.WithLabelValues(ep.Name, sources.Reason(err)).Inc()
+			return text(http.StatusUnauthorized, "handshake rejected")
+		}
+		log.Info("answered the provider's handshake")
+		if reply.Status == 0 {
+			reply.Status = http.StatusOK
+		}
+		return reply
+	}
+	if req.Method != http.MethodPost {
+		log.Warn("rejected webhook: method not allowed", "status", 405, "method", req.Method)
+		return text(http.StatusMethodNotAllowed, "webhooks are POSTed")
+	}
+	if err := ep.Source.Verify(req); err != nil {
+		log.Warn("rejected webhook: not authentic", "status", 401, "reason", sources.Reason(err), "err", err)
+		s.m.VerificationFailures.WithLabelValues(ep.Name, sources.Reason(err)).Inc()
+		return text(http.StatusUnauthorized, "signature verification failed")
+	}
+	evs, err := ep.Source.Convert(req)
+	if err != nil {
+		log.Warn("rejected webhook: verified but not convertible; raw body kept as a dead letter", "status", 400, "err", err)
+		if rerr := s.ing.Reject(ep.Name, req.Body, err.Error()); rerr != nil {
+			log.Error("could not keep the rejected body; asking the provider to retry", "err", rerr)
+			return text(http.StatusServiceUnavailable, "could not store the request")
+		}
+		return text(http.StatusBadRequest, fmt.Sprintf("payload not understood: %v", err))
+	}
+	for _, ev := range evs {
+		if ev.Time().IsZero() {
+			ev.SetTime(req.ReceivedAt.UTC())
+		}
+		ev.SetExtension(ExtBridgeSource, ep.Name)
+	}
+	if err := s.ing.Ingest(ctx, ep.Name, evs); err != nil {
+		log.Error("could not queue events; answering 503 so the provider retries", "status", 503, "err", err)
+		return text(http.StatusServiceUnavailable, "could not queue the event, retry later")
+	}
+	if r, ok := ep.Source.(sources.Replier); ok {
+		reply := r.SuccessReply()
+		if reply.Status == 0 {
+			reply.Status = http.StatusOK
+		}
+		return reply
+	}
+	return sources.Reply{Status: http.StatusOK}
+}
+
+func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientIP is the address of the client: the connection's peer, or, when
+// the peer is a trusted proxy, the right-most X-Forwarded-For entry that is
+// not itself a trusted proxy.
+func ClientIP(remote netip.Addr, xff string, trusted []netip.Prefix) netip.Addr {
+	if xff == "" || !contains(trusted, remote) {
+		return remote
+	}
+	client := remote
+	hops := strings.Split(xff, ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return client
+		}
+		a = a.Unmap()
+		client = a
+		if !contains(trusted, a) {
+			return a
+		}
+	}
+	return client
+}
