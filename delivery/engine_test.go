@@ -288,4 +288,3 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("Retry-After 30s gave %v", d)
 	}
 }
-

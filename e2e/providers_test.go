@@ -201,7 +201,7 @@ routes:
 	b.Start()
 	base := "http://" + b.Addr
 
-	want := map[string]wantEvent{} // by source+id
+	want := map[string]wantEvent{}             // by source+id
 	wantGroups := map[string]map[string]bool{} // the same event may come through several endpoints
 	sent := 0
 	for _, g := range vectorGroups {
