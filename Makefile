@@ -17,7 +17,7 @@ export USERECHO_KEY ?= dev-userecho-key
 export HMAC_SECRET ?= dev-hmac-secret
 export STANDARDWEBHOOKS_SECRET ?= whsec_ZGV2LXN0YW5kYXJkLXdlYmhvb2tzLXNlY3JldA==
 
-.PHONY: build run send validate test fuzz bench clean
+.PHONY: build run send routes-test validate test fuzz bench clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bridge
@@ -31,6 +31,10 @@ run: build
 ## send: sign the sample Hello Client lead as the provider would and post it to `make run`
 send: build
 	./$(BIN) send -c $(CONFIG) --source helloclient testdata/payloads/helloclient-lead.json
+
+## routes-test: show what the sample lead becomes and what each sink would get; nothing is sent
+routes-test: build
+	./$(BIN) routes test -c $(CONFIG) --source helloclient testdata/payloads/helloclient-lead.json
 
 validate: build
 	./$(BIN) validate -c $(CONFIG)

@@ -218,3 +218,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestUnsetVariableIsReportedOnce(t *testing.T) {
+	d := &Decoder{File: "f.yaml"}
+	n := parse(t, "secret: ${NOPE}\nother: x\n")
+	d.Expand(n, func(string) (string, bool) { return "", false })
+	var v validated
+	d.Decode(n, &v)
+	d.Validate(n, &v)
+	errs := d.Err().(Errors)
+	// The unset variable, and the field that is really missing; not a second complaint about secret.
+	all := errs.Error()
+	if len(errs) != 2 || !strings.Contains(all, "NOPE is not set") || !strings.Contains(all, "missing:") || strings.Contains(all, "secret:") {
+		t.Fatalf("got %v", errs)
+	}
+}

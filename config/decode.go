@@ -76,6 +76,8 @@ type Validator interface {
 type Decoder struct {
 	File string
 	Errs Errors
+
+	unexpanded map[*yaml.Node]bool // values whose ${...} failed; checks on them would only repeat it
 }
 
 // Errorf records an error at node's position.
@@ -146,7 +148,10 @@ func (d *Decoder) Validate(node *yaml.Node, v Validator) {
 	for _, e := range flatten(err) {
 		var fe *FieldError
 		if errors.As(e, &fe) {
-			if key, _ := lookup(node, fe.Field); key != nil {
+			if key, val := lookup(node, fe.Field); key != nil {
+				if d.unexpanded[val] {
+					continue
+				}
 				d.Errorf(key, "%s: %s", fe.Field, fe.Msg)
 				continue
 			}

@@ -37,6 +37,10 @@ func (d *Decoder) Expand(root *yaml.Node, lookup LookupFunc) {
 			out, err := ExpandString(n.Value, lookup)
 			if err != nil {
 				d.Errorf(n, "%v", err)
+				if d.unexpanded == nil {
+					d.unexpanded = map[*yaml.Node]bool{}
+				}
+				d.unexpanded[n] = true
 				return
 			}
 			n.Value = out
