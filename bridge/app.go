@@ -131,6 +131,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var adminLn net.Listener
 	if f.Admin.Listen != "" {
 		a.admin = server.NewAdmin(a.m, a.readiness, f.Admin.Token)
+		a.admin.Mux.Handle(inspect.Prefix, a.InspectorHandler(f.Admin.Token))
 		if adminLn, err = net.Listen("tcp", f.Admin.Listen); err != nil {
 			ln.Close()
 			a.engine.StopAll(context.Background())

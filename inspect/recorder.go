@@ -88,8 +88,15 @@ func (r *Recorder) Accepted(source string, ev *event.Event, sinks []string, enco
 
 // Replayed records that a dead-lettered event was queued again for sink. An
 // event the recorder has forgotten (or never saw, before a restart) is
-// recorded anew, so that its new delivery can be followed.
+// recorded anew, so that its new delivery can be followed. Record it before
+// queueing the event: the delivery loop may try it at once.
 func (r *Recorder) Replayed(ev *event.Event, sink string, encoded []byte) {
+	r.replayed(ev, sink, encoded)
+}
+
+// replayed is Replayed, and returns a func that takes the record back when
+// the replay could not be queued.
+func (r *Recorder) replayed(ev *event.Event, sink string, encoded []byte) (undo func()) {
 	source, _ := ev.Extensions()[ExtBridgeSource].(string)
 	fresh := r.newEntry(source, ev, []string{sink}, encoded)
 	r.mu.Lock()
@@ -99,10 +106,24 @@ func (r *Recorder) Replayed(ev *event.Event, sink string, encoded []byte) {
 		e = fresh
 		r.add(e)
 	}
-	if !slices.Contains(e.Sinks, sink) {
+	addedSink := !slices.Contains(e.Sinks, sink)
+	if addedSink {
 		e.Sinks = append(e.Sinks, sink)
 	}
-	e.Attempts = append(e.Attempts, Attempt{Sink: sink, At: r.now(), Outcome: OutcomeReplayed})
+	mark := Attempt{Sink: sink, At: r.now(), Outcome: OutcomeReplayed}
+	e.Attempts = append(e.Attempts, mark)
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if i := slices.Index(e.Attempts, mark); i >= 0 {
+			e.Attempts = slices.Delete(e.Attempts, i, i+1)
+		}
+		if addedSink {
+			if i := slices.Index(e.Sinks, sink); i >= 0 {
+				e.Sinks = slices.Delete(e.Sinks, i, i+1)
+			}
+		}
+	}
 }
 
 func (r *Recorder) newEntry(source string, ev *event.Event, sinks []string, encoded []byte) *Entry {

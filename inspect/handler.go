@@ -1,0 +1,442 @@
+package inspect
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/queue"
+)
+
+// Prefix is the path the inspector is served under. The handler expects the
+// full request path (mount it on a mux at Prefix, without stripping it).
+const Prefix = "/inspector/"
+
+// Limits of the JSON API.
+const (
+	defaultEventLimit      = 200
+	defaultDeadLetterLimit = 100
+	maxDeadLetterLimit     = 1000
+	rawPreviewLimit        = 64 << 10 // bytes of a rejected request body shown
+	maxReplayBody          = 4 << 10
+)
+
+//go:embed ui/index.html
+var pageHTML string
+
+//go:embed ui/inspector.css
+var pageCSS string
+
+//go:embed ui/inspector.js
+var pageJS string
+
+// Options configure NewHandler.
+type Options struct {
+	// Recorder holds the recent events and their delivery attempts. Required.
+	Recorder *Recorder
+	// Queue is the store whose dead letters are listed and replayed. Required.
+	Queue *queue.Store
+	// Token, when set, is required on every request as
+	// "Authorization: Bearer <token>"; the page itself may instead be opened
+	// with ?token=<token> (its script then sends the header). Default none:
+	// the inspector is open to whoever reaches the admin listener.
+	Token string
+	// Sinks lists the sinks the running config delivers to; a replay to any
+	// other sink is refused, since nothing would deliver it. Default nil:
+	// any sink is accepted.
+	Sinks func() []string
+	// Logger records replays. Default slog.Default().
+	Logger *slog.Logger
+}
+
+type handler struct {
+	rec   *Recorder
+	q     *queue.Store
+	sinks func() []string
+	log   *slog.Logger
+
+	tokenSum [sha256.Size]byte
+	hasToken bool
+
+	page   []byte
+	csp    string
+	mux    *http.ServeMux
+	origin *http.CrossOriginProtection
+}
+
+// NewHandler returns the inspector: the page at Prefix and its JSON API
+// under Prefix+"api/":
+//
+//	GET  /inspector/api/events?limit=N              recent events, newest first, with their status per sink
+//	GET  /inspector/api/events/{key}                one event: its CloudEvent and delivery attempts
+//	GET  /inspector/api/deadletters?limit=N         the dead-letter list, newest first
+//	POST /inspector/api/deadletters/{key}/replay    queue a dead-lettered event again (?sink= or {"sink":...}; default the sink that gave up)
+//	GET  /inspector/api/stats                       queue depth per sink and dead-letter count
+//
+// Cross-origin requests that change state are refused, as are requests
+// without the token when one is set.
+func NewHandler(o Options) (http.Handler, error) {
+	if o.Recorder == nil || o.Queue == nil {
+		return nil, errors.New("inspect: Recorder and Queue are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &handler{rec: o.Recorder, q: o.Queue, sinks: o.Sinks, log: o.Logger, origin: http.NewCrossOriginProtection()}
+	if o.Token != "" {
+		h.tokenSum, h.hasToken = sha256.Sum256([]byte(o.Token)), true
+	}
+	h.page, h.csp = assemblePage()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+Prefix+"{$}", h.servePage)
+	mux.HandleFunc("GET "+Prefix+"api/events", h.listEvents)
+	mux.HandleFunc("GET "+Prefix+"api/events/{key}", h.getEvent)
+	mux.HandleFunc("GET "+Prefix+"api/deadletters", h.listDeadLetters)
+	mux.HandleFunc("POST "+Prefix+"api/deadletters/{key}/replay", h.replay)
+	mux.HandleFunc("GET "+Prefix+"api/stats", h.stats)
+	mux.HandleFunc(Prefix+"api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such inspector API: "+r.URL.Path)
+	})
+	h.mux = mux
+	return h, nil
+}
+
+// assemblePage inlines the stylesheet and the script into the page, and
+// makes a Content-Security-Policy that allows exactly those two and nothing
+// else: no other script, no remote resource, no framing.
+func assemblePage() ([]byte, string) {
+	page := strings.Replace(pageHTML, "/*INSPECTOR_CSS*/", pageCSS, 1)
+	page = strings.Replace(page, "/*INSPECTOR_JS*/", pageJS, 1)
+	hash := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	csp := "default-src 'none'; script-src " + hash(pageJS) + "; style-src " + hash(pageCSS) +
+		"; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	return []byte(page), csp
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Frame-Options", "DENY")
+	if !h.authorized(r) {
+		hdr.Set("WWW-Authenticate", `Bearer realm="hookbridge inspector"`)
+		http.Error(w, "admin token required: send Authorization: Bearer <token>, or open "+Prefix+"?token=<token>", http.StatusUnauthorized)
+		return
+	}
+	// A web page must not replay dead letters through a visitor's browser
+	// (which matters most when no token is set).
+	if err := h.origin.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, "cross-origin request refused: "+err.Error())
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized checks the token in constant time (of the token's hash, so
+// its length does not show either).
+func (h *handler) authorized(r *http.Request) bool {
+	if !h.hasToken {
+		return true
+	}
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && h.tokenMatches(got) {
+		return true
+	}
+	isPage := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == Prefix
+	return isPage && h.tokenMatches(r.URL.Query().Get("token"))
+}
+
+func (h *handler) tokenMatches(got string) bool {
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+}
+
+func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Security-Policy", h.csp)
+	hdr.Set("Content-Length", strconv.Itoa(len(h.page)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(h.page)
+}
+
+// eventList is the answer of GET events.
+type eventList struct {
+	Events []Entry `json:"events"`
+}
+
+func (h *handler) listEvents(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r, defaultEventLimit, h.rec.cap)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, eventList{Events: h.rec.Recent(limit)})
+}
+
+func (h *handler) getEvent(w http.ResponseWriter, r *http.Request) {
+	e, ok := h.rec.Get(r.PathValue("key"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no recent event with that key (the inspector keeps the last "+strconv.Itoa(h.rec.cap)+")")
+		return
+	}
+	if !json.Valid(e.Event) {
+		e.Event = nil
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// DeadLetterView is one entry of GET deadletters.
+type DeadLetterView struct {
+	Key      string    `json:"key"`            // for replay
+	Sink     string    `json:"sink,omitempty"` // the sink that gave up; empty for a rejected request
+	From     string    `json:"from,omitempty"` // the sink that had forwarded the event to Sink
+	Source   string    `json:"source"`         // the bridge source (YAML name)
+	Reason   string    `json:"reason"`
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at"`
+	// Replayable is true for an event (false for a rejected request body).
+	Replayable bool `json:"replayable"`
+
+	// For an event:
+	EventKey     string          `json:"event_key,omitempty"` // its key in GET events/{key}
+	EventID      string          `json:"event_id,omitempty"`
+	EventType    string          `json:"event_type,omitempty"`
+	EventSubject string          `json:"event_subject,omitempty"`
+	EventSource  string          `json:"event_source,omitempty"`
+	Event        json.RawMessage `json:"event,omitempty"`
+
+	// For a rejected request: its body as text when it is UTF-8, else in
+	// base64; at most 64 KiB of it.
+	Raw          string `json:"raw,omitempty"`
+	RawBase64    string `json:"raw_base64,omitempty"`
+	RawSize      int    `json:"raw_size,omitempty"`
+	RawTruncated bool   `json:"raw_truncated,omitempty"`
+}
+
+type deadLetterList struct {
+	DeadLetters []DeadLetterView `json:"dead_letters"`
+	Total       int              `json:"total"`
+}
+
+func (h *handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r, defaultDeadLetterLimit, maxDeadLetterLimit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	dls, err := h.q.DeadLetters(limit)
+	if err != nil {
+		h.log.Error("inspector: listing dead letters", "err", err)
+		writeError(w, http.StatusInternalServerError, "listing dead letters: "+err.Error())
+		return
+	}
+	out := deadLetterList{DeadLetters: make([]DeadLetterView, 0, len(dls)), Total: h.q.Stats().DeadLetters}
+	for _, dl := range dls {
+		out.DeadLetters = append(out.DeadLetters, viewDeadLetter(dl))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func viewDeadLetter(dl queue.DeadLetter) DeadLetterView {
+	v := DeadLetterView{Key: dl.Key, Sink: dl.Sink, From: dl.From, Source: dl.Source, Reason: dl.Reason,
+		Attempts: dl.Attempts, At: dl.At}
+	if dl.Event != nil {
+		v.Replayable = true
+		if json.Valid(dl.Event) {
+			v.Event = dl.Event
+		}
+		if ev, err := decodeEvent(dl.Event); err == nil {
+			v.EventKey, v.EventID, v.EventType = Key(ev), ev.ID(), ev.Type()
+			v.EventSubject, v.EventSource = ev.Subject(), ev.Source()
+			if v.Source == "" {
+				v.Source, _ = ev.Extensions()[ExtBridgeSource].(string)
+			}
+		}
+		return v
+	}
+	raw := dl.Raw
+	v.RawSize = len(raw)
+	if len(raw) > rawPreviewLimit {
+		raw, v.RawTruncated = raw[:rawPreviewLimit], true
+	}
+	if utf8.Valid(raw) || (v.RawTruncated && utf8.Valid(trimPartialRune(raw))) {
+		v.Raw = string(trimPartialRune(raw))
+	} else {
+		v.RawBase64 = base64.StdEncoding.EncodeToString(raw)
+	}
+	return v
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence that a cut left at the end.
+func trimPartialRune(b []byte) []byte {
+	for i := 0; i < utf8.UTFMax && len(b) > 0; i++ {
+		r, size := utf8.DecodeLastRune(b)
+		if r != utf8.RuneError || size != 1 {
+			return b
+		}
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func decodeEvent(b []byte) (*event.Event, error) {
+	ev := new(event.Event)
+	if err := json.Unmarshal(b, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// ReplayRequest is the optional body of POST deadletters/{key}/replay.
+type ReplayRequest struct {
+	// Sink to deliver to. Default: the sink that gave up on the event.
+	Sink string `json:"sink"`
+}
+
+// ReplayResult is the answer of a replay.
+type ReplayResult struct {
+	Key      string `json:"key"`       // the dead letter, now gone from the list
+	Sink     string `json:"sink"`      // where the event is queued
+	EventKey string `json:"event_key"` // the event's key in GET events/{key}
+	EventID  string `json:"event_id"`
+}
+
+func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	var req ReplayRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxReplayBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "replay request body too large")
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, "replay request body: "+err.Error())
+			return
+		}
+	}
+	if s := r.URL.Query().Get("sink"); s != "" {
+		req.Sink = s
+	}
+
+	dl, found, err := h.findDeadLetter(key)
+	switch {
+	case err != nil:
+		h.log.Error("inspector: finding a dead letter", "key", key, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	case !found:
+		writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed?)")
+		return
+	case dl.Event == nil:
+		writeError(w, http.StatusConflict, "a rejected request body is not an event and cannot be replayed")
+		return
+	}
+	sink := req.Sink
+	if sink == "" {
+		sink = dl.Sink
+	}
+	if h.sinks != nil && !slices.Contains(h.sinks(), sink) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("sink %q is not running in the current config (missing or disabled); nothing would deliver the event", sink))
+		return
+	}
+	res := ReplayResult{Key: key, Sink: sink}
+	undo := func() {}
+	if ev, err := decodeEvent(dl.Event); err == nil {
+		// Recorded first: once queued, the event may be delivered at once.
+		undo = h.rec.replayed(ev, sink, dl.Event)
+		res.EventKey, res.EventID = Key(ev), ev.ID()
+	}
+	if err := h.q.Replay(key, sink); err != nil {
+		undo()
+		if errors.Is(err, queue.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed?)")
+			return
+		}
+		h.log.Error("inspector: replaying a dead letter", "key", key, "sink", sink, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h.log.Info("dead letter replayed from the inspector", "key", key, "sink", sink, "id", res.EventID)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// findDeadLetter looks a dead letter up by key. The store lists dead letters
+// newest first and has no lookup by key, so this walks the list.
+func (h *handler) findDeadLetter(key string) (queue.DeadLetter, bool, error) {
+	dls, err := h.q.DeadLetters(0)
+	if err != nil {
+		return queue.DeadLetter{}, false, fmt.Errorf("listing dead letters: %w", err)
+	}
+	for _, dl := range dls {
+		if dl.Key == key {
+			return dl, true, nil
+		}
+	}
+	return queue.DeadLetter{}, false, nil
+}
+
+// StatsView is the answer of GET stats.
+type StatsView struct {
+	Pending       map[string]int `json:"pending"`                  // pending deliveries per sink
+	OldestPending *time.Time     `json:"oldest_pending,omitempty"` // acceptance time of the oldest
+	DeadLetters   int            `json:"dead_letters"`
+	Events        int            `json:"events"` // event bodies stored
+}
+
+func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
+	st := h.q.Stats()
+	v := StatsView{Pending: st.Pending, DeadLetters: st.DeadLetters, Events: st.Events}
+	if !st.OldestPending.IsZero() {
+		v.OldestPending = &st.OldestPending
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func limitParam(r *http.Request, def, max int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("limit %q: want a positive number", s)
+	}
+	return min(n, max), nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding the answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

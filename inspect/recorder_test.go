@@ -1,0 +1,95 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+func TestRecorderKeepsTheLatestEvents(t *testing.T) {
+	r := NewRecorder(3)
+	for i := 1; i <= 5; i++ {
+		ev, b := newEvent(t, fmt.Sprintf("ev-%d", i), "s")
+		r.Accepted("helloclient", ev, []string{"archive"}, b)
+	}
+	dup, b := newEvent(t, "ev-5", "s")
+	r.Accepted("helloclient", dup, []string{"other"}, b) // a duplicate changes nothing
+	got := r.Recent(0)
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.ID)
+	}
+	if fmt.Sprint(ids) != "[ev-5 ev-4 ev-3]" {
+		t.Fatalf("recent %v, want [ev-5 ev-4 ev-3]", ids)
+	}
+	if len(got[0].Sinks) != 1 || got[0].Sinks[0] != "archive" {
+		t.Errorf("sinks %v after a duplicate", got[0].Sinks)
+	}
+	first, _ := newEvent(t, "ev-1", "s")
+	if _, ok := r.Get(Key(first)); ok {
+		t.Error("the oldest event is still there")
+	}
+	// Attempts of a forgotten event are ignored.
+	r.Attempted("archive", first, 1, nil, true, "")
+}
+
+func TestRecorderStatusPerSink(t *testing.T) {
+	fail := errors.New("boom")
+	cases := []struct {
+		name     string
+		attempts func(r *Recorder, ev *event.Event)
+		want     map[string]string
+	}{
+		{"untried", func(r *Recorder, ev *event.Event) {}, map[string]string{"a": StatusPending, "b": StatusPending}},
+		{"delivered and retrying", func(r *Recorder, ev *event.Event) {
+			r.Attempted("a", ev, 1, nil, true, "")
+			r.Attempted("b", ev, 1, fail, false, "")
+		}, map[string]string{"a": StatusDelivered, "b": StatusRetrying}},
+		{"forwarded to a dead-letter sink", func(r *Recorder, ev *event.Event) {
+			r.Attempted("a", ev, 3, fail, true, "dl")
+			r.Attempted("dl", ev, 1, nil, true, "")
+		}, map[string]string{"a": StatusDeadLettered, "b": StatusPending, "dl": StatusDelivered}},
+		{"replayed then delivered", func(r *Recorder, ev *event.Event) {
+			r.Attempted("a", ev, 1, fail, true, "store")
+			r.Replayed(ev, "a", nil)
+			r.Attempted("a", ev, 1, nil, true, "")
+		}, map[string]string{"a": StatusDelivered, "b": StatusPending}},
+		{"replayed, not yet tried", func(r *Recorder, ev *event.Event) {
+			r.Attempted("b", ev, 1, fail, true, "store")
+			r.Replayed(ev, "b", nil)
+		}, map[string]string{"a": StatusPending, "b": StatusPending}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewRecorder(10)
+			ev, b := newEvent(t, "x", "s")
+			r.Accepted("helloclient", ev, []string{"a", "b"}, b)
+			c.attempts(r, ev)
+			e, ok := r.Get(Key(ev))
+			if !ok || fmt.Sprint(e.Status) != fmt.Sprint(c.want) {
+				t.Fatalf("status %v, want %v", e.Status, c.want)
+			}
+		})
+	}
+}
+
+func TestRecorderTakesBackAFailedReplay(t *testing.T) {
+	r := NewRecorder(10)
+	ev, b := newEvent(t, "x", "s")
+	r.Accepted("helloclient", ev, []string{"a"}, b)
+	r.Attempted("a", ev, 1, errors.New("400"), true, "store")
+	before, _ := r.Get(Key(ev))
+
+	undo := r.replayed(ev, "b", b)
+	during, _ := r.Get(Key(ev))
+	if during.Status["b"] != StatusPending || len(during.Attempts) != 2 {
+		t.Fatalf("during the replay: %+v", during)
+	}
+	undo()
+	after, _ := r.Get(Key(ev))
+	if fmt.Sprint(after.Sinks, after.Attempts, after.Status) != fmt.Sprint(before.Sinks, before.Attempts, before.Status) {
+		t.Fatalf("after undo\n got %v %v %v\nwant %v %v %v", after.Sinks, after.Attempts, after.Status, before.Sinks, before.Attempts, before.Status)
+	}
+}
