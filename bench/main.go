@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +43,8 @@ func main() {
 	rounds := flag.Int("rounds", 1, "how many times to repeat the full-load pair")
 	serveBare := flag.String("serve-bare", "", "internal: serve the bare Fiber handler on this address")
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
+	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	flag.Parse()
 	if *serveBare != "" {
 		runBare(*serveBare)
@@ -60,8 +63,18 @@ func main() {
 		bare := startBare()
 		bareFull = append(bareFull, closedLoop(bare.url, *conns, *duration))
 		bare.stop()
-		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)))
+		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync)
+		profiled := make(chan struct{})
+		if *cpuProfile != "" && r == 0 {
+			go func() {
+				defer close(profiled)
+				must(br.profile(*cpuProfile, *duration-time.Second))
+			}()
+		} else {
+			close(profiled)
+		}
 		bridgeFull = append(bridgeFull, closedLoop(br.url, *conns, *duration))
+		<-profiled
 		if v := br.peakRSS(); v > rss {
 			rss = v
 		}
@@ -72,7 +85,7 @@ func main() {
 	bare := startBare()
 	bareHalf := openLoop(bare.url, half, *duration)
 	bare.stop()
-	br := startBridge(*bridgeBin, filepath.Join(dir, "half"))
+	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync)
 	bridgeHalf := openLoop(br.url, half, *duration)
 	br.stop()
 
@@ -178,9 +191,26 @@ func startBare() *target {
 
 type bridgeTarget struct {
 	target
+	admin string
 }
 
-func startBridge(bin, dir string) *bridgeTarget {
+// profile fetches a CPU profile of the bridge from its admin listener.
+func (b *bridgeTarget) profile(path string, d time.Duration) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.admin, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+func startBridge(bin, dir, sinkSync string) *bridgeTarget {
 	must(os.MkdirAll(dir, 0o755))
 	addr, admin := freeAddr(), freeAddr()
 	cfg := fmt.Sprintf(`server: {listen: %q}
@@ -190,15 +220,15 @@ log: {level: warn}
 sources:
   helloclient: {type: helloclient, secret: %q, tolerance: 0}
 sinks:
-  archive: {type: file, path: %q}
+  archive: {type: file, path: %q, sync: %s}
 routes:
   - {name: everything, sinks: [archive]}
-`, addr, admin, filepath.Join(dir, "queue"), secret, filepath.Join(dir, "events.jsonl"))
+`, addr, admin, filepath.Join(dir, "queue"), secret, filepath.Join(dir, "events.jsonl"), sinkSync)
 	path := filepath.Join(dir, "bench.yaml")
 	must(os.WriteFile(path, []byte(cfg), 0o644))
 	cmd := exec.Command(bin, "run", "-c", path)
 	stop := startProcess(cmd, "http://"+admin+"/readyz")
-	return &bridgeTarget{target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}}
+	return &bridgeTarget{target: target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}, admin: admin}
 }
 
 // peakRSS reads the process's high-water resident set size.
