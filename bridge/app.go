@@ -26,6 +26,10 @@ import (
 // ShutdownTimeout bounds each stage of a graceful stop.
 const ShutdownTimeout = 10 * time.Second
 
+// queueFailureWindow is how long /readyz reports not ready after the queue
+// refused a write.
+const queueFailureWindow = 10 * time.Second
+
 // App is a running bridge.
 type App struct {
 	path string
@@ -41,6 +45,9 @@ type App struct {
 	rt       atomic.Pointer[Runtime]
 	reloadMu sync.Mutex
 	ready    atomic.Bool
+	// queueFailedAt is when an Enqueue last failed (unix nanoseconds, 0 never);
+	// the bridge is not ready until one succeeds again.
+	queueFailedAt atomic.Int64
 
 	// Addr and AdminAddr are the listeners' actual addresses once Run has started them.
 	addrMu    sync.Mutex
@@ -207,6 +214,12 @@ func (a *App) readiness() error {
 	if !a.ready.Load() {
 		return errors.New("starting or stopping")
 	}
+	// Not ready for a while after a failed write, so a load balancer sends
+	// the traffic elsewhere; then ready again to try (no traffic would
+	// otherwise ever show that the queue recovered).
+	if at := a.queueFailedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < queueFailureWindow {
+		return fmt.Errorf("the queue refused a write at %s", time.Unix(0, at).UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 
@@ -256,8 +269,12 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 	}
 	dup, err := a.q.Enqueue(ctx, items)
 	if err != nil {
+		if ctx.Err() == nil {
+			a.queueFailedAt.Store(time.Now().UnixNano())
+		}
 		return err
 	}
+	a.queueFailedAt.Store(0)
 	for i, ev := range evs {
 		switch {
 		case dup[i]:
