@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,6 +132,26 @@ func RetryAfterOf(err error) (time.Duration, bool) {
 	var r retryAfterError
 	if errors.As(err, &r) {
 		return r.after, true
+	}
+	return 0, false
+}
+
+// ParseRetryAfter reads an HTTP Retry-After value: delay seconds or an HTTP
+// date, which is measured from now. The wait is capped at limit, and a date
+// in the past is no wait; ok is false when v is neither form.
+func ParseRetryAfter(v string, now time.Time, limit time.Duration) (wait time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || secs > uint64(limit/time.Second) {
+			return limit, true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if when, err := http.ParseTime(v); err == nil {
+		return min(max(when.Sub(now), 0), limit), true
 	}
 	return 0, false
 }

@@ -34,10 +34,16 @@ func NewEvent(id, typ, source, subject string, t time.Time, data []byte) *event.
 	return &ev
 }
 
+// jsonSpace is the white space JSON allows around a value; bytes.TrimSpace
+// would also take \v, \f and Unicode spaces, which make a body invalid JSON.
+const jsonSpace = " \t\r\n"
+
 // DecodeObject decodes a JSON object body into out (a map or struct), with
-// numbers kept exact, and wraps ErrNotJSON when it is not one object.
+// numbers kept exact, and wraps ErrNotJSON unless the body is exactly one
+// JSON object: nothing but JSON white space may stand around it, so a body
+// it accepts is valid JSON and can be an event's data as it is.
 func DecodeObject(body []byte, out any) error {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := bytes.TrimLeft(body, jsonSpace)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fmt.Errorf("%w", ErrNotJSON)
 	}

@@ -1,6 +1,8 @@
 package sources
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -13,12 +15,32 @@ func TestDecodeObject(t *testing.T) {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{``, `[]`, `"x"`, `{}}`, `{}]`, `{} {}`, `{"a":`, `{} x`, `null`} {
+	for _, bad := range []string{``, `[]`, `"x"`, `{}}`, `{}]`, `{} {}`, `{"a":`, `{} x`, `null`,
+		"\v{}", "{}\f", "\u00a0{}", "{}\u0085", "{}\x00"} {
 		var m map[string]any
 		if err := DecodeObject([]byte(bad), &m); !errors.Is(err, ErrNotJSON) {
 			t.Errorf("%q: got %v, want ErrNotJSON", bad, err)
 		}
 	}
+}
+
+// FuzzDecodeObject: DecodeObject accepts exactly the bodies that are valid
+// JSON and an object, so what it accepts can be an event's data as it is.
+func FuzzDecodeObject(f *testing.F) {
+	for _, seed := range []string{`{}`, ` {"a":1} `, `{}}`, `{} }0`, `{} ]`, "\v{}", `{"a":"\xff"}`, `[]`, `null`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var m map[string]any
+		err := DecodeObject(body, &m)
+		if err != nil && !errors.Is(err, ErrNotJSON) {
+			t.Fatalf("%q: error %v does not wrap ErrNotJSON", body, err)
+		}
+		object := json.Valid(body) && bytes.TrimLeft(body, " \t\r\n")[0] == '{'
+		if (err == nil) != object {
+			t.Fatalf("%q: DecodeObject error %v; valid JSON object %v", body, err, object)
+		}
+	})
 }
 
 func TestTypeSuffix(t *testing.T) {

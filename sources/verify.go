@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -81,6 +82,30 @@ func CheckTimestamp(ts, now time.Time, tolerance time.Duration) error {
 		return fmt.Errorf("%w: %s from the receive time, tolerance %s", ErrStaleTimestamp, d.Round(time.Second), tolerance)
 	}
 	return nil
+}
+
+// IsHexDigest reports whether sig is the hex encoding (either case) of
+// exactly size bytes, the form of a hex HMAC of that hash size.
+func IsHexDigest(sig string, size int) bool {
+	if len(sig) != 2*size {
+		return false
+	}
+	_, err := hex.DecodeString(sig)
+	return err == nil
+}
+
+// ParseDigits reads a timestamp header's number: a positive int64 written in
+// ASCII digits alone (no sign, space, or fraction), as signed content
+// carries it.
+func ParseDigits(s string) (int64, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // SHA256Hex is the hex SHA-256 of the concatenated parts; sources use it for

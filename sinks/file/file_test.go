@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/sinks/sinktest"
 	"github.com/hookbridge/hookbridge/sources"
 	"github.com/hookbridge/hookbridge/tmpl"
 )
@@ -30,12 +31,7 @@ func newSink(t *testing.T, path string, maxSize config.Size) *Sink {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := cfg.NewSink("archive")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s.(*Sink)
+	return sinktest.New[*Sink](t, cfg, "archive")
 }
 
 func testEvent(id, source, data string) *event.Event {

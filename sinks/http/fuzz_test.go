@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
-	"time"
+
+	"github.com/hookbridge/hookbridge/sinks/sinktest"
 )
 
 // fuzzBody has plain leaves, a leaf mixing text and data, raw JSON leaves
@@ -27,7 +28,7 @@ body:
 // rendering fails with an error; it never panics and never sends broken JSON.
 func FuzzBodyRendering(f *testing.F) {
 	for _, seed := range []string{
-		adaLead,
+		sinktest.AdaLead,
 		`{"FirstName":"\"},{\"x\":1","Message":"</script><b>&amp;\u0000\ud800"}`,
 		`{"list":[{"a":[1,2,{"b":null}]}],"id":"../../etc"}`,
 		`{"Email":123456789012345678901234567890,"FirstName":true,"LastName":null}`,
@@ -38,7 +39,7 @@ func FuzzBodyRendering(f *testing.F) {
 	}
 	s := mustSink(f, fuzzBody, nil)
 	f.Fuzz(func(t *testing.T, data string) {
-		ev := leadEvent(t, data)
+		ev := sinktest.LeadEvent(t, data)
 		req, err := s.NewRequest(context.Background(), ev)
 		if err != nil {
 			return
@@ -52,24 +53,6 @@ func FuzzBodyRendering(f *testing.F) {
 		}
 		if req.Header.Get("Idempotency-Key") != ev.ID() {
 			t.Fatalf("Idempotency-Key missing")
-		}
-	})
-}
-
-// FuzzParseRetryAfter: any header value gives no wait or a wait within
-// [0, maxRetryAfter].
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, seed := range []string{"3", "0", "-5", "1e3", "Wed, 21 Oct 2015 07:28:00 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "99999999999999999999999", " 7 "} {
-		f.Add(seed)
-	}
-	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := parseRetryAfter(v, now)
-		if !ok && d != 0 {
-			t.Fatalf("%q: not ok but %v", v, d)
-		}
-		if d < 0 || d > maxRetryAfter {
-			t.Fatalf("%q: wait %v out of range", v, d)
 		}
 	})
 }

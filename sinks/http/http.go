@@ -167,7 +167,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	if !retryableStatus(resp.StatusCode) {
 		return sinks.Permanent(serr)
 	}
-	if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	if wait, ok := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now(), maxRetryAfter); ok {
 		return sinks.RetryAfter(serr, wait)
 	}
 	return serr
@@ -328,24 +328,6 @@ func readSnippet(body io.Reader) (string, error) {
 func drainAndClose(body io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
 	_ = body.Close()
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if err != nil || secs > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	if when, err := http.ParseTime(v); err == nil {
-		return min(max(when.Sub(now), 0), maxRetryAfter), true
-	}
-	return 0, false
 }
 
 var (

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,40 +15,16 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	"gopkg.in/yaml.v3"
 
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sinks"
-	"github.com/hookbridge/hookbridge/sources"
+	"github.com/hookbridge/hookbridge/sinks/sinktest"
 )
 
-// leadEvent is a Hello Client lead as the helloclient source makes it.
-func leadEvent(t testing.TB, data string) *event.Event {
-	t.Helper()
-	ev := sources.NewEvent("13abbe36a2cb1fda", "com.helloclient.lead", "https://helloclient.com/chatbots/HC-8842",
-		"sessions/9f1c2e7a", time.Date(2026, 11, 20, 10, 15, 0, 0, time.UTC), []byte(data))
-	ev.SetExtension("bridgesource", "helloclient")
-	return ev
-}
-
-const adaLead = `{"Type":"lead","SerialNumber":"HC-8842","ChatbotName":"Acme Sales Assistant","SessionID":"9f1c2e7a","FirstName":"Ada","LastName":"Lovelace","Email":"ada@example.com","Phone":"+44 20 7946 0958","Message":"Do you ship to \"Zürich\"?\nI'd like a quote.","CreateTime":"2026-11-20T10:15:00Z"}`
-
-// load decodes a sink's own keys the way the config loader does: ${VAR}
-// expanded from env, strict keys, then Validate.
+// load decodes a sink's own keys the way the config loader does.
 func load(t testing.TB, src string, env map[string]string) (*Config, error) {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	d := &config.Decoder{File: "test.yaml"}
-	d.Expand(&root, func(name string) (string, bool) { v, ok := env[name]; return v, ok })
 	c := NewConfig()
-	d.Decode(&root, c)
-	if d.Err() == nil {
-		d.Validate(root.Content[0], c)
-	}
-	return c, d.Err()
+	return c, sinktest.Decode(t, src, env, c)
 }
 
 func mustSink(t testing.TB, src string, env map[string]string) *Sink {
@@ -59,12 +33,7 @@ func mustSink(t testing.TB, src string, env map[string]string) *Sink {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s, err := c.NewSink("crm")
-	if err != nil {
-		t.Fatalf("NewSink: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Sink)
+	return sinktest.New[*Sink](t, c, "crm")
 }
 
 // recorder is an endpoint that keeps what it received and answers with
@@ -113,42 +82,18 @@ func serve(t *testing.T, h http.Handler) *httptest.Server {
 
 func TestExamplesAreValidConfigs(t *testing.T) {
 	env := map[string]string{"HUBSPOT_TOKEN": "pat-na1-x", "CRM_URL": "https://crm.example.com", "CRM_API_KEY": "k"}
-	docSrc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snippets := map[string]string{"example.yaml": example}
-	for i, block := range commentBlocks(string(docSrc)) {
-		snippets["doc.go block "+string(rune('1'+i))] = block
-	}
+	snippets := sinktest.Examples(t, example)
 	if len(snippets) < 3 {
 		t.Fatalf("found %d examples, want example.yaml and two in doc.go", len(snippets))
 	}
 	for name, src := range snippets {
 		t.Run(name, func(t *testing.T) {
 			s := mustSink(t, ownKeys(t, src), env)
-			if _, err := s.NewRequest(context.Background(), leadEvent(t, adaLead)); err != nil {
+			if _, err := s.NewRequest(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 				t.Fatalf("rendering the lead: %v", err)
 			}
 		})
 	}
-}
-
-// commentBlocks returns the tab-indented blocks of the package comment.
-func commentBlocks(src string) []string {
-	var blocks []string
-	var cur strings.Builder
-	for _, line := range strings.Split(src, "\n") {
-		if rest, ok := strings.CutPrefix(line, "//\t"); ok {
-			cur.WriteString(rest + "\n")
-			continue
-		}
-		if cur.Len() > 0 {
-			blocks = append(blocks, cur.String())
-			cur.Reset()
-		}
-	}
-	return blocks
 }
 
 func TestHubSpotExample(t *testing.T) {
@@ -157,7 +102,7 @@ func TestHubSpotExample(t *testing.T) {
 	src := strings.Replace(ownKeys(t, example), "https://api.hubapi.com", srv.URL, 1)
 	s := mustSink(t, src, map[string]string{"HUBSPOT_TOKEN": "pat-na1-secret"})
 
-	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	req, body := rec.last(t)
@@ -176,28 +121,7 @@ func TestHubSpotExample(t *testing.T) {
 // ownKeys returns the keys of the one sink in an example, without type.
 func ownKeys(t testing.TB, src string) string {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
-		t.Fatal(err)
-	}
-	if len(root.Content[0].Content) != 2 {
-		t.Fatalf("want one named sink, got %d nodes", len(root.Content[0].Content))
-	}
-	own := root.Content[0].Content[1]
-	if _, typ := config.Lookup(own, "type"); typ == nil || typ.Value != Type {
-		t.Fatalf("type: %v, want %s", typ, Type)
-	}
-	stripped := &yaml.Node{Kind: yaml.MappingNode}
-	for i := 0; i+1 < len(own.Content); i += 2 {
-		if own.Content[i].Value != "type" {
-			stripped.Content = append(stripped.Content, own.Content[i], own.Content[i+1])
-		}
-	}
-	out, err := yaml.Marshal(stripped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return sinktest.OwnKeys(t, src, Type)
 }
 
 func TestValidate(t *testing.T) {
@@ -265,7 +189,7 @@ body:
 	data := `{"SerialNumber":"HC-8842","ChatbotName":"Bot \"β\" <b>&</b>","FirstName":"Zoë","LastName":"O'Brien",` +
 		`"Email":"zoe@example.com","Message":"line1\nline2\t\"quoted\" \\ back\u2028sep 😀 <script>alert(1)</script>",` +
 		`"Extra":{"n":1.5,"list":[null,true]}}`
-	ev := leadEvent(t, data)
+	ev := sinktest.LeadEvent(t, data)
 	if err := s.Deliver(context.Background(), ev); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
@@ -310,7 +234,7 @@ func TestUserAgentCanBeOverridden(t *testing.T) {
 	rec := &recorder{}
 	srv := serve(t, rec)
 	s := mustSink(t, "url: "+srv.URL+"\nheaders: {User-Agent: acme-bridge/2}\nbody: {a: b}", nil)
-	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 		t.Fatal(err)
 	}
 	req, _ := rec.last(t)
@@ -351,7 +275,7 @@ func TestCloudEventsBinding(t *testing.T) {
 				w.WriteHeader(http.StatusAccepted)
 			}))
 			s := mustSink(t, "url: "+srv.URL+"\nformat: "+tc.format, nil)
-			sent := leadEvent(t, adaLead)
+			sent := sinktest.LeadEvent(t, sinktest.AdaLead)
 			sent.SetExtension("attempt", int32(3))
 			if err := s.Deliver(context.Background(), sent); err != nil {
 				t.Fatalf("Deliver: %v", err)
@@ -399,7 +323,7 @@ func TestStructuredRejectsDataThatIsNotJSON(t *testing.T) {
 	rec := &recorder{}
 	srv := serve(t, rec)
 	s := mustSink(t, "url: "+srv.URL, nil)
-	ev := leadEvent(t, adaLead)
+	ev := sinktest.LeadEvent(t, sinktest.AdaLead)
 	ev.DataEncoded = []byte(`{"cut": "shor`)
 	err := s.Deliver(context.Background(), ev)
 	if err == nil || !sinks.IsPermanent(err) {
@@ -429,7 +353,7 @@ func TestStatusOutcome(t *testing.T) {
 			rec.mu.Lock()
 			rec.status, rec.answer = tc.status, `{"message":"Property values were not valid"}`
 			rec.mu.Unlock()
-			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 			switch {
 			case tc.ok:
 				if err != nil {
@@ -460,7 +384,7 @@ func TestErrorTextKeepsFirst512BytesAndNoSecrets(t *testing.T) {
 	rec := &recorder{status: 422, answer: answer}
 	srv := serve(t, rec)
 	s := mustSink(t, "url: "+srv.URL+"/contacts?hapikey=s3cret\nbody: {a: b}", nil)
-	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if !sinks.IsPermanent(err) {
 		t.Fatalf("err = %v, want permanent", err)
 	}
@@ -486,6 +410,7 @@ func TestRetryAfter(t *testing.T) {
 		{"seconds on 503", func() string { return "120" }, 503, 2 * time.Minute, 0},
 		{"http date", func() string { return in(10 * time.Second) }, 503, 10 * time.Second, 2 * time.Second},
 		{"date in the past", func() string { return in(-time.Hour) }, 429, 0, 0},
+		{"seconds past the cap", func() string { return "99999999999999999999" }, 503, maxRetryAfter, 0},
 	}
 	rec := &recorder{}
 	srv := serve(t, rec)
@@ -495,7 +420,7 @@ func TestRetryAfter(t *testing.T) {
 			rec.mu.Lock()
 			rec.status, rec.headers = tc.status, http.Header{"Retry-After": {tc.value()}}
 			rec.mu.Unlock()
-			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 			if err == nil || sinks.IsPermanent(err) {
 				t.Fatalf("err = %v, want retryable", err)
 			}
@@ -511,14 +436,8 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestNetworkErrorIsRetryable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nothing listens there now
-	s := mustSink(t, "url: http://"+addr+"/hook?token=s3cret", nil)
-	err = s.Deliver(context.Background(), leadEvent(t, adaLead))
+	s := mustSink(t, "url: http://"+sinktest.ClosedAddr(t)+"/hook?token=s3cret", nil)
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if err == nil || sinks.IsPermanent(err) {
 		t.Fatalf("err = %v, want retryable", err)
 	}
@@ -535,25 +454,17 @@ func TestConnectionDroppedIsRetryable(t *testing.T) {
 		}
 	}))
 	s := mustSink(t, "url: "+srv.URL, nil)
-	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if err == nil || sinks.IsPermanent(err) {
 		t.Fatalf("err = %v, want retryable", err)
 	}
 }
 
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer close(release)
+	srv := sinktest.HangingServer(t)
 	s := mustSink(t, "url: "+srv.URL+"\ntimeout: 150ms", nil)
 	start := time.Now()
-	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("Deliver took %v with a 150ms timeout", elapsed)
 	}
@@ -566,19 +477,11 @@ func TestTimeoutIsRetryable(t *testing.T) {
 }
 
 func TestCallerCancelIsNotPermanent(t *testing.T) {
-	release := make(chan struct{})
-	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer close(release)
+	srv := sinktest.HangingServer(t)
 	s := mustSink(t, "url: "+srv.URL, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	err := s.Deliver(ctx, leadEvent(t, adaLead))
+	err := s.Deliver(ctx, sinktest.LeadEvent(t, sinktest.AdaLead))
 	if !errors.Is(err, context.Canceled) || sinks.IsPermanent(err) {
 		t.Fatalf("err = %v, want context.Canceled, not permanent", err)
 	}
@@ -597,7 +500,7 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mustSink(t, tc.src, nil)
-			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 			if err == nil || !sinks.IsPermanent(err) {
 				t.Fatalf("err = %v, want permanent", err)
 			}
@@ -610,7 +513,7 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 
 func TestPreviewHidesCredentials(t *testing.T) {
 	s := mustSink(t, ownKeys(t, example), map[string]string{"HUBSPOT_TOKEN": "pat-secret"})
-	out, err := s.Preview(leadEvent(t, adaLead))
+	out, err := s.Preview(sinktest.LeadEvent(t, sinktest.AdaLead))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,31 +539,6 @@ func TestRegistered(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	cases := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"3", 3 * time.Second, true},
-		{" 0 ", 0, true},
-		{"Fri, 20 Nov 2026 10:00:30 GMT", 30 * time.Second, true},
-		{"Friday, 20-Nov-26 10:01:00 GMT", time.Minute, true},
-		{"99999999999999999999", maxRetryAfter, true},
-		{"-1", 0, false},
-		{"1.5", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-	}
-	for _, tc := range cases {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func TestRedirects(t *testing.T) {
 	rec := &recorder{status: http.StatusCreated}
 	target := serve(t, rec)
@@ -675,7 +553,7 @@ func TestRedirects(t *testing.T) {
 	}))
 
 	s := mustSink(t, "url: "+srv.URL+"/moved\nbody: {email: \"{{ .Data.Email }}\"}", nil)
-	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if !sinks.IsPermanent(err) || !strings.Contains(err.Error(), "302 Found: redirected to "+target.URL+"/login?…") {
 		t.Fatalf("302: err = %v, want permanent naming where it led", err)
 	}
@@ -684,7 +562,7 @@ func TestRedirects(t *testing.T) {
 	}
 
 	s = mustSink(t, "url: "+srv.URL+"/temporary\nbody: {email: \"{{ .Data.Email }}\"}", nil)
-	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 		t.Fatalf("307: %v", err)
 	}
 	req, body := rec.last(t)
@@ -701,7 +579,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 	templated := mustSink(t, "url: \""+srv.URL+"/{{ .Data.SerialNumber }}\"\nheaders: {X-Who: \"{{ .Data.FirstName }}\"}\nbody: {e: \"{{ .Data.Email }}\"}", nil)
 	binary := mustSink(t, "url: "+srv.URL+"\nformat: binary", nil)
 	structured := mustSink(t, "url: "+srv.URL, nil)
-	ev := leadEvent(t, adaLead)
+	ev := sinktest.LeadEvent(t, sinktest.AdaLead)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		for _, s := range []*Sink{templated, binary, structured} {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/hookbridge/hookbridge/sinks/sinktest"
 	"github.com/hookbridge/hookbridge/tmpl"
 )
 
@@ -28,7 +29,7 @@ blocks:
 // error; never a panic.
 func FuzzRenderBlocks(f *testing.F) {
 	for _, seed := range []string{
-		adaLead,
+		sinktest.AdaLead,
 		`{"block":{"type":"divider"},"kind":"divider","FirstName":"A & <b>"}`,
 		`{"block":{"type":"header","text":{"type":"plain_text","text":"x"}},"kind":"context","elements":[{"type":"plain_text","text":"y"}]}`,
 		`{"block":{"type":"future_block","x":[1]},"kind":"section","elements":[]}`,
@@ -46,7 +47,7 @@ func FuzzRenderBlocks(f *testing.F) {
 	}
 	s := mustSink(f, "webhook_url: https://hooks.slack.invalid/services/T/B/X\n"+fuzzBlocks, nil)
 	f.Fuzz(func(t *testing.T, data string) {
-		view := tmpl.NewView(leadEvent(t, data))
+		view := tmpl.NewView(sinktest.LeadEvent(t, data))
 		blocks, err := RenderBlocks(s.blocks, escapedView(view))
 		if err != nil {
 			return
@@ -66,7 +67,7 @@ func FuzzRenderBlocks(f *testing.F) {
 				t.Fatalf("block %d has no type: %s", i, out)
 			}
 		}
-		if _, err := s.Render(leadEvent(t, data)); err != nil {
+		if _, err := s.Render(sinktest.LeadEvent(t, data)); err != nil {
 			t.Fatalf("blocks render but the message does not: %v", err)
 		}
 	})

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -233,7 +232,7 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 		if status != http.StatusRequestTimeout && status != http.StatusTooManyRequests && status < 500 {
 			return sinks.Permanent(e)
 		}
-		if wait, ok := parseRetryAfter(ans.retryAfter); ok {
+		if wait, ok := sinks.ParseRetryAfter(ans.retryAfter, time.Now(), maxRetryAfter); ok {
 			return sinks.RetryAfter(e, wait)
 		}
 		return e
@@ -336,24 +335,6 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 	}
 	return resp, nil
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func parseRetryAfter(v string) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if err != nil || secs > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	if when, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(when), 0), maxRetryAfter), true
-	}
-	return 0, false
 }
 
 var (

@@ -5,37 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-	"gopkg.in/yaml.v3"
-
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sinks"
-	"github.com/hookbridge/hookbridge/sources"
+	"github.com/hookbridge/hookbridge/sinks/sinktest"
 )
 
 const webhookPath = "/services/T0001/B0001/abcdefSECRET"
-
-const adaLead = `{"Type":"lead","SerialNumber":"HC-8842","ChatbotName":"Acme Sales Assistant","SessionID":"9f1c2e7a","FirstName":"Ada","LastName":"Lovelace","Email":"ada@example.com","Phone":"+44 20 7946 0958","Message":"Do you ship to \"Zürich\"?\nI'd like a quote.","CreateTime":"2026-11-20T10:15:00Z"}`
-
-// leadEvent is a Hello Client lead as the helloclient source makes it.
-func leadEvent(t testing.TB, data string) *event.Event {
-	t.Helper()
-	ev := sources.NewEvent("13abbe36a2cb1fda", "com.helloclient.lead", "https://helloclient.com/chatbots/HC-8842",
-		"sessions/9f1c2e7a", time.Date(2026, 11, 20, 10, 15, 0, 0, time.UTC), []byte(data))
-	ev.SetExtension("bridgesource", "helloclient")
-	return ev
-}
 
 // fakeSlack speaks the two Slack endpoints the sink uses: an incoming
 // webhook, which answers "ok", and the Web API's chat.postMessage, which
@@ -102,18 +85,8 @@ func startSlack(t *testing.T) (*fakeSlack, *httptest.Server) {
 // load decodes a sink's own keys as the config loader does.
 func load(t testing.TB, src string, env map[string]string) (*Config, error) {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
-		t.Fatalf("yaml: %v", err)
-	}
-	d := &config.Decoder{File: "test.yaml"}
-	d.Expand(&root, func(name string) (string, bool) { v, ok := env[name]; return v, ok })
 	c := NewConfig()
-	d.Decode(&root, c)
-	if d.Err() == nil {
-		d.Validate(root.Content[0], c)
-	}
-	return c, d.Err()
+	return c, sinktest.Decode(t, src, env, c)
 }
 
 func mustSink(t testing.TB, src string, env map[string]string) *Sink {
@@ -122,75 +95,25 @@ func mustSink(t testing.TB, src string, env map[string]string) *Sink {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s, err := c.NewSink("slack-sales")
-	if err != nil {
-		t.Fatalf("NewSink: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Sink)
+	return sinktest.New[*Sink](t, c, "slack-sales")
 }
 
 // ownKeys returns the keys of the one sink in an example, without type.
 func ownKeys(t testing.TB, src string) string {
 	t.Helper()
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &root); err != nil {
-		t.Fatal(err)
-	}
-	if len(root.Content[0].Content) != 2 {
-		t.Fatalf("want one named sink, got %d nodes", len(root.Content[0].Content))
-	}
-	own := root.Content[0].Content[1]
-	if _, typ := config.Lookup(own, "type"); typ == nil || typ.Value != Type {
-		t.Fatalf("type: %v, want %s", typ, Type)
-	}
-	stripped := &yaml.Node{Kind: yaml.MappingNode}
-	for i := 0; i+1 < len(own.Content); i += 2 {
-		if own.Content[i].Value != "type" {
-			stripped.Content = append(stripped.Content, own.Content[i], own.Content[i+1])
-		}
-	}
-	out, err := yaml.Marshal(stripped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
-}
-
-// commentBlocks returns the tab-indented blocks of the package comment.
-func commentBlocks(src string) []string {
-	var blocks []string
-	var cur strings.Builder
-	for _, line := range strings.Split(src, "\n") {
-		if rest, ok := strings.CutPrefix(line, "//\t"); ok {
-			cur.WriteString(rest + "\n")
-			continue
-		}
-		if cur.Len() > 0 {
-			blocks = append(blocks, cur.String())
-			cur.Reset()
-		}
-	}
-	return blocks
+	return sinktest.OwnKeys(t, src, Type)
 }
 
 func TestExamplesAreValidConfigs(t *testing.T) {
 	env := map[string]string{"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X", "SLACK_BOT_TOKEN": "xoxb-1"}
-	docSrc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snippets := map[string]string{"example.yaml": example}
-	for i, block := range commentBlocks(string(docSrc)) {
-		snippets["doc.go block "+string(rune('1'+i))] = block
-	}
+	snippets := sinktest.Examples(t, example)
 	if len(snippets) != 2 {
 		t.Fatalf("found %d examples, want example.yaml and one in doc.go", len(snippets))
 	}
 	for name, src := range snippets {
 		t.Run(name, func(t *testing.T) {
 			s := mustSink(t, ownKeys(t, src), env)
-			if _, err := s.Render(leadEvent(t, adaLead)); err != nil {
+			if _, err := s.Render(sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 				t.Fatalf("rendering the lead: %v", err)
 			}
 		})
@@ -249,7 +172,7 @@ func TestValidate(t *testing.T) {
 func TestWebhookNewLeadAlert(t *testing.T) {
 	fake, srv := startSlack(t)
 	s := mustSink(t, ownKeys(t, example), map[string]string{"SLACK_WEBHOOK_URL": srv.URL + webhookPath})
-	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	want := decode(t, `{
@@ -291,7 +214,7 @@ func TestMissingFieldsRenderBlank(t *testing.T) {
 	fake, srv := startSlack(t)
 	s := mustSink(t, ownKeys(t, example), map[string]string{"SLACK_WEBHOOK_URL": srv.URL + webhookPath})
 	lead := `{"Type":"lead","SerialNumber":"HC-9","SessionID":"s1","FirstName":"Grace","Email":"grace@example.com"}`
-	if err := s.Deliver(context.Background(), leadEvent(t, lead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, lead)); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	fake.mu.Lock()
@@ -321,7 +244,7 @@ blocks:
     - type: divider
 `
 	s := mustSink(t, src, map[string]string{"SLACK_BOT_TOKEN": "xoxb-test-token"})
-	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	fake.mu.Lock()
@@ -369,7 +292,7 @@ func TestPayloadTextArrivesIntact(t *testing.T) {
 			fake, srv := startSlack(t)
 			s := mustSink(t, "webhook_url: "+srv.URL+webhookPath+"\nescape_data: "+tc.escape+
 				"\ntext: \"{{ .Data.FirstName }}\"\nblocks: [{type: section, text: {type: plain_text, text: \"{{ .Data.FirstName }}\"}}]", nil)
-			if err := s.Deliver(context.Background(), leadEvent(t, string(data))); err != nil {
+			if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, string(data))); err != nil {
 				t.Fatalf("Deliver: %v", err)
 			}
 			fake.mu.Lock()
@@ -451,7 +374,7 @@ func TestSlackAnswers(t *testing.T) {
 			if tc.token {
 				s = api
 			}
-			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 			switch {
 			case tc.want == ok:
 				if err != nil {
@@ -478,14 +401,8 @@ func TestSlackAnswers(t *testing.T) {
 }
 
 func TestNetworkErrorIsRetryableAndHidesWebhookURL(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	s := mustSink(t, "webhook_url: http://"+addr+webhookPath+"\ntext: hi", nil)
-	err = s.Deliver(context.Background(), leadEvent(t, adaLead))
+	s := mustSink(t, "webhook_url: http://"+sinktest.ClosedAddr(t)+webhookPath+"\ntext: hi", nil)
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if err == nil || sinks.IsPermanent(err) {
 		t.Fatalf("err = %v, want retryable", err)
 	}
@@ -495,18 +412,9 @@ func TestNetworkErrorIsRetryableAndHidesWebhookURL(t *testing.T) {
 }
 
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	defer close(release)
+	srv := sinktest.HangingServer(t)
 	s := mustSink(t, "webhook_url: "+srv.URL+webhookPath+"\ntext: hi\ntimeout: 100ms", nil)
-	err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 	if err == nil || sinks.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a retryable timeout", err)
 	}
@@ -525,7 +433,7 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mustSink(t, "webhook_url: "+srv.URL+webhookPath+"\n"+tc.src, nil)
-			err := s.Deliver(context.Background(), leadEvent(t, adaLead))
+			err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
 			if err == nil || !sinks.IsPermanent(err) {
 				t.Fatalf("err = %v, want permanent", err)
 			}
@@ -536,7 +444,7 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 	}
 	t.Run("api channel renders empty", func(t *testing.T) {
 		s := mustSink(t, "token: x\nchannel: \"{{ .Data.Nothing }}\"\napi_url: "+srv.URL+"/api/\ntext: hi", nil)
-		if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); !sinks.IsPermanent(err) {
+		if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); !sinks.IsPermanent(err) {
 			t.Fatalf("err = %v, want permanent", err)
 		}
 	})
@@ -545,7 +453,7 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 func TestBlocksOnlyMessage(t *testing.T) {
 	fake, srv := startSlack(t)
 	s := mustSink(t, "webhook_url: "+srv.URL+webhookPath+"\ntext: \"{{ .Data.Nothing }}\"\nblocks: [{type: divider}]", nil)
-	if err := s.Deliver(context.Background(), leadEvent(t, adaLead)); err != nil {
+	if err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead)); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	if len(fake.webhooks) != 1 {
@@ -555,7 +463,7 @@ func TestBlocksOnlyMessage(t *testing.T) {
 
 func TestPreview(t *testing.T) {
 	s := mustSink(t, ownKeys(t, example), map[string]string{"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/SECRET"})
-	out, err := s.Preview(leadEvent(t, adaLead))
+	out, err := s.Preview(sinktest.LeadEvent(t, sinktest.AdaLead))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +478,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 	fake, srv := startSlack(t)
 	webhook := mustSink(t, ownKeys(t, example), map[string]string{"SLACK_WEBHOOK_URL": srv.URL + webhookPath})
 	api := mustSink(t, "token: x\nchannel: \"{{ .Data.SerialNumber }}\"\napi_url: "+srv.URL+"/api/\ntext: \"{{ .Data.Message }}\"", nil)
-	ev := leadEvent(t, `{"SerialNumber":"C1","FirstName":"<b>","Message":"a & b","Email":"x@y"}`)
+	ev := sinktest.LeadEvent(t, `{"SerialNumber":"C1","FirstName":"<b>","Message":"a & b","Email":"x@y"}`)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		for _, s := range []*Sink{webhook, api} {

@@ -40,12 +40,7 @@ func (c *Config) Validate() error {
 	if c.Key == "" && c.Secret == "" {
 		errs = append(errs, config.Invalid("key", "is required unless secret is set: set key for Website Hooks (?key=...), secret for Plugin Hooks (X-Crisp-Signature), or both"))
 	}
-	if c.Key != "" && isBlank(c.Key) {
-		errs = append(errs, config.Invalid("key", "must not be blank"))
-	}
-	if c.Secret != "" && isBlank(c.Secret) {
-		errs = append(errs, config.Invalid("secret", "must not be blank"))
-	}
+	errs = append(errs, sources.CheckNotBlank("key", c.Key), sources.CheckNotBlank("secret", c.Secret))
 	if c.Tolerance < 0 {
 		errs = append(errs, config.Invalid("tolerance", "must not be negative"))
 	}
@@ -56,5 +51,3 @@ func (c *Config) Validate() error {
 func (c *Config) NewSource() (sources.Source, error) {
 	return &Source{key: c.Key, secret: []byte(c.Secret), tolerance: c.Tolerance}, nil
 }
-
-func isBlank(s string) bool { return config.Required("", s) != nil }

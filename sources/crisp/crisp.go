@@ -83,7 +83,7 @@ func (s *Source) verifySignature(req *sources.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(sig) != signatureLen || !isHex(sig) {
+	if !sources.IsHexDigest(sig, sha256.Size) {
 		return fmt.Errorf("%w: %s must be %d hex characters (HMAC-SHA256), got %d characters", sources.ErrMalformedSignature, SignatureHeader, signatureLen, len(sig))
 	}
 	if err := sources.CheckTimestamp(ts, req.ReceivedAt, s.tolerance); err != nil {
@@ -119,8 +119,8 @@ func ParseTimestamp(stamp string) (time.Time, error) {
 	if stamp == "" {
 		return time.Time{}, fmt.Errorf("%w: no %s header", sources.ErrMalformedSignature, TimestampHeader)
 	}
-	n, err := strconv.ParseInt(stamp, 10, 64)
-	if err != nil || n <= 0 || !digits(stamp) || n > maxMillis {
+	n, ok := sources.ParseDigits(stamp)
+	if !ok || n > maxMillis {
 		return time.Time{}, fmt.Errorf("%w: %s is not a unix time", sources.ErrMalformedSignature, TimestampHeader)
 	}
 	if n < secondsBelow {
@@ -154,7 +154,7 @@ func (s *Source) Sign(req *sources.Request) error {
 // Convert makes one CloudEvent of a web hook envelope.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	var envelope map[string]any
-	if err := decodeObject(req.Body, &envelope); err != nil {
+	if err := sources.DecodeObject(req.Body, &envelope); err != nil {
 		return nil, err
 	}
 	name := text(envelope, "event")
@@ -208,29 +208,4 @@ func millis(v any) (time.Time, bool) {
 // text is m[key] as trimmed text (strings, and numbers in their JSON spelling).
 func text(m map[string]any, key string) string {
 	return strings.TrimSpace(sources.String(m, key))
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(s string) bool {
-	_, err := hex.DecodeString(s)
-	return err == nil
-}
-
-// decodeObject decodes a body that must be exactly one JSON object.
-// sources.DecodeObject alone lets a stray closing bracket after the object
-// through ("{}}"), which would put a body that is not JSON into the event's
-// data, so the whole body is checked first.
-func decodeObject(body []byte, out any) error {
-	if !json.Valid(body) {
-		return fmt.Errorf("%w: not valid JSON", sources.ErrNotJSON)
-	}
-	return sources.DecodeObject(body, out)
 }

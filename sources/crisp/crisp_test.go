@@ -1,7 +1,6 @@
 package crisp
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,16 +10,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"gopkg.in/yaml.v3"
 
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sources"
 	"github.com/hookbridge/hookbridge/sources/sourcetest"
 )
@@ -29,11 +25,7 @@ var received = time.Date(2026, 11, 20, 10, 15, 30, 0, time.UTC)
 
 func readFile(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return sourcetest.ReadFile(t, filepath.Join("testdata", name))
 }
 
 // testSource builds a source with the test key, the test secret, or both.
@@ -46,14 +38,7 @@ func testSource(t testing.TB, withKey, withSecret bool, tolerance time.Duration)
 	if withSecret {
 		cfg.Secret = readFile(t, "secret")
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := cfg.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return sourcetest.New[*Source](t, cfg)
 }
 
 func TestVectors(t *testing.T) {
@@ -65,33 +50,7 @@ func TestVectors(t *testing.T) {
 // TestVectorIDs compares each recorded event's id with the one gen.sh
 // worked out on its own (jq and sha256sum) from the documented rule.
 func TestVectorIDs(t *testing.T) {
-	f, err := os.Open("testdata/ids.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		name, want, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		n++
-		var w sourcetest.Want
-		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(name, "want.json"))), &w); err != nil || len(w.Events) != 1 {
-			t.Fatalf("%s: want.json holds %d events (%v)", name, len(w.Events), err)
-		}
-		var ev struct{ ID string }
-		if err := json.Unmarshal(w.Events[0], &ev); err != nil {
-			t.Fatal(err)
-		}
-		if ev.ID != want {
-			t.Errorf("%s: want.json id %q, gen.sh worked out %q", name, ev.ID, want)
-		}
-	}
-	if n == 0 {
-		t.Fatal("ids.txt is empty")
-	}
+	sourcetest.CheckIDs(t, "testdata")
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -111,55 +70,13 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.cfg.Validate()
-			var got []string
-			for _, e := range unwrapAll(err) {
-				var fe *config.FieldError
-				if !errors.As(e, &fe) {
-					t.Fatalf("not a FieldError: %v", e)
-				}
-				got = append(got, fe.Field)
-			}
-			if strings.Join(got, ",") != strings.Join(c.wantErr, ",") {
-				t.Fatalf("blamed %v, want %v (%v)", got, c.wantErr, err)
-			}
+			sourcetest.CheckBlamed(t, err, c.wantErr)
 		})
 	}
 }
 
-func unwrapAll(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
 func TestExampleDecodes(t *testing.T) {
-	reg, ok := sources.Lookup("crisp")
-	if !ok {
-		t.Fatal("crisp is not registered")
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(reg.Example), &doc); err != nil {
-		t.Fatal(err)
-	}
-	_, node := config.Lookup(doc.Content[0], "crisp")
-	if node == nil {
-		t.Fatal("the example does not define a crisp source")
-	}
-	d := &config.Decoder{File: "example.yaml"}
-	d.Expand(node, func(string) (string, bool) { return "from-env", true })
-	var common struct {
-		Type string `yaml:"type"`
-	}
-	cfg := reg.NewConfig()
-	d.DecodeInto(node, &common, cfg)
-	d.Validate(node, cfg)
-	if err := d.Err(); err != nil {
-		t.Fatal(err)
-	}
+	common, cfg := sourcetest.DecodeExample(t, "crisp", "from-env")
 	if common.Type != "crisp" || cfg.(*Config).Tolerance != 5*time.Minute {
 		t.Fatalf("type %q, config %+v", common.Type, cfg)
 	}
@@ -359,17 +276,7 @@ func TestIDStableAcrossRetries(t *testing.T) {
 
 func convertOne(t *testing.T, src *Source, body string) *event.Event {
 	t.Helper()
-	evs, err := src.Convert(&sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: received})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 1 {
-		t.Fatalf("%d events", len(evs))
-	}
-	if err := evs[0].Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return evs[0]
+	return sourcetest.ConvertOne(t, src, &sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: received})
 }
 
 func TestConvertMapping(t *testing.T) {
@@ -398,32 +305,15 @@ func TestConvertMapping(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ev := convertOne(t, src, c.body)
-			if ev.Type() != c.wantType || ev.Source() != c.wantSource || ev.Subject() != c.wantSj {
-				t.Fatalf("type %q source %q subject %q", ev.Type(), ev.Source(), ev.Subject())
-			}
-			got := ""
-			if !ev.Time().IsZero() {
-				got = ev.Time().Format(time.RFC3339Nano)
-			}
-			if got != c.wantTime {
-				t.Fatalf("time %q, want %q", got, c.wantTime)
-			}
-			if string(ev.Data()) != c.body {
-				t.Fatal("data must be the body as received")
-			}
+			sourcetest.CheckFields(t, convertOne(t, src, c.body), sourcetest.Fields{
+				Type: c.wantType, Source: c.wantSource, Subject: c.wantSj, Time: c.wantTime, Data: c.body,
+			})
 		})
 	}
 }
 
 func TestConvertRejectsNonObjects(t *testing.T) {
-	src := testSource(t, true, false, 0)
-	for _, body := range []string{``, `[]`, `"message:send"`, `{"event":`, `{"a":1} {"b":2}`, `null`, `{}}`, `{"a":1}]`, `{}\x00`} {
-		_, err := src.Convert(&sources.Request{Method: http.MethodPost, Body: []byte(body)})
-		if !errors.Is(err, sources.ErrNotJSON) {
-			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
-		}
-	}
+	sourcetest.CheckNotObjects(t, testSource(t, true, false, 0), `"message:send"`, `{"event":`)
 }
 
 func FuzzVerify(f *testing.F) {
@@ -479,25 +369,7 @@ func FuzzConvert(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req := &sources.Request{Method: http.MethodPost, Body: body, ReceivedAt: received}
-		sourcetest.CheckConvert(t, src, req)
-		evs, err := src.Convert(req)
-		if err != nil {
-			return
-		}
-		// The event must also survive the queue: marshal and read back.
-		for _, ev := range evs {
-			b, err := json.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back event.Event
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatalf("event does not read back: %v\n%s", err, b)
-			}
-			if back.ID() != ev.ID() || back.Type() != ev.Type() || back.Source() != ev.Source() || back.Subject() != ev.Subject() {
-				t.Fatalf("event changed on the way back: %s", b)
-			}
-		}
+		// CheckConvert also reads each event back from JSON, as the queue does.
+		sourcetest.CheckConvert(t, src, &sources.Request{Method: http.MethodPost, Body: body, ReceivedAt: received})
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -219,7 +220,9 @@ func source(serial string) string {
 	if serial == "" {
 		serial = "unknown"
 	}
-	return "https://helloclient.com/chatbots/" + serial
+	// Escaped, so a serial with spaces or '%' still makes a valid URI
+	// that reads back unchanged from the queue.
+	return "https://helloclient.com/chatbots/" + url.PathEscape(serial)
 }
 
 func subject(session string) string {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,23 +20,19 @@ import (
 
 func testSource(t testing.TB, tolerance time.Duration) *Source {
 	t.Helper()
-	secret, err := os.ReadFile("testdata/secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &Config{Secret: string(secret), Tolerance: tolerance}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := cfg.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return sourcetest.New[*Source](t, &Config{Secret: sourcetest.ReadFile(t, "testdata/secret"), Tolerance: tolerance})
 }
 
 func TestVectors(t *testing.T) {
 	sourcetest.Run(t, testSource(t, 5*time.Minute), "testdata")
+}
+
+func TestExampleDecodes(t *testing.T) {
+	common, decoded := sourcetest.DecodeExample(t, "helloclient", "from-env")
+	cfg := decoded.(*Config)
+	if common.Type != "helloclient" || cfg.Secret != "from-env" || cfg.Tolerance != 5*time.Minute {
+		t.Fatalf("decoded %q %+v", common.Type, cfg)
+	}
 }
 
 func TestVerifyRejects(t *testing.T) {
@@ -142,13 +137,7 @@ func TestConvertIDStableAndTypes(t *testing.T) {
 }
 
 func TestConvertRejectsNonObjects(t *testing.T) {
-	src := testSource(t, 0)
-	for _, body := range []string{``, `[]`, `"lead"`, `{"a":`, `{"a":1} {"b":2}`, `{"ChatLogs":[1]}`} {
-		_, err := src.Convert(&sources.Request{Body: []byte(body)})
-		if !errors.Is(err, sources.ErrNotJSON) {
-			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
-		}
-	}
+	sourcetest.CheckNotObjects(t, testSource(t, 0), `"lead"`, `{"a":`, `{"ChatLogs":[1]}`)
 }
 
 func FuzzVerify(f *testing.F) {
@@ -197,4 +186,18 @@ func FuzzConvert(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sourcetest.CheckConvert(t, src, &sources.Request{Body: body, ReceivedAt: time.Unix(1795169730, 0)})
 	})
+}
+
+func TestSerialNumberIsEscapedInTheSource(t *testing.T) {
+	src := testSource(t, 0)
+	evs, err := src.Convert(&sources.Request{Body: []byte(`{"Type":"lead","SerialNumber":"%0X bot/1","SessionID":"s"}`), ReceivedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := evs[0].Source(); got != "https://helloclient.com/chatbots/%250X%20bot%2F1" {
+		t.Fatalf("source %q", got)
+	}
+	if err := evs[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,7 +3,6 @@ package helpcrunch
 import (
 	_ "embed"
 	"errors"
-	"net/url"
 
 	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sources"
@@ -32,22 +31,13 @@ type Config struct {
 
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
-	errs := []error{config.Required("secret", c.Secret)}
-	if err := config.Required("account", c.Account); err != nil {
-		errs = append(errs, err)
-	} else if !absoluteURI(c.Account) {
-		errs = append(errs, config.Invalid("account", "must be an absolute URI such as https://acme.helpcrunch.com, got %q", c.Account))
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		config.Required("secret", c.Secret),
+		sources.CheckAbsoluteURI("account", c.Account, "https://acme.helpcrunch.com"),
+	)
 }
 
 // NewSource implements sources.Config.
 func (c *Config) NewSource() (sources.Source, error) {
 	return &Source{secret: []byte(c.Secret), account: c.Account}, nil
-}
-
-// absoluteURI reports whether s parses as a URI with a scheme and a host.
-func absoluteURI(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme != "" && u.Host != ""
 }

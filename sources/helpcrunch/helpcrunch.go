@@ -36,7 +36,7 @@ func (s *Source) Verify(req *sources.Request) error {
 	if sig == "" {
 		return fmt.Errorf("%w: no %s header", sources.ErrMissingSignature, SignatureHeader)
 	}
-	if len(sig) != signatureLen || !isHex(sig) {
+	if !sources.IsHexDigest(sig, sha1.Size) {
 		return fmt.Errorf("%w: %s must be %d hex characters (HMAC-SHA1), got %d characters", sources.ErrMalformedSignature, SignatureHeader, signatureLen, len(sig))
 	}
 	if !sources.EqualHex(sig, sources.HMAC(sha1.New, s.secret, req.Body)) {
@@ -58,7 +58,7 @@ func (s *Source) Sign(req *sources.Request) error {
 // Convert makes one CloudEvent of a webhook envelope.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	var envelope map[string]any
-	if err := decodeObject(req.Body, &envelope); err != nil {
+	if err := sources.DecodeObject(req.Body, &envelope); err != nil {
 		return nil, err
 	}
 	name := strings.TrimSpace(sources.String(envelope, "event"))
@@ -185,11 +185,6 @@ func digits(s string) bool {
 	return true
 }
 
-func isHex(s string) bool {
-	_, err := hex.DecodeString(s)
-	return err == nil
-}
-
 // firstOf returns the first of keys that holds a string or number.
 func firstOf(m map[string]any, keys ...string) string {
 	for _, k := range keys {
@@ -204,15 +199,4 @@ func firstOf(m map[string]any, keys ...string) string {
 func nested(m map[string]any, outer, inner string) string {
 	o, _ := m[outer].(map[string]any)
 	return strings.TrimSpace(sources.String(o, inner))
-}
-
-// decodeObject decodes a body that must be exactly one JSON object.
-// sources.DecodeObject alone lets a stray closing bracket after the object
-// through ("{}}"), which would put a body that is not JSON into the event's
-// data, so the whole body is checked first.
-func decodeObject(body []byte, out any) error {
-	if !json.Valid(body) {
-		return fmt.Errorf("%w: not valid JSON", sources.ErrNotJSON)
-	}
-	return sources.DecodeObject(body, out)
 }

@@ -1,23 +1,17 @@
 package helpcrunch
 
 import (
-	"bufio"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"gopkg.in/yaml.v3"
 
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sources"
 	"github.com/hookbridge/hookbridge/sources/sourcetest"
 )
@@ -26,19 +20,7 @@ const account = "https://acme.helpcrunch.com"
 
 func testSource(t testing.TB) *Source {
 	t.Helper()
-	secret, err := os.ReadFile("testdata/secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &Config{Secret: string(secret), Account: account}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := cfg.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return sourcetest.New[*Source](t, &Config{Secret: sourcetest.ReadFile(t, "testdata/secret"), Account: account})
 }
 
 func TestVectors(t *testing.T) {
@@ -48,37 +30,7 @@ func TestVectors(t *testing.T) {
 // TestVectorIDs compares each recorded event's id with the one gen.sh
 // worked out on its own from the documented rule.
 func TestVectorIDs(t *testing.T) {
-	f, err := os.Open("testdata/ids.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		name, want, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		n++
-		var w sourcetest.Want
-		data, err := os.ReadFile(filepath.Join("testdata", name, "want.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(data, &w); err != nil || len(w.Events) != 1 {
-			t.Fatalf("%s: want.json holds %d events (%v)", name, len(w.Events), err)
-		}
-		var ev struct{ ID string }
-		if err := json.Unmarshal(w.Events[0], &ev); err != nil {
-			t.Fatal(err)
-		}
-		if ev.ID != want {
-			t.Errorf("%s: want.json id %q, gen.sh worked out %q", name, ev.ID, want)
-		}
-	}
-	if n == 0 {
-		t.Fatal("ids.txt is empty")
-	}
+	sourcetest.CheckIDs(t, "testdata")
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -96,60 +48,17 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.cfg.Validate()
-			var got []string
-			for _, e := range unwrapAll(err) {
-				var fe *config.FieldError
-				if !errors.As(e, &fe) {
-					t.Fatalf("not a FieldError: %v", e)
-				}
-				got = append(got, fe.Field)
-			}
-			if strings.Join(got, ",") != strings.Join(c.wantErr, ",") {
-				t.Fatalf("blamed %v, want %v (%v)", got, c.wantErr, err)
-			}
+			sourcetest.CheckBlamed(t, err, c.wantErr)
 		})
 	}
-}
-
-func unwrapAll(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // TestExampleDecodes checks that the embedded example is a valid source
 // configuration for the strict decoder.
 func TestExampleDecodes(t *testing.T) {
-	reg, ok := sources.Lookup("helpcrunch")
-	if !ok {
-		t.Fatal("helpcrunch is not registered")
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(reg.Example), &doc); err != nil {
-		t.Fatal(err)
-	}
-	_, node := config.Lookup(doc.Content[0], "helpcrunch")
-	if node == nil {
-		t.Fatal("the example does not define a helpcrunch source")
-	}
-	d := &config.Decoder{File: "example.yaml"}
-	d.Expand(node, func(string) (string, bool) { return "from-env", true })
-	var common struct {
-		Type     string   `yaml:"type"`
-		AllowIPs []string `yaml:"allow_ips"`
-	}
-	cfg := reg.NewConfig()
-	d.DecodeInto(node, &common, cfg)
-	d.Validate(node, cfg)
-	if err := d.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if common.Type != "helpcrunch" {
-		t.Fatalf("type %q", common.Type)
+	common, cfg := sourcetest.DecodeExample(t, "helpcrunch", "from-env")
+	if common.Type != "helpcrunch" || cfg.(*Config).Account != account || cfg.(*Config).Secret != "from-env" {
+		t.Fatalf("type %q, config %+v", common.Type, cfg)
 	}
 }
 
@@ -283,17 +192,7 @@ func TestIDStableAcrossRetries(t *testing.T) {
 
 func convertOne(t *testing.T, src *Source, body string) *event.Event {
 	t.Helper()
-	evs, err := src.Convert(&sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: time.Unix(1795169730, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 1 {
-		t.Fatalf("%d events", len(evs))
-	}
-	if err := evs[0].Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return evs[0]
+	return sourcetest.ConvertOne(t, src, &sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: time.Unix(1795169730, 0)})
 }
 
 func TestConvertMapping(t *testing.T) {
@@ -326,32 +225,15 @@ func TestConvertMapping(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ev := convertOne(t, src, c.body)
-			if ev.Type() != c.wantType || ev.Subject() != c.wantSubj || ev.Source() != account {
-				t.Fatalf("type %q subject %q source %q", ev.Type(), ev.Subject(), ev.Source())
-			}
-			got := ""
-			if !ev.Time().IsZero() {
-				got = ev.Time().Format(time.RFC3339Nano)
-			}
-			if got != c.wantTime {
-				t.Fatalf("time %q, want %q", got, c.wantTime)
-			}
-			if string(ev.Data()) != c.body {
-				t.Fatal("data must be the body as received")
-			}
+			sourcetest.CheckFields(t, convertOne(t, src, c.body), sourcetest.Fields{
+				Type: c.wantType, Source: account, Subject: c.wantSubj, Time: c.wantTime, Data: c.body,
+			})
 		})
 	}
 }
 
 func TestConvertRejectsNonObjects(t *testing.T) {
-	src := testSource(t)
-	for _, body := range []string{``, `[]`, `"chat.new"`, `{"event":`, `{"a":1} {"b":2}`, `null`, `{}}`, `{"a":1}]`, `{}\x00`} {
-		_, err := src.Convert(&sources.Request{Method: http.MethodPost, Body: []byte(body)})
-		if !errors.Is(err, sources.ErrNotJSON) {
-			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
-		}
-	}
+	sourcetest.CheckNotObjects(t, testSource(t), `"chat.new"`, `{"event":`)
 }
 
 func FuzzVerify(f *testing.F) {
@@ -379,25 +261,7 @@ func FuzzConvert(f *testing.F) {
 		f.Add(req.Body)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req := &sources.Request{Method: http.MethodPost, Body: body, ReceivedAt: time.Unix(1795169730, 0)}
-		sourcetest.CheckConvert(t, src, req)
-		evs, err := src.Convert(req)
-		if err != nil {
-			return
-		}
-		// The event must also survive the queue: marshal and read back.
-		for _, ev := range evs {
-			b, err := json.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back event.Event
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatalf("event does not read back: %v\n%s", err, b)
-			}
-			if back.ID() != ev.ID() || back.Type() != ev.Type() || back.Source() != ev.Source() {
-				t.Fatalf("event changed on the way back: %s", b)
-			}
-		}
+		// CheckConvert also reads each event back from JSON, as the queue does.
+		sourcetest.CheckConvert(t, src, &sources.Request{Method: http.MethodPost, Body: body, ReceivedAt: time.Unix(1795169730, 0)})
 	})
 }

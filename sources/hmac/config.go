@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"text/template"
 	"time"
@@ -114,11 +113,7 @@ func (c *Config) Validate() error {
 	if _, err := compilePayload(c.Payload, c.TimestampHeader != ""); err != nil {
 		add(config.Invalid("payload", "%v", err))
 	}
-	if err := config.Required("source", c.Source); err != nil {
-		add(err)
-	} else if _, err := url.Parse(c.Source); err != nil {
-		add(config.Invalid("source", "is not a URI: %v", err))
-	}
+	add(sources.CheckURIRef("source", c.Source))
 	switch {
 	case c.EventType == "" && c.TypePath == "":
 		add(config.Invalid("event_type", "is required unless type_path is given"))
@@ -133,7 +128,7 @@ func (c *Config) Validate() error {
 	for _, p := range []struct{ key, path string }{
 		{"type_path", c.TypePath}, {"id_path", c.IDPath}, {"subject_path", c.SubjectPath}, {"time_path", c.TimePath},
 	} {
-		add(checkPath(p.key, p.path))
+		add(sources.CheckPath(p.key, p.path))
 	}
 	if c.SubjectPrefix != "" && c.SubjectPath == "" {
 		add(config.Invalid("subject_prefix", "needs subject_path"))
@@ -198,18 +193,6 @@ func checkHeaderName(key, name string, required bool) error {
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
 			return config.Invalid(key, "%q is not an HTTP header name", name)
-		}
-	}
-	return nil
-}
-
-func checkPath(key, path string) error {
-	if path == "" {
-		return nil
-	}
-	for _, part := range strings.Split(path, ".") {
-		if part == "" {
-			return config.Invalid(key, "%q is not a dotted path such as data.id", path)
 		}
 	}
 	return nil

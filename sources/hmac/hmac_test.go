@@ -72,11 +72,7 @@ func loadConfig(t testing.TB, dir string) *Config {
 
 func newSource(t testing.TB, cfg *Config) *Source {
 	t.Helper()
-	src, err := cfg.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return sourcetest.New[*Source](t, cfg)
 }
 
 func TestVectors(t *testing.T) {
@@ -88,20 +84,9 @@ func TestVectors(t *testing.T) {
 }
 
 func TestExampleDecodes(t *testing.T) {
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(example), &root); err != nil {
-		t.Fatal(err)
-	}
-	_, node := config.Lookup(root.Content[0], "orders")
-	out, err := yaml.Marshal(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := decodeConfig(t, "example.yaml", out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Header != "X-Signature" || cfg.TypePath != "event" || cfg.TimestampHeader != "X-Timestamp" {
+	_, decoded := sourcetest.DecodeExample(t, "hmac", "from-env")
+	cfg := decoded.(*Config)
+	if cfg.Secret != "from-env" || cfg.Header != "X-Signature" || cfg.TypePath != "event" || cfg.TimestampHeader != "X-Timestamp" {
 		t.Fatalf("decoded %+v", cfg)
 	}
 }
@@ -148,19 +133,7 @@ func TestConfigValidate(t *testing.T) {
 			cfg := valid()
 			c.change(cfg)
 			err := cfg.Validate()
-			var blamed []string
-			if err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var fe *config.FieldError
-					if !errors.As(e, &fe) {
-						t.Fatalf("%v is not a FieldError", e)
-					}
-					blamed = append(blamed, fe.Field)
-				}
-			}
-			if strings.Join(blamed, ",") != strings.Join(c.blame, ",") {
-				t.Fatalf("blamed %v, want %v: %v", blamed, c.blame, err)
-			}
+			sourcetest.CheckBlamed(t, err, c.blame)
 			if _, nerr := cfg.NewSource(); (nerr == nil) != (err == nil) {
 				t.Fatalf("NewSource: %v", nerr)
 			}
@@ -352,12 +325,7 @@ func TestConvert(t *testing.T) {
 }
 
 func TestConvertRejectsNonObjects(t *testing.T) {
-	src := newSource(t, loadConfig(t, "timestamped"))
-	for _, body := range []string{``, `[]`, `{}}`, `{} ]`, `"x"`, `a=b`, `{"a":`, `{} {}`} {
-		if _, err := src.Convert(&sources.Request{Body: []byte(body)}); !errors.Is(err, sources.ErrNotJSON) {
-			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
-		}
-	}
+	sourcetest.CheckNotObjects(t, newSource(t, loadConfig(t, "timestamped")))
 }
 
 // independentlySigned says whether one of the signatures in sigHeader is

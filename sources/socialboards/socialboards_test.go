@@ -4,41 +4,21 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sources"
 	"github.com/hookbridge/hookbridge/sources/sourcetest"
 )
 
-func readFile(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func newSource(t testing.TB, cfg *Config) *Source {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := cfg.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return sourcetest.New[*Source](t, cfg)
 }
 
 func testSource(t testing.TB) *Source {
-	return newSource(t, &Config{VerifyToken: readFile(t, "testdata/verify_token"), Key: readFile(t, "testdata/secret")})
+	return newSource(t, &Config{VerifyToken: sourcetest.ReadFile(t, "testdata/verify_token"), Key: sourcetest.ReadFile(t, "testdata/secret")})
 }
 
 func TestVectors(t *testing.T) {
@@ -61,19 +41,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.cfg.Validate()
-			var got []string
-			if err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var fe *config.FieldError
-					if !errors.As(e, &fe) {
-						t.Fatalf("%v is not a FieldError", e)
-					}
-					got = append(got, fe.Field)
-				}
-			}
-			if strings.Join(got, ",") != strings.Join(c.badFields, ",") {
-				t.Fatalf("blamed %v, want %v (%v)", got, c.badFields, err)
-			}
+			sourcetest.CheckBlamed(t, err, c.badFields)
 		})
 	}
 }
@@ -88,24 +56,8 @@ func TestNeedsAllowIPs(t *testing.T) {
 }
 
 func TestExampleDecodes(t *testing.T) {
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(example), &root); err != nil {
-		t.Fatal(err)
-	}
-	_, node := config.Lookup(root.Content[0], "socialboards")
-	if node == nil {
-		t.Fatal("example has no socialboards source")
-	}
-	var common struct {
-		Type string `yaml:"type"`
-	}
-	cfg := &Config{}
-	d := &config.Decoder{File: "example.yaml"}
-	d.DecodeInto(node, &common, cfg)
-	d.Validate(node, cfg)
-	if err := d.Err(); err != nil {
-		t.Fatal(err)
-	}
+	common, decoded := sourcetest.DecodeExample(t, "socialboards", "from-env")
+	cfg := decoded.(*Config)
 	if common.Type != "socialboards" || cfg.Key == "" || cfg.VerifyToken == "" {
 		t.Fatalf("decoded %q %+v", common.Type, cfg)
 	}
@@ -164,7 +116,7 @@ func TestMakeHandshakeIsAnswered(t *testing.T) {
 	if reply.Status != http.StatusOK || !strings.HasPrefix(reply.ContentType, "text/plain") || string(reply.Body) != req.Query.Get(ChallengeParam) {
 		t.Fatalf("reply %+v to challenge %q", reply, req.Query.Get(ChallengeParam))
 	}
-	if req.Query.Get(KeyParam) != readFile(t, "testdata/secret") {
+	if req.Query.Get(KeyParam) != sourcetest.ReadFile(t, "testdata/secret") {
 		t.Fatal("the handshake goes to the endpoint URL, which carries the key")
 	}
 }
@@ -224,12 +176,7 @@ func TestConvertFields(t *testing.T) {
 }
 
 func TestConvertRejectsNonObjects(t *testing.T) {
-	src := testSource(t)
-	for _, body := range []string{``, `[]`, `{}}`, `{} ]`, `"x"`, `CommunityName=acme`, `{"a":`, `{} {}`} {
-		if _, err := src.Convert(&sources.Request{Body: []byte(body)}); !errors.Is(err, sources.ErrNotJSON) {
-			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
-		}
-	}
+	sourcetest.CheckNotObjects(t, testSource(t), `CommunityName=acme`)
 }
 
 func FuzzVerify(f *testing.F) {
@@ -237,7 +184,7 @@ func FuzzVerify(f *testing.F) {
 	for _, req := range sourcetest.Seeds(f, "testdata") {
 		f.Add(req.Method, req.Query.Get(KeyParam), req.Query.Get(ChallengeParam), req.Query.Get(VerifyTokenParam))
 	}
-	key, token := readFile(f, "testdata/secret"), readFile(f, "testdata/verify_token")
+	key, token := sourcetest.ReadFile(f, "testdata/secret"), sourcetest.ReadFile(f, "testdata/verify_token")
 	f.Fuzz(func(t *testing.T, method, keyParam, challenge, tokenParam string) {
 		req := &sources.Request{
 			Method: method,

@@ -9,6 +9,10 @@
 // Signatures in request.json are computed by each provider's testdata/gen.sh
 // with openssl, never by the code under test. Set SOURCETEST_UPDATE=1 to
 // write the events a source makes into want.json (then review the diff).
+//
+// It also holds what provider tests share besides vectors: decoding the
+// registered example as the loader does, building a source from a config,
+// the fields a Validate error blames, and the checks every converter passes.
 package sourcetest
 
 import (
@@ -222,7 +226,8 @@ func Seeds(t testing.TB, dir string) []*sources.Request {
 
 // CheckConvert is the invariant a fuzz target asserts for any body: Convert
 // never panics, and when it succeeds every event is a valid CloudEvent whose
-// data is valid JSON.
+// data is valid JSON and which reads back from its JSON form (as the queue
+// stores it) with the same id, type, source, subject and data.
 func CheckConvert(t *testing.T, src sources.Source, req *sources.Request) {
 	evs, err := src.Convert(req)
 	if err != nil {
@@ -249,8 +254,9 @@ func checkEvent(t *testing.T, i int, ev *event.Event) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("event %d does not read back: %v\n%s", i, err, b)
 	}
-	if back.ID() != ev.ID() || back.Type() != ev.Type() || !SameJSON(back.Data(), ev.Data()) {
-		t.Fatalf("event %d changed on the way through JSON:\n id %q/%q type %q/%q\n data %s\n back %s", i, ev.ID(), back.ID(), ev.Type(), back.Type(), compact(ev.Data()), compact(back.Data()))
+	if back.ID() != ev.ID() || back.Type() != ev.Type() || back.Source() != ev.Source() || back.Subject() != ev.Subject() || !SameJSON(back.Data(), ev.Data()) {
+		t.Fatalf("event %d changed on the way through JSON:\n id %q/%q type %q/%q\n source %q/%q subject %q/%q\n data %s\n back %s",
+			i, ev.ID(), back.ID(), ev.Type(), back.Type(), ev.Source(), back.Source(), ev.Subject(), back.Subject(), compact(ev.Data()), compact(back.Data()))
 	}
 }
 

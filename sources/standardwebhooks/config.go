@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -92,16 +91,12 @@ func (c *Config) Validate() error {
 	if c.Tolerance < 0 {
 		add(config.Invalid("tolerance", "must not be negative"))
 	}
-	if err := config.Required("source", c.Source); err != nil {
-		add(err)
-	} else if _, err := url.Parse(c.Source); err != nil {
-		add(config.Invalid("source", "is not a URI: %v", err))
-	}
+	add(sources.CheckURIRef("source", c.Source))
 	add(config.Required("type_path", c.TypePath))
 	for _, p := range []struct{ key, path string }{
 		{"type_path", c.TypePath}, {"time_path", c.TimePath}, {"subject_path", c.SubjectPath},
 	} {
-		add(checkPath(p.key, p.path))
+		add(sources.CheckPath(p.key, p.path))
 	}
 	if c.SubjectPrefix != "" && c.SubjectPath == "" {
 		add(config.Invalid("subject_prefix", "needs subject_path"))
@@ -125,18 +120,6 @@ func DecodeSecret(secret string) ([]byte, error) {
 		return nil, errors.New("is empty")
 	}
 	return key, nil
-}
-
-func checkPath(key, path string) error {
-	if path == "" {
-		return nil
-	}
-	for _, part := range strings.Split(path, ".") {
-		if part == "" {
-			return config.Invalid(key, "%q is not a dotted path such as data.id", path)
-		}
-	}
-	return nil
 }
 
 // NewSource implements sources.Config.

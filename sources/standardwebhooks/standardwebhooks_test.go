@@ -6,15 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sources"
 	"github.com/hookbridge/hookbridge/sources/sourcetest"
 )
@@ -24,11 +20,7 @@ const otherSecret = "whsec_c2VjcmV0LW9mLWFub3RoZXItZW5kcG9pbnQtMTIz"
 
 func readSecret(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return sourcetest.ReadFile(t, "testdata/secret")
 }
 
 func testConfig(t testing.TB) *Config {
@@ -41,11 +33,7 @@ func testConfig(t testing.TB) *Config {
 
 func newSource(t testing.TB, cfg *Config) *Source {
 	t.Helper()
-	src, err := cfg.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src.(*Source)
+	return sourcetest.New[*Source](t, cfg)
 }
 
 func TestVectors(t *testing.T) {
@@ -53,22 +41,8 @@ func TestVectors(t *testing.T) {
 }
 
 func TestExampleDecodes(t *testing.T) {
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(example), &root); err != nil {
-		t.Fatal(err)
-	}
-	_, node := config.Lookup(root.Content[0], "billing")
-	d := &config.Decoder{File: "example.yaml"}
-	d.Expand(node, func(string) (string, bool) { return "whsec_c2VjcmV0", true })
-	var common struct {
-		Type string `yaml:"type"`
-	}
-	cfg := NewConfig()
-	d.DecodeInto(node, &common, cfg)
-	d.Validate(node, cfg)
-	if err := d.Err(); err != nil {
-		t.Fatal(err)
-	}
+	common, decoded := sourcetest.DecodeExample(t, "standardwebhooks", "whsec_c2VjcmV0")
+	cfg := decoded.(*Config)
 	if common.Type != "standardwebhooks" || cfg.TypePrefix != "com.example.billing." || cfg.TypePath != "type" {
 		t.Fatalf("decoded %q %+v", common.Type, cfg)
 	}
@@ -99,19 +73,7 @@ func TestConfigValidate(t *testing.T) {
 			cfg := testConfig(t)
 			c.change(cfg)
 			err := cfg.Validate()
-			var blamed []string
-			if err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var fe *config.FieldError
-					if !errors.As(e, &fe) {
-						t.Fatalf("%v is not a FieldError", e)
-					}
-					blamed = append(blamed, fe.Field)
-				}
-			}
-			if strings.Join(blamed, ",") != strings.Join(c.blame, ",") {
-				t.Fatalf("blamed %v, want %v: %v", blamed, c.blame, err)
-			}
+			sourcetest.CheckBlamed(t, err, c.blame)
 		})
 	}
 }
@@ -284,12 +246,7 @@ func TestConvert(t *testing.T) {
 }
 
 func TestConvertRejectsNonObjects(t *testing.T) {
-	src := newSource(t, testConfig(t))
-	for _, body := range []string{``, `[]`, `{}}`, `{} ]`, `"x"`, `a=b`, `{"a":`, `{} {}`} {
-		if _, err := src.Convert(&sources.Request{Header: http.Header{}, Body: []byte(body)}); !errors.Is(err, sources.ErrNotJSON) {
-			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
-		}
-	}
+	sourcetest.CheckNotObjects(t, newSource(t, testConfig(t)))
 }
 
 func FuzzVerify(f *testing.F) {

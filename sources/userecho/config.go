@@ -3,10 +3,7 @@ package userecho
 import (
 	_ "embed"
 	"errors"
-	"net/url"
-	"strings"
 
-	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sources"
 )
 
@@ -35,16 +32,10 @@ type Config struct {
 
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
-	var errs []error
-	if c.Secret != "" && strings.TrimSpace(c.Secret) == "" {
-		errs = append(errs, config.Invalid("secret", "must not be blank"))
-	}
-	if err := config.Required("account", c.Account); err != nil {
-		errs = append(errs, err)
-	} else if !absoluteURI(c.Account) {
-		errs = append(errs, config.Invalid("account", "must be an absolute URI such as https://acme.userecho.com, got %q", c.Account))
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		sources.CheckNotBlank("secret", c.Secret),
+		sources.CheckAbsoluteURI("account", c.Account, "https://acme.userecho.com"),
+	)
 }
 
 // NeedsAllowIPs reports whether the source accepts requests without any
@@ -55,10 +46,4 @@ func (c *Config) NeedsAllowIPs() bool { return c.Secret == "" }
 // NewSource implements sources.Config.
 func (c *Config) NewSource() (sources.Source, error) {
 	return &Source{secret: []byte(c.Secret), account: c.Account}, nil
-}
-
-// absoluteURI reports whether s parses as a URI with a scheme and a host.
-func absoluteURI(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme != "" && u.Host != ""
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"net/http"
@@ -80,7 +79,7 @@ func (s *Source) Sign(req *sources.Request) error {
 // Convert makes one CloudEvent of a webhook envelope.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	var envelope map[string]any
-	if err := decodeObject(req.Body, &envelope); err != nil {
+	if err := sources.DecodeObject(req.Body, &envelope); err != nil {
 		return nil, err
 	}
 	hook := text(envelope, "hook")
@@ -126,15 +125,4 @@ func eventTime(envelope map[string]any) time.Time {
 // text is m[key] as trimmed text (strings, and numbers in their JSON spelling).
 func text(m map[string]any, key string) string {
 	return strings.TrimSpace(sources.String(m, key))
-}
-
-// decodeObject decodes a body that must be exactly one JSON object.
-// sources.DecodeObject alone lets a stray closing bracket after the object
-// through ("{}}"), which would put a body that is not JSON into the event's
-// data, so the whole body is checked first.
-func decodeObject(body []byte, out any) error {
-	if !json.Valid(body) {
-		return fmt.Errorf("%w: not valid JSON", sources.ErrNotJSON)
-	}
-	return sources.DecodeObject(body, out)
 }

@@ -1,0 +1,58 @@
+package sources
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/hookbridge/hookbridge/config"
+)
+
+// Checks that providers' Validate methods share. Each returns nil or a
+// config.FieldError blaming field.
+
+// CheckAbsoluteURI requires value to be a URI with a scheme and a host, such
+// as an account address that becomes the CloudEvent source; example is shown
+// in the error ("https://acme.helpcrunch.com").
+func CheckAbsoluteURI(field, value, example string) error {
+	if err := config.Required(field, value); err != nil {
+		return err
+	}
+	if u, err := url.Parse(value); err != nil || u.Scheme == "" || u.Host == "" {
+		return config.Invalid(field, "must be an absolute URI such as %s, got %q", example, value)
+	}
+	return nil
+}
+
+// CheckURIRef requires value to be a URI reference, as a CloudEvent source is.
+func CheckURIRef(field, value string) error {
+	if err := config.Required(field, value); err != nil {
+		return err
+	}
+	if _, err := url.Parse(value); err != nil {
+		return config.Invalid(field, "is not a URI: %v", err)
+	}
+	return nil
+}
+
+// CheckPath accepts an empty path or a dotted JSON path (data.id) as
+// Path reads it: no empty part.
+func CheckPath(field, path string) error {
+	if path == "" {
+		return nil
+	}
+	for _, part := range strings.Split(path, ".") {
+		if part == "" {
+			return config.Invalid(field, "%q is not a dotted path such as data.id", path)
+		}
+	}
+	return nil
+}
+
+// CheckNotBlank rejects a value that is set but only white space; whether
+// an empty value is allowed is left to the caller.
+func CheckNotBlank(field, value string) error {
+	if value != "" && strings.TrimSpace(value) == "" {
+		return config.Invalid(field, "must not be blank")
+	}
+	return nil
+}

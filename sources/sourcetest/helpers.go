@@ -1,0 +1,119 @@
+package sourcetest
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/sources"
+)
+
+// ReadFile returns the file at path as a string (a secret or key under
+// testdata/).
+func ReadFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// CheckIDs compares the id of the one event in each vector's want.json with
+// the id listed for it in dir/ids.txt ("<vector> <id>" a line), which
+// gen.sh works out on its own from the provider's documented rule.
+func CheckIDs(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "ids.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		name, want, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		n++
+		var w Want
+		readJSON(t, filepath.Join(dir, name, "want.json"), &w)
+		if len(w.Events) != 1 {
+			t.Fatalf("%s: want.json holds %d events", name, len(w.Events))
+		}
+		var ev struct{ ID string }
+		if err := json.Unmarshal(w.Events[0], &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != want {
+			t.Errorf("%s: want.json id %q, gen.sh worked out %q", name, ev.ID, want)
+		}
+	}
+	if n == 0 {
+		t.Fatal("ids.txt is empty")
+	}
+}
+
+// ConvertOne converts req, which must give exactly one valid CloudEvent.
+func ConvertOne(t testing.TB, src sources.Source, req *sources.Request) *event.Event {
+	t.Helper()
+	evs, err := src.Convert(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("%d events", len(evs))
+	}
+	if err := evs[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return evs[0]
+}
+
+// Fields are what a test expects of an event besides its id. Time is in
+// RFC 3339 with the fraction it has, "" for none.
+type Fields struct {
+	Type, Source, Subject, Time string
+	Data                        string // the request body, as it must be kept
+}
+
+// CheckFields asserts that ev has the fields want.
+func CheckFields(t testing.TB, ev *event.Event, want Fields) {
+	t.Helper()
+	got := Fields{Type: ev.Type(), Source: ev.Source(), Subject: ev.Subject(), Data: string(ev.Data())}
+	if !ev.Time().IsZero() {
+		got.Time = ev.Time().Format(time.RFC3339Nano)
+	}
+	if got != want {
+		t.Fatalf("event\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// notObjects are bodies that are not exactly one JSON object: none, other
+// values, cut short, two objects, stray bytes or white space JSON does not
+// allow after or before the object.
+var notObjects = []string{
+	``, `[]`, `"x"`, `null`, `a=b`, `{"a":`, `{"a":1} {"b":2}`, `{} {}`,
+	`{}}`, `{"a":1}]`, `{} ]`, "{}\x00", "\v{}", "{}\f", "\u00a0{}",
+}
+
+// CheckNotObjects asserts that Convert rejects, with sources.ErrNotJSON,
+// every body that is not one JSON object, and each of extra.
+func CheckNotObjects(t *testing.T, src sources.Source, extra ...string) {
+	t.Helper()
+	for _, body := range append(append([]string(nil), notObjects...), extra...) {
+		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Query: url.Values{}, Body: []byte(body)}
+		if _, err := src.Convert(req); !errors.Is(err, sources.ErrNotJSON) {
+			t.Errorf("%q: got %v, want ErrNotJSON", body, err)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package tmpl
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"gopkg.in/yaml.v3"
+)
+
+func lead(data string) *event.Event {
+	ev := event.New()
+	ev.SetID("id-1")
+	ev.SetType("com.helloclient.lead")
+	ev.SetSource("https://helloclient.com/chatbots/HC-1")
+	ev.SetSubject("sessions/s-1")
+	ev.SetTime(time.Date(2026, 11, 20, 10, 15, 0, 0, time.UTC))
+	ev.SetExtension("bridgesource", "helloclient")
+	ev.SetDataContentType(event.ApplicationJSON)
+	ev.DataEncoded = []byte(data)
+	return &ev
+}
+
+func TestRender(t *testing.T) {
+	ev := lead(`{"FirstName":"Ada","Nested":{"N":12345678901234567890},"Tags":["a","b"]}`)
+	cases := []struct{ tmpl, want string }{
+		{"plain text", "plain text"},
+		{"{{ .Data.FirstName }} {{ .Data.Missing }}!", "Ada !"},
+		{"{{ .Extensions.bridgesource }}/{{ .Type }}/{{ .Subject }}/{{ .ID }}", "helloclient/com.helloclient.lead/sessions/s-1/id-1"},
+		{"{{ .Data.Nested.N }}", "12345678901234567890"},
+		{`{{ .Time.Format "2006-01-02" }}`, "2026-11-20"},
+		{`{{ .Data.Missing | default "none" }}`, "none"},
+		{`{{ .Data.FirstName | upper }}`, "ADA"},
+		{`{{ index .Data.Tags 1 }}`, "b"},
+	}
+	v := NewView(ev)
+	for _, c := range cases {
+		got, err := MustParse(c.tmpl).Render(v)
+		if err != nil || got != c.want {
+			t.Errorf("%q: got %q, %v; want %q", c.tmpl, got, err, c.want)
+		}
+	}
+}
+
+func TestParseErrorsAndYAML(t *testing.T) {
+	if _, err := Parse("{{ .Data.X "); err == nil || !strings.Contains(err.Error(), "bad template") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Parse("{{ nosuchfunc }}"); err == nil {
+		t.Fatal("an unknown function must fail at parse time")
+	}
+	var holder struct {
+		T *Template `yaml:"t"`
+	}
+	if err := yaml.Unmarshal([]byte("t: '{{ .ID'"), &holder); err == nil {
+		t.Fatal("yaml accepted a bad template")
+	}
+	if err := yaml.Unmarshal([]byte("t: 'x-{{ .ID }}'"), &holder); err != nil || holder.T.String() != "x-{{ .ID }}" {
+		t.Fatalf("%v %v", holder.T, err)
+	}
+}
+
+func TestNonJSONDataIsAString(t *testing.T) {
+	ev := lead(`not json`)
+	got, err := MustParse("{{ .Data }}").RenderEvent(ev)
+	if err != nil || got != "not json" {
+		t.Fatalf("got %q %v", got, err)
+	}
+}
+
+func renderJSON(t *testing.T, src string, ev *event.Event) (string, error) {
+	t.Helper()
+	var j JSON
+	if err := yaml.Unmarshal([]byte(src), &j); err != nil {
+		t.Fatal(err)
+	}
+	b, err := j.Render(NewView(ev))
+	return string(b), err
+}
+
+func TestJSONBody(t *testing.T) {
+	ev := lead(`{"Email":"a\"b@example.com","Note":"line1\nline2 <b>&</b> é","Score":7,"Obj":{"k":[1,true,null]}}`)
+	got, err := renderJSON(t, `
+email: "{{ .Data.Email }}"
+note: "{{ .Data.Note }}"
+score: 7
+vip: true
+nothing: null
+list: ["{{ .Data.Score }}", 2]
+raw: "{{ .Data.Obj | toJson }}"
+missing: "{{ .Data.Nope }}"
+`, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"email":"a\"b@example.com","note":"line1\nline2 <b>&</b> é","score":7,"vip":true,"nothing":null,"list":["7",2],"raw":{"k":[1,true,null]},"missing":""}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestJSONBadTemplateIsAYAMLError(t *testing.T) {
+	var j JSON
+	if err := yaml.Unmarshal([]byte(`a: {b: "{{ .X "}`), &j); err == nil || !strings.Contains(err.Error(), "a: b:") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func FuzzJSONBody(f *testing.F) {
+	f.Add(`{"Email":"x@y","Note":"\u2028<>&\"\\"}`)
+	f.Add(`{"Obj":{"a":[1,2,{"b":null}]}}`)
+	f.Add(`not json at all`)
+	var j JSON
+	if err := yaml.Unmarshal([]byte("e: '{{ .Data.Email }}'\nn: ['{{ .Data.Note }}']\no: '{{ .Data.Obj | toJson }}'\nd: '{{ .Data }}'\n"), &j); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		b, err := j.Render(NewView(lead(data)))
+		if err == nil && !json.Valid(b) {
+			t.Fatalf("rendered invalid JSON %s from %q", b, data)
+		}
+	})
+}
