@@ -26,7 +26,7 @@ func init() {
 
 // Defaults of the keys that have one.
 const (
-	DefaultLinger       = 5 * time.Millisecond
+	DefaultLinger       = 0
 	DefaultBatchSize    = 1000
 	DefaultBatchBytes   = config.Size(1 << 20)
 	DefaultWriteTimeout = 10 * time.Second
@@ -47,7 +47,8 @@ type Config struct {
 	// as the value) or structured (the event as JSON). Default binary.
 	Mode Mode `yaml:"mode"`
 	// Linger is the longest an event waits for its batch to fill before the
-	// batch is sent. Default 5ms; 0 sends at once.
+	// batch is sent. Default 0: the delivery loop already hands the sink
+	// whole batches from the queue, so waiting only adds latency.
 	Linger time.Duration `yaml:"linger"`
 	// BatchSize is the most messages sent to one partition in one request.
 	// Default 1000.

@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"mode", cfg.Mode, ModeBinary},
-		{"linger", cfg.Linger, 5 * time.Millisecond},
+		{"linger", cfg.Linger, time.Duration(0)},
 		{"batch_size", cfg.BatchSize, 1000},
 		{"batch_bytes", cfg.BatchBytes, config.Size(1 << 20)},
 		{"compression", cfg.Compression, "none"},

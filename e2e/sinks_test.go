@@ -1,0 +1,723 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// The tests in this file run the binary on the repository's example
+// configuration itself, ../config.example.yaml, turning its sinks on with the
+// variables the file documents, against real protocol peers: an in-process
+// Kafka cluster (kfake) over TCP, an HTTP server that answers as Slack's
+// incoming webhooks do, and an HTTP CRM.
+
+const (
+	exampleHelloClientKey = "e2e-example-helloclient-signing-key"
+	exampleCRMToken       = "e2e-crm-token"
+	exampleTopic          = "webhooks.helloclient"
+)
+
+// exampleBridge prepares the bridge on config.example.yaml with its listen
+// addresses and data directory from the environment, every source's secret
+// set, and the Kafka, Slack and CRM sinks off unless env turns them on.
+func exampleBridge(t *testing.T, env ...string) *bridgeProc {
+	t.Helper()
+	config, err := filepath.Abs("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bridgeProc{t: t, Addr: freePort(t), Admin: freePort(t), Dir: t.TempDir(), Config: config}
+	b.env = append([]string{
+		"BRIDGE_LISTEN=" + b.Addr,
+		"BRIDGE_ADMIN_LISTEN=" + b.Admin,
+		"BRIDGE_DATA=" + b.Dir,
+		"HELLOCLIENT_SIGNING_KEY=" + exampleHelloClientKey,
+		"HELPCRUNCH_SIGNING_KEY=e2e-helpcrunch",
+		"CRISP_HOOK_KEY=e2e-crisp-key",
+		"CRISP_SIGNING_SECRET=e2e-crisp-secret",
+		"SOCIALBOARDS_VERIFY_TOKEN=e2e-socialboards-token",
+		"SOCIALBOARDS_KEY=e2e-socialboards-key",
+		"USERECHO_KEY=e2e-userecho",
+		"HMAC_SECRET=e2e-hmac",
+		"STANDARDWEBHOOKS_SECRET=whsec_ZTJlLXN0YW5kYXJkLXdlYmhvb2tz",
+		"KAFKA_ENABLED=false",
+		"SLACK_ENABLED=false",
+		"CRM_ENABLED=false",
+	}, env...) // later entries win
+	return b
+}
+
+// lead is a Hello Client lead as the provider posts it. The name and the
+// message hold characters that JSON and Slack's mrkdwn must carry intact.
+type lead struct {
+	Type         string
+	SerialNumber string
+	ChatbotName  string
+	SessionID    string
+	FirstName    string
+	LastName     string
+	Email        string
+	Phone        string
+	Message      string
+	CreateTime   string
+}
+
+func newLead(session string) lead {
+	return lead{
+		Type:         "lead",
+		SerialNumber: "HC-8842",
+		ChatbotName:  "Acme Sales Assistant",
+		SessionID:    session,
+		FirstName:    "Zoë",
+		LastName:     "O'Hara",
+		Email:        "zoe.ohara@example.com",
+		Phone:        "+44 20 7946 0958",
+		Message:      "Do you ship to \"Zürich\"?\nA quote for 40 units, please.",
+		CreateTime:   "2026-11-20T10:15:00Z",
+	}
+}
+
+func (l lead) body(t *testing.T) []byte {
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sendLead posts body signed as Hello Client signs it, expects the
+// provider's success answer, and returns the event id the bridge gives it.
+func sendLead(t *testing.T, b *bridgeProc, body []byte) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	start := time.Now()
+	resp, err := post(t, client, "http://"+b.Addr+"/webhooks/helloclient", body,
+		map[string]string{"X-Webhook-Signature": helloclientSign(exampleHelloClientKey, time.Now().Unix(), body)})
+	if err != nil {
+		t.Fatalf("posting a lead: %v", err)
+	}
+	if resp.Status != http.StatusOK || resp.Body != `{"status":"success"}` {
+		t.Fatalf("lead answered %d %q, want 200 {\"status\":\"success\"}", resp.Status, resp.Body)
+	}
+	// Crisp, the strictest provider, gives up after 2 s: whatever the
+	// sinks are doing, the answer must come sooner.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the bridge took %s to acknowledge a lead", took)
+	}
+	return sha256Hex(body)
+}
+
+// --- Slack ------------------------------------------------------------------
+
+// slackRequest is one POST a Slack incoming webhook received.
+type slackRequest struct {
+	At     time.Time
+	Status int
+	Body   []byte
+}
+
+// slackWebhook answers as https://hooks.slack.com/services/... does: a JSON
+// message in, "ok" out. fail says whether to answer a request with a 500
+// instead, given how long ago the first request came.
+type slackWebhook struct {
+	*httptest.Server
+	fail func(sinceFirst time.Duration) bool
+
+	mu       sync.Mutex
+	first    time.Time
+	requests []slackRequest
+}
+
+func newSlackWebhook(t *testing.T, fail func(sinceFirst time.Duration) bool) *slackWebhook {
+	s := &slackWebhook{fail: fail}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		now := time.Now()
+		s.mu.Lock()
+		if s.first.IsZero() {
+			s.first = now
+		}
+		status := http.StatusOK
+		switch {
+		case r.Method != http.MethodPost || r.URL.Path != "/services/T0001/B0001/e2eXXXXXXXXXXXXXXXX":
+			status = http.StatusNotFound
+		case !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || !json.Valid(body):
+			status = http.StatusBadRequest
+		case s.fail != nil && s.fail(now.Sub(s.first)):
+			status = http.StatusInternalServerError
+		}
+		s.requests = append(s.requests, slackRequest{At: now, Status: status, Body: body})
+		s.mu.Unlock()
+		switch status {
+		case http.StatusOK:
+			io.WriteString(w, "ok")
+		case http.StatusNotFound:
+			http.Error(w, "no_service", status)
+		case http.StatusBadRequest:
+			http.Error(w, "invalid_payload", status)
+		default:
+			http.Error(w, "internal_error", status)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *slackWebhook) hookURL() string { return s.URL + "/services/T0001/B0001/e2eXXXXXXXXXXXXXXXX" }
+
+func (s *slackWebhook) received() []slackRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]slackRequest(nil), s.requests...)
+}
+
+func (s *slackWebhook) accepted() []slackRequest {
+	var out []slackRequest
+	for _, r := range s.received() {
+		if r.Status == http.StatusOK {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// slackMessage is the part of Slack's message payload the alert uses.
+type slackMessage struct {
+	Text   string `json:"text"`
+	Blocks []struct {
+		Type   string      `json:"type"`
+		Text   *slackText  `json:"text"`
+		Fields []slackText `json:"fields"`
+		// Elements of a context block.
+		Elements []slackText `json:"elements"`
+	} `json:"blocks"`
+}
+
+type slackText struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// checkLeadAlert checks the message Slack received for l, block by block as
+// the example config lays it out.
+func checkLeadAlert(t *testing.T, body []byte, l lead) {
+	t.Helper()
+	var msg slackMessage
+	if err := json.Unmarshal(body, &msg); err != nil {
+		t.Fatalf("Slack message is not JSON: %v\n%s", err, body)
+	}
+	name := l.FirstName + " " + l.LastName
+	if want := "New lead: " + name + " (" + l.Email + ")"; msg.Text != want {
+		t.Errorf("Slack text %q, want %q", msg.Text, want)
+	}
+	var got []string
+	for _, b := range msg.Blocks {
+		line := b.Type
+		if b.Text != nil {
+			line += " " + b.Text.Type + ":" + b.Text.Text
+		}
+		for _, f := range append(b.Fields, b.Elements...) {
+			line += " | " + f.Type + ":" + f.Text
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"header plain_text:New lead",
+		"section | mrkdwn:*Name*\n" + name + " | mrkdwn:*Email*\n" + l.Email +
+			" | mrkdwn:*Phone*\n" + l.Phone + " | mrkdwn:*Chatbot*\n" + l.ChatbotName,
+		"section mrkdwn:*What they wrote*\n" + l.Message,
+		"context | mrkdwn:Hello Client · sessions/" + l.SessionID + " · 2026-11-20 10:15 UTC",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Slack blocks\n got %q\nwant %q\nmessage: %s", got, want, body)
+	}
+}
+
+// --- CRM --------------------------------------------------------------------
+
+// crmRequest is one request the CRM endpoint received.
+type crmRequest struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// crmEndpoint is a CRM's lead-creation API answering every request with
+// status and body.
+type crmEndpoint struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []crmRequest
+}
+
+func newCRMEndpoint(t *testing.T, status int, answer string) *crmEndpoint {
+	c := &crmEndpoint{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.requests = append(c.requests, crmRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+		c.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *crmEndpoint) received() []crmRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]crmRequest(nil), c.requests...)
+}
+
+// --- Kafka ------------------------------------------------------------------
+
+// startKafka starts a one-broker kfake cluster on 127.0.0.1, on port if it
+// is not 0, that creates a topic of one partition when a producer asks for
+// one.
+func startKafka(t *testing.T, port int) *kfake.Cluster {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.AllowAutoTopicCreation()}
+	if port != 0 {
+		opts = append(opts, kfake.Ports(port))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// consumeTopic reads messages from partition 0 of topic, from the start,
+// until done says it has enough or timeout passes.
+func consumeTopic(t *testing.T, broker, topic string, timeout time.Duration, done func([]kafkago.Message) bool) []kafkago.Message {
+	t.Helper()
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:   []string{broker},
+		Topic:     topic,
+		Partition: 0,
+		MaxWait:   50 * time.Millisecond,
+		MaxBytes:  10 << 20,
+	})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []kafkago.Message
+	for !done(out) {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading %s from %s: %d messages so far: %v", topic, broker, len(out), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// topicEnd is the offset after the last message of partition 0 of topic:
+// how many messages it holds.
+func topicEnd(t *testing.T, broker, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := kafkago.DialLeader(ctx, "tcp", broker, topic, 0)
+	if err != nil {
+		t.Fatalf("dialing the leader of %s: %v", topic, err)
+	}
+	defer conn.Close()
+	end, err := conn.ReadLastOffset()
+	if err != nil {
+		t.Fatalf("reading the end of %s: %v", topic, err)
+	}
+	return end
+}
+
+func headerMap(t *testing.T, m kafkago.Message) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, h := range m.Headers {
+		if _, dup := out[h.Key]; dup {
+			t.Errorf("header %s repeated", h.Key)
+		}
+		out[h.Key] = string(h.Value)
+	}
+	return out
+}
+
+// --- the file sink ------------------------------------------------------------
+
+// archiveLines reads every line of a file sink as JSON objects.
+func archiveLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("archive line is not JSON: %v\n%s", err, sc.Bytes())
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// quiet is how long a test keeps watching after the expected deliveries,
+// to catch a duplicate.
+const quiet = 3 * time.Second
+
+// TestExampleRoutesDeliverToAllFourSinks runs config.example.yaml with all
+// its sinks on: one signed lead becomes one Kafka message in the CloudEvents
+// binary mode, one Slack alert, one CRM request and one archived line.
+func TestExampleRoutesDeliverToAllFourSinks(t *testing.T) {
+	t.Parallel()
+	kafka := startKafka(t, 0)
+	broker := kafka.ListenAddrs()[0]
+	slack := newSlackWebhook(t, nil)
+	crm := newCRMEndpoint(t, http.StatusCreated, `{"id":"lead_1"}`)
+	b := exampleBridge(t,
+		"KAFKA_ENABLED=true", "KAFKA_BROKERS="+broker,
+		"SLACK_ENABLED=true", "SLACK_WEBHOOK_URL="+slack.hookURL(),
+		"CRM_ENABLED=true", "CRM_URL="+crm.URL+"/api/leads", "CRM_TOKEN="+exampleCRMToken,
+	)
+	b.Start()
+
+	l := newLead("7d3c1b2a-0e9f-4a51-b6c8-31f2d4e5a601")
+	body := l.body(t)
+	id := sendLead(t, b, body)
+	archive := filepath.Join(b.Dir, "events.jsonl")
+
+	waitFor(t, 20*time.Second, "the Slack alert, the CRM request and the archived line", func() bool {
+		return len(slack.received()) >= 1 && len(crm.received()) >= 1 && len(readLines(t, archive)) >= 1
+	})
+	msgs := consumeTopic(t, broker, exampleTopic, 20*time.Second, func(m []kafkago.Message) bool { return len(m) >= 1 })
+	time.Sleep(quiet)
+
+	// Kafka: binary content mode, every attribute a ce_ header.
+	if n := topicEnd(t, broker, exampleTopic); n != 1 {
+		t.Errorf("%s holds %d messages, want 1", exampleTopic, n)
+	}
+	m := msgs[0]
+	wantHeaders := map[string]string{
+		"ce_specversion":  "1.0",
+		"ce_id":           id,
+		"ce_type":         "com.helloclient.lead",
+		"ce_source":       "https://helloclient.com/chatbots/HC-8842",
+		"ce_subject":      "sessions/" + l.SessionID,
+		"ce_time":         "2026-11-20T10:15:00Z",
+		"ce_bridgesource": "helloclient",
+		"content-type":    "application/json",
+	}
+	if got := headerMap(t, m); !reflect.DeepEqual(got, wantHeaders) {
+		t.Errorf("Kafka headers\n got %v\nwant %v", got, wantHeaders)
+	}
+	if string(m.Value) != string(body) {
+		t.Errorf("Kafka value\n got %s\nwant the payload %s", m.Value, body)
+	}
+	if want := "sessions/" + l.SessionID; string(m.Key) != want {
+		t.Errorf("Kafka key %q, want the subject %q", m.Key, want)
+	}
+
+	// Slack: one alert, accepted.
+	if reqs := slack.received(); len(reqs) != 1 || reqs[0].Status != http.StatusOK {
+		t.Errorf("Slack got %d requests (%v), want 1 accepted", len(reqs), reqs)
+	} else {
+		checkLeadAlert(t, reqs[0].Body, l)
+	}
+
+	// CRM: one request with the mapped body, the idempotency key and the token.
+	if reqs := crm.received(); len(reqs) != 1 {
+		t.Errorf("CRM got %d requests, want 1", len(reqs))
+	} else {
+		r := reqs[0]
+		if r.Method != http.MethodPost || r.Path != "/api/leads" {
+			t.Errorf("CRM request %s %s, want POST /api/leads", r.Method, r.Path)
+		}
+		for name, want := range map[string]string{
+			"Content-Type":    "application/json",
+			"Idempotency-Key": id,
+			"Authorization":   "Bearer " + exampleCRMToken,
+		} {
+			if got := r.Header.Get(name); got != want {
+				t.Errorf("CRM header %s: %q, want %q", name, got, want)
+			}
+		}
+		var got map[string]any
+		if err := json.Unmarshal(r.Body, &got); err != nil {
+			t.Errorf("CRM body is not JSON: %v\n%s", err, r.Body)
+		}
+		want := map[string]any{
+			"email": l.Email, "first_name": l.FirstName, "last_name": l.LastName,
+			"phone": l.Phone, "source": "hookbridge/helloclient",
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("CRM body\n got %v\nwant %v", got, want)
+		}
+	}
+
+	// File: one line, the event in the structured JSON format.
+	if lines := readLines(t, archive); len(lines) != 1 {
+		t.Errorf("archive holds %d lines, want 1", len(lines))
+	} else if ev := lines[0]; ev.ID != id || ev.Type != "com.helloclient.lead" || ev.BridgeSource != "helloclient" || string(ev.Data) != string(body) {
+		t.Errorf("archived event %+v, want id %s with the payload as data", ev, id)
+	}
+
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
+
+// TestSlackOutageThenRecovery has Slack answer 500 for 30 s: the example
+// config's retry policy carries the alert past the outage, and it arrives
+// exactly once, after recovery.
+func TestSlackOutageThenRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 30 s outage; skipped with -short")
+	}
+	t.Parallel()
+	const outage = 30 * time.Second
+	slack := newSlackWebhook(t, func(sinceFirst time.Duration) bool { return sinceFirst < outage })
+	b := exampleBridge(t, "SLACK_ENABLED=true", "SLACK_WEBHOOK_URL="+slack.hookURL())
+	b.Start()
+
+	l := newLead("0b6f4e8d-2c1a-4f3e-9d7b-5a8c6e4f2d10")
+	id := sendLead(t, b, l.body(t))
+	// Retries wait 0.5-1 s, 1-2 s, 2-4 s, 4-8 s, 8-16 s, 16-32 s (initial 1s,
+	// doubled, jittered down to half): the 7th attempt comes 31.5-63 s after
+	// the first, past the outage, and the 8th and last no sooner than 63.5 s.
+	waitFor(t, 90*time.Second, "the alert to be accepted", func() bool { return len(slack.accepted()) >= 1 })
+	time.Sleep(quiet)
+
+	reqs := slack.received()
+	var failed int
+	var times []string
+	for _, r := range reqs {
+		times = append(times, fmt.Sprintf("%.1fs:%d", r.At.Sub(reqs[0].At).Seconds(), r.Status))
+		if r.Status == http.StatusInternalServerError {
+			failed++
+		}
+	}
+	t.Logf("Slack requests (time since the first: status): %s", strings.Join(times, " "))
+	ok := slack.accepted()
+	if len(ok) != 1 {
+		t.Fatalf("Slack accepted %d alerts, want exactly 1", len(ok))
+	}
+	if at := ok[0].At.Sub(reqs[0].At); at < outage {
+		t.Fatalf("the alert was accepted %s after the first attempt, inside the %s outage", at, outage)
+	}
+	if failed < 2 {
+		t.Fatalf("%d attempts failed during the outage, want the bridge to have retried", failed)
+	}
+	for _, r := range reqs {
+		if string(r.Body) != string(reqs[0].Body) {
+			t.Fatalf("a retry sent a different message:\n%s\nthen\n%s", reqs[0].Body, r.Body)
+		}
+	}
+	checkLeadAlert(t, ok[0].Body, l)
+	if got := metricValue(t, b.Admin, "hookbridge_delivery_retries_total", `sink="slack-sales"`); got != float64(failed) {
+		t.Errorf("hookbridge_delivery_retries_total{sink=slack-sales} = %v, want %d", got, failed)
+	}
+
+	// Nothing was dead-lettered: the archive holds the event once, from the
+	// everything route.
+	lines := archiveLines(t, filepath.Join(b.Dir, "events.jsonl"))
+	if len(lines) != 1 || lines[0]["id"] != id || lines[0]["deadlettersink"] != nil {
+		t.Fatalf("archive %v, want the event once and no dead letter", lines)
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
+
+// TestKafkaBrokerDownAndBack stops the Kafka broker while leads keep coming,
+// then starts a new one on the same port: every lead the bridge acknowledged
+// reaches Kafka. kfake keeps its log in memory, so the messages are counted
+// across both brokers.
+func TestKafkaBrokerDownAndBack(t *testing.T) {
+	t.Parallel()
+	first := startKafka(t, 0)
+	broker := first.ListenAddrs()[0]
+	_, portText, _ := net.SplitHostPort(broker)
+	port, _ := strconv.Atoi(portText)
+	b := exampleBridge(t, "KAFKA_ENABLED=true", "KAFKA_BROKERS="+broker)
+	b.Start()
+
+	const perPhase = 25
+	send := func(phase string) map[string]bool {
+		ids := map[string]bool{}
+		for i := 0; i < perPhase; i++ {
+			ids[sendLead(t, b, newLead(fmt.Sprintf("%s-%02d", phase, i)).body(t))] = true
+		}
+		return ids
+	}
+	idsOf := func(msgs []kafkago.Message) map[string]bool {
+		ids := map[string]bool{}
+		for _, m := range msgs {
+			ids[headerMap(t, m)["ce_id"]] = true
+		}
+		return ids
+	}
+	missing := func(want, got map[string]bool) []string {
+		var out []string
+		for id := range want {
+			if !got[id] {
+				out = append(out, id)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	before := send("up")
+	fromFirst := idsOf(consumeTopic(t, broker, exampleTopic, 20*time.Second, func(m []kafkago.Message) bool {
+		return len(missing(before, idsOf(m))) == 0
+	}))
+	first.Close()
+
+	during := send("down") // acknowledged while no broker listens
+	// Restart only once a delivery has failed and been put back for a
+	// retry: the events wait in the bridge's queue, not in a client buffer.
+	waitFor(t, 30*time.Second, "a failed Kafka delivery to be scheduled again", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_delivery_retries_total", `sink="kafka-events"`) >= 1
+	})
+	restarted := time.Now()
+	second := startKafka(t, port)
+	if got := second.ListenAddrs()[0]; got != broker {
+		t.Fatalf("the new broker listens on %s, want %s", got, broker)
+	}
+	fromSecond := idsOf(consumeTopic(t, broker, exampleTopic, 60*time.Second, func(m []kafkago.Message) bool {
+		return len(missing(during, idsOf(m))) == 0
+	}))
+	t.Logf("all %d leads acknowledged while the broker was down reached the new broker %.1fs after it started",
+		len(during), time.Since(restarted).Seconds())
+
+	arrived := map[string]bool{}
+	for id := range fromFirst {
+		arrived[id] = true
+	}
+	for id := range fromSecond {
+		arrived[id] = true
+	}
+	acked := map[string]bool{}
+	for id := range before {
+		acked[id] = true
+	}
+	for id := range during {
+		acked[id] = true
+	}
+	if m := missing(acked, arrived); len(m) > 0 {
+		t.Fatalf("%d of %d acknowledged events never reached Kafka: %v", len(m), len(acked), m)
+	}
+	// None went to the dead-letter sink instead.
+	for _, line := range archiveLines(t, filepath.Join(b.Dir, "events.jsonl")) {
+		if line["deadlettersink"] != nil {
+			t.Fatalf("event %v was dead-lettered: %v", line["id"], line["deadletterreason"])
+		}
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
+
+// TestCRMRejectsGoesToDeadLetterWithReason has the CRM refuse the lead with a
+// 400: the request is not retried, and the event goes to the example's
+// dead-letter sink, the archive, with the CRM's answer as the reason.
+func TestCRMRejectsGoesToDeadLetterWithReason(t *testing.T) {
+	t.Parallel()
+	const refusal = `{"error":"email invalid"}`
+	crm := newCRMEndpoint(t, http.StatusBadRequest, refusal)
+	b := exampleBridge(t, "CRM_ENABLED=true", "CRM_URL="+crm.URL+"/api/leads", "CRM_TOKEN="+exampleCRMToken)
+	b.Start()
+
+	l := newLead("5e2d8c4b-7a1f-4b3e-8c6d-9f0a1b2c3d4e")
+	l.Email = "not-an-email"
+	body := l.body(t)
+	id := sendLead(t, b, body)
+	archive := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 20*time.Second, "the event and its dead letter in the archive", func() bool { return len(archiveLines(t, archive)) >= 2 })
+	time.Sleep(quiet)
+
+	if n := len(crm.received()); n != 1 {
+		t.Errorf("the CRM was called %d times, want once: a 400 is not retried", n)
+	}
+	lines := archiveLines(t, archive)
+	if len(lines) != 2 {
+		t.Fatalf("archive holds %d lines, want 2 (the everything route and the dead letter): %v", len(lines), lines)
+	}
+	var routed, dead map[string]any
+	for _, line := range lines {
+		if line["id"] != id {
+			t.Fatalf("archived event %v, want id %s", line["id"], id)
+		}
+		if line["deadlettersink"] == nil {
+			routed = line
+		} else {
+			dead = line
+		}
+	}
+	if routed == nil || dead == nil {
+		t.Fatalf("want one routed copy and one dead letter, got %v", lines)
+	}
+	if dead["deadlettersink"] != "crm" {
+		t.Errorf("deadlettersink %v, want crm", dead["deadlettersink"])
+	}
+	reason, _ := dead["deadletterreason"].(string)
+	if !strings.Contains(reason, "400") || !strings.Contains(reason, "email invalid") {
+		t.Errorf("deadletterreason %q does not give the CRM's status and answer", reason)
+	}
+	// The dead letter is the same event: attributes and data.
+	for _, k := range []string{"type", "source", "subject", "time", "bridgesource", "datacontenttype"} {
+		if dead[k] != routed[k] {
+			t.Errorf("dead letter %s = %v, the routed event's is %v", k, dead[k], routed[k])
+		}
+	}
+	if !reflect.DeepEqual(dead["data"], routed["data"]) {
+		t.Errorf("dead letter data %v, want %v", dead["data"], routed["data"])
+	}
+	t.Logf("dead letter reason: %s", reason)
+	for _, c := range []struct {
+		metric string
+		labels []string
+		want   float64
+	}{
+		{"hookbridge_dead_letters_total", []string{`sink="crm"`}, 1},
+		{"hookbridge_delivery_retries_total", []string{`sink="crm"`}, 0},
+		{"hookbridge_deliveries_total", []string{`sink="archive"`, `outcome="delivered"`}, 2},
+	} {
+		if got := metricValue(t, b.Admin, c.metric, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.metric, c.labels, got, c.want)
+		}
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
