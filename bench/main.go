@@ -88,6 +88,10 @@ func main() {
 	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync)
 	bridgeHalf := openLoop(br.url, half, *duration)
 	br.stop()
+	own := brf.rps / 2
+	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync)
+	bridgeOwnHalf := openLoop(br.url, own, *duration)
+	br.stop()
 
 	fmt.Printf("\nfull load: %d connections, %s per phase, %d round(s) (best shown)\n", *conns, *duration, *rounds)
 	fmt.Printf("%-28s %12s %10s %10s %10s %8s\n", "target", "requests/s", "p50", "p99", "max", "errors")
@@ -102,6 +106,8 @@ func main() {
 	fmt.Printf("\nhalf load: open loop at %.0f requests/s (half the bare handler's best)\n", half)
 	printResult("bare fiber (200)", bareHalf)
 	printResult("bridge (verify+fsync queue)", bridgeHalf)
+	fmt.Printf("\nbridge at half of its own best: open loop at %.0f requests/s\n", own)
+	printResult("bridge (verify+fsync queue)", bridgeOwnHalf)
 }
 
 func must(err error) {

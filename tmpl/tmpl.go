@@ -137,7 +137,11 @@ func (t *Template) Render(v *View) (string, error) {
 	return strings.ReplaceAll(b.String(), "<no value>", ""), nil
 }
 
-// RenderEvent is Render over a fresh view of ev.
+// RenderEvent is Render over a fresh view of ev; a template without
+// actions skips building the view (and decoding the payload).
 func (t *Template) RenderEvent(ev *event.Event) (string, error) {
+	if t.IsConstant() {
+		return t.String(), nil
+	}
 	return t.Render(NewView(ev))
 }
