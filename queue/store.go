@@ -156,15 +156,17 @@ func Open(opts Options) (*Store, error) {
 	}
 
 	// Pebble reserves each memtable's size out of the block cache: with
-	// two 16 MiB memtables (one flushing) 48 MiB remain for index, filter
+	// two 8 MiB memtables (one flushing) 32 MiB remain for index, filter
 	// and data blocks. A cache no bigger than the memtables is always
-	// empty, and every dedup lookup then reads its filter from disk.
-	cache := pebble.NewCache(80 << 20)
+	// empty, and every dedup lookup then reads its filter from disk. The
+	// cache is most of the bridge's memory: 48 MiB keeps it under 100 MB
+	// at full load.
+	cache := pebble.NewCache(48 << 20)
 	defer cache.Unref()
 	popts := &pebble.Options{
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       16 << 20,
+		MemTableSize:       8 << 20,
 		Logger:             pebbleLogger{opts.Logger},
 		Levels:             make([]pebble.LevelOptions, 7),
 		FS:                 opts.fs,
