@@ -32,6 +32,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/hookbridge/hookbridge/bench/internal/proc"
 )
 
 const secret = "bench-helloclient-signing-key"
@@ -238,19 +240,7 @@ routes:
 }
 
 // peakRSS reads the process's high-water resident set size.
-func (b *bridgeTarget) peakRSS() int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1000
-		}
-	}
-	return 0
-}
+func (b *bridgeTarget) peakRSS() int64 { return proc.PeakRSS(b.cmd.Process.Pid) }
 
 // --- load ------------------------------------------------------------------
 

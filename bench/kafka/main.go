@@ -52,6 +52,8 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/valyala/fasthttp"
+
+	"github.com/hookbridge/hookbridge/bench/internal/proc"
 )
 
 const (
@@ -484,19 +486,7 @@ func (b *bridge) metric(series string) float64 {
 }
 
 // peakRSS reads the bridge's high-water resident set size.
-func (b *bridge) peakRSS() int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1000
-		}
-	}
-	return 0
-}
+func (b *bridge) peakRSS() int64 { return proc.PeakRSS(b.cmd.Process.Pid) }
 
 // signedLead is a lead and its X-Webhook-Signature, made before the clock
 // starts.

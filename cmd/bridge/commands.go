@@ -121,21 +121,39 @@ func loadSource(path, name string) (*bridge.File, *bridge.SourceSpec, sources.So
 	return f, spec, src, nil
 }
 
-func cmdRoutesTest(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("routes test", flag.ContinueOnError)
+// sourceArgs are the arguments of the commands that take a source and a
+// payload: -c FILE --source NAME PAYLOAD.json.
+type sourceArgs struct {
+	config, source, payload string
+}
+
+// parseSourceArgs parses them, with the command's own flags added by extra.
+func parseSourceArgs(name string, args []string, extra func(*flag.FlagSet)) (sourceArgs, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := configFlag(fs)
 	source := fs.String("source", "", "source name")
+	if extra != nil {
+		extra(fs)
+	}
 	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return sourceArgs{}, err
+	}
+	if err := needConfig(*path); err != nil {
+		return sourceArgs{}, err
+	}
+	if *source == "" || len(pos) != 1 {
+		return sourceArgs{}, fmt.Errorf("%w: --source NAME and one payload file are required", errUsage)
+	}
+	return sourceArgs{config: *path, source: *source, payload: pos[0]}, nil
+}
+
+func cmdRoutesTest(args []string, stdout io.Writer) error {
+	a, err := parseSourceArgs("routes test", args, nil)
 	if err != nil {
 		return err
 	}
-	if err := needConfig(*path); err != nil {
-		return err
-	}
-	if *source == "" || len(pos) != 1 {
-		return fmt.Errorf("%w: --source NAME and one payload file are required", errUsage)
-	}
-	f, _, src, err := loadSource(*path, *source)
+	f, _, src, err := loadSource(a.config, a.source)
 	if err != nil {
 		return err
 	}
@@ -143,7 +161,7 @@ func cmdRoutesTest(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	body, err := os.ReadFile(pos[0])
+	body, err := os.ReadFile(a.payload)
 	if err != nil {
 		return err
 	}
@@ -156,7 +174,7 @@ func cmdRoutesTest(args []string, stdout io.Writer) error {
 		if ev.Time().IsZero() {
 			ev.SetTime(now.UTC())
 		}
-		ev.SetExtension("bridgesource", *source)
+		ev.SetExtension("bridgesource", a.source)
 		pretty, _ := json.MarshalIndent(ev, "", "  ")
 		fmt.Fprintf(stdout, "== event %d of %d\n%s\n", i+1, len(evs), pretty)
 		routes, targets := rt.Router.Match(ev)
@@ -190,25 +208,18 @@ func cmdRoutesTest(args []string, stdout io.Writer) error {
 }
 
 func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	path := configFlag(fs)
-	source := fs.String("source", "", "source name")
-	to := fs.String("to", "", "URL to post to (default: this config's listener and the source's path)")
-	pos, err := parseFlags(fs, args)
+	var to *string
+	a, err := parseSourceArgs("send", args, func(fs *flag.FlagSet) {
+		to = fs.String("to", "", "URL to post to (default: this config's listener and the source's path)")
+	})
 	if err != nil {
 		return err
 	}
-	if err := needConfig(*path); err != nil {
-		return err
-	}
-	if *source == "" || len(pos) != 1 {
-		return fmt.Errorf("%w: --source NAME and one payload file are required", errUsage)
-	}
-	f, spec, src, err := loadSource(*path, *source)
+	f, spec, src, err := loadSource(a.config, a.source)
 	if err != nil {
 		return err
 	}
-	body, err := os.ReadFile(pos[0])
+	body, err := os.ReadFile(a.payload)
 	if err != nil {
 		return err
 	}
