@@ -275,3 +275,50 @@ func TestSendAndRoutesTest(t *testing.T) {
 		t.Fatalf("routes test must send nothing; the file has %d events", n)
 	}
 }
+
+// TestAllowIPsThroughTrustedProxies: a source restricted to 198.51.100.0/24
+// refuses a direct client (403) and one that merely claims an allowed
+// address, and accepts a client forwarded by a trusted proxy.
+func TestAllowIPsThroughTrustedProxies(t *testing.T) {
+	const cfg = `
+server: {listen: "{{WEBHOOK}}", trusted_proxies: [{{PROXY}}]}
+admin: {listen: "{{ADMIN}}"}
+queue: {path: "{{DIR}}/queue"}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", allow_ips: [198.51.100.0/24]}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl"}
+routes:
+  - {name: everything, sinks: [archive]}
+`
+	for _, c := range []struct {
+		name, proxy, xff string
+		want             int
+	}{
+		{"direct client outside the list", "10.9.9.9/32", "", 403},
+		{"spoofed header from an untrusted peer", "10.9.9.9/32", "198.51.100.7", 403},
+		{"forwarded by a trusted proxy", "127.0.0.1/32", "198.51.100.7", 200},
+		{"trusted proxy forwarding a client outside the list", "127.0.0.1/32", "203.0.113.5", 403},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBridge(t, strings.ReplaceAll(cfg, "{{PROXY}}", c.proxy), "HC_KEY="+hcSecret)
+			b.Start()
+			body := leadBody(300)
+			headers := map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)}
+			if c.xff != "" {
+				headers["X-Forwarded-For"] = c.xff
+			}
+			resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body, headers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != c.want {
+				t.Fatalf("answered %d, want %d", resp.Status, c.want)
+			}
+			b.Stop()
+			if c.want == 403 && !strings.Contains(b.Log(), "client IP not in allow_ips") {
+				t.Error("no log line says why")
+			}
+		})
+	}
+}

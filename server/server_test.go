@@ -1,0 +1,104 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func prefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+func TestClientIP(t *testing.T) {
+	lb := prefixes("127.0.0.1/32", "10.0.0.0/8")
+	cases := []struct {
+		name, remote, xff, want string
+		trusted                 []netip.Prefix
+	}{
+		{"no proxy trusted: the peer, whatever the header says", "203.0.113.9", "198.51.100.1", "203.0.113.9", nil},
+		{"untrusted peer: header ignored", "203.0.113.9", "198.51.100.1", "203.0.113.9", lb},
+		{"trusted peer: the client it forwards", "127.0.0.1", "198.51.100.1", "198.51.100.1", lb},
+		{"right-most untrusted hop wins over a spoofed left one", "127.0.0.1", "6.6.6.6, 198.51.100.1, 10.1.2.3", "198.51.100.1", lb},
+		{"every hop trusted: the left-most", "127.0.0.1", "10.0.0.5, 10.0.0.6", "10.0.0.5", lb},
+		{"garbage hop stops the walk at the last good one", "127.0.0.1", "198.51.100.1, not-an-ip", "127.0.0.1", lb},
+		{"IPv4-mapped IPv6 is unmapped", "127.0.0.1", "::ffff:198.51.100.7", "198.51.100.7", lb},
+		{"no header", "127.0.0.1", "", "127.0.0.1", lb},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := ClientIP(netip.MustParseAddr(c.remote), c.xff, c.trusted)
+			if got.String() != c.want {
+				t.Fatalf("got %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
+func FuzzClientIP(f *testing.F) {
+	f.Add("127.0.0.1", "198.51.100.1, 10.1.2.3")
+	f.Add("10.0.0.1", ",,, ::1 ,")
+	f.Add("203.0.113.9", "1.2.3.4")
+	trusted := prefixes("127.0.0.1/32", "10.0.0.0/8")
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		r, err := netip.ParseAddr(remote)
+		if err != nil {
+			return
+		}
+		got := ClientIP(r, xff, trusted)
+		// An untrusted peer is always the answer, whatever it sends.
+		if !contains(trusted, r) && got != r {
+			t.Fatalf("untrusted peer %s made the client %s", r, got)
+		}
+		// The answer is the peer or one of the header's addresses.
+		if got == r {
+			return
+		}
+		for _, hop := range strings.Split(xff, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(hop)); err == nil && a.Unmap() == got {
+				return
+			}
+		}
+		t.Fatalf("client %s is neither the peer nor in %q", got, xff)
+	})
+}
+
+func TestRequireToken(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	h := RequireToken("s3cret", ok, "/healthz")
+	cases := []struct {
+		name, method, target, auth string
+		want                       int
+	}{
+		{"open path", "GET", "/healthz", "", 200},
+		{"no token", "GET", "/metrics", "", 401},
+		{"wrong token", "GET", "/metrics", "Bearer nope", 401},
+		{"right token", "GET", "/metrics", "Bearer s3cret", 200},
+		{"page with query token", "GET", "/inspector/?token=s3cret", "", 200},
+		{"query token only opens the page", "GET", "/inspector/api/events?token=s3cret", "", 401},
+		{"query token not for POST", "POST", "/inspector/?token=s3cret", "", 401},
+	}
+	for _, c := range cases {
+		req := httptest.NewRequest(c.method, c.target, nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s: %d, want %d", c.name, rec.Code, c.want)
+		}
+	}
+	if rec := httptest.NewRecorder(); true {
+		RequireToken("", ok).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 {
+			t.Errorf("no token configured must require nothing, got %d", rec.Code)
+		}
+	}
+}
