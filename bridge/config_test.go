@@ -1,0 +1,167 @@
+package bridge
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hookbridge/hookbridge/config"
+
+	_ "github.com/hookbridge/hookbridge/sinks/all"
+	_ "github.com/hookbridge/hookbridge/sources/all"
+)
+
+const base = `
+sources:
+  hc: {type: helloclient, secret: s}
+sinks:
+  archive: {type: file, path: /tmp/x.jsonl}
+`
+
+func parse(t *testing.T, src string, env map[string]string) (*File, config.Errors) {
+	t.Helper()
+	f, err := Parse("c.yaml", []byte(src), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil {
+		return f, nil
+	}
+	errs, ok := err.(config.Errors)
+	if !ok {
+		t.Fatalf("not config.Errors: %v", err)
+	}
+	return nil, errs
+}
+
+func TestParseDefaultsAndShape(t *testing.T) {
+	f, errs := parse(t, base+"routes:\n  - {name: all, sinks: [archive]}\n", nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	if f.Server.Listen != ":8080" || f.Server.BodyLimit != 1<<20 || f.Queue.Path != "./data/queue" || f.Admin.Listen != "127.0.0.1:9090" {
+		t.Fatalf("defaults: %+v %+v %+v", f.Server, f.Queue, f.Admin)
+	}
+	hc := f.Source("hc")
+	if hc == nil || hc.Common.Path != "/webhooks/hc" || hc.Common.BodyLimit != f.Server.BodyLimit {
+		t.Fatalf("source: %+v", hc)
+	}
+	s := f.Sink("archive")
+	if s == nil || !s.IsEnabled() || s.Common.Retry.MaxAttempts != 8 {
+		t.Fatalf("sink: %+v", s)
+	}
+	rt, err := Build(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.Table.Endpoints) != 1 || rt.Sinks["archive"] == nil {
+		t.Fatalf("runtime: %+v", rt)
+	}
+}
+
+func TestParseMistakes(t *testing.T) {
+	cases := []struct {
+		name, src string
+		want      []string // each must appear in some error, with its line
+	}{
+		{"unknown top-level key", base + "extra: 1\n", []string{`c.yaml:6:1: unknown key "extra"`}},
+		{"unknown source type", `
+sources: {hc: {type: hellocliant, secret: s}}
+`, []string{`sources.hc: unknown type "hellocliant" (known: crisp, helloclient,`}},
+		{"dead letter to a missing sink", `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  a: {type: file, path: x, dead_letter: nowhere}
+`, []string{`c.yaml:4:28: sinks.a: dead_letter names unknown sink "nowhere"`}},
+		{"dead letter to itself", `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  a: {type: file, path: x, dead_letter: a}
+`, []string{"dead_letter cannot be the sink itself"}},
+		{"two sources on one path", `
+sources:
+  a: {type: helloclient, secret: s, path: /hooks}
+  b: {type: helloclient, secret: s, path: /hooks}
+`, []string{"path /hooks is already served by source a"}},
+		{"unguarded source without allow_ips", `
+sources:
+  ue: {type: userecho, account: "https://acme.userecho.com"}
+`, []string{"c.yaml:3:3: sources.ue: this source authenticates nothing by itself"}},
+		{"bad CIDR", `
+server: {trusted_proxies: [10.0.0.0/33]}
+sources:
+  hc: {type: helloclient, secret: s, allow_ips: [nope]}
+`, []string{"server.trusted_proxies", "sources.hc.allow_ips"}},
+		{"kafka queue not yet", base + "queue: {type: kafka}\n", []string{"queue type kafka is not available yet"}},
+		{"enabled sink with empty values", `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  crm: {type: http, url: "${CRM_URL:-}"}
+`, []string{"c.yaml:4:"}},
+		{"missing type", `
+sources: {hc: {secret: s}}
+`, []string{"sources.hc: type is required"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, errs := parse(t, c.src, nil)
+			if errs == nil {
+				t.Fatal("accepted")
+			}
+			all := errs.Error()
+			for _, w := range c.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("errors lack %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}
+
+func TestDisabledSinkMayBeEmptyAndRoutesSkipIt(t *testing.T) {
+	src := `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  archive: {type: file, path: /tmp/x.jsonl}
+  crm:
+    type: http
+    enabled: ${CRM_ENABLED:-false}
+    url: "${CRM_URL:-}"
+    dead_letter: archive
+routes:
+  - {name: leads, sinks: [crm, archive]}
+`
+	f, errs := parse(t, src, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	rt, err := Build(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.Sinks["crm"] != nil {
+		t.Fatal("a disabled sink was built")
+	}
+	if got := rt.Router.Routes()[0].Sinks; len(got) != 1 || got[0] != "archive" {
+		t.Fatalf("route sinks %v, want only archive", got)
+	}
+	if _, errs := parse(t, src, map[string]string{"CRM_ENABLED": "true"}); errs == nil || !strings.Contains(errs.Error(), "url") {
+		t.Fatalf("enabling it without a url must fail: %v", errs)
+	}
+}
+
+func TestBuildReusesUnchangedSinks(t *testing.T) {
+	src := base + "  other: {type: file, path: /tmp/y.jsonl}\n"
+	f1, _ := parse(t, src, nil)
+	rt1, err := Build(f1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, _ := parse(t, strings.Replace(src, "/tmp/y.jsonl", "/tmp/z.jsonl", 1), nil)
+	rt2, err := Build(f2, rt1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt2.Sinks["archive"] != rt1.Sinks["archive"] {
+		t.Error("an unchanged sink was rebuilt")
+	}
+	if rt2.Sinks["other"] == rt1.Sinks["other"] {
+		t.Error("a changed sink was kept")
+	}
+}
