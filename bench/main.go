@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +50,7 @@ func main() {
 		runBare(*serveBare)
 		return
 	}
-	printMachine()
+	fmt.Println("machine:", proc.Machine())
 	dir, err := os.MkdirTemp("", "hookbridge-bench-")
 	must(err)
 	if !*keep {
@@ -117,30 +115,6 @@ func must(err error) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-}
-
-func printMachine() {
-	model := ""
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	var uts syscall.Utsname
-	syscall.Uname(&uts)
-	rel := make([]byte, 0, 65)
-	for _, c := range uts.Release {
-		if c == 0 {
-			break
-		}
-		rel = append(rel, byte(c))
-	}
-	fmt.Printf("machine: %d CPUs (%s), linux %s, %s\n", runtime.NumCPU(), model, rel, runtime.Version())
 }
 
 // --- targets ---------------------------------------------------------------

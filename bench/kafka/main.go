@@ -78,7 +78,7 @@ func main() {
 	}
 
 	fmt.Printf("command: go run ./bench/kafka %s\n", strings.Join(os.Args[1:], " "))
-	printMachine()
+	fmt.Println("machine:", proc.Machine())
 	dir, err := os.MkdirTemp("", "hookbridge-bench-kafka-")
 	must(err)
 	if !*keep {
@@ -190,21 +190,6 @@ func must(err error) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
-}
-
-func printMachine() {
-	model := ""
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	fmt.Printf("machine: %d CPUs (%s), %s/%s, %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 // --- the broker ---------------------------------------------------------------

@@ -239,39 +239,20 @@ func TestIDStableAcrossRetries(t *testing.T) {
 	msg := func(event, fp string, ts int) string {
 		return fmt.Sprintf(`{"website_id":%q,"event":%q,"data":{"website_id":%q,"session_id":%q,"type":"text","content":"hi","fingerprint":%s,"timestamp":%d},"timestamp":%d}`, w, event, w, s, fp, ts, ts)
 	}
-	cases := []struct {
-		name  string
-		a, b  string
-		same  bool
-		wantA string // "" when the id is the body's SHA-256
-	}{
-		{"message retry", msg("message:send", "42", 1795169729616), msg("message:send", "42", 1795169729616), true, w + ":" + s + ":message:send:42"},
-		{"message re-serialized differently keeps its fingerprint id",
+	cases := []sourcetest.IDCase{
+		sourcetest.ID("message retry", msg("message:send", "42", 1795169729616), msg("message:send", "42", 1795169729616), true, w+":"+s+":message:send:42"),
+		sourcetest.ID("message re-serialized differently keeps its fingerprint id",
 			msg("message:send", "42", 1795169729616),
 			`{"event":"message:send","website_id":"w1","timestamp":1795169729616,"data":{"fingerprint":42,"session_id":"session_s1","content":"hi","type":"text","website_id":"w1","timestamp":1795169729616}}`,
-			true, w + ":" + s + ":message:send:42"},
-		{"two messages", msg("message:send", "42", 1795169729616), msg("message:send", "43", 1795169729616), false, w + ":" + s + ":message:send:42"},
-		{"send and received of one fingerprint", msg("message:send", "42", 1), msg("message:received", "42", 1), false, w + ":" + s + ":message:send:42"},
-		{"two edits of one message", msg("message:updated", "42", 1795169729616), msg("message:updated", "42", 1795169739616), false, ""},
-		{"session event retry", `{"website_id":"w1","event":"session:set_email","data":{"session_id":"s","email":"a@b"},"timestamp":1}`, `{"website_id":"w1","event":"session:set_email","data":{"session_id":"s","email":"a@b"},"timestamp":1}`, true, ""},
-		{"fingerprint as a string", `{"website_id":"w1","event":"message:send","data":{"session_id":"s","fingerprint":"abc"}}`, `{"website_id":"w1","event":"message:send","data":{"session_id":"s","fingerprint":"abc"}}`, true, "w1:s:message:send:abc"},
-		{"fingerprint without a session", `{"website_id":"w1","event":"message:send","data":{"fingerprint":7}}`, `{"website_id":"w1","event":"message:send","data":{"fingerprint":7}}`, true, ""},
+			true, w+":"+s+":message:send:42"),
+		sourcetest.ID("two messages", msg("message:send", "42", 1795169729616), msg("message:send", "43", 1795169729616), false, w+":"+s+":message:send:42"),
+		sourcetest.ID("send and received of one fingerprint", msg("message:send", "42", 1), msg("message:received", "42", 1), false, w+":"+s+":message:send:42"),
+		sourcetest.ID("two edits of one message", msg("message:updated", "42", 1795169729616), msg("message:updated", "42", 1795169739616), false, ""),
+		sourcetest.ID("session event retry", `{"website_id":"w1","event":"session:set_email","data":{"session_id":"s","email":"a@b"},"timestamp":1}`, `{"website_id":"w1","event":"session:set_email","data":{"session_id":"s","email":"a@b"},"timestamp":1}`, true, ""),
+		sourcetest.ID("fingerprint as a string", `{"website_id":"w1","event":"message:send","data":{"session_id":"s","fingerprint":"abc"}}`, `{"website_id":"w1","event":"message:send","data":{"session_id":"s","fingerprint":"abc"}}`, true, "w1:s:message:send:abc"),
+		sourcetest.ID("fingerprint without a session", `{"website_id":"w1","event":"message:send","data":{"fingerprint":7}}`, `{"website_id":"w1","event":"message:send","data":{"fingerprint":7}}`, true, ""),
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			a, b := convertOne(t, src, c.a), convertOne(t, src, c.b)
-			if (a.ID() == b.ID()) != c.same {
-				t.Fatalf("ids %q and %q; same=%v wanted", a.ID(), b.ID(), c.same)
-			}
-			want := c.wantA
-			if want == "" {
-				want = sources.SHA256Hex([]byte(c.a))
-			}
-			if a.ID() != want {
-				t.Fatalf("id %q, want %q", a.ID(), want)
-			}
-		})
-	}
+	sourcetest.CheckIDStability(t, src, received, cases)
 }
 
 func convertOne(t *testing.T, src *Source, body string) *event.Event {

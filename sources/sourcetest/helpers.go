@@ -117,3 +117,41 @@ func CheckNotObjects(t *testing.T, src sources.Source, extra ...string) {
 		}
 	}
 }
+
+// IDCase is two deliveries of a provider's payload and whether they must
+// be the same event (a retry) or different ones.
+type IDCase struct {
+	Name  string
+	A, B  string // request bodies
+	Same  bool   // whether A and B must get the same id
+	WantA string // A's id; "" when it is the body's SHA-256
+}
+
+// CheckIDStability converts both bodies of each case (received at
+// received) and checks their ids.
+func CheckIDStability(t *testing.T, src sources.Source, received time.Time, cases []IDCase) {
+	t.Helper()
+	convert := func(t *testing.T, body string) *event.Event {
+		return ConvertOne(t, src, &sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: received})
+	}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			a, b := convert(t, c.A), convert(t, c.B)
+			if (a.ID() == b.ID()) != c.Same {
+				t.Fatalf("ids %q and %q; same=%v wanted", a.ID(), b.ID(), c.Same)
+			}
+			want := c.WantA
+			if want == "" {
+				want = sources.SHA256Hex([]byte(c.A))
+			}
+			if a.ID() != want {
+				t.Fatalf("id %q, want %q", a.ID(), want)
+			}
+		})
+	}
+}
+
+// ID is an IDCase, for positional tables.
+func ID(name, a, b string, same bool, wantA string) IDCase {
+	return IDCase{Name: name, A: a, B: b, Same: same, WantA: wantA}
+}

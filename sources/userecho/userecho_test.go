@@ -162,40 +162,21 @@ func TestSignThenVerify(t *testing.T) {
 // events differ in one of the three.
 func TestIDStableAcrossRetries(t *testing.T) {
 	src := testSource(t, false)
-	cases := []struct {
-		name  string
-		a, b  string
-		same  bool
-		wantA string // "" when the id is the body's SHA-256
-	}{
-		{"retry", `{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":0}}}`,
-			`{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":0}}}`, true, "topic.created:1:2026-11-20T10:12:08.306Z"},
-		{"retry with data changed meanwhile", `{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":0}}}`,
-			`{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":4}}}`, true, "topic.created:1:2026-11-20T10:12:08.306Z"},
-		{"two satisfaction changes", `{"hook":"topic.satisfaction_changed","created":"2026-11-20T10:12:08Z","data":{"id":1}}`,
-			`{"hook":"topic.satisfaction_changed","created":"2026-11-20T10:13:08Z","data":{"id":1}}`, false, "topic.satisfaction_changed:1:2026-11-20T10:12:08Z"},
-		{"created and accepted at once", `{"hook":"comment.created","created":"2026-11-20T10:12:08Z","data":{"id":1}}`,
-			`{"hook":"comment.accepted","created":"2026-11-20T10:12:08Z","data":{"id":1}}`, false, "comment.created:1:2026-11-20T10:12:08Z"},
-		{"created from data when the envelope has none", `{"hook":"topic.created","data":{"id":"7","created":"2026-11-20T10:00:00Z"}}`,
-			`{"hook":"topic.created","data":{"id":"7","created":"2026-11-20T10:00:00Z"}}`, true, "topic.created:7:2026-11-20T10:00:00Z"},
-		{"no created at all", `{"hook":"topic.created","data":{"id":7}}`, `{"hook":"topic.created","data":{"id":7,"x":1}}`, false, ""},
-		{"no data id", `{"hook":"topic.created","created":"2026-11-20T10:00:00Z","data":{}}`, `{"hook":"topic.created","created":"2026-11-20T10:00:00Z","data":{}}`, true, ""},
+	cases := []sourcetest.IDCase{
+		sourcetest.ID("retry", `{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":0}}}`,
+			`{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":0}}}`, true, "topic.created:1:2026-11-20T10:12:08.306Z"),
+		sourcetest.ID("retry with data changed meanwhile", `{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":0}}}`,
+			`{"hook":"topic.created","created":"2026-11-20T10:12:08.306Z","data":{"id":1,"vote":{"total":4}}}`, true, "topic.created:1:2026-11-20T10:12:08.306Z"),
+		sourcetest.ID("two satisfaction changes", `{"hook":"topic.satisfaction_changed","created":"2026-11-20T10:12:08Z","data":{"id":1}}`,
+			`{"hook":"topic.satisfaction_changed","created":"2026-11-20T10:13:08Z","data":{"id":1}}`, false, "topic.satisfaction_changed:1:2026-11-20T10:12:08Z"),
+		sourcetest.ID("created and accepted at once", `{"hook":"comment.created","created":"2026-11-20T10:12:08Z","data":{"id":1}}`,
+			`{"hook":"comment.accepted","created":"2026-11-20T10:12:08Z","data":{"id":1}}`, false, "comment.created:1:2026-11-20T10:12:08Z"),
+		sourcetest.ID("created from data when the envelope has none", `{"hook":"topic.created","data":{"id":"7","created":"2026-11-20T10:00:00Z"}}`,
+			`{"hook":"topic.created","data":{"id":"7","created":"2026-11-20T10:00:00Z"}}`, true, "topic.created:7:2026-11-20T10:00:00Z"),
+		sourcetest.ID("no created at all", `{"hook":"topic.created","data":{"id":7}}`, `{"hook":"topic.created","data":{"id":7,"x":1}}`, false, ""),
+		sourcetest.ID("no data id", `{"hook":"topic.created","created":"2026-11-20T10:00:00Z","data":{}}`, `{"hook":"topic.created","created":"2026-11-20T10:00:00Z","data":{}}`, true, ""),
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			a, b := convertOne(t, src, c.a), convertOne(t, src, c.b)
-			if (a.ID() == b.ID()) != c.same {
-				t.Fatalf("ids %q and %q; same=%v wanted", a.ID(), b.ID(), c.same)
-			}
-			want := c.wantA
-			if want == "" {
-				want = sources.SHA256Hex([]byte(c.a))
-			}
-			if a.ID() != want {
-				t.Fatalf("id %q, want %q", a.ID(), want)
-			}
-		})
-	}
+	sourcetest.CheckIDStability(t, src, received, cases)
 }
 
 func convertOne(t *testing.T, src *Source, body string) *event.Event {

@@ -2,8 +2,10 @@
 package proc
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -22,4 +24,25 @@ func PeakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// Machine describes this machine for a benchmark report: CPU count and
+// model, kernel release and Go version.
+func Machine() string {
+	model := ""
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	release := "unknown"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		release = strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s %s, %s", runtime.NumCPU(), model, runtime.GOOS, release, runtime.Version())
 }
