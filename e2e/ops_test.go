@@ -43,6 +43,14 @@ routes:
 
 func metricValue(t *testing.T, admin, name string, labels ...string) float64 {
 	t.Helper()
+	v, _ := metricSeries(t, admin, name, labels...)
+	return v
+}
+
+// metricSeries returns the value of the first series of name whose line
+// holds every label, and whether there is one.
+func metricSeries(t *testing.T, admin, name string, labels ...string) (float64, bool) {
+	t.Helper()
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +70,10 @@ func metricValue(t *testing.T, admin, name string, labels ...string) float64 {
 		if match {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			return v
+			return v, true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // TestReloadUnderLoad edits the config of a running bridge while webhooks
@@ -190,7 +198,10 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		{"hookbridge_request_duration_seconds_count", []string{`source="helloclient"`}, good + retries + forged},
 	}
 	for _, c := range checks {
-		if got := metricValue(t, b.Admin, c.name, c.labels...); got != c.want {
+		got, ok := metricSeries(t, b.Admin, c.name, c.labels...)
+		if !ok {
+			t.Errorf("%s%v is not exported", c.name, c.labels)
+		} else if got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
