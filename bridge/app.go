@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -261,7 +260,7 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 	items := make([]queue.Item, len(evs))
 	for i, ev := range evs {
 		_, targets := rt.Router.Match(ev)
-		data, err := json.Marshal(ev)
+		data, err := ev.MarshalJSON()
 		if err != nil {
 			return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
 		}

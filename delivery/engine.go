@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -205,7 +204,9 @@ func (l *loop) work() {
 		items := make([]item, 0, len(ds))
 		for _, d := range ds {
 			ev := new(event.Event)
-			if err := json.Unmarshal(d.Event, ev); err != nil {
+			// The queue holds what Ingest encoded: read it with sdk-go's own
+			// decoder, without encoding/json's extra validating pass.
+			if err := ev.UnmarshalJSON(d.Event); err != nil {
 				l.giveUp(item{d: d}, fmt.Errorf("stored event is unreadable: %w", err))
 				continue
 			}

@@ -302,7 +302,7 @@ func trimPartialRune(b []byte) []byte {
 
 func decodeEvent(b []byte) (*event.Event, error) {
 	ev := new(event.Event)
-	if err := json.Unmarshal(b, ev); err != nil {
+	if err := ev.UnmarshalJSON(b); err != nil {
 		return nil, err
 	}
 	return ev, nil

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,7 +53,7 @@ func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 	defer s.mu.Unlock()
 	touched := map[*openFile][]int{}
 	for i, ev := range evs {
-		line, err := json.Marshal(ev)
+		line, err := encodeLine(ev)
 		if err != nil {
 			errs[i] = sinks.Permanent(fmt.Errorf("encoding event: %w", err))
 			continue
@@ -213,7 +214,7 @@ func (s *Sink) Close(ctx context.Context) error {
 
 // Preview shows the file and the line an event would be written as.
 func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
-	line, err := json.Marshal(ev)
+	line, err := encodeLine(ev)
 	if err != nil {
 		return nil, err
 	}
@@ -222,4 +223,22 @@ func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
 		return nil, err
 	}
 	return fmt.Appendf(nil, "append to %s:\n%s", path, line), nil
+}
+
+// encodeLine writes ev as structured-mode JSON on one line. sdk-go writes a
+// JSON payload as it is, so a provider's pretty-printed body would span
+// lines: only then is the line compacted (which also checks it is JSON).
+func encodeLine(ev *event.Event) ([]byte, error) {
+	line, err := ev.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.ContainsAny(line, "\r\n") {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, line); err != nil {
+			return nil, err
+		}
+		line = buf.Bytes()
+	}
+	return line, nil
 }

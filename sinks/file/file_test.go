@@ -89,6 +89,28 @@ func TestWritesStructuredJSONLines(t *testing.T) {
 	}
 }
 
+// A provider's pretty-printed body is the event's data as it came; the file
+// still gets one line per event, with the same JSON value.
+func TestPrettyDataStaysOnOneLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	s := newSink(t, path, 0)
+	pretty := "{\r\n  \"name\": \"Ana <a&b>\",\n\t\"n\": [1, 2]\n}"
+	if err := s.Deliver(context.Background(), testEvent("p", "hc", pretty)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(context.Background(), testEvent("q", "hc", `{"x": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	if n := strings.Count(string(raw), "\n"); n != 2 || strings.Contains(string(raw), "\r") {
+		t.Fatalf("want two lines and no carriage return, got %d newlines in %q", n, raw)
+	}
+	evs := readEvents(t, path)
+	if len(evs) != 2 || string(evs[0].Data()) != `{"name":"Ana <a&b>","n":[1,2]}` || string(evs[1].Data()) != `{"x": 1}` {
+		t.Fatalf("got %d events, data %q", len(evs), evs[0].Data())
+	}
+}
+
 func TestPathTemplate(t *testing.T) {
 	dir := t.TempDir()
 	s := newSink(t, filepath.Join(dir, "{{ .Extensions.bridgesource }}", "{{ .Time.Format \"2006-01-02\" }}.jsonl"), 0)

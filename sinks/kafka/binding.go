@@ -142,7 +142,7 @@ func structuredMessage(ev *event.Event) (kafkago.Message, error) {
 			out.DataBase64 = true
 		}
 	}
-	value, err := json.Marshal(out)
+	value, err := out.MarshalJSON()
 	if err != nil {
 		return kafkago.Message{}, fmt.Errorf("encoding the event as JSON: %w", err)
 	}
