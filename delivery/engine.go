@@ -115,12 +115,23 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	}
 	l.stopCtx, l.stop = context.WithCancel(context.Background())
 	l.killCtx, l.kill = context.WithCancel(context.Background())
+	// One reader takes batches from the queue and decodes them while the
+	// workers deliver: a worker finishing a batch finds the next one ready.
+	// With one worker the sink still sees the queue's order.
+	batches := make(chan []item)
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.read(batches)
+	}()
 	for i := 0; i < l.policy.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.work()
+			for items := range batches {
+				l.deliver(items)
+			}
 		}()
 	}
 	go func() {
@@ -187,7 +198,10 @@ type item struct {
 	ev *event.Event
 }
 
-func (l *loop) work() {
+// read hands batches of decoded events to the workers until the loop stops;
+// a batch taken but not handed over when it stops is released.
+func (l *loop) read(batches chan<- []item) {
+	defer close(batches)
 	for {
 		ds, err := l.e.q.Next(l.stopCtx, l.name, l.policy.BatchSize)
 		if err != nil {
@@ -201,23 +215,40 @@ func (l *loop) work() {
 			}
 			return
 		}
-		items := make([]item, 0, len(ds))
-		for _, d := range ds {
-			ev := new(event.Event)
-			// The queue holds what Ingest encoded: read it with sdk-go's own
-			// decoder, without encoding/json's extra validating pass.
-			if err := ev.UnmarshalJSON(d.Event); err != nil {
-				l.giveUp(item{d: d}, fmt.Errorf("stored event is unreadable: %w", err))
-				continue
-			}
-			if d.From != "" {
-				ev.SetExtension(ExtDeadLetterSink, d.From)
-				ev.SetExtension(ExtDeadLetterReason, d.Reason)
-			}
-			items = append(items, item{d: d, ev: ev})
+		items := l.decode(ds)
+		if len(items) == 0 {
+			continue
 		}
-		l.deliver(items)
+		select {
+		case batches <- items:
+		case <-l.stopCtx.Done():
+			for _, it := range items {
+				l.release(it)
+			}
+			return
+		}
 	}
+}
+
+// decode reads the stored events of ds; one that cannot be read is given up
+// at once, as no attempt could deliver it.
+func (l *loop) decode(ds []queue.Delivery) []item {
+	items := make([]item, 0, len(ds))
+	for _, d := range ds {
+		ev := new(event.Event)
+		// The queue holds what Ingest encoded: read it with sdk-go's own
+		// decoder, without encoding/json's extra validating pass.
+		if err := ev.UnmarshalJSON(d.Event); err != nil {
+			l.giveUp(item{d: d}, fmt.Errorf("stored event is unreadable: %w", err))
+			continue
+		}
+		if d.From != "" {
+			ev.SetExtension(ExtDeadLetterSink, d.From)
+			ev.SetExtension(ExtDeadLetterReason, d.Reason)
+		}
+		items = append(items, item{d: d, ev: ev})
+	}
+	return items
 }
 
 // deliver tries items until each is delivered, dead-lettered, or the loop

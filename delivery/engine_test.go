@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -271,6 +272,40 @@ func TestStopLeavesRetryingEventsQueued(t *testing.T) {
 	ds, err := q.Next(context.Background(), "crm", 10)
 	if err != nil || len(ds) != 1 || ds[0].Attempts != 1 {
 		t.Fatalf("after restart: %+v %v; want the event still queued with its attempt count", ds, err)
+	}
+}
+
+// The loop reads the next batch while the sink works on one; on stop, that
+// batch goes back to the queue, handed out again in order without a restart.
+func TestStopReleasesTheBatchReadAhead(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	c := newCRM(t, 503)
+	e := New(q, nil, nil)
+	e.Start("crm", httpSink(t, c.srv.URL), Policy{Concurrency: 1, Retry: Retry{MaxAttempts: 8, InitialBackoff: time.Hour, MaxBackoff: time.Hour}})
+	enqueue(t, q, "first", "crm")
+	waitUntil(t, "a first attempt", func() bool { return len(c.requests()) == 1 })
+	enqueue(t, q, "second", "crm")
+	enqueue(t, q, "third", "crm")
+	// Give the reader time to take "second" from the queue.
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	e.StopAll(ctx)
+	ds, err := q.Next(ctx, "crm", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		var ev event.Event
+		if err := ev.UnmarshalJSON(d.Event); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%d", ev.ID(), d.Attempts))
+	}
+	if want := "first:1 second:0 third:0"; strings.Join(got, " ") != want {
+		t.Fatalf("after stop the queue hands out %v, want %s", got, want)
 	}
 }
 
