@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/sources"
@@ -122,18 +123,17 @@ func (s *Server) handle(c *fiber.Ctx) error {
 	req := &sources.Request{
 		Method:     c.Method(),
 		Path:       path,
-		Header:     make(http.Header, 12),
-		Query:      url.Values{},
+		Header:     copyHeader(&c.Request().Header),
 		Body:       append([]byte(nil), c.Body()...),
 		RemoteIP:   ClientIP(remote, c.Get(fiber.HeaderXForwardedFor), t.TrustedProxies),
 		ReceivedAt: received,
 	}
-	c.Request().Header.VisitAll(func(k, v []byte) {
-		req.Header.Add(string(k), string(v))
-	})
-	c.Request().URI().QueryArgs().VisitAll(func(k, v []byte) {
-		req.Query.Add(string(k), string(v))
-	})
+	if args := c.Request().URI().QueryArgs(); args.Len() > 0 {
+		req.Query = make(url.Values, args.Len())
+		args.VisitAll(func(k, v []byte) {
+			req.Query.Add(string(k), string(v))
+		})
+	}
 	reply := s.Handle(c.UserContext(), ep, req)
 	s.m.Requests.WithLabelValues(ep.Name, strconv.Itoa(reply.Status)).Inc()
 	s.m.RequestDuration.WithLabelValues(ep.Name).Observe(time.Since(received).Seconds())
@@ -141,6 +141,38 @@ func (s *Server) handle(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, reply.ContentType)
 	}
 	return c.Status(reply.Status).Send(reply.Body)
+}
+
+// copyHeader copies fasthttp's reused header buffers into an http.Header
+// with two allocations for all the bytes and one for all the values: the
+// names and values are laid end to end in one string and sliced from it.
+// fasthttp has already put the names in canonical form.
+func copyHeader(h *fasthttp.RequestHeader) http.Header {
+	n, size := 0, 0
+	h.VisitAll(func(k, v []byte) {
+		n++
+		size += len(k) + len(v)
+	})
+	buf := make([]byte, 0, size)
+	h.VisitAll(func(k, v []byte) {
+		buf = append(append(buf, k...), v...)
+	})
+	all := string(buf)
+	out := make(http.Header, n)
+	values := make([]string, n)
+	i, off := 0, 0
+	h.VisitAll(func(k, v []byte) {
+		key := all[off : off+len(k)]
+		values[i] = all[off+len(k) : off+len(k)+len(v)]
+		off += len(k) + len(v)
+		if prev, ok := out[key]; ok {
+			out[key] = append(prev, values[i])
+		} else {
+			out[key] = values[i : i+1 : i+1]
+		}
+		i++
+	})
+	return out
 }
 
 func remoteAddr(c *fiber.Ctx) netip.Addr {
@@ -158,43 +190,45 @@ func text(status int, msg string) sources.Reply {
 // Handle answers one webhook request for ep. It is the whole of the
 // listener's logic, apart from copying the request out of Fiber.
 func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request) sources.Reply {
-	log := s.log.With("source", ep.Name, "remote", req.RemoteIP.String())
+	// Only requests that are turned away or fail are logged: the logger
+	// with the request's attributes is made then, not for every request.
+	log := func() *slog.Logger { return s.log.With("source", ep.Name, "remote", req.RemoteIP.String()) }
 	if len(ep.AllowIPs) > 0 && !contains(ep.AllowIPs, req.RemoteIP) {
-		log.Warn("rejected webhook: client IP not in allow_ips", "status", 403)
+		log().Warn("rejected webhook: client IP not in allow_ips", "status", 403)
 		s.m.VerificationFailures.WithLabelValues(ep.Name, "ip_not_allowed").Inc()
 		return text(http.StatusForbidden, "client address not allowed")
 	}
 	if ep.BodyLimit > 0 && int64(len(req.Body)) > ep.BodyLimit {
-		log.Warn("rejected webhook: body over the source's limit", "status", 413, "bytes", len(req.Body), "limit", ep.BodyLimit)
+		log().Warn("rejected webhook: body over the source's limit", "status", 413, "bytes", len(req.Body), "limit", ep.BodyLimit)
 		return text(http.StatusRequestEntityTooLarge, "body too large")
 	}
 	if hs, ok := ep.Source.(sources.Handshaker); ok && hs.IsHandshake(req) {
 		reply, err := hs.Handshake(req)
 		if err != nil {
-			log.Warn("rejected handshake", "status", 401, "reason", sources.Reason(err), "err", err)
+			log().Warn("rejected handshake", "status", 401, "reason", sources.Reason(err), "err", err)
 			s.m.VerificationFailures.WithLabelValues(ep.Name, sources.Reason(err)).Inc()
 			return text(http.StatusUnauthorized, "handshake rejected")
 		}
-		log.Info("answered the provider's handshake")
+		log().Info("answered the provider's handshake")
 		if reply.Status == 0 {
 			reply.Status = http.StatusOK
 		}
 		return reply
 	}
 	if req.Method != http.MethodPost {
-		log.Warn("rejected webhook: method not allowed", "status", 405, "method", req.Method)
+		log().Warn("rejected webhook: method not allowed", "status", 405, "method", req.Method)
 		return text(http.StatusMethodNotAllowed, "webhooks are POSTed")
 	}
 	if err := ep.Source.Verify(req); err != nil {
-		log.Warn("rejected webhook: not authentic", "status", 401, "reason", sources.Reason(err), "err", err)
+		log().Warn("rejected webhook: not authentic", "status", 401, "reason", sources.Reason(err), "err", err)
 		s.m.VerificationFailures.WithLabelValues(ep.Name, sources.Reason(err)).Inc()
 		return text(http.StatusUnauthorized, "signature verification failed")
 	}
 	evs, err := ep.Source.Convert(req)
 	if err != nil {
-		log.Warn("rejected webhook: verified but not convertible; raw body kept as a dead letter", "status", 400, "err", err)
+		log().Warn("rejected webhook: verified but not convertible; raw body kept as a dead letter", "status", 400, "err", err)
 		if rerr := s.ing.Reject(ep.Name, req.Body, err.Error()); rerr != nil {
-			log.Error("could not keep the rejected body; asking the provider to retry", "err", rerr)
+			log().Error("could not keep the rejected body; asking the provider to retry", "err", rerr)
 			return text(http.StatusServiceUnavailable, "could not store the request")
 		}
 		return text(http.StatusBadRequest, fmt.Sprintf("payload not understood: %v", err))
@@ -206,7 +240,7 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 		ev.SetExtension(ExtBridgeSource, ep.Name)
 	}
 	if err := s.ing.Ingest(ctx, ep.Name, evs); err != nil {
-		log.Error("could not queue events; answering 503 so the provider retries", "status", 503, "err", err)
+		log().Error("could not queue events; answering 503 so the provider retries", "status", 503, "err", err)
 		return text(http.StatusServiceUnavailable, "could not queue the event, retry later")
 	}
 	if r, ok := ep.Source.(sources.Replier); ok {

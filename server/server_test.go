@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bufio"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 func prefixes(ss ...string) []netip.Prefix {
@@ -100,5 +104,42 @@ func TestRequireToken(t *testing.T) {
 		if rec.Code != 200 {
 			t.Errorf("no token configured must require nothing, got %d", rec.Code)
 		}
+	}
+}
+
+// The listener's copy of the headers matches what net/http reads from the
+// same bytes: canonical names, repeated headers in order, empty values.
+func TestCopyHeaderMatchesNetHTTP(t *testing.T) {
+	raw := "POST /webhooks/hc?x=1 HTTP/1.1\r\n" +
+		"Host: bridge.example\r\n" +
+		"content-type: application/json\r\n" +
+		"x-helloclient-signature: abc123\r\n" +
+		"X-Multi: one\r\n" +
+		"x-multi: two\r\n" +
+		"X-Empty:\r\n" +
+		"User-Agent: provider/1.0\r\n" +
+		"Content-Length: 2\r\n\r\n{}"
+	var fr fasthttp.Request
+	if err := fr.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	got := copyHeader(&fr.Header)
+	want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Header.Set("Host", want.Host) // net/http moves Host out of the map
+	for name, values := range want.Header {
+		if !slices.Equal(got[name], values) {
+			t.Errorf("%s: got %q, want %q", name, got[name], values)
+		}
+	}
+	for name := range got {
+		if _, ok := want.Header[name]; !ok {
+			t.Errorf("extra header %s: %q", name, got[name])
+		}
+	}
+	if got.Get("X-Helloclient-Signature") != "abc123" {
+		t.Errorf("lookup by canonical name failed: %v", got)
 	}
 }
