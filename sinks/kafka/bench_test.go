@@ -122,3 +122,16 @@ func BenchmarkToMessage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMessage is the sink's whole per-event work before the write:
+// binding, topic template and key, per event.
+func BenchmarkMessage(b *testing.B) {
+	s := newSink(b, []string{"127.0.0.1:1"}, "webhooks.{{ .Extensions.bridgesource }}", nil)
+	ev := leadEvent("lead-1", "helloclient")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.message(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

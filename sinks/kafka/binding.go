@@ -77,43 +77,77 @@ func ToMessage(ev *event.Event, mode Mode) (kafkago.Message, error) {
 	return kafkago.Message{}, fmt.Errorf("unknown content mode %q (want binary or structured)", mode)
 }
 
+// Header names of the context attributes in binary mode.
+const (
+	headerSpecVersion = HeaderPrefix + "specversion"
+	headerID          = HeaderPrefix + "id"
+	headerSource      = HeaderPrefix + "source"
+	headerType        = HeaderPrefix + "type"
+	headerSubject     = HeaderPrefix + "subject"
+	headerTime        = HeaderPrefix + "time"
+	headerDataSchema  = HeaderPrefix + "dataschema"
+)
+
 func binaryMessage(ev *event.Event) (kafkago.Message, error) {
-	exts := ev.Extensions()
-	headers := make([]kafkago.Header, 0, 8+len(exts))
-	add := func(name, value string) {
-		headers = append(headers, kafkago.Header{Key: HeaderPrefix + name, Value: []byte(value)})
-	}
-	add("specversion", ev.SpecVersion())
-	add("id", ev.ID())
-	add("source", ev.Source())
-	add("type", ev.Type())
-	if s := ev.Subject(); s != "" {
-		add("subject", s)
-	}
-	if t := ev.Time(); !t.IsZero() {
-		add("time", types.FormatTime(t))
-	}
-	if s := ev.DataSchema(); s != "" {
-		add("dataschema", s)
-	}
-	if ct := ev.DataContentType(); ct != "" {
-		headers = append(headers, kafkago.Header{Key: HeaderContentType, Value: []byte(ct)})
-	}
+	exts := extensionsOf(ev)
 	names := make([]string, 0, len(exts))
 	for name := range exts {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		s, err := types.Format(exts[name])
+
+	// Every value is appended to one buffer and each header slices its own
+	// part: one allocation for all the values of a message.
+	var tm string
+	if t := ev.Time(); !t.IsZero() {
+		tm = types.FormatTime(t)
+	}
+	attrs := [...]struct{ key, value string }{
+		{headerSpecVersion, ev.SpecVersion()},
+		{headerID, ev.ID()},
+		{headerSource, ev.Source()},
+		{headerType, ev.Type()},
+		{headerSubject, ev.Subject()},
+		{headerTime, tm},
+		{headerDataSchema, ev.DataSchema()},
+		{HeaderContentType, ev.DataContentType()},
+	}
+	extValues := make([]string, len(names))
+	size := 0
+	for _, a := range attrs {
+		size += len(a.value)
+	}
+	for i, name := range names {
+		v, err := types.Format(exts[name])
 		if err != nil {
 			return kafkago.Message{}, fmt.Errorf("extension %q: %w", name, err)
 		}
-		add(name, s)
+		extValues[i] = v
+		size += len(v)
 	}
-	for _, h := range headers {
-		if !utf8.Valid(h.Value) {
-			return kafkago.Message{}, fmt.Errorf("header %s: value is not UTF-8", h.Key)
+	buf := make([]byte, 0, size)
+	headers := make([]kafkago.Header, 0, len(attrs)+len(names))
+	add := func(key, value string) error {
+		if !utf8.ValidString(value) {
+			return fmt.Errorf("header %s: value is not UTF-8", key)
+		}
+		start := len(buf)
+		buf = append(buf, value...)
+		headers = append(headers, kafkago.Header{Key: key, Value: buf[start:len(buf):len(buf)]})
+		return nil
+	}
+	for i, a := range attrs {
+		// specversion, id, source and type are required; the rest only when set.
+		if a.value == "" && i >= 4 {
+			continue
+		}
+		if err := add(a.key, a.value); err != nil {
+			return kafkago.Message{}, err
+		}
+	}
+	for i, name := range names {
+		if err := add(HeaderPrefix+name, extValues[i]); err != nil {
+			return kafkago.Message{}, err
 		}
 	}
 	msg := kafkago.Message{Headers: headers}
@@ -121,6 +155,14 @@ func binaryMessage(ev *event.Event) (kafkago.Message, error) {
 		msg.Value = data
 	}
 	return msg, nil
+}
+
+// extensionsOf reads ev's extensions without the copy Event.Extensions makes.
+func extensionsOf(ev *event.Event) map[string]any {
+	if c, ok := ev.Context.(*event.EventContextV1); ok {
+		return c.Extensions
+	}
+	return ev.Extensions()
 }
 
 func structuredMessage(ev *event.Event) (kafkago.Message, error) {
