@@ -3,7 +3,9 @@
 // first at full load (closed loop, fixed connections) for requests/s, then
 // at half of the bare handler's rate (open loop, latency measured from each
 // request's scheduled send time) for p50/p99 acknowledgement latency. It
-// prints both, their ratio, and the bridge's peak RSS.
+// prints both, their ratio, the bridge's peak RSS, the CPU time the server
+// and the load generator used per request, and how long this disk takes to
+// fdatasync (each acknowledgement waits for at least one).
 //
 //	go run ./bench -bridge bin/bridge [-duration 10s] [-conns 64]
 package main
@@ -20,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,11 +60,12 @@ func main() {
 		defer os.RemoveAll(dir)
 	}
 
+	fsyncBefore := probeFsync(dir, 500)
 	var bareFull, bridgeFull []result
 	var rss int64
 	for r := 0; r < *rounds; r++ {
 		bare := startBare()
-		bareFull = append(bareFull, closedLoop(bare.url, *conns, *duration))
+		bareFull = append(bareFull, measured(bare.cmd, func() result { return closedLoop(bare.url, *conns, *duration) }))
 		bare.stop()
 		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync)
 		profiled := make(chan struct{})
@@ -73,7 +77,7 @@ func main() {
 		} else {
 			close(profiled)
 		}
-		bridgeFull = append(bridgeFull, closedLoop(br.url, *conns, *duration))
+		bridgeFull = append(bridgeFull, measured(br.cmd, func() result { return closedLoop(br.url, *conns, *duration) }))
 		<-profiled
 		if v := br.peakRSS(); v > rss {
 			rss = v
@@ -92,9 +96,11 @@ func main() {
 	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync)
 	bridgeOwnHalf := openLoop(br.url, own, *duration)
 	br.stop()
+	fsyncAfter := probeFsync(dir, 500)
 
+	fmt.Printf("disk: fdatasync of a 4 KiB append in the bench's directory, 500 times, before the runs: %s; after: %s\n", fsyncBefore, fsyncAfter)
 	fmt.Printf("\nfull load: %d connections, %s per phase, %d round(s) (best shown)\n", *conns, *duration, *rounds)
-	fmt.Printf("%-28s %12s %10s %10s %10s %8s\n", "target", "requests/s", "p50", "p99", "max", "errors")
+	fmt.Printf("%-28s %12s %10s %10s %10s %8s %14s %14s\n", "target", "requests/s", "p50", "p99", "max", "errors", "server CPU/req", "client CPU/req")
 	for _, r := range bareFull {
 		printResult("bare fiber (200)", r)
 	}
@@ -219,6 +225,8 @@ func (b *bridgeTarget) peakRSS() int64 { return proc.PeakRSS(b.cmd.Process.Pid) 
 // --- load ------------------------------------------------------------------
 
 type result struct {
+	serverCPU time.Duration // CPU time of the server process during the phase
+	clientCPU time.Duration // CPU time of the load generator (this process)
 	rps       float64
 	latencies []time.Duration
 	errors    int64
@@ -234,7 +242,42 @@ func (r result) pct(p float64) time.Duration {
 }
 
 func printResult(name string, r result) {
-	fmt.Printf("%-28s %12.0f %10s %10s %10s %8d\n", name, r.rps, r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond), r.errors)
+	fmt.Printf("%-28s %12.0f %10s %10s %10s %8d", name, r.rps, r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond), r.errors)
+	if n := r.ok + r.errors; n > 0 && r.serverCPU > 0 {
+		fmt.Printf(" %12.1fµs %12.1fµs", float64(r.serverCPU.Microseconds())/float64(n), float64(r.clientCPU.Microseconds())/float64(n))
+	}
+	fmt.Println()
+}
+
+// measured runs a load phase and adds the CPU time the server process and
+// this process (the load generator) used during it.
+func measured(server *exec.Cmd, run func() result) result {
+	s0, c0 := proc.CPUTime(server.Process.Pid), proc.CPUTime(os.Getpid())
+	r := run()
+	r.serverCPU = proc.CPUTime(server.Process.Pid) - s0
+	r.clientCPU = proc.CPUTime(os.Getpid()) - c0
+	return r
+}
+
+// probeFsync times n fdatasyncs of a 4 KiB append in dir: every
+// acknowledgement waits for at least one, so their spread bounds the
+// bridge's latency on this disk.
+func probeFsync(dir string, n int) string {
+	f, err := os.CreateTemp(dir, "fsync-probe-")
+	must(err)
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 4096)
+	took := make([]time.Duration, n)
+	for i := range took {
+		_, err := f.Write(block)
+		must(err)
+		start := time.Now()
+		must(syscall.Fdatasync(int(f.Fd())))
+		took[i] = time.Since(start)
+	}
+	slices.Sort(took)
+	return fmt.Sprintf("p50 %s, p99 %s, max %s", took[n/2].Round(time.Microsecond), took[n*99/100].Round(time.Microsecond), took[n-1].Round(time.Microsecond))
 }
 
 func best(rs []result) result {

@@ -12,6 +12,12 @@
 //     acknowledged and queued, then resumed (SIGCONT); timed from the resume
 //     until the N-th message is on the topic. This isolates the bridge's
 //     queue-to-Kafka path from its HTTP ingest.
+//   - direct again, right after the drain: kfake holds every record in its
+//     heap, so its cost per message grows with what it holds; this run meets
+//     the broker as full as the drain did.
+//
+// The CPU time each process used in the direct and drain phases is read from
+// /proc and printed per event.
 //
 // Arrivals are counted from the broker's end offsets, polled every 2 ms.
 //
@@ -95,8 +101,9 @@ func main() {
 	for i := range msgs {
 		msgs[i] = leadMessage(leadBody(i))
 	}
+	cpuDirect := cpuOf(os.Getpid(), br.cmd.Process.Pid)
 	direct := produceDirect(br.addr, msgs, *batch, arrivals)
-	msgs = nil
+	cpuDirect = cpuDirect.since()
 	runtime.GC()
 
 	// bridge end to end ---------------------------------------------------------
@@ -141,14 +148,23 @@ func main() {
 	} else {
 		profiled <- nil
 	}
+	cpuDrain := cpuOf(b.cmd.Process.Pid, br.cmd.Process.Pid)
 	resumed := time.Now()
 	br.resume()
 	lastDrained := arrivals.wait(base+int64(*n), 5*time.Minute)
+	cpuDrain = cpuDrain.since()
 	must(<-profiled)
 	if lastDrained.IsZero() {
 		fail(fmt.Errorf("bridge drain: %d of %d events on the topic after 5 minutes", arrivals.end()-base, *n))
 	}
 	drain := lastDrained.Sub(resumed)
+
+	// direct again -------------------------------------------------------------
+	// kfake keeps every record in its heap, so its own cost per message grows
+	// with what it holds: this run meets the broker as full as the drain did.
+	cpuDirectFull := cpuOf(os.Getpid(), br.cmd.Process.Pid)
+	directFull := produceDirect(br.addr, msgs, *batch, arrivals)
+	cpuDirectFull = cpuDirectFull.since()
 
 	calls := b.metric(`hookbridge_delivery_duration_seconds_count{sink="kafka-events"}`)
 	callTime := b.metric(`hookbridge_delivery_duration_seconds_sum{sink="kafka-events"}`)
@@ -164,13 +180,43 @@ func main() {
 	fmt.Printf("\n%d events each, acks=all, same broker, same messages (ce_ headers, key = subject, value = payload)\n", *n)
 	fmt.Printf("%-44s %10s %12s\n", "measurement", "seconds", "events/s")
 	fmt.Printf("%-44s %10.3f %12.0f\n", fmt.Sprintf("kafka-go direct (1 Writer, batches of %d)", *batch), direct.Seconds(), rate(direct))
+	fmt.Printf("%-44s %10.3f %12.0f\n", "kafka-go direct, broker as full as at drain", directFull.Seconds(), rate(directFull))
 	fmt.Printf("%-44s %10.3f %12.0f\n", fmt.Sprintf("bridge end to end (HTTP, %d conns)", *conns), endToEnd.Seconds(), rate(endToEnd))
 	fmt.Printf("%-44s %10.3f %12.0f\n", "  of which HTTP ingest (all acknowledged)", ingestDone.Sub(start).Seconds(), rate(ingestDone.Sub(start)))
 	fmt.Printf("%-44s %10.3f %12s\n", "  last arrival after the last ack", lastArrival.Sub(ingestDone).Seconds(), "")
 	fmt.Printf("%-44s %10.3f %12.0f\n", "bridge queue drain (broker resumed -> all in)", drain.Seconds(), rate(drain))
+	perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(*n) }
+	fmt.Printf("CPU per event, direct: producer (this process) %.1f µs, broker %.1f µs\n", perEvent(cpuDirect.used[0]), perEvent(cpuDirect.used[1]))
+	fmt.Printf("CPU per event, direct at drain's fill: producer %.1f µs, broker %.1f µs\n", perEvent(cpuDirectFull.used[0]), perEvent(cpuDirectFull.used[1]))
+	fmt.Printf("CPU per event, drain: bridge %.1f µs, broker %.1f µs\n", perEvent(cpuDrain.used[0]), perEvent(cpuDrain.used[1]))
 	fmt.Printf("ratio bridge end to end / direct: %.2f\n", direct.Seconds()/endToEnd.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct: %.2f\n", direct.Seconds()/drain.Seconds())
+	fmt.Printf("ratio bridge queue drain / direct at the same broker fill: %.2f\n", directFull.Seconds()/drain.Seconds())
 	fmt.Printf("(queueing %d events with the broker paused took %.3fs: %.0f/s)\n", *n, drainIngest.took.Seconds(), float64(*n)/drainIngest.took.Seconds())
+}
+
+// cpuUse is the CPU time processes used over a phase; the producer of the
+// direct phase is this process, which also polls the topic's end offsets
+// in both phases.
+type cpuUse struct {
+	pids []int
+	used []time.Duration
+}
+
+func cpuOf(pids ...int) cpuUse {
+	c := cpuUse{pids: pids, used: make([]time.Duration, len(pids))}
+	for i, pid := range pids {
+		c.used[i] = proc.CPUTime(pid)
+	}
+	return c
+}
+
+func (c cpuUse) since() cpuUse {
+	now := cpuOf(c.pids...)
+	for i := range now.used {
+		now.used[i] -= c.used[i]
+	}
+	return now
 }
 
 // mustPost stops the benchmark when a POST was not acknowledged: the count
