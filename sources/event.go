@@ -61,7 +61,12 @@ func DecodeObject(body []byte, out any) error {
 // String returns m[key] as a string: strings as they are, numbers in their
 // JSON spelling, anything else "".
 func String(m map[string]any, key string) string {
-	switch v := m[key].(type) {
+	return ValueString(m[key])
+}
+
+// ValueString is String for a value already looked up.
+func ValueString(v any) string {
+	switch v := v.(type) {
 	case string:
 		return v
 	case json.Number:

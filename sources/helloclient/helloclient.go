@@ -118,17 +118,16 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	if err := sources.DecodeObject(req.Body, &payload); err != nil {
 		return nil, err
 	}
-	fields := foldKeys(payload)
-	serial := str(fields, "serialnumber")
-	if logs, ok := chatLogs(fields); ok {
-		return s.convertChatLog(serial, fields, logs)
+	var top fields
+	top.read(payload)
+	serial := top.str(fSerialNumber)
+	if logs, ok := top.chatLogs(); ok {
+		return s.convertChatLog(serial, &top, logs)
 	}
-	kind := strings.ToLower(str(fields, "type", "eventtype", "event"))
+	kind := strings.ToLower(top.str(fType, fEventType, fEvent))
 	if kind == "" {
 		kind = "lead"
-		if _, ok := fields["appointmenttime"]; ok {
-			kind = "appointment"
-		} else if _, ok := fields["appointmentdate"]; ok {
+		if top.has(fAppointmentTime) || top.has(fAppointmentDate) {
 			kind = "appointment"
 		}
 	}
@@ -136,32 +135,33 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 		sources.SHA256Hex(req.Body),
 		"com.helloclient."+sources.TypeSuffix(kind),
 		source(serial),
-		subject(str(fields, "sessionid")),
-		eventTime(fields),
+		subject(top.str(fSessionID)),
+		top.eventTime(),
 		req.Body,
 	)
 	return []*event.Event{ev}, nil
 }
 
-func (s *Source) convertChatLog(serial string, fields map[string]any, logs []any) ([]*event.Event, error) {
+func (s *Source) convertChatLog(serial string, top *fields, logs []any) ([]*event.Event, error) {
 	out := make([]*event.Event, 0, len(logs))
 	for i, item := range logs {
 		conv, ok := item.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("%w: chat log entry %d is not an object", sources.ErrNotJSON, i)
 		}
-		cf := foldKeys(conv)
+		var cf fields
+		cf.read(conv)
 		bot := serial
-		if own := str(cf, "serialnumber"); own != "" {
+		if own := cf.str(fSerialNumber); own != "" {
 			bot = own
 		}
-		session := str(cf, "sessionid")
-		start := str(cf, "starttime", "createtime", "time")
-		data, err := json.Marshal(conversationData{SerialNumber: bot, Date: fields["date"], Conversation: conv})
+		session := cf.str(fSessionID)
+		start := cf.str(fStartTime, fCreateTime, fTime)
+		data, err := json.Marshal(conversationData{SerialNumber: bot, Date: top.value[fDate], Conversation: conv})
 		if err != nil {
 			return nil, fmt.Errorf("encoding conversation %d: %w", i, err)
 		}
-		t, _ := sources.ParseTime(cf["starttime"])
+		t, _ := sources.ParseTime(cf.value[fStartTime])
 		ev := sources.NewEvent(
 			sources.SHA256Hex([]byte(bot), []byte{0}, []byte(session), []byte{0}, []byte(start)),
 			"com.helloclient.chatlog", source(bot), subject(session), t, data,
@@ -177,43 +177,6 @@ type conversationData struct {
 	SerialNumber string         `json:"SerialNumber"`
 	Date         any            `json:"Date,omitempty"`
 	Conversation map[string]any `json:"Conversation"`
-}
-
-func chatLogs(fields map[string]any) ([]any, bool) {
-	for _, k := range []string{"chatlogs", "chatlog", "conversations", "sessions"} {
-		if v, ok := fields[k].([]any); ok {
-			return v, true
-		}
-	}
-	return nil, false
-}
-
-// foldKeys indexes an object by lower-cased key, so SessionID, sessionId and
-// session_id are one field.
-func foldKeys(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[strings.ToLower(strings.ReplaceAll(k, "_", ""))] = v
-	}
-	return out
-}
-
-func str(fields map[string]any, keys ...string) string {
-	for _, k := range keys {
-		if s := sources.String(fields, k); s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-func eventTime(fields map[string]any) time.Time {
-	for _, k := range []string{"createtime", "createdat", "createdtime", "time", "timestamp"} {
-		if t, ok := sources.ParseTime(fields[k]); ok {
-			return t
-		}
-	}
-	return time.Time{}
 }
 
 func source(serial string) string {
