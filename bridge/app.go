@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,7 +261,7 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 	items := make([]queue.Item, len(evs))
 	for i, ev := range evs {
 		_, targets := rt.Router.Match(ev)
-		data, err := ev.MarshalJSON()
+		data, err := encodeEvent(ev)
 		if err != nil {
 			return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
 		}
@@ -290,6 +291,16 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 		}
 	}
 	return nil
+}
+
+// encodeEvent writes ev in the structured JSON format into a buffer sized
+// for it up front, rather than one grown (and copied) several times.
+func encodeEvent(ev *event.Event) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, len(ev.DataEncoded)+512))
+	if err := event.WriteJson(ev, buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // DedupKey is what makes two deliveries the same event: its source and id,

@@ -29,8 +29,9 @@ type Sink struct {
 	sync    bool
 	perm    uint32
 
-	mu    sync.Mutex // guards files and every write
+	mu    sync.Mutex // guards files, line and every write
 	files map[string]*openFile
+	line  bytes.Buffer // the line being encoded, reused
 }
 
 type openFile struct {
@@ -53,7 +54,7 @@ func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 	defer s.mu.Unlock()
 	touched := map[*openFile][]int{}
 	for i, ev := range evs {
-		line, err := encodeLine(ev)
+		line, err := encodeLine(&s.line, ev)
 		if err != nil {
 			errs[i] = sinks.Permanent(fmt.Errorf("encoding event: %w", err))
 			continue
@@ -214,7 +215,8 @@ func (s *Sink) Close(ctx context.Context) error {
 
 // Preview shows the file and the line an event would be written as.
 func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
-	line, err := encodeLine(ev)
+	var buf bytes.Buffer
+	line, err := encodeLine(&buf, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -225,20 +227,22 @@ func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
 	return fmt.Appendf(nil, "append to %s:\n%s", path, line), nil
 }
 
-// encodeLine writes ev as structured-mode JSON on one line. sdk-go writes a
-// JSON payload as it is, so a provider's pretty-printed body would span
-// lines: only then is the line compacted (which also checks it is JSON).
-func encodeLine(ev *event.Event) ([]byte, error) {
-	line, err := ev.MarshalJSON()
-	if err != nil {
+// encodeLine writes ev into buf as structured-mode JSON on one line and
+// returns buf's bytes. sdk-go writes a JSON payload as it is, so a
+// provider's pretty-printed body would span lines: only then is the line
+// compacted (which also checks it is JSON).
+func encodeLine(buf *bytes.Buffer, ev *event.Event) ([]byte, error) {
+	buf.Reset()
+	if err := event.WriteJson(ev, buf); err != nil {
 		return nil, err
 	}
+	line := buf.Bytes()
 	if bytes.ContainsAny(line, "\r\n") {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, line); err != nil {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, line); err != nil {
 			return nil, err
 		}
-		line = buf.Bytes()
+		line = compact.Bytes()
 	}
 	return line, nil
 }
