@@ -48,6 +48,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
+	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	flag.Parse()
 	if *serveBare != "" {
 		runBare(*serveBare)
@@ -79,6 +80,9 @@ func main() {
 		}
 		bridgeFull = append(bridgeFull, measured(br.cmd, func() result { return closedLoop(br.url, *conns, *duration) }))
 		<-profiled
+		if *allocProfile != "" && r == 0 {
+			must(br.fetch("/debug/pprof/allocs", *allocProfile))
+		}
 		if v := br.peakRSS(); v > rss {
 			rss = v
 		}
@@ -184,7 +188,12 @@ type bridgeTarget struct {
 
 // profile fetches a CPU profile of the bridge from its admin listener.
 func (b *bridgeTarget) profile(path string, d time.Duration) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.admin, int(d.Seconds())))
+	return b.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), path)
+}
+
+// fetch saves what the bridge's admin listener serves at urlPath to path.
+func (b *bridgeTarget) fetch(urlPath, path string) error {
+	resp, err := http.Get("http://" + b.admin + urlPath)
 	if err != nil {
 		return err
 	}
