@@ -79,11 +79,17 @@ func expiryKey(b []byte, at int64, id string) []byte {
 }
 
 func parseExpiryKey(key []byte) (at int64, id string, ok bool) {
+	at, idb, ok := splitExpiryKey(key)
+	return at, string(idb), ok
+}
+
+// splitExpiryKey is parseExpiryKey with the id sharing key's memory.
+func splitExpiryKey(key []byte) (at int64, id []byte, ok bool) {
 	if len(key) < len(prefixExpiry)+8 || string(key[:len(prefixExpiry)]) != prefixExpiry {
-		return 0, "", false
+		return 0, nil, false
 	}
 	at = int64(binary.BigEndian.Uint64(key[len(prefixExpiry):]))
-	return at, string(key[len(prefixExpiry)+8:]), true
+	return at, key[len(prefixExpiry)+8:], true
 }
 
 // deadKey orders dead letters by burial time; n makes the key unique.

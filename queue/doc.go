@@ -30,5 +30,8 @@
 //
 // Memory stays bounded whatever the backlog: only deliveries that have been
 // handed out (in flight or released) are tracked in memory; the reference
-// counts live in the store, not in a map rebuilt at Open.
+// counts live in the store, not in a map rebuilt at Open. The Bloom filters
+// that spare Enqueue the lookup of d/<id> for ids it has not seen keep to a
+// fixed budget (4 MiB); Open rebuilds them from t/, newest first, until the
+// budget is full.
 package queue

@@ -151,18 +151,20 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 	now := s.now()
 	at := now.UnixNano()
 	fresh := make([]int, 0, len(mine))
+	freshIDs := make([]string, 0, len(mine))
 	events := 0
 	var sinks []string
 	for _, m := range mine {
-		prev, found, err := s.dedupAt(m.id)
+		isDup, err := s.acceptedWithin(m.id, now)
 		if err != nil {
 			return err
 		}
-		if found && s.withinWindow(now, prev) {
+		if isDup {
 			dup[m.index] = true
 			continue
 		}
 		fresh = append(fresh, m.index)
+		freshIDs = append(freshIDs, m.id)
 		if len(items[m.index].Sinks) > 0 {
 			events++
 			sinks = append(sinks, items[m.index].Sinks...)
@@ -181,6 +183,9 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 			return err
 		}
 	}
+	// Into the filter before the commit, so that no later Enqueue of these
+	// ids can miss them; if the commit fails they are false positives.
+	s.dedup.add(at, freshIDs)
 	perSink, err := s.commitItems(items, fresh, at, sp)
 	if err == nil {
 		s.events.Add(int64(events))
@@ -270,6 +275,20 @@ func setEvent(batch *pebble.Batch, key, body []byte) {
 
 func (s *Store) withinWindow(now time.Time, acceptedAt int64) bool {
 	return now.Sub(time.Unix(0, acceptedAt)) < s.window
+}
+
+// acceptedWithin reports whether id was accepted within the window before
+// now. The dedup filter answers most new ids without a lookup.
+func (s *Store) acceptedWithin(id string, now time.Time) (bool, error) {
+	if !s.dedup.mayContain(id, now.UnixNano()) {
+		return false, nil
+	}
+	s.dedupGets.Add(1)
+	prev, found, err := s.dedupAt(id)
+	if err != nil {
+		return false, err
+	}
+	return found && s.withinWindow(now, prev), nil
 }
 
 // dedupAt returns when id was accepted, if it has a dedup record.

@@ -36,9 +36,10 @@ type Options struct {
 	DedupWindow time.Duration // how long an accepted event id is remembered; default 24h when zero
 	Logger      *slog.Logger  // default slog.Default()
 
-	now             func() time.Time // clock; default time.Now
-	fs              vfs.FS           // file system; default the operating system's
-	janitorInterval time.Duration    // how often expired dedup records are removed; default DedupWindow/24, within [1s, 10m]
+	now              func() time.Time // clock; default time.Now
+	fs               vfs.FS           // file system; default the operating system's
+	janitorInterval  time.Duration    // how often expired dedup records are removed; default DedupWindow/24, within [1s, 10m]
+	dedupFilterBytes int              // memory budget of the dedup filter; default defaultDedupFilterBytes
 }
 
 // Store is the embedded queue. All methods are safe for concurrent use.
@@ -49,6 +50,10 @@ type Store struct {
 	now    func() time.Time
 
 	seqs seqTracker
+
+	// dedup spares Enqueue the Pebble lookup of ids it has not seen.
+	dedup     *dedupFilter
+	dedupGets atomic.Int64 // Pebble lookups of d/<id> made by Enqueue
 
 	// closeMu is held shared by every operation that touches db and
 	// exclusively by Close, so the database is never used after it closes.
@@ -148,6 +153,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.now == nil {
 		opts.now = time.Now
 	}
+	if opts.dedupFilterBytes <= 0 {
+		opts.dedupFilterBytes = defaultDedupFilterBytes
+	}
 	if opts.janitorInterval <= 0 {
 		opts.janitorInterval = min(max(opts.DedupWindow/24, time.Second), 10*time.Minute)
 	}
@@ -188,6 +196,7 @@ func Open(opts Options) (*Store, error) {
 		log:         opts.Logger,
 		window:      opts.DedupWindow,
 		now:         opts.now,
+		dedup:       newDedupFilter(opts.DedupWindow, opts.dedupFilterBytes),
 		closing:     make(chan struct{}),
 		janitorDone: make(chan struct{}),
 		claims:      make(map[string]*claim),
@@ -204,8 +213,9 @@ func Open(opts Options) (*Store, error) {
 }
 
 // recover checks the store format and rebuilds what is kept in memory: the
-// next seq, the pending count of each sink and the record counts. It reads
-// every key once and keeps none of them.
+// next seq, the pending count of each sink, the record counts and the dedup
+// filter. It reads every key once (of the dedup expiry index, only the part
+// within the window) and keeps none of them.
 func (s *Store) recover() error {
 	format, found, err := s.getUint64([]byte(keyFormat))
 	if err != nil {
@@ -259,10 +269,52 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	if err := s.rebuildDedupFilter(); err != nil {
+		return err
+	}
 	s.events.Store(events)
 	s.deadLetters.Store(dead)
 	s.seqs.next = next
 	s.seqs.leased = next // the first reservation persists a new lease
+	return nil
+}
+
+// rebuildDedupFilter adds to the dedup filter the ids accepted within the
+// window, newest first, from the t/ index (ordered by acceptance time), as
+// many as its budget holds.
+func (s *Store) rebuildDedupFilter() error {
+	cutoff := s.now().Add(-s.window).UnixNano() // accepted at or before cutoff: expired
+	// Keys hold times as uint64, so the negative ones (a clock before 1970)
+	// sort after the others; they are older, so they come last.
+	ranges := [][2][]byte{{expiryKey(nil, max(cutoff+1, 0), ""), expiryKey(nil, minTime, "")}}
+	if cutoff+1 < 0 {
+		ranges = append(ranges, [2][]byte{expiryKey(nil, cutoff+1, ""), prefixEnd([]byte(prefixExpiry))})
+	}
+	var scanErr error
+	s.dedup.rebuild(func(yield func(int64, []byte) bool) {
+		for _, r := range ranges {
+			iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: r[0], UpperBound: r[1]})
+			if err != nil {
+				scanErr = err
+				return
+			}
+			more := true
+			for iter.Last(); iter.Valid(); iter.Prev() {
+				if at, id, ok := splitExpiryKey(iter.Key()); ok && !yield(at, id) {
+					more = false
+					break
+				}
+			}
+			if err := iter.Close(); err != nil || !more {
+				scanErr = err
+				return
+			}
+		}
+	})
+	if scanErr != nil {
+		return fmt.Errorf("rebuild dedup filter: %w", scanErr)
+	}
+	s.dedup.forgetThrough(cutoff)
 	return nil
 }
 
@@ -421,6 +473,9 @@ type Stats struct {
 	OldestPending time.Time      // acceptance time of the oldest pending delivery; zero when none
 	DeadLetters   int            // entries in the dead-letter list
 	Events        int            // event bodies stored
+
+	DedupFilterBytes int  // memory held by the dedup filter
+	DedupFilterBlind bool // the filter answers "maybe" to every id (it dropped ids within the window to keep to its budget): each is looked up in the store
 }
 
 // Stats returns the store's counters. They are kept in memory; finding the
@@ -432,6 +487,7 @@ func (s *Store) Stats() Stats {
 		DeadLetters: int(s.deadLetters.Load()),
 		Events:      int(s.events.Load()),
 	}
+	st.DedupFilterBytes, st.DedupFilterBlind = s.dedup.usage(s.now().UnixNano())
 	s.sinksMu.RLock()
 	sinks := make([]*sinkState, 0, len(s.sinks))
 	for _, sk := range s.sinks {

@@ -1,0 +1,453 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// newIDs returns n items with ids prefix0, prefix1, ... and no sinks.
+func newIDs(prefix string, n int) []Item {
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = Item{ID: prefix + strconv.Itoa(i)}
+	}
+	return items
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDedupFilterSkipsLookupOfNewIDs(t *testing.T) {
+	s := openStore(t, Options{})
+	const n = 5000
+	for i := range n / 500 {
+		if dup := enqueue(t, s, newIDs(fmt.Sprintf("new-%d-", i), 500)...); slices.Contains(dup, true) {
+			t.Fatalf("new ids reported as duplicates: %v", dup)
+		}
+	}
+	// The filter holds 5000 ids: a few false positives may be looked up.
+	if gets := s.dedupGets.Load(); gets > n/50 {
+		t.Fatalf("%d of %d new ids were looked up in the store, want at most %d", gets, n, n/50)
+	}
+
+	before := s.dedupGets.Load()
+	for i := range n / 500 {
+		if dup := enqueue(t, s, newIDs(fmt.Sprintf("new-%d-", i), 500)...); countTrue(dup) != 500 {
+			t.Fatalf("%d of 500 repeated ids reported as duplicates", countTrue(dup))
+		}
+	}
+	if gets := s.dedupGets.Load() - before; gets != n {
+		t.Fatalf("%d lookups for %d repeated ids, want one each", gets, n)
+	}
+	if st := s.Stats(); st.DedupFilterBlind || st.DedupFilterBytes <= 0 || st.DedupFilterBytes > defaultDedupFilterBytes {
+		t.Fatalf("Stats: filter blind %v, %d bytes; want not blind, within the budget", st.DedupFilterBlind, st.DedupFilterBytes)
+	}
+}
+
+func TestDedupFilterWindowEdges(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+	enqueue(t, s, item("x", "s"))
+	// Cross several generations (a quarter window each) while x is young.
+	for range 7 {
+		clk.Advance(window / 8)
+		enqueue(t, s, item(fmt.Sprintf("filler-%v", clk.Now()), "s"))
+	}
+	clk.Advance(window/8 - time.Nanosecond) // x is one window old less 1ns
+	if dup := enqueue(t, s, item("x", "s")); !dup[0] {
+		t.Fatal("x accepted again 1ns before its window ended")
+	}
+	clk.Advance(time.Nanosecond)
+	if dup := enqueue(t, s, item("x", "s")); dup[0] {
+		t.Fatal("x reported as duplicate a full window after it was accepted")
+	}
+	clk.Advance(window - time.Nanosecond)
+	if dup := enqueue(t, s, item("x", "s")); !dup[0] {
+		t.Fatal("x's second acceptance forgotten within its window")
+	}
+}
+
+func TestDedupFilterRebuiltAtOpen(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now}
+	s := openStore(t, opts)
+	enqueue(t, s, item("old", "s"))
+	clk.Advance(window / 2)
+	young := newIDs("young-", 1000)
+	enqueue(t, s, young...)
+	clk.Advance(window/2 - time.Nanosecond)
+	enqueue(t, s, item("edge", "s"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(time.Nanosecond) // old has left the window, edge is brand new
+	s = openStore(t, opts)
+	if dup := enqueue(t, s, young...); countTrue(dup) != len(young) {
+		t.Fatalf("after restart %d of %d ids accepted half a window ago reported as duplicates", countTrue(dup), len(young))
+	}
+	if dup := enqueue(t, s, item("edge", "s"), item("old", "s")); !slices.Equal(dup, []bool{true, false}) {
+		t.Fatalf("after restart dup(edge, old) = %v, want [true false]", dup)
+	}
+	// The filter was rebuilt, not left answering "maybe": new ids skip the lookup.
+	before := s.dedupGets.Load()
+	if dup := enqueue(t, s, newIDs("fresh-", 1000)...); slices.Contains(dup, true) {
+		t.Fatal("new ids reported as duplicates after restart")
+	}
+	if gets := s.dedupGets.Load() - before; gets > 20 {
+		t.Fatalf("after restart %d of 1000 new ids were looked up, want few", gets)
+	}
+}
+
+func TestDedupFilterBlindUnderTinyBudget(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	// Room for about 800 ids in all.
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now, dedupFilterBytes: 1 << 10})
+	first := newIDs("first-", 2000)
+	if dup := enqueue(t, s, first...); slices.Contains(dup, true) {
+		t.Fatal("new ids reported as duplicates")
+	}
+	if st := s.Stats(); !st.DedupFilterBlind || st.DedupFilterBytes > 1<<10 {
+		t.Fatalf("over budget: blind %v, %d bytes; want blind, within 1 KiB", st.DedupFilterBlind, st.DedupFilterBytes)
+	}
+	clk.Advance(window / 2)
+	late := newIDs("late-", 10) // accepted while blind, half a window later
+	enqueue(t, s, late...)
+
+	clk.Advance(window/2 - time.Nanosecond)
+	before := s.dedupGets.Load()
+	if dup := enqueue(t, s, first...); countTrue(dup) != len(first) {
+		t.Fatalf("blind filter: %d of %d duplicates caught", countTrue(dup), len(first))
+	}
+	if dup := enqueue(t, s, item("probe")); dup[0] {
+		t.Fatal("new id reported as duplicate")
+	}
+	if gets := s.dedupGets.Load() - before; gets != int64(len(first))+1 {
+		t.Fatalf("blind filter: %d lookups for %d ids, want one each", gets, len(first)+1)
+	}
+
+	// The ids the filter dropped have left the window; those accepted
+	// while it was blind were kept, so it answers again.
+	clk.Advance(time.Nanosecond)
+	if st := s.Stats(); st.DedupFilterBlind || st.DedupFilterBytes == 0 {
+		t.Fatalf("a window later: blind %v, %d bytes; want the filter back", st.DedupFilterBlind, st.DedupFilterBytes)
+	}
+	if dup := enqueue(t, s, late...); countTrue(dup) != len(late) {
+		t.Fatalf("ids accepted while blind: %d of %d duplicates caught", countTrue(dup), len(late))
+	}
+	if dup := enqueue(t, s, item("probe")); !dup[0] {
+		t.Fatal("id accepted while blind: duplicate not caught")
+	}
+	before = s.dedupGets.Load()
+	if dup := enqueue(t, s, newIDs("after-", 100)...); slices.Contains(dup, true) {
+		t.Fatal("new ids reported as duplicates")
+	}
+	if gets := s.dedupGets.Load() - before; gets > 5 {
+		t.Fatalf("filter back: %d of 100 new ids looked up", gets)
+	}
+
+	// The first ids are a window old: accepted again, which blinds the
+	// filter again; their repeats are still caught.
+	if dup := enqueue(t, s, first...); slices.Contains(dup, true) {
+		t.Fatal("ids a window old reported as duplicates")
+	}
+	if !s.Stats().DedupFilterBlind {
+		t.Fatal("over budget again: filter not blind")
+	}
+	if dup := enqueue(t, s, append(first, late...)...); countTrue(dup) != len(first)+len(late) {
+		t.Fatalf("blind again: %d of %d duplicates caught", countTrue(dup), len(first)+len(late))
+	}
+}
+
+// TestDedupMatchesModel runs random traffic (new ids, repeats, bursts,
+// restarts) against a map of acceptance times, moving a fake clock in steps
+// that often land exactly on the window's edge, with a filter that fits, one
+// that goes blind and back, and one that never fits.
+func TestDedupMatchesModel(t *testing.T) {
+	const window, burst = time.Hour, 1000
+	for _, tc := range []struct {
+		name          string
+		budget        int
+		wantBlindSwap bool // blind entered and left at least once
+	}{
+		{"default budget", 0, false},
+		{"tiny budget", 1 << 10, true},
+		{"no room", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seed := uint64(time.Now().UnixNano())
+			rng := rand.New(rand.NewPCG(seed, 1))
+			t.Logf("seed %d", seed)
+			clk := newClock()
+			opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, dedupFilterBytes: tc.budget}
+			s := openStore(t, opts)
+			accepted := make(map[string]time.Time)
+			var used []string
+			nextID := 0
+			var blindSeen, resumedSeen bool
+			steps := []time.Duration{0, time.Nanosecond, window / 8, window / 4, window / 2, window - window/8, window}
+			for step := range 300 {
+				clk.Advance(steps[rng.IntN(len(steps))])
+				if step%60 == 59 {
+					if err := s.Close(); err != nil {
+						t.Fatal(err)
+					}
+					s = openStore(t, opts)
+				}
+				n := 1 + rng.IntN(12)
+				if rng.IntN(20) == 0 {
+					n = burst // new ids, more than the tiny budget holds
+				}
+				items := make([]Item, n)
+				for i := range items {
+					if len(used) > 0 && n < burst && rng.IntN(2) == 0 {
+						items[i].ID = used[max(len(used)-400, 0)+rng.IntN(min(len(used), 400))]
+					} else {
+						items[i].ID = "id-" + strconv.Itoa(nextID)
+						nextID++
+						used = append(used, items[i].ID)
+					}
+				}
+				now := clk.Now()
+				want := make([]bool, n)
+				for i, it := range items {
+					at, ok := accepted[it.ID]
+					want[i] = ok && now.Sub(at) < window
+					if !want[i] {
+						accepted[it.ID] = now
+					}
+				}
+				if got := enqueue(t, s, items...); !slices.Equal(got, want) {
+					t.Fatalf("step %d: dup = %v, want %v", step, got, want)
+				}
+				if s.Stats().DedupFilterBlind {
+					blindSeen = true
+				} else if blindSeen {
+					resumedSeen = true
+				}
+			}
+			if tc.wantBlindSwap && !(blindSeen && resumedSeen) {
+				t.Fatalf("blind entered %v, left %v; want both", blindSeen, resumedSeen)
+			}
+		})
+	}
+}
+
+// TestConcurrentEnqueueAcrossGenerations has writers race on the same ids
+// while the clock moves through several generations within one window:
+// every id is stored exactly once.
+func TestConcurrentEnqueueAcrossGenerations(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+	const writers, ids = 8, 400
+	stored := make([]int, ids)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				id := (i + w*ids/writers) % ids
+				if w == 0 && i%10 == 0 {
+					clk.Advance(window / 50) // 40 steps: 0.8 windows
+				}
+				dup, err := s.Enqueue(context.Background(), []Item{item(strconv.Itoa(id), "s")})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !dup[0] {
+					mu.Lock()
+					stored[id]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for id, n := range stored {
+		if n != 1 {
+			t.Fatalf("id %d stored %d times, want 1", id, n)
+		}
+	}
+	if got := s.Stats().Pending["s"]; got != ids {
+		t.Fatalf("%d pending, want %d", got, ids)
+	}
+}
+
+func TestDedupFilterGenerations(t *testing.T) {
+	const window = time.Hour
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	f := newDedupFilter(window, defaultDedupFilterBytes)
+	at := start
+	for i := range 10 * dedupFilterSlices * 4 { // ten windows, four adds a generation
+		f.add(at, []string{"id-" + strconv.Itoa(i)})
+		at += int64(window / dedupFilterSlices / 4)
+	}
+	if len(f.gens) > dedupFilterSlices+2 {
+		t.Fatalf("%d generations live, want at most %d", len(f.gens), dedupFilterSlices+2)
+	}
+	last := at - int64(window/dedupFilterSlices/4)
+	if bytes, _ := f.usage(last); bytes > (dedupFilterSlices+2)*bitSetBytes(f.minIDs*bitsPerID(0)) {
+		t.Fatalf("%d bytes held by %d generations of one small filter each", bytes, len(f.gens))
+	}
+	// The last ids are remembered; the first are gone and answer "no".
+	lastID := "id-" + strconv.Itoa(10*dedupFilterSlices*4-1)
+	if !f.mayContain(lastID, last) {
+		t.Fatal("newest id forgotten")
+	}
+	if f.mayContain("id-0", last) {
+		t.Fatal("id ten windows old still in the filter")
+	}
+	// A clock that moves back makes the dropped ids young again: "maybe".
+	if !f.mayContain("id-0", start) {
+		t.Fatal("clock moved back before dropped generations: answered no")
+	}
+}
+
+func TestDedupFilterGrowsWithinGeneration(t *testing.T) {
+	f := newDedupFilter(time.Hour, defaultDedupFilterBytes)
+	ids := make([]string, 3*dedupFilterMinIDs)
+	for i := range ids {
+		ids[i] = "id-" + strconv.Itoa(i)
+	}
+	f.add(1, ids)
+	if len(f.gens) != 1 || len(f.gens[0].filters) != 2 {
+		t.Fatalf("%d generations, want 1 with 2 filters (%d and %d ids)", len(f.gens), dedupFilterMinIDs, 2*dedupFilterMinIDs)
+	}
+	for _, id := range ids {
+		if !f.mayContain(id, 2) {
+			t.Fatalf("%s lost", id)
+		}
+	}
+	// The next generation starts with room for as many as the last one took.
+	f.add(1+int64(time.Hour/dedupFilterSlices), []string{"next"})
+	if g := f.gens[len(f.gens)-1]; g.capacity != uint(len(ids)) {
+		t.Fatalf("next generation sized for %d ids, want %d", g.capacity, len(ids))
+	}
+}
+
+// BenchmarkDedupLookup compares the check of a new id against a store of
+// 200k dedup records: the filter (with the lookup on its rare "maybe") and
+// the Pebble lookup alone.
+func BenchmarkDedupLookup(b *testing.B) {
+	s := openStore(b, Options{})
+	fillDedupRecords(b, s, "stored-", 200_000)
+	now := s.now()
+	ids := make([]string, 1<<16)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("6f1c8a52-1b3e-4e07-9d2a-%012d", i) // UUID-shaped, all new
+	}
+	stored := make([]string, 1<<16)
+	for i := range stored {
+		stored[i] = "stored-" + strconv.Itoa(i*3)
+	}
+	b.Run("filter", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if dup, err := s.acceptedWithin(ids[i%len(ids)], now); err != nil || dup {
+				b.Fatal(dup, err)
+			}
+		}
+	})
+	b.Run("pebble", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if _, found, err := s.dedupAt(ids[i%len(ids)]); err != nil || found {
+				b.Fatal(found, err)
+			}
+		}
+	})
+	b.Run("filter/stored", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if dup, err := s.acceptedWithin(stored[i%len(stored)], now); err != nil || !dup {
+				b.Fatal(dup, err)
+			}
+		}
+	})
+}
+
+// TestDedupFilterRebuildRemembersWhatItSkipped: Open rebuilds the filter
+// from the acceptances within the window only; if the clock then moves
+// back, the skipped ones are young again and must be looked up.
+func TestDedupFilterRebuildRemembersWhatItSkipped(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+	enqueue(t, s, item("x", "s"))
+	clk.Advance(window)
+	s.dedup = newDedupFilter(window, defaultDedupFilterBytes)
+	if err := s.rebuildDedupFilter(); err != nil {
+		t.Fatal(err)
+	}
+	if bytes, _ := s.dedup.usage(clk.Now().UnixNano()); bytes != 0 {
+		t.Fatalf("rebuilt from an expired acceptance: %d bytes", bytes)
+	}
+	if s.dedup.mayContain("x", clk.Now().UnixNano()) {
+		t.Fatal("expired id answered maybe")
+	}
+	if !s.dedup.mayContain("x", clk.Now().Add(-time.Minute).UnixNano()) {
+		t.Fatal("clock moved back to when x was young: answered no")
+	}
+}
+
+// TestDedupFilterRebuildKeepsNewest: when the window holds more ids than
+// the budget, Open keeps the newest and is blind only until the older ones
+// have left the window.
+func TestDedupFilterRebuildKeepsNewest(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, dedupFilterBytes: 1 << 10}
+	s := openStore(t, opts)
+	old := newIDs("old-", 2000)
+	enqueue(t, s, old...)
+	clk.Advance(window / 2)
+	late := newIDs("late-", 100)
+	enqueue(t, s, late...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(time.Minute)
+	s = openStore(t, opts)
+	if !s.Stats().DedupFilterBlind {
+		t.Fatal("rebuilt over budget: filter not blind while the ids it left out are within the window")
+	}
+	if dup := enqueue(t, s, append(old, late...)...); countTrue(dup) != len(old)+len(late) {
+		t.Fatalf("after restart %d of %d duplicates caught", countTrue(dup), len(old)+len(late))
+	}
+
+	clk.Advance(window/2 - time.Minute) // old has left the window; late has not
+	if st := s.Stats(); st.DedupFilterBlind {
+		t.Fatal("still blind after the ids left out have left the window")
+	}
+	if dup := enqueue(t, s, late...); countTrue(dup) != len(late) {
+		t.Fatalf("newest ids after restart: %d of %d duplicates caught", countTrue(dup), len(late))
+	}
+	before := s.dedupGets.Load()
+	if dup := enqueue(t, s, newIDs("new-", 100)...); slices.Contains(dup, true) {
+		t.Fatal("new ids reported as duplicates")
+	}
+	if gets := s.dedupGets.Load() - before; gets > 5 {
+		t.Fatalf("%d of 100 new ids looked up", gets)
+	}
+}
