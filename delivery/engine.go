@@ -18,6 +18,7 @@ import (
 // Queue is what the engine needs of the durable queue.
 type Queue interface {
 	Next(ctx context.Context, sink string, max int) ([]queue.Delivery, error)
+	TryNext(sink string, max int) ([]queue.Delivery, error)
 	Ack(sink string, seq uint64) error
 	AckAll(sink string, seqs ...uint64) error
 	Attempted(sink string, seq uint64, attempts int, lastErr string) error
@@ -116,20 +117,31 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	l.stopCtx, l.stop = context.WithCancel(context.Background())
 	l.killCtx, l.kill = context.WithCancel(context.Background())
 	// One reader takes batches from the queue and decodes them while the
-	// workers deliver: a worker finishing a batch finds the next one ready.
-	// With one worker the sink still sees the queue's order.
-	batches := make(chan []item)
+	// workers deliver: a worker finishing a batch finds the next one ready,
+	// topped up with what arrived meanwhile. With one worker the sink still
+	// sees the queue's order.
+	ready := make(chan chan<- []item)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		l.read(batches)
+		l.read(ready)
 	}()
 	for i := 0; i < l.policy.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for items := range batches {
+			batch := make(chan []item, 1)
+			for {
+				select {
+				case ready <- batch:
+				case <-l.stopCtx.Done():
+					return
+				}
+				items, ok := <-batch
+				if !ok {
+					return
+				}
 				l.deliver(items)
 			}
 		}()
@@ -198,10 +210,18 @@ type item struct {
 	ev *event.Event
 }
 
-// read hands batches of decoded events to the workers until the loop stops;
-// a batch taken but not handed over when it stops is released.
-func (l *loop) read(batches chan<- []item) {
-	defer close(batches)
+// read hands batches of decoded events to the workers until the loop stops.
+// It takes a batch as soon as one is pending, and when a worker asks for it
+// adds what has arrived since, up to the batch size: the read overlaps the
+// sink's work, and a sink that takes batches still gets full ones. A batch
+// taken but not handed over when the loop stops is released.
+func (l *loop) read(ready <-chan chan<- []item) {
+	var worker chan<- []item // a worker waiting for its batch
+	defer func() {
+		if worker != nil {
+			close(worker)
+		}
+	}()
 	for {
 		ds, err := l.e.q.Next(l.stopCtx, l.name, l.policy.BatchSize)
 		if err != nil {
@@ -216,17 +236,28 @@ func (l *loop) read(batches chan<- []item) {
 			return
 		}
 		items := l.decode(ds)
-		if len(items) == 0 {
-			continue
-		}
-		select {
-		case batches <- items:
-		case <-l.stopCtx.Done():
-			for _, it := range items {
-				l.release(it)
+		for worker == nil {
+			select {
+			case worker = <-ready:
+			case <-l.stopCtx.Done():
+				for _, it := range items {
+					l.release(it)
+				}
+				return
 			}
-			return
 		}
+		if room := l.policy.BatchSize - len(items); room > 0 {
+			more, err := l.e.q.TryNext(l.name, room)
+			if err != nil {
+				l.log.Error("reading the queue", "err", err)
+			}
+			items = append(items, l.decode(more)...)
+		}
+		if len(items) == 0 {
+			continue // all unreadable and given up: the worker waits on
+		}
+		worker <- items
+		worker = nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks"
 	filesink "github.com/hookbridge/hookbridge/sinks/file"
@@ -321,5 +324,99 @@ func TestBackoff(t *testing.T) {
 	}
 	if d := r.Backoff(1, 30*time.Second); d != 30*time.Second {
 		t.Fatalf("Retry-After 30s gave %v", d)
+	}
+}
+
+// deliveryCalls is how many calls the loop of sink has made to it.
+func deliveryCalls(t *testing.T, m *metrics.Metrics, sink string) uint64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "hookbridge_delivery_duration_seconds" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "sink" && l.GetValue() == sink {
+					return metric.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// While a batching sink is busy, the events that arrive one by one are handed
+// to it in one batch when it is free, not as the first of them alone and then
+// the rest. The sink is a file sink writing into a named pipe: its write
+// blocks until the test reads.
+func TestBusyBatchSinkGetsWhatArrivedMeanwhileInOneBatch(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "events.pipe")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	q := openQueue(t, filepath.Join(dir, "queue"))
+	defer q.Close()
+	reg, _ := sinks.Lookup("file")
+	cfg := reg.NewConfig().(*filesink.Config)
+	cfg.Path = tmpl.MustParse(pipe)
+	cfg.Sync = "none"
+	sink, err := cfg.NewSink("pipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(context.Background())
+	m := metrics.New()
+	e := New(q, nil, m)
+	e.Start("pipe", sink, fastPolicy(3))
+	defer e.StopAll(context.Background())
+
+	// An event larger than the pipe's buffer keeps the sink writing until
+	// the test reads.
+	enqueueData(t, q, "big", `{"pad":"`+strings.Repeat("x", 1<<20)+`"}`, "pipe")
+	r, err := os.Open(pipe) // blocks until the sink opens its end
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lines := bufio.NewReaderSize(r, 2<<20)
+	for i := range 9 {
+		enqueue(t, q, fmt.Sprintf("e%d", i), "pipe")
+		time.Sleep(20 * time.Millisecond) // the loop takes each as it comes
+	}
+	var got []string
+	for len(got) < 10 {
+		line, err := lines.ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev event.Event
+		if err := ev.UnmarshalJSON(line); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.ID())
+	}
+	if want := "big e0 e1 e2 e3 e4 e5 e6 e7 e8"; strings.Join(got, " ") != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	waitUntil(t, "the acknowledgements", func() bool { return q.Stats().Pending["pipe"] == 0 })
+	if calls := deliveryCalls(t, m, "pipe"); calls != 2 {
+		t.Fatalf("the sink was called %d times, want 2: the big event, then the nine that arrived meanwhile", calls)
+	}
+}
+
+func enqueueData(t *testing.T, q *queue.Store, id, data string, sinkNames ...string) {
+	t.Helper()
+	ev := sources.NewEvent(id, "com.example.test", "https://example.com", "things/"+id, time.Now(), []byte(data))
+	b, err := ev.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(context.Background(), []queue.Item{{ID: id, Event: b, Sinks: sinkNames}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -55,6 +55,18 @@ func (s *Store) Next(ctx context.Context, sink string, max int) ([]Delivery, err
 	}
 }
 
+// TryNext is Next without the wait: it returns at once, with nothing when
+// no delivery for sink is pending.
+func (s *Store) TryNext(sink string, max int) ([]Delivery, error) {
+	if err := checkSinkName(sink); err != nil {
+		return nil, err
+	}
+	if max < 1 {
+		return nil, nil
+	}
+	return s.take(s.sink(sink), max)
+}
+
 type pick struct {
 	seq uint64
 	h   *held
