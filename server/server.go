@@ -72,7 +72,7 @@ func New(opts Options, ing Ingester, log *slog.Logger, m *metrics.Metrics) *Serv
 	s := &Server{ing: ing, log: log, m: m, now: time.Now}
 	s.table.Store(&Table{Endpoints: map[string]*Endpoint{}})
 	s.app = fiber.New(fiber.Config{
-		BodyLimit:             int(opts.BodyLimit),
+		BodyLimit:             int(readLimit(opts.BodyLimit)),
 		ReadTimeout:           opts.ReadTimeout,
 		WriteTimeout:          opts.WriteTimeout,
 		IdleTimeout:           opts.IdleTimeout,
@@ -81,6 +81,19 @@ func New(opts Options, ing Ingester, log *slog.Logger, m *metrics.Metrics) *Serv
 	})
 	s.app.Use(s.handle)
 	return s
+}
+
+// readLimit is how much of a body the listener reads before it gives up on
+// the request. fasthttp refuses a body over its limit without reading it and
+// closes the connection, so a client still sending it gets a reset instead of
+// the 413. Reading somewhat more than any source accepts (as net/http's
+// server does) lets Handle answer an oversize body with a clean 413; only a
+// body far over every limit is cut off.
+func readLimit(bodyLimit int64) int64 {
+	if bodyLimit <= 0 {
+		return 0 // Fiber's default
+	}
+	return bodyLimit + max(bodyLimit, 256<<10)
 }
 
 // SetTable swaps the endpoints in force; requests under way finish with the old ones.
