@@ -177,6 +177,7 @@ func Open(opts Options) (*Store, error) {
 		MemTableSize:       8 << 20,
 		Logger:             pebbleLogger{opts.Logger},
 		Levels:             make([]pebble.LevelOptions, 7),
+		EventListener:      stallLogger(opts.Logger),
 		FS:                 opts.fs,
 		// WALMinSyncInterval stays 0: a minimum interval packs more
 		// commits into each fsync under load, but even 100µs made an
@@ -550,6 +551,24 @@ func (s *Store) firstPendingAt(sk *sinkState, cursor uint64) int64 {
 
 // pebbleLogger sends Pebble's messages to the store's logger.
 type pebbleLogger struct{ log *slog.Logger }
+
+// stallLogger reports the times Pebble holds writes back (memtables or L0
+// waiting for a flush or compaction): every Enqueue, and so every
+// acknowledgement, waits meanwhile.
+func stallLogger(log *slog.Logger) *pebble.EventListener {
+	var began atomic.Int64
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			began.Store(time.Now().UnixNano())
+			log.Warn("queue: writes stalled until storage catches up", "reason", info.Reason)
+		},
+		WriteStallEnd: func() {
+			if at := began.Swap(0); at != 0 {
+				log.Warn("queue: writes resumed", "stalled", time.Since(time.Unix(0, at)).Round(time.Microsecond))
+			}
+		},
+	}
+}
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Info(fmt.Sprintf(format, args...), "component", "pebble")

@@ -248,6 +248,12 @@ func runBroker(partitions int) {
 		kfake.DefaultNumPartitions(partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.SeedTopics(int32(partitions), topic),
+		// kfake appends each partition's records to an in-memory segment
+		// that doubles as it grows, up to 100 MiB by default: a doubling
+		// of tens of MiB (copy plus fresh pages) landed in whichever
+		// measurement was running and cost it seconds of broker CPU.
+		// Small segments make its cost per message steady.
+		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(1 << 20)}),
 	)
 	must(err)
 	fmt.Println(c.ListenAddrs()[0])
