@@ -143,3 +143,29 @@ func TestCopyHeaderMatchesNetHTTP(t *testing.T) {
 		t.Errorf("lookup by canonical name failed: %v", got)
 	}
 }
+
+// FuzzCopyHeader checks the one-buffer copy against copying each header on
+// its own: same names, same values in the same order.
+func FuzzCopyHeader(f *testing.F) {
+	f.Add("X-Webhook-Signature", "t=1,v1=ab", "x-multi", "one", "X-Multi", "two")
+	f.Add("", "", "A", "", "a", "b")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
+		var h fasthttp.RequestHeader
+		for _, kv := range [][2]string{{k1, v1}, {k2, v2}, {k3, v3}} {
+			h.Add(kv[0], kv[1])
+		}
+		want := http.Header{}
+		h.VisitAll(func(k, v []byte) {
+			want[string(k)] = append(want[string(k)], string(v))
+		})
+		got := copyHeader(&h)
+		if len(got) != len(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		for name, values := range want {
+			if !slices.Equal(got[name], values) {
+				t.Fatalf("%q: got %q, want %q", name, got[name], values)
+			}
+		}
+	})
+}
