@@ -16,7 +16,7 @@ const (
 	// to 1.25 windows) 4 MiB remembers about 2.8 million ids per window:
 	// 32 ids a second around the clock with the default 24 h window. The
 	// bridge must stay under 100 MB and sits near 70 MB, most of it
-	// Pebble's 48 MiB cache, so a few MiB is what it can spare. A busier
+	// Pebble's 32 MiB cache, so a few MiB is what it can spare. A busier
 	// bridge fills the budget and the filter goes blind: every id is then
 	// looked up in Pebble, as if there were no filter.
 	defaultDedupFilterBytes = 4 << 20
