@@ -42,6 +42,7 @@ const secret = "bench-helloclient-signing-key"
 func main() {
 	bridgeBin := flag.String("bridge", "bin/bridge", "bridge binary")
 	duration := flag.Duration("duration", 10*time.Second, "length of each measured phase")
+	warmup := flag.Duration("warmup", 2*time.Second, "load, not measured, before each measured phase on a freshly started target")
 	conns := flag.Int("conns", 64, "connections at full load")
 	rounds := flag.Int("rounds", 1, "how many times to repeat the full-load pair")
 	serveBare := flag.String("serve-bare", "", "internal: serve the bare Fiber handler on this address")
@@ -64,11 +65,26 @@ func main() {
 	fsyncBefore := probeFsync(dir, 500)
 	var bareFull, bridgeFull []result
 	var rss int64
+	// Each phase starts its target afresh; the first moments (connections
+	// opening, the queue's first WAL file growing, the heap sizing itself)
+	// are load, not measured.
+	warmClosed := func(url string) {
+		if *warmup > 0 {
+			closedLoop(url, *conns, *warmup)
+		}
+	}
+	warmOpen := func(url string, rate float64) {
+		if *warmup > 0 {
+			openLoop(url, rate, *warmup)
+		}
+	}
 	for r := 0; r < *rounds; r++ {
 		bare := startBare()
+		warmClosed(bare.url)
 		bareFull = append(bareFull, measured(bare.cmd, func() result { return closedLoop(bare.url, *conns, *duration) }))
 		bare.stop()
 		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync)
+		warmClosed(br.url)
 		profiled := make(chan struct{})
 		if *cpuProfile != "" && r == 0 {
 			go func() {
@@ -91,13 +107,16 @@ func main() {
 	bf, brf := best(bareFull), best(bridgeFull)
 	half := bf.rps / 2
 	bare := startBare()
+	warmOpen(bare.url, half)
 	bareHalf := openLoop(bare.url, half, *duration)
 	bare.stop()
 	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync)
+	warmOpen(br.url, half)
 	bridgeHalf := openLoop(br.url, half, *duration)
 	br.stop()
 	own := brf.rps / 2
 	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync)
+	warmOpen(br.url, own)
 	bridgeOwnHalf := openLoop(br.url, own, *duration)
 	br.stop()
 	fsyncAfter := probeFsync(dir, 500)
