@@ -166,6 +166,9 @@ func extensionsOf(ev *event.Event) map[string]any {
 }
 
 func structuredMessage(ev *event.Event) (kafkago.Message, error) {
+	if err := checkNoDataExtension(ev); err != nil {
+		return kafkago.Message{}, err
+	}
 	// A shallow copy: only the DataBase64 flag changes, the context is shared
 	// read-only.
 	out := *ev
@@ -173,9 +176,10 @@ func structuredMessage(ev *event.Event) (kafkago.Message, error) {
 		written, read := dataIsJSON(ev.DataContentType())
 		switch {
 		case written && read:
-			// JSON data goes as a JSON value; data that is not valid JSON
-			// would break the document, so it goes base64.
-			out.DataBase64 = !json.Valid(data)
+			// JSON data goes as a JSON value; data that is not valid JSON,
+			// or not UTF-8 (json.Valid lets bad bytes inside strings pass),
+			// would break the UTF-8 JSON document, so it goes base64.
+			out.DataBase64 = !json.Valid(data) || !utf8.Valid(data)
 		case written:
 			// A JSON type in unusual case: readers would expect a string
 			// where the writer puts a JSON value. base64 reads back alike.
@@ -263,7 +267,23 @@ func fromStructured(contentType string, value []byte) (*event.Event, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid CloudEvent: %w", err)
 	}
+	// sdk-go lower-cases unknown members into extensions, so "Data" would
+	// become an extension that no JSON event could carry next to data.
+	if err := checkNoDataExtension(&ev); err != nil {
+		return nil, fmt.Errorf("decoding structured CloudEvent: %w", err)
+	}
 	return &ev, nil
+}
+
+// checkNoDataExtension refuses an extension named as the JSON event format's
+// data members: written beside the data, it would stand for it.
+func checkNoDataExtension(ev *event.Event) error {
+	for _, name := range []string{"data", "data_base64"} {
+		if _, ok := extensionsOf(ev)[name]; ok {
+			return fmt.Errorf("extension %q is reserved for the data in the JSON event format", name)
+		}
+	}
+	return nil
 }
 
 func fromBinary(msg kafkago.Message) (*event.Event, error) {

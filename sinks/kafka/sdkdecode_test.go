@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"maps"
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/binding/format"
@@ -140,8 +142,23 @@ func canonical(t testing.TB, ev *event.Event) map[string]string {
 		}
 		out["ext:"+name] = s
 	}
-	out["data"] = hex.EncodeToString(ev.Data())
+	out["data"] = hex.EncodeToString(jsonValue(ev))
 	return out
+}
+
+// jsonValue is ev's data, compacted when the JSON event format carries it as
+// a JSON value: white space around and between its tokens is not part of
+// the value, and a structured message does not keep it.
+func jsonValue(ev *event.Event) []byte {
+	data := ev.Data()
+	if written, read := dataIsJSON(ev.DataContentType()); !written || !read || !json.Valid(data) || !utf8.Valid(data) {
+		return data
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return data
+	}
+	return buf.Bytes()
 }
 
 func diffCanonical(a, b map[string]string) string {
