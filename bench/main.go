@@ -7,12 +7,19 @@
 // and the load generator used per request, and how long this disk takes to
 // fdatasync (each acknowledgement waits for at least one).
 //
+// A third target, the floor, is the bare handler plus one synced Pebble
+// write of the request body: the least any handler that acknowledges only
+// what is on disk, in the store the bridge uses, can cost here. The bridge's
+// ratio to it is what its own work (verification, conversion, dedup,
+// delivery) costs.
+//
 //	go run ./bench -bridge bin/bridge [-duration 10s] [-conns 64]
 package main
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -31,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
@@ -46,6 +54,8 @@ func main() {
 	conns := flag.Int("conns", 64, "connections at full load")
 	rounds := flag.Int("rounds", 1, "how many times to repeat the full-load pair")
 	serveBare := flag.String("serve-bare", "", "internal: serve the bare Fiber handler on this address")
+	serveFloor := flag.String("serve-floor", "", "internal: serve the floor handler on this address (with -floor-dir)")
+	floorDir := flag.String("floor-dir", "", "internal: the floor handler's Pebble directory")
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
@@ -53,6 +63,10 @@ func main() {
 	flag.Parse()
 	if *serveBare != "" {
 		runBare(*serveBare)
+		return
+	}
+	if *serveFloor != "" {
+		runFloor(*serveFloor, *floorDir)
 		return
 	}
 	fmt.Println("machine:", proc.Machine())
@@ -63,7 +77,7 @@ func main() {
 	}
 
 	fsyncBefore := probeFsync(dir, 500)
-	var bareFull, bridgeFull []result
+	var bareFull, floorFull, bridgeFull []result
 	var rss int64
 	// Each phase starts its target afresh; the first moments (connections
 	// opening, the queue's first WAL file growing, the heap sizing itself)
@@ -83,6 +97,10 @@ func main() {
 		warmClosed(bare.url)
 		bareFull = append(bareFull, measured(bare.cmd, func() result { return closedLoop(bare.url, *conns, *duration) }))
 		bare.stop()
+		floor := startFloor(filepath.Join(dir, fmt.Sprint("floor-", r)))
+		warmClosed(floor.url)
+		floorFull = append(floorFull, measured(floor.cmd, func() result { return closedLoop(floor.url, *conns, *duration) }))
+		floor.stop()
 		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync)
 		warmClosed(br.url)
 		profiled := make(chan struct{})
@@ -104,7 +122,7 @@ func main() {
 		}
 		br.stop()
 	}
-	bf, brf := best(bareFull), best(bridgeFull)
+	bf, ff, brf := best(bareFull), best(floorFull), best(bridgeFull)
 	half := bf.rps / 2
 	bare := startBare()
 	warmOpen(bare.url, half)
@@ -127,10 +145,13 @@ func main() {
 	for _, r := range bareFull {
 		printResult("bare fiber (200)", r)
 	}
+	for _, r := range floorFull {
+		printResult("floor (bare+synced Pebble)", r)
+	}
 	for _, r := range bridgeFull {
 		printResult("bridge (verify+fsync queue)", r)
 	}
-	fmt.Printf("ratio bridge/bare requests/s: %.2f\n", brf.rps/bf.rps)
+	fmt.Printf("ratio bridge/bare requests/s: %.2f (floor/bare %.2f, bridge/floor %.2f)\n", brf.rps/bf.rps, ff.rps/bf.rps, brf.rps/ff.rps)
 	fmt.Printf("bridge peak RSS at full load: %.1f MB\n", float64(rss)/1e6)
 	fmt.Printf("\nhalf load: open loop at %.0f requests/s (half the bare handler's best)\n", half)
 	printResult("bare fiber (200)", bareHalf)
@@ -167,6 +188,23 @@ func runBare(addr string) {
 	must(app.Listen(addr))
 }
 
+// runFloor serves the bare handler plus one synced Pebble write of each
+// body, on Pebble's defaults but for the memtable size the bridge uses.
+func runFloor(addr, dir string) {
+	db, err := pebble.Open(dir, &pebble.Options{MemTableSize: 8 << 20})
+	must(err)
+	var n atomic.Uint64
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post("/webhooks/helloclient", func(c *fiber.Ctx) error {
+		key := binary.BigEndian.AppendUint64([]byte("e/"), n.Add(1))
+		if err := db.Set(key, c.Body(), pebble.Sync); err != nil {
+			return err
+		}
+		return c.SendStatus(200)
+	})
+	must(app.Listen(addr))
+}
+
 func startProcess(cmd *exec.Cmd, readyURL string) func() {
 	cmd.Stderr = os.Stderr
 	must(cmd.Start())
@@ -196,6 +234,15 @@ func startBare() *target {
 	must(err)
 	addr := freeAddr()
 	cmd := exec.Command(self, "-serve-bare", addr)
+	stop := startProcess(cmd, "http://"+addr+"/")
+	return &target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
+}
+
+func startFloor(dir string) *target {
+	self, err := os.Executable()
+	must(err)
+	addr := freeAddr()
+	cmd := exec.Command(self, "-serve-floor", addr, "-floor-dir", dir)
 	stop := startProcess(cmd, "http://"+addr+"/")
 	return &target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
 }
