@@ -43,6 +43,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookbridge/hookbridge/bench/internal/proc"
+	"github.com/hookbridge/hookbridge/bench/internal/promtext"
 )
 
 const secret = "bench-helloclient-signing-key"
@@ -79,6 +80,7 @@ func main() {
 	fsyncBefore := probeFsync(dir, 500)
 	var bareFull, floorFull, bridgeFull []result
 	var rss int64
+	var sinkBatches string
 	// Each phase starts its target afresh; the first moments (connections
 	// opening, the queue's first WAL file growing, the heap sizing itself)
 	// are load, not measured.
@@ -117,6 +119,14 @@ func main() {
 		if *allocProfile != "" && r == 0 {
 			must(br.fetch("/debug/pprof/allocs", *allocProfile))
 		}
+		if r == 0 {
+			calls := br.metric(`hookbridge_delivery_duration_seconds_count{sink="archive"}`)
+			if calls > 0 {
+				delivered := br.metric(`hookbridge_deliveries_total{outcome="delivered",sink="archive"}`)
+				sinkBatches = fmt.Sprintf("bridge file sink in the first full-load phase: %.0f events in %.0f batches, %.1f per batch",
+					delivered, calls, delivered/calls)
+			}
+		}
 		if v := br.peakRSS(); v > rss {
 			rss = v
 		}
@@ -153,6 +163,9 @@ func main() {
 	}
 	fmt.Printf("ratio bridge/bare requests/s: %.2f (floor/bare %.2f, bridge/floor %.2f)\n", brf.rps/bf.rps, ff.rps/bf.rps, brf.rps/ff.rps)
 	fmt.Printf("bridge peak RSS at full load: %.1f MB\n", float64(rss)/1e6)
+	if sinkBatches != "" {
+		fmt.Println(sinkBatches)
+	}
 	fmt.Printf("\nhalf load: open loop at %.0f requests/s (half the bare handler's best)\n", half)
 	printResult("bare fiber (200)", bareHalf)
 	printResult("bridge (verify+fsync queue)", bridgeHalf)
@@ -292,6 +305,10 @@ routes:
 	cmd := exec.Command(bin, "run", "-c", path)
 	stop := startProcess(cmd, "http://"+admin+"/readyz")
 	return &bridgeTarget{target: target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}, admin: admin}
+}
+
+func (b *bridgeTarget) metric(series string) float64 {
+	return promtext.Value("http://"+b.admin+"/metrics", series)
 }
 
 // peakRSS reads the process's high-water resident set size.

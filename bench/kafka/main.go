@@ -60,6 +60,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookbridge/hookbridge/bench/internal/proc"
+	"github.com/hookbridge/hookbridge/bench/internal/promtext"
 )
 
 const (
@@ -506,20 +507,7 @@ func (b *bridge) stop() {
 // metric reads one sample from the bridge's /metrics, by its exact name and
 // labels as Prometheus prints them; 0 when absent.
 func (b *bridge) metric(series string) float64 {
-	resp, err := http.Get("http://" + b.admin + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
-		}
-	}
-	return 0
+	return promtext.Value("http://"+b.admin+"/metrics", series)
 }
 
 // peakRSS reads the bridge's high-water resident set size.
