@@ -224,6 +224,7 @@ func (l *loop) read(ready <-chan chan<- []item) {
 	}()
 	for {
 		ds, err := l.e.q.Next(l.stopCtx, l.name, l.policy.BatchSize)
+		taken := time.Now()
 		if err != nil {
 			if l.stopCtx.Err() == nil {
 				l.log.Error("reading the queue", "err", err)
@@ -236,6 +237,9 @@ func (l *loop) read(ready <-chan chan<- []item) {
 			return
 		}
 		items := l.decode(ds)
+		if !l.fill(items, taken) {
+			return
+		}
 		for worker == nil {
 			select {
 			case worker = <-ready:
@@ -258,6 +262,31 @@ func (l *loop) read(ready <-chan chan<- []item) {
 		}
 		worker <- items
 		worker = nil
+	}
+}
+
+// fill lets a batching sink's batch that is not full wait until batch_wait
+// after it was taken, so that what arrives meanwhile joins it when the
+// worker asks. It reports false, having released the items, when the loop
+// stops meanwhile.
+func (l *loop) fill(items []item, taken time.Time) bool {
+	if l.batch == nil || l.policy.BatchWait <= 0 || len(items) == 0 || len(items) >= l.policy.BatchSize {
+		return true
+	}
+	wait := time.Until(taken.Add(l.policy.BatchWait))
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.stopCtx.Done():
+		for _, it := range items {
+			l.release(it)
+		}
+		return false
 	}
 }
 

@@ -420,3 +420,119 @@ func enqueueData(t *testing.T, q *queue.Store, id, data string, sinkNames ...str
 		t.Fatal(err)
 	}
 }
+
+// enqueueSpaced enqueues n events for sink, gap apart.
+func enqueueSpaced(t *testing.T, q *queue.Store, prefix string, n int, gap time.Duration, sink string) {
+	t.Helper()
+	for i := range n {
+		enqueue(t, q, fmt.Sprintf("%s%d", prefix, i), sink)
+		time.Sleep(gap)
+	}
+}
+
+// A batch that is not full waits batch_wait for more: events arriving one by
+// one within it reach the sink in one call. Without the wait, the same
+// arrivals take several calls.
+func TestBatchWaitGathersEventsArrivingOneByOne(t *testing.T) {
+	for _, tc := range []struct {
+		wait      time.Duration
+		wantCalls func(uint64) bool
+		want      string
+	}{
+		{wait: 2 * time.Second, wantCalls: func(n uint64) bool { return n == 1 }, want: "1"},
+		{wait: 0, wantCalls: func(n uint64) bool { return n > 1 }, want: "more than 1"},
+	} {
+		t.Run(fmt.Sprint("batch_wait=", tc.wait), func(t *testing.T) {
+			dir := t.TempDir()
+			q := openQueue(t, filepath.Join(dir, "queue"))
+			defer q.Close()
+			m := metrics.New()
+			e := New(q, nil, m)
+			p := fastPolicy(3)
+			p.BatchWait = tc.wait
+			out := filepath.Join(dir, "events.jsonl")
+			e.Start("archive", fileSink(t, out), p)
+			defer e.StopAll(context.Background())
+
+			enqueueSpaced(t, q, "e", 5, 30*time.Millisecond, "archive")
+			waitUntil(t, "every event delivered", func() bool { return q.Stats().Pending["archive"] == 0 })
+			if calls := deliveryCalls(t, m, "archive"); !tc.wantCalls(calls) {
+				t.Fatalf("the sink was called %d times, want %s", calls, tc.want)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(b), "\n"); n != 5 {
+				t.Fatalf("%d lines in the file, want 5", n)
+			}
+		})
+	}
+}
+
+// A full batch is handed over at once, however long batch_wait is: a
+// draining backlog never waits.
+func TestFullBatchDoesNotWait(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, filepath.Join(dir, "queue"))
+	defer q.Close()
+	for i := range 6 {
+		enqueue(t, q, fmt.Sprintf("e%d", i), "archive")
+	}
+	m := metrics.New()
+	e := New(q, nil, m)
+	p := fastPolicy(3)
+	p.BatchSize, p.BatchWait = 3, MaxBatchWait
+	start := time.Now()
+	e.Start("archive", fileSink(t, filepath.Join(dir, "events.jsonl")), p)
+	defer e.StopAll(context.Background())
+	waitUntil(t, "every event delivered", func() bool { return q.Stats().Pending["archive"] == 0 })
+	if took := time.Since(start); took > MaxBatchWait/2 {
+		t.Fatalf("two full batches took %s to deliver", took)
+	}
+	if calls := deliveryCalls(t, m, "archive"); calls != 2 {
+		t.Fatalf("the sink was called %d times, want 2 full batches", calls)
+	}
+}
+
+// Stopping while a batch waits releases it: the events stay queued, not in
+// flight.
+func TestStopDuringBatchWaitReleasesTheBatch(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, filepath.Join(dir, "queue"))
+	defer q.Close()
+	e := New(q, nil, nil)
+	p := fastPolicy(3)
+	p.BatchWait = MaxBatchWait
+	out := filepath.Join(dir, "events.jsonl")
+	e.Start("archive", fileSink(t, out), p)
+	enqueue(t, q, "waiting", "archive")
+	time.Sleep(100 * time.Millisecond) // the reader has taken it and waits
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	e.StopAll(ctx)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("stop took %s while a batch waited", took)
+	}
+	ds, err := q.TryNext("archive", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 {
+		t.Fatalf("after stop the queue hands out %d events, want the waiting one", len(ds))
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the waiting batch was written: %v", err)
+	}
+}
+
+func TestPolicyValidateBatchWait(t *testing.T) {
+	for wait, ok := range map[time.Duration]bool{0: true, DefaultBatchWait: true, MaxBatchWait: true, -time.Millisecond: false, MaxBatchWait + 1: false} {
+		p := DefaultPolicy()
+		p.BatchWait = wait
+		if err := p.Validate(); (err == nil) != ok {
+			t.Errorf("batch_wait %s: Validate() = %v", wait, err)
+		}
+	}
+}
