@@ -59,6 +59,7 @@ func main() {
 	floorDir := flag.String("floor-dir", "", "internal: the floor handler's Pebble directory")
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
+	batchWait := flag.String("batch-wait", "", "the file sink's batch_wait (default: the bridge's)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	flag.Parse()
@@ -103,7 +104,7 @@ func main() {
 		warmClosed(floor.url)
 		floorFull = append(floorFull, measured(floor.cmd, func() result { return closedLoop(floor.url, *conns, *duration) }))
 		floor.stop()
-		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync)
+		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync, *batchWait)
 		warmClosed(br.url)
 		profiled := make(chan struct{})
 		if *cpuProfile != "" && r == 0 {
@@ -138,12 +139,12 @@ func main() {
 	warmOpen(bare.url, half)
 	bareHalf := openLoop(bare.url, half, *duration)
 	bare.stop()
-	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync)
+	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync, *batchWait)
 	warmOpen(br.url, half)
 	bridgeHalf := openLoop(br.url, half, *duration)
 	br.stop()
 	own := brf.rps / 2
-	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync)
+	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync, *batchWait)
 	warmOpen(br.url, own)
 	bridgeOwnHalf := openLoop(br.url, own, *duration)
 	br.stop()
@@ -286,8 +287,12 @@ func (b *bridgeTarget) fetch(urlPath, path string) error {
 	return err
 }
 
-func startBridge(bin, dir, sinkSync string) *bridgeTarget {
+func startBridge(bin, dir, sinkSync, batchWait string) *bridgeTarget {
 	must(os.MkdirAll(dir, 0o755))
+	archive := "sync: " + sinkSync
+	if batchWait != "" {
+		archive += ", batch_wait: " + batchWait
+	}
 	addr, admin := freeAddr(), freeAddr()
 	cfg := fmt.Sprintf(`server: {listen: %q}
 admin: {listen: %q}
@@ -296,10 +301,10 @@ log: {level: warn}
 sources:
   helloclient: {type: helloclient, secret: %q, tolerance: 0}
 sinks:
-  archive: {type: file, path: %q, sync: %s}
+  archive: {type: file, path: %q, %s}
 routes:
   - {name: everything, sinks: [archive]}
-`, addr, admin, filepath.Join(dir, "queue"), secret, filepath.Join(dir, "events.jsonl"), sinkSync)
+`, addr, admin, filepath.Join(dir, "queue"), secret, filepath.Join(dir, "events.jsonl"), archive)
 	path := filepath.Join(dir, "bench.yaml")
 	must(os.WriteFile(path, []byte(cfg), 0o644))
 	cmd := exec.Command(bin, "run", "-c", path)
