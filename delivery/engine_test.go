@@ -454,7 +454,7 @@ func TestBatchWaitGathersEventsArrivingOneByOne(t *testing.T) {
 			e.Start("archive", fileSink(t, out), p)
 			defer e.StopAll(context.Background())
 
-			enqueueSpaced(t, q, "e", 5, 30*time.Millisecond, "archive")
+			enqueueSpaced(t, q, "e", 5, 50*time.Millisecond, "archive")
 			waitUntil(t, "every event delivered", func() bool { return q.Stats().Pending["archive"] == 0 })
 			if calls := deliveryCalls(t, m, "archive"); !tc.wantCalls(calls) {
 				t.Fatalf("the sink was called %d times, want %s", calls, tc.want)
