@@ -243,23 +243,20 @@ func startProcess(cmd *exec.Cmd, readyURL string) func() {
 	}
 }
 
-func startBare() *target {
+// startChild runs this binary serving one of its internal handlers (flag,
+// then any more args) on a free address.
+func startChild(flag string, args ...string) *target {
 	self, err := os.Executable()
 	must(err)
 	addr := freeAddr()
-	cmd := exec.Command(self, "-serve-bare", addr)
+	cmd := exec.Command(self, append([]string{flag, addr}, args...)...)
 	stop := startProcess(cmd, "http://"+addr+"/")
 	return &target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
 }
 
-func startFloor(dir string) *target {
-	self, err := os.Executable()
-	must(err)
-	addr := freeAddr()
-	cmd := exec.Command(self, "-serve-floor", addr, "-floor-dir", dir)
-	stop := startProcess(cmd, "http://"+addr+"/")
-	return &target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
-}
+func startBare() *target { return startChild("-serve-bare") }
+
+func startFloor(dir string) *target { return startChild("-serve-floor", "-floor-dir", dir) }
 
 type bridgeTarget struct {
 	target
@@ -312,6 +309,7 @@ routes:
 	return &bridgeTarget{target: target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}, admin: admin}
 }
 
+// metric reads one series from the bridge's /metrics; 0 when absent.
 func (b *bridgeTarget) metric(series string) float64 {
 	return promtext.Value("http://"+b.admin+"/metrics", series)
 }
