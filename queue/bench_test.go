@@ -64,7 +64,9 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				items := []Item{{Event: benchEvent, Sinks: bc.sinks}}
 				for pb.Next() {
-					items[0].ID = strconv.FormatInt(n.Add(1), 10)
+					// Ids in no particular order, as the hashes
+					// most sources use for ids are.
+					items[0].ID = strconv.FormatUint(uint64(n.Add(1))*0x9e3779b97f4a7c15, 16)
 					if _, err := s.Enqueue(context.Background(), items); err != nil {
 						b.Error(err)
 						return

@@ -320,15 +320,21 @@ func (s *Store) dropPending(sink string, picks []pick, extra func(*pebble.Batch)
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	gone := 0
+	// The q/ keys first, then the e/ keys: each run is in seq order, so
+	// every memtable insert lands next to the one before it.
 	for _, p := range picks {
 		deletePending(batch, sink, p.seq, p.h)
+	}
+	gone := 0
+	var key []byte
+	for _, p := range picks {
 		if p.h.shared {
 			counts[p.h.ref].refs--
 			continue
 		}
 		// The only reference; e/ keys are written exactly once.
-		_ = batch.SingleDelete(eventKey(nil, p.h.ref), nil)
+		key = eventKey(key, p.h.ref)
+		_ = batch.SingleDelete(key, nil)
 		gone++
 	}
 	for ref, rs := range counts {
