@@ -4,9 +4,10 @@
 //
 // Guarantees:
 //
-//   - Enqueue returns only after the events are fsync'd. Concurrent callers
-//     share one WAL sync (Pebble group-commits its write-ahead log), so a
-//     provider's 2xx never waits for more than one fsync.
+//   - Enqueue returns only after the events are fsync'd. Callers that arrive
+//     while a commit is in progress are written together in the next one: one
+//     batch and one WAL sync for all of them, so a provider's 2xx waits for at
+//     most the fsync in progress and its own.
 //   - An event id accepted within the dedup window (default 24 h) is reported
 //     as a duplicate and not stored again, even when two requests carrying the
 //     same id race each other.

@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -186,10 +185,11 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 	// Into the filter before the commit, so that no later Enqueue of these
 	// ids can miss them; if the commit fails they are false positives.
 	s.dedup.add(at, freshIDs)
-	perSink, err := s.commitItems(items, fresh, at, sp)
+	job := &commitJob{items: items, fresh: fresh, at: at, sp: sp}
+	err := s.commit(job)
 	if err == nil {
 		s.events.Add(int64(events))
-		for sink, n := range perSink {
+		for sink, n := range job.perSink {
 			s.sink(sink).addPending(n)
 		}
 	}
@@ -197,58 +197,6 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 		s.wakeSinks(s.seqs.finish(sp))
 	}
 	return err
-}
-
-func (s *Store) commitItems(items []Item, fresh []int, at int64, sp *span) (map[string]int, error) {
-	batch := s.db.NewBatch()
-	defer batch.Close()
-	var perSink map[string]int
-	atValue := appendUint64(nil, uint64(at))
-	pending := pendingRecord{At: at}.encode()
-	shared := pendingRecord{At: at, Shared: true}.encode()
-	var key []byte
-	var refs [binary.MaxVarintLen64]byte
-	var seq uint64
-	if sp != nil {
-		seq = sp.first
-		perSink = make(map[string]int, len(sp.sinks))
-	}
-	for _, i := range fresh {
-		it := &items[i]
-		key = dedupKey(key, it.ID)
-		_ = batch.Set(key, atValue, nil)
-		key = expiryKey(key, at, it.ID)
-		_ = batch.Set(key, nil, nil)
-		sinks := uniqueSinks(it.Sinks)
-		if len(sinks) == 0 {
-			continue
-		}
-		key = eventKey(key, seq)
-		setEvent(batch, key, it.Event)
-		if len(sinks) > 1 {
-			key = refsKey(key, seq)
-			_ = batch.Set(key, refs[:binary.PutUvarint(refs[:], uint64(len(sinks)))], nil)
-		}
-		value := pending
-		if len(sinks) > 1 {
-			value = shared
-		}
-		for _, sink := range sinks {
-			key = pendingKey(key, sink, seq)
-			_ = batch.Set(key, value, nil)
-			perSink[sink]++
-		}
-		seq++
-	}
-	if s.commitHook != nil {
-		if err := s.commitHook(); err != nil {
-			return nil, fmt.Errorf("queue: enqueue: %w", err)
-		}
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
-		return nil, fmt.Errorf("queue: enqueue: %w", err)
-	}
-	return perSink, nil
 }
 
 // uniqueSinks drops repeated names (the caller should not pass any, but a

@@ -79,6 +79,8 @@ type Store struct {
 	janitorMu  sync.Mutex
 	expiryFrom []byte // janitor: t/ keys before this have been removed
 
+	committer committer // combines concurrent Enqueue writes into one batch
+
 	// commitHook, when set by tests, runs before an Enqueue batch commits;
 	// an error stands in for a failed commit.
 	commitHook func() error

@@ -1,0 +1,212 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// commitJob is one Enqueue's share of a combined commit: the fresh items it
+// writes, when they were accepted, and the seqs reserved for them.
+type commitJob struct {
+	items []Item
+	fresh []int // indexes into items
+	at    int64
+	sp    *span // nil when no fresh item has a sink
+
+	perSink map[string]int // set by the commit: pending records written per sink
+	err     error          // set by the commit
+	turn    chan struct{}  // signalled when this job's caller is to lead the next commit
+	done    chan struct{}  // closed when the commit holding this job has ended
+}
+
+// committer combines the writes of concurrent Enqueue calls into one synced
+// Pebble batch, as LevelDB's writer queue does: the first caller to find no
+// commit in progress leads; it takes every job queued so far, writes them in
+// one batch and wakes their callers. Jobs that arrive meanwhile queue up, and
+// the first of them leads the next commit.
+//
+// Pebble group-commits concurrent batches into one WAL sync by itself; what
+// one batch per group saves is the rest of the per-batch cost: a pass through
+// the commit pipeline and, mostly, the memtable inserts. A batch's keys go
+// into the memtable's skiplist in batch order, and an insert next to the one
+// before it reuses its position instead of searching from the top. Ordering
+// the group's keys by prefix (e/, q/, t/ keys of a group are each nearly
+// consecutive) makes most inserts such neighbours; one event's own keys,
+// under four prefixes, never are.
+type committer struct {
+	mu      sync.Mutex
+	queued  []*commitJob
+	spare   []*commitJob // the previous group's slice, reused
+	leading bool         // a caller is committing a group
+}
+
+// maxCommitGroup bounds the jobs one commit takes, so a burst cannot make a
+// batch, and the wait of its first caller, grow without limit.
+const maxCommitGroup = 512
+
+// commit writes job's items durably (fsync'd) and fills job.perSink.
+func (s *Store) commit(job *commitJob) error {
+	job.turn = make(chan struct{}, 1)
+	job.done = make(chan struct{})
+	c := &s.committer
+	c.mu.Lock()
+	c.queued = append(c.queued, job)
+	if c.leading {
+		c.mu.Unlock()
+		select {
+		case <-job.done:
+			return job.err
+		case <-job.turn:
+		}
+	} else {
+		c.leading = true
+		c.mu.Unlock()
+	}
+	s.leadCommit()
+	<-job.done
+	return job.err
+}
+
+// leadCommit commits the queued jobs as one group (the leader's own job is
+// among them), then passes the lead to the first job queued meanwhile.
+func (s *Store) leadCommit() {
+	c := &s.committer
+	c.mu.Lock()
+	n := min(len(c.queued), maxCommitGroup)
+	group := append(c.spare[:0], c.queued[:n]...)
+	c.queued = append(c.queued[:0], c.queued[n:]...)
+	c.spare = nil
+	c.mu.Unlock()
+
+	err := s.commitGroup(group)
+	for _, job := range group {
+		job.err = err
+		close(job.done)
+	}
+	clear(group)
+
+	c.mu.Lock()
+	c.spare = group
+	if len(c.queued) > 0 {
+		c.queued[0].turn <- struct{}{}
+	} else {
+		c.leading = false
+	}
+	c.mu.Unlock()
+}
+
+// commitGroup writes the jobs' records in one synced batch, ordered by key
+// prefix so that consecutive memtable inserts are neighbours.
+func (s *Store) commitGroup(group []*commitJob) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	var key []byte
+	// d/<id>: the acceptance time of every fresh id, in id order.
+	type accepted struct {
+		id string
+		at int64
+	}
+	var ids []accepted
+	for _, job := range group {
+		for _, i := range job.fresh {
+			ids = append(ids, accepted{job.items[i].ID, job.at})
+		}
+	}
+	slices.SortFunc(ids, func(a, b accepted) int { return strings.Compare(a.id, b.id) })
+	var atValue []byte
+	for _, a := range ids {
+		key = dedupKey(key, a.id)
+		atValue = appendUint64(atValue[:0], uint64(a.at))
+		_ = batch.Set(key, atValue, nil)
+	}
+	// e/<seq> and r/<seq>: the bodies, and the reference counts of bodies
+	// shared by several sinks.
+	var refs [binary.MaxVarintLen64]byte
+	var sinks []string
+	for _, job := range group {
+		seq := job.firstSeq()
+		for _, i := range job.fresh {
+			it := &job.items[i]
+			if len(it.Sinks) == 0 {
+				continue
+			}
+			key = eventKey(key, seq)
+			setEvent(batch, key, it.Event)
+			sinks = append(sinks, it.Sinks...)
+			seq++
+		}
+	}
+	for _, job := range group {
+		seq := job.firstSeq()
+		for _, i := range job.fresh {
+			it := &job.items[i]
+			if len(it.Sinks) == 0 {
+				continue
+			}
+			if n := len(uniqueSinks(it.Sinks)); n > 1 {
+				key = refsKey(key, seq)
+				_ = batch.Set(key, refs[:binary.PutUvarint(refs[:], uint64(n))], nil)
+			}
+			seq++
+		}
+	}
+	// q/<sink>\x00<seq>: the pending records, sink by sink.
+	slices.Sort(sinks)
+	sinks = slices.Compact(sinks)
+	for _, sink := range sinks {
+		for _, job := range group {
+			pending := pendingRecord{At: job.at}.encode()
+			shared := pendingRecord{At: job.at, Shared: true}.encode()
+			seq := job.firstSeq()
+			for _, i := range job.fresh {
+				it := &job.items[i]
+				if len(it.Sinks) == 0 {
+					continue
+				}
+				targets := uniqueSinks(it.Sinks)
+				if slices.Contains(targets, sink) {
+					value := pending
+					if len(targets) > 1 {
+						value = shared
+					}
+					key = pendingKey(key, sink, seq)
+					_ = batch.Set(key, value, nil)
+					if job.perSink == nil {
+						job.perSink = make(map[string]int, len(job.sp.sinks))
+					}
+					job.perSink[sink]++
+				}
+				seq++
+			}
+		}
+	}
+	// t/<time><id>: the dedup expiry index.
+	for _, job := range group {
+		for _, i := range job.fresh {
+			key = expiryKey(key, job.at, job.items[i].ID)
+			_ = batch.Set(key, nil, nil)
+		}
+	}
+	if s.commitHook != nil {
+		if err := s.commitHook(); err != nil {
+			return fmt.Errorf("queue: enqueue: %w", err)
+		}
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("queue: enqueue: %w", err)
+	}
+	return nil
+}
+
+// firstSeq is the seq of the job's first event body.
+func (job *commitJob) firstSeq() uint64 {
+	if job.sp == nil {
+		return 0
+	}
+	return job.sp.first
+}
