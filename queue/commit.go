@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -126,63 +127,45 @@ func (s *Store) commitGroup(group []*commitJob) error {
 	}
 	// e/<seq> and r/<seq>: the bodies, and the reference counts of bodies
 	// shared by several sinks.
-	var refs [binary.MaxVarintLen64]byte
 	var sinks []string
-	for _, job := range group {
-		seq := job.firstSeq()
-		for _, i := range job.fresh {
-			it := &job.items[i]
-			if len(it.Sinks) == 0 {
-				continue
-			}
-			key = eventKey(key, seq)
-			setEvent(batch, key, it.Event)
-			sinks = append(sinks, it.Sinks...)
-			seq++
-		}
+	for ev := range groupEvents(group) {
+		key = eventKey(key, ev.seq)
+		setEvent(batch, key, ev.item.Event)
+		sinks = append(sinks, ev.item.Sinks...)
 	}
-	for _, job := range group {
-		seq := job.firstSeq()
-		for _, i := range job.fresh {
-			it := &job.items[i]
-			if len(it.Sinks) == 0 {
-				continue
-			}
-			if n := len(uniqueSinks(it.Sinks)); n > 1 {
-				key = refsKey(key, seq)
-				_ = batch.Set(key, refs[:binary.PutUvarint(refs[:], uint64(n))], nil)
-			}
-			seq++
+	var refs [binary.MaxVarintLen64]byte
+	for ev := range groupEvents(group) {
+		if n := len(uniqueSinks(ev.item.Sinks)); n > 1 {
+			key = refsKey(key, ev.seq)
+			_ = batch.Set(key, refs[:binary.PutUvarint(refs[:], uint64(n))], nil)
 		}
 	}
 	// q/<sink>\x00<seq>: the pending records, sink by sink.
 	slices.Sort(sinks)
 	sinks = slices.Compact(sinks)
 	for _, sink := range sinks {
-		for _, job := range group {
-			pending := pendingRecord{At: job.at}.encode()
-			shared := pendingRecord{At: job.at, Shared: true}.encode()
-			seq := job.firstSeq()
-			for _, i := range job.fresh {
-				it := &job.items[i]
-				if len(it.Sinks) == 0 {
-					continue
-				}
-				targets := uniqueSinks(it.Sinks)
-				if slices.Contains(targets, sink) {
-					value := pending
-					if len(targets) > 1 {
-						value = shared
-					}
-					key = pendingKey(key, sink, seq)
-					_ = batch.Set(key, value, nil)
-					if job.perSink == nil {
-						job.perSink = make(map[string]int, len(job.sp.sinks))
-					}
-					job.perSink[sink]++
-				}
-				seq++
+		var job *commitJob
+		var pending, shared []byte
+		for ev := range groupEvents(group) {
+			targets := uniqueSinks(ev.item.Sinks)
+			if !slices.Contains(targets, sink) {
+				continue
 			}
+			if ev.job != job {
+				job = ev.job
+				pending = pendingRecord{At: job.at}.encode()
+				shared = pendingRecord{At: job.at, Shared: true}.encode()
+				if job.perSink == nil {
+					job.perSink = make(map[string]int, len(job.sp.sinks))
+				}
+			}
+			value := pending
+			if len(targets) > 1 {
+				value = shared
+			}
+			key = pendingKey(key, sink, ev.seq)
+			_ = batch.Set(key, value, nil)
+			job.perSink[sink]++
 		}
 	}
 	// t/<time><id>: the dedup expiry index.
@@ -201,6 +184,34 @@ func (s *Store) commitGroup(group []*commitJob) error {
 		return fmt.Errorf("queue: enqueue: %w", err)
 	}
 	return nil
+}
+
+// groupEvent is one event body a commit group writes.
+type groupEvent struct {
+	job  *commitJob
+	seq  uint64
+	item *Item
+}
+
+// groupEvents yields the group's fresh items that go to sinks, each with
+// the seq reserved for its body, in the order the seqs were reserved
+// within each job.
+func groupEvents(group []*commitJob) iter.Seq[groupEvent] {
+	return func(yield func(groupEvent) bool) {
+		for _, job := range group {
+			seq := job.firstSeq()
+			for _, i := range job.fresh {
+				it := &job.items[i]
+				if len(it.Sinks) == 0 {
+					continue
+				}
+				if !yield(groupEvent{job, seq, it}) {
+					return
+				}
+				seq++
+			}
+		}
+	}
 }
 
 // firstSeq is the seq of the job's first event body.
