@@ -13,9 +13,8 @@ import (
 
 // blockFirstCommit makes the store's first commit wait until the returned
 // release is called with the error that commit is to fail with (nil: it
-// goes ahead); later commits fail with later(call) when it is set. It
-// returns the number of commits so far, and closes entered once the first
-// commit is waiting.
+// goes ahead); later commits fail with later(call) when it is set. calls
+// counts the commits, and entered is closed once the first one waits.
 func blockFirstCommit(s *Store, later func(call int32) error) (entered chan struct{}, release func(error), calls *atomic.Int32) {
 	entered = make(chan struct{})
 	gate := make(chan error)
