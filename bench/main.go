@@ -14,6 +14,11 @@
 // delivery) costs.
 //
 //	go run ./bench -bridge bin/bridge [-duration 10s] [-conns 64]
+//
+// With -compare another/bridge, every round also runs that binary at full
+// load, before the bridge in odd rounds and after it in even ones, and the
+// bench prints each round's CPU per request of both and their ratio: an A/B
+// of two builds that the machine's drift moves less than their rates.
 package main
 
 import (
@@ -62,6 +67,7 @@ func main() {
 	batchWait := flag.String("batch-wait", "", "the file sink's batch_wait (default: the bridge's)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
+	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
 	flag.Parse()
 	if *serveBare != "" {
 		runBare(*serveBare)
@@ -95,7 +101,19 @@ func main() {
 			openLoop(url, rate, *warmup)
 		}
 	}
+	var compareFull []result
+	runCompare := func(r int) {
+		br := startBridge(*compare, filepath.Join(dir, fmt.Sprint("compare-", r)), *sinkSync, *batchWait)
+		warmClosed(br.url)
+		compareFull = append(compareFull, measured(br.cmd, func() result { return closedLoop(br.url, *conns, *duration) }))
+		br.stop()
+	}
 	for r := 0; r < *rounds; r++ {
+		// The machine's speed drifts: the comparison runs before the
+		// bridge in odd rounds and after it in even ones.
+		if *compare != "" && r%2 == 1 {
+			runCompare(r)
+		}
 		bare := startBare()
 		warmClosed(bare.url)
 		bareFull = append(bareFull, measured(bare.cmd, func() result { return closedLoop(bare.url, *conns, *duration) }))
@@ -132,6 +150,9 @@ func main() {
 			rss = v
 		}
 		br.stop()
+		if *compare != "" && r%2 == 0 {
+			runCompare(r)
+		}
 	}
 	bf, ff, brf := best(bareFull), best(floorFull), best(bridgeFull)
 	half := bf.rps / 2
@@ -166,6 +187,9 @@ func main() {
 	fmt.Printf("bridge peak RSS at full load: %.1f MB\n", float64(rss)/1e6)
 	if sinkBatches != "" {
 		fmt.Println(sinkBatches)
+	}
+	if *compare != "" {
+		printComparison(*bridgeBin, *compare, bridgeFull, compareFull)
 	}
 	fmt.Printf("\nhalf load: open loop at %.0f requests/s (half the bare handler's best)\n", half)
 	printResult("bare fiber (200)", bareHalf)
@@ -339,9 +363,36 @@ func (r result) pct(p float64) time.Duration {
 func printResult(name string, r result) {
 	fmt.Printf("%-28s %12.0f %10s %10s %10s %8d", name, r.rps, r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond), r.errors)
 	if n := r.ok + r.errors; n > 0 && r.serverCPU > 0 {
-		fmt.Printf(" %12.1fµs %12.1fµs", float64(r.serverCPU.Microseconds())/float64(n), float64(r.clientCPU.Microseconds())/float64(n))
+		fmt.Printf(" %12.1fµs %12.1fµs", cpuPerRequest(r), float64(r.clientCPU.Microseconds())/float64(n))
 	}
 	fmt.Println()
+}
+
+// printComparison prints each round's pair of bridge runs and the ratio of
+// their CPU per request, the measure least moved by the machine's drift.
+func printComparison(a, b string, as, bs []result) {
+	fmt.Printf("\nA/B at full load: A = %s, B = %s (B ran first in odd rounds)\n", a, b)
+	fmt.Printf("%-6s %12s %12s %12s %12s %10s\n", "round", "A req/s", "A CPU/req", "B req/s", "B CPU/req", "B/A CPU")
+	var ratios []float64
+	for i := range min(len(as), len(bs)) {
+		ca, cb := cpuPerRequest(as[i]), cpuPerRequest(bs[i])
+		ratio := cb / ca
+		ratios = append(ratios, ratio)
+		fmt.Printf("%-6d %12.0f %10.1fµs %12.0f %10.1fµs %10.3f\n", i, as[i].rps, ca, bs[i].rps, cb, ratio)
+	}
+	if len(ratios) > 0 {
+		slices.Sort(ratios)
+		fmt.Printf("median B/A CPU per request: %.3f (range %.3f-%.3f)\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	}
+}
+
+// cpuPerRequest is the server's CPU time per answered request, in µs.
+func cpuPerRequest(r result) float64 {
+	n := r.ok + r.errors
+	if n == 0 {
+		return 0
+	}
+	return float64(r.serverCPU.Microseconds()) / float64(n)
 }
 
 // measured runs a load phase and adds the CPU time the server process and
