@@ -101,11 +101,15 @@ func main() {
 			openLoop(url, rate, *warmup)
 		}
 	}
+	// fullLoad warms t up, then measures it at full load.
+	fullLoad := func(t *target) result {
+		warmClosed(t.url)
+		return measured(t.cmd, func() result { return closedLoop(t.url, *conns, *duration) })
+	}
 	var compareFull []result
 	runCompare := func(r int) {
 		br := startBridge(*compare, filepath.Join(dir, fmt.Sprint("compare-", r)), *sinkSync, *batchWait)
-		warmClosed(br.url)
-		compareFull = append(compareFull, measured(br.cmd, func() result { return closedLoop(br.url, *conns, *duration) }))
+		compareFull = append(compareFull, fullLoad(&br.target))
 		br.stop()
 	}
 	for r := 0; r < *rounds; r++ {
@@ -115,12 +119,10 @@ func main() {
 			runCompare(r)
 		}
 		bare := startBare()
-		warmClosed(bare.url)
-		bareFull = append(bareFull, measured(bare.cmd, func() result { return closedLoop(bare.url, *conns, *duration) }))
+		bareFull = append(bareFull, fullLoad(bare))
 		bare.stop()
 		floor := startFloor(filepath.Join(dir, fmt.Sprint("floor-", r)))
-		warmClosed(floor.url)
-		floorFull = append(floorFull, measured(floor.cmd, func() result { return closedLoop(floor.url, *conns, *duration) }))
+		floorFull = append(floorFull, fullLoad(floor))
 		floor.stop()
 		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync, *batchWait)
 		warmClosed(br.url)
@@ -382,7 +384,9 @@ func printComparison(a, b string, as, bs []result) {
 	}
 	if len(ratios) > 0 {
 		slices.Sort(ratios)
-		fmt.Printf("median B/A CPU per request: %.3f (range %.3f-%.3f)\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+		n := len(ratios)
+		median := (ratios[(n-1)/2] + ratios[n/2]) / 2
+		fmt.Printf("median B/A CPU per request: %.3f (range %.3f-%.3f)\n", median, ratios[0], ratios[n-1])
 	}
 }
 
