@@ -68,6 +68,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
+	openRate := flag.Float64("open-rate", 0, "only run the bridge at this open-loop rate (requests/s) for -duration, after -warmup, and print what it measured")
 	flag.Parse()
 	if *serveBare != "" {
 		runBare(*serveBare)
@@ -105,6 +106,17 @@ func main() {
 	fullLoad := func(t *target) result {
 		warmClosed(t.url)
 		return measured(t.cmd, func() result { return closedLoop(t.url, *conns, *duration) })
+	}
+	if *openRate > 0 {
+		br := startBridge(*bridgeBin, filepath.Join(dir, "open"), *sinkSync, *batchWait)
+		fmt.Println("bridge pid:", br.cmd.Process.Pid, "admin:", br.admin)
+		warmOpen(br.url, *openRate)
+		r, seen := br.openLoop(*openRate, *duration)
+		br.stop()
+		fmt.Printf("%-28s %12s %10s %10s %10s %8s %14s %14s\n", "target", "requests/s", "p50", "p99", "max", "errors", "server CPU/req", "client CPU/req")
+		printResult("bridge (verify+fsync queue)", r)
+		fmt.Println(seen)
+		return
 	}
 	var compareFull []result
 	runCompare := func(r int) {
@@ -164,12 +176,12 @@ func main() {
 	bare.stop()
 	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync, *batchWait)
 	warmOpen(br.url, half)
-	bridgeHalf := openLoop(br.url, half, *duration)
+	bridgeHalf, halfSeen := br.openLoop(half, *duration)
 	br.stop()
 	own := brf.rps / 2
 	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync, *batchWait)
 	warmOpen(br.url, own)
-	bridgeOwnHalf := openLoop(br.url, own, *duration)
+	bridgeOwnHalf, ownHalfSeen := br.openLoop(own, *duration)
 	br.stop()
 	fsyncAfter := probeFsync(dir, 500)
 
@@ -196,8 +208,10 @@ func main() {
 	fmt.Printf("\nhalf load: open loop at %.0f requests/s (half the bare handler's best)\n", half)
 	printResult("bare fiber (200)", bareHalf)
 	printResult("bridge (verify+fsync queue)", bridgeHalf)
+	fmt.Println(halfSeen)
 	fmt.Printf("\nbridge at half of its own best: open loop at %.0f requests/s\n", own)
 	printResult("bridge (verify+fsync queue)", bridgeOwnHalf)
+	fmt.Println(ownHalfSeen)
 }
 
 func must(err error) {
@@ -338,6 +352,22 @@ routes:
 // metric reads one series from the bridge's /metrics; 0 when absent.
 func (b *bridgeTarget) metric(series string) float64 {
 	return promtext.Value("http://"+b.admin+"/metrics", series)
+}
+
+// openLoop runs an open-loop phase at rate against the bridge and also
+// reports the latency the bridge itself measured, from its request duration
+// histogram: from the request read to the answer written, without the
+// network, the client or the time a request waited to be read.
+func (b *bridgeTarget) openLoop(rate float64, d time.Duration) (result, string) {
+	const name = "hookbridge_request_duration_seconds"
+	url := "http://" + b.admin + "/metrics"
+	before := promtext.Buckets(url, name, `source="helloclient"`)
+	r := measured(b.cmd, func() result { return openLoop(b.url, rate, d) })
+	after := promtext.Buckets(url, name, `source="helloclient"`)
+	ms := func(q float64) string {
+		return fmt.Sprintf("%gms", promtext.Quantile(before, after, q)*1000)
+	}
+	return r, fmt.Sprintf("  as the bridge measured it (bucket bounds): p50 <= %s, p99 <= %s, p99.9 <= %s", ms(0.5), ms(0.99), ms(0.999))
 }
 
 // peakRSS reads the process's high-water resident set size.
