@@ -57,6 +57,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookbridge/hookbridge/bench/internal/proc"
@@ -78,9 +79,10 @@ func main() {
 	sinkKeys := flag.String("sink-keys", "", `extra keys of the bridge's kafka sink, "key: value" separated by ';' (e.g. "linger: 0s; concurrency: 2")`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge during the queue drain to this file")
 	serveBroker := flag.Int("serve-broker", 0, "internal: serve a kfake broker with this many partitions until stdin closes")
+	brokerLatency := flag.Duration("broker-latency", 0, "delay the broker's answer to every produce request by this much, as a broker across a network would")
 	flag.Parse()
 	if *serveBroker > 0 {
-		runBroker(*serveBroker)
+		runBroker(*serveBroker, *brokerLatency)
 		return
 	}
 
@@ -92,10 +94,14 @@ func main() {
 		defer os.RemoveAll(dir)
 	}
 
-	br := startBroker(*partitions)
+	br := startBroker(*partitions, *brokerLatency)
 	defer br.stop()
 	arrivals := newArrivals(br.addr, *partitions)
-	fmt.Printf("broker: kfake in a child process on %s, topic %s with %d partition(s)\n", br.addr, topic, *partitions)
+	fmt.Printf("broker: kfake in a child process on %s, topic %s with %d partition(s)", br.addr, topic, *partitions)
+	if *brokerLatency > 0 {
+		fmt.Printf(", every produce request answered %s late", *brokerLatency)
+	}
+	fmt.Println()
 
 	// direct ------------------------------------------------------------------
 	msgs := make([]kafkago.Message, *n)
@@ -242,8 +248,10 @@ func fail(err error) {
 // --- the broker ---------------------------------------------------------------
 
 // runBroker is the child process: a one-broker kfake cluster with the topic
-// created, its address on stdout, until stdin closes.
-func runBroker(partitions int) {
+// created, its address on stdout, until stdin closes. With latency, each
+// produce request waits that long before the broker handles it; others go
+// on meanwhile.
+func runBroker(partitions int, latency time.Duration) {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.DefaultNumPartitions(partitions),
@@ -257,6 +265,12 @@ func runBroker(partitions int) {
 		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(1 << 20)}),
 	)
 	must(err)
+	if latency > 0 {
+		c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+			c.SleepControl(func() { time.Sleep(latency) })
+			return nil, nil, false // not handled: the broker handles it, kept for the next
+		})
+	}
 	fmt.Println(c.ListenAddrs()[0])
 	io.Copy(io.Discard, os.Stdin)
 	c.Close()
@@ -268,10 +282,10 @@ type broker struct {
 	stdin io.WriteCloser
 }
 
-func startBroker(partitions int) *broker {
+func startBroker(partitions int, latency time.Duration) *broker {
 	self, err := os.Executable()
 	must(err)
-	cmd := exec.Command(self, "-serve-broker", strconv.Itoa(partitions))
+	cmd := exec.Command(self, "-serve-broker", strconv.Itoa(partitions), "-broker-latency", latency.String())
 	cmd.Stderr = os.Stderr
 	// Gone with the benchmark, even when it stops on an error.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
