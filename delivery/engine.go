@@ -68,6 +68,7 @@ type loop struct {
 	name   string
 	sink   sinks.Sink
 	batch  sinks.BatchSink
+	prep   sinks.Preparer // nil unless the sink prepares batches apart from sending them
 	policy Policy
 	e      *Engine
 	log    *slog.Logger
@@ -102,6 +103,7 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	}
 	l := &loop{name: name, sink: sink, policy: p, e: e, log: e.log.With("sink", name), finished: make(chan struct{})}
 	l.batch, _ = sink.(sinks.BatchSink)
+	l.prep, _ = sink.(sinks.Preparer)
 	if l.policy.BatchSize == 0 {
 		l.policy.BatchSize = 500
 	}
@@ -120,7 +122,7 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	// workers deliver: a worker finishing a batch finds the next one ready,
 	// topped up with what arrived meanwhile. With one worker the sink still
 	// sees the queue's order.
-	ready := make(chan chan<- []item)
+	ready := make(chan request)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -131,10 +133,14 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if l.prep != nil {
+				l.pipeline(ready)
+				return
+			}
 			batch := make(chan []item, 1)
 			for {
 				select {
-				case ready <- batch:
+				case ready <- request{reply: batch}:
 				case <-l.stopCtx.Done():
 					return
 				}
@@ -142,7 +148,7 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 				if !ok {
 					return
 				}
-				l.deliver(items)
+				l.deliver(items, nil)
 			}
 		}()
 	}
@@ -210,16 +216,24 @@ type item struct {
 	ev *event.Event
 }
 
+// request is a worker asking the reader for its next batch.
+type request struct {
+	reply chan<- []item
+	// fullOnly asks for a full batch only: a batch that is not full is kept,
+	// to grow, and the reply is nil.
+	fullOnly bool
+}
+
 // read hands batches of decoded events to the workers until the loop stops.
 // It takes a batch as soon as one is pending, and when a worker asks for it
 // adds what has arrived since, up to the batch size: the read overlaps the
 // sink's work, and a sink that takes batches still gets full ones. A batch
 // taken but not handed over when the loop stops is released.
-func (l *loop) read(ready <-chan chan<- []item) {
-	var worker chan<- []item // a worker waiting for its batch
+func (l *loop) read(ready <-chan request) {
+	var worker *request // a worker waiting for its batch
 	defer func() {
 		if worker != nil {
-			close(worker)
+			close(worker.reply)
 		}
 	}()
 	for {
@@ -240,27 +254,36 @@ func (l *loop) read(ready <-chan chan<- []item) {
 		if !l.fill(items, taken) {
 			return
 		}
-		for worker == nil {
-			select {
-			case worker = <-ready:
-			case <-l.stopCtx.Done():
-				for _, it := range items {
-					l.release(it)
+		for {
+			for worker == nil {
+				select {
+				case r := <-ready:
+					worker = &r
+				case <-l.stopCtx.Done():
+					for _, it := range items {
+						l.release(it)
+					}
+					return
 				}
-				return
 			}
-		}
-		if room := l.policy.BatchSize - len(items); room > 0 {
-			more, err := l.e.q.TryNext(l.name, room)
-			if err != nil {
-				l.log.Error("reading the queue", "err", err)
+			if room := l.policy.BatchSize - len(items); room > 0 {
+				more, err := l.e.q.TryNext(l.name, room)
+				if err != nil {
+					l.log.Error("reading the queue", "err", err)
+				}
+				items = append(items, l.decode(more)...)
 			}
-			items = append(items, l.decode(more)...)
+			if worker.fullOnly && len(items) < l.policy.BatchSize {
+				worker.reply <- nil
+				worker = nil
+				continue
+			}
+			break
 		}
 		if len(items) == 0 {
 			continue // all unreadable and given up: the worker waits on
 		}
-		worker <- items
+		worker.reply <- items
 		worker = nil
 	}
 }
@@ -311,11 +334,112 @@ func (l *loop) decode(ds []queue.Delivery) []item {
 	return items
 }
 
+// prepared is a batch made ready by the sink's Preparer, waiting to be sent.
+type prepared struct {
+	items []item
+	send  func(context.Context) []error
+	done  chan struct{} // closed when the batch is settled (or released)
+}
+
+// pipeline is a worker of a sink that prepares batches apart from sending
+// them. While a sender goroutine sends one batch, it takes the next one if
+// it is already full and prepares it; a batch that is not full is left with
+// the reader to grow until the send ends, as with any batching sink. Batches
+// are sent one at a time, in the order they were taken. A prepared batch not
+// handed over when the loop stops is released.
+func (l *loop) pipeline(ready chan<- request) {
+	sendq := make(chan prepared)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for p := range sendq {
+			l.deliver(p.items, p.send)
+			close(p.done)
+		}
+	}()
+	defer func() {
+		close(sendq)
+		<-sent
+	}()
+	batch := make(chan []item, 1)
+	var inflight chan struct{} // the batch being sent; nil when the sender is idle
+	for {
+		if inflight != nil {
+			select {
+			case <-inflight:
+				inflight = nil
+			default:
+			}
+		}
+		select {
+		case ready <- request{reply: batch, fullOnly: inflight != nil}:
+		case <-l.stopCtx.Done():
+			return
+		}
+		items, ok := <-batch
+		if !ok {
+			return
+		}
+		if items == nil { // not full: let it grow while the send ends
+			select {
+			case <-inflight:
+				inflight = nil
+			case <-l.stopCtx.Done():
+				return
+			}
+			continue
+		}
+		p := prepared{items: items, send: l.prepare(items), done: make(chan struct{})}
+		if inflight != nil {
+			select {
+			case <-inflight:
+			case <-l.stopCtx.Done():
+				for _, it := range items {
+					l.release(it)
+				}
+				return
+			}
+		}
+		sendq <- p // the sender is idle
+		inflight = p.done
+	}
+}
+
+// prepare runs the sink's PrepareBatch, turning a panic into a retryable
+// error for every event of the batch.
+func (l *loop) prepare(items []item) (send func(context.Context) []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("sink panicked: %v", r)
+			send = func(context.Context) []error { return sameError(len(items), err) }
+		}
+	}()
+	return l.prep.PrepareBatch(events(items))
+}
+
+func events(items []item) []*event.Event {
+	evs := make([]*event.Event, len(items))
+	for i, it := range items {
+		evs[i] = it.ev
+	}
+	return evs
+}
+
+func sameError(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
 // deliver tries items until each is delivered, dead-lettered, or the loop
-// stops (then they are released, still queued).
-func (l *loop) deliver(items []item) {
+// stops (then they are released, still queued). The first attempt uses
+// send when it is not nil: the batch as the sink prepared it.
+func (l *loop) deliver(items []item, send func(context.Context) []error) {
 	for len(items) > 0 {
-		errs := l.send(items)
+		errs := l.send(items, send)
+		send = nil
 		var retry []item
 		var wait time.Duration
 		delivered := make([]uint64, 0, len(items))
@@ -374,21 +498,20 @@ func (l *loop) deliver(items []item) {
 	}
 }
 
-func (l *loop) send(items []item) []error {
+// send delivers items once: with prepared, the sink's prepared batch, when
+// it is not nil; else in one DeliverBatch call, or one Deliver per event.
+func (l *loop) send(items []item, prepared func(context.Context) []error) []error {
 	start := time.Now()
 	defer func() { l.e.m.DeliveryDuration.WithLabelValues(l.name).Observe(time.Since(start).Seconds()) }()
-	if l.batch != nil && len(items) > 1 {
-		evs := make([]*event.Event, len(items))
-		for i, it := range items {
-			evs[i] = it.ev
+	if prepared != nil || (l.batch != nil && len(items) > 1) {
+		var errs []error
+		if prepared != nil {
+			errs = safeSend(l.killCtx, prepared, len(items))
+		} else {
+			errs = safeBatch(l.killCtx, l.batch, events(items))
 		}
-		errs := safeBatch(l.killCtx, l.batch, evs)
 		if len(errs) != len(items) {
-			err := fmt.Errorf("sink returned %d results for %d events", len(errs), len(items))
-			errs = make([]error, len(items))
-			for i := range errs {
-				errs[i] = err
-			}
+			errs = sameError(len(items), fmt.Errorf("sink returned %d results for %d events", len(errs), len(items)))
 		}
 		return errs
 	}
@@ -410,17 +533,17 @@ func safeDeliver(ctx context.Context, s sinks.Sink, ev *event.Event) (err error)
 	return s.Deliver(ctx, ev)
 }
 
-func safeBatch(ctx context.Context, s sinks.BatchSink, evs []*event.Event) (errs []error) {
+func safeBatch(ctx context.Context, s sinks.BatchSink, evs []*event.Event) []error {
+	return safeSend(ctx, func(ctx context.Context) []error { return s.DeliverBatch(ctx, evs) }, len(evs))
+}
+
+func safeSend(ctx context.Context, send func(context.Context) []error, n int) (errs []error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err := fmt.Errorf("sink panicked: %v", r)
-			errs = make([]error, len(evs))
-			for i := range errs {
-				errs[i] = err
-			}
+			errs = sameError(n, fmt.Errorf("sink panicked: %v", r))
 		}
 	}()
-	return s.DeliverBatch(ctx, evs)
+	return send(ctx)
 }
 
 func (l *loop) release(it item) {

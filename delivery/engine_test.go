@@ -353,14 +353,19 @@ func deliveryCalls(t *testing.T, m *metrics.Metrics, sink string) uint64 {
 // to it in one batch when it is free, not as the first of them alone and then
 // the rest. The sink is a file sink writing into a named pipe: its write
 // blocks until the test reads.
-func TestBusyBatchSinkGetsWhatArrivedMeanwhileInOneBatch(t *testing.T) {
+// busyPipe starts delivery with p to a file sink writing into a named pipe
+// and queues for it an event larger than the pipe's buffer: the sink stays
+// busy writing it until the test reads. It returns the queue, the metrics
+// and the pipe's reading end, opened.
+func busyPipe(t *testing.T, p Policy) (*queue.Store, *metrics.Metrics, *bufio.Reader) {
+	t.Helper()
 	dir := t.TempDir()
 	pipe := filepath.Join(dir, "events.pipe")
 	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
 		t.Skipf("no named pipes here: %v", err)
 	}
 	q := openQueue(t, filepath.Join(dir, "queue"))
-	defer q.Close()
+	t.Cleanup(func() { q.Close() })
 	reg, _ := sinks.Lookup("file")
 	cfg := reg.NewConfig().(*filesink.Config)
 	cfg.Path = tmpl.MustParse(pipe)
@@ -369,28 +374,29 @@ func TestBusyBatchSinkGetsWhatArrivedMeanwhileInOneBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close(context.Background())
+	t.Cleanup(func() { sink.Close(context.Background()) })
+	if _, ok := sink.(sinks.Preparer); !ok {
+		t.Fatal("the file sink does not prepare its batches")
+	}
 	m := metrics.New()
 	e := New(q, nil, m)
-	e.Start("pipe", sink, fastPolicy(3))
-	defer e.StopAll(context.Background())
-
-	// An event larger than the pipe's buffer keeps the sink writing until
-	// the test reads.
+	e.Start("pipe", sink, p)
+	t.Cleanup(func() { e.StopAll(context.Background()) })
 	enqueueData(t, q, "big", `{"pad":"`+strings.Repeat("x", 1<<20)+`"}`, "pipe")
 	r, err := os.Open(pipe) // blocks until the sink opens its end
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	lines := bufio.NewReaderSize(r, 2<<20)
-	for i := range 9 {
-		enqueue(t, q, fmt.Sprintf("e%d", i), "pipe")
-		time.Sleep(20 * time.Millisecond) // the loop takes each as it comes
-	}
+	t.Cleanup(func() { r.Close() })
+	return q, m, bufio.NewReaderSize(r, 2<<20)
+}
+
+// readIDs reads n lines of events from r and returns their ids.
+func readIDs(t *testing.T, r *bufio.Reader, n int) string {
+	t.Helper()
 	var got []string
-	for len(got) < 10 {
-		line, err := lines.ReadBytes('\n')
+	for len(got) < n {
+		line, err := r.ReadBytes('\n')
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,12 +406,45 @@ func TestBusyBatchSinkGetsWhatArrivedMeanwhileInOneBatch(t *testing.T) {
 		}
 		got = append(got, ev.ID())
 	}
-	if want := "big e0 e1 e2 e3 e4 e5 e6 e7 e8"; strings.Join(got, " ") != want {
+	return strings.Join(got, " ")
+}
+
+func TestBusyBatchSinkGetsWhatArrivedMeanwhileInOneBatch(t *testing.T) {
+	q, m, lines := busyPipe(t, fastPolicy(3))
+	for i := range 9 {
+		enqueue(t, q, fmt.Sprintf("e%d", i), "pipe")
+		time.Sleep(20 * time.Millisecond) // the loop takes each as it comes
+	}
+	if got, want := readIDs(t, lines, 10), "big e0 e1 e2 e3 e4 e5 e6 e7 e8"; got != want {
 		t.Fatalf("order %v, want %s", got, want)
 	}
 	waitUntil(t, "the acknowledgements", func() bool { return q.Stats().Pending["pipe"] == 0 })
 	if calls := deliveryCalls(t, m, "pipe"); calls != 2 {
 		t.Fatalf("the sink was called %d times, want 2: the big event, then the nine that arrived meanwhile", calls)
+	}
+}
+
+// A sink that prepares batches (the file sink encodes its lines apart from
+// writing them) has the next full batch taken and prepared while it is busy
+// sending, and still receives the batches one at a time, in the queue's
+// order.
+func TestFullBatchesFollowABusySendInOrder(t *testing.T) {
+	p := fastPolicy(3)
+	p.BatchSize = 3
+	q, m, lines := busyPipe(t, p)
+	var want []string
+	for i := range 9 { // three full batches, queued while the sink is busy
+		id := fmt.Sprintf("e%d", i)
+		enqueue(t, q, id, "pipe")
+		want = append(want, id)
+	}
+	time.Sleep(100 * time.Millisecond) // the loop takes and prepares what it can
+	if got, want := readIDs(t, lines, 10), "big "+strings.Join(want, " "); got != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	waitUntil(t, "the acknowledgements", func() bool { return q.Stats().Pending["pipe"] == 0 })
+	if calls := deliveryCalls(t, m, "pipe"); calls != 4 {
+		t.Fatalf("the sink was called %d times, want 4: the big event, then three full batches", calls)
 	}
 }
 

@@ -32,6 +32,20 @@ type BatchSink interface {
 	DeliverBatch(ctx context.Context, evs []*event.Event) (errs []error)
 }
 
+// Preparer is implemented by batching sinks whose per-event work (rendering
+// templates, encoding) can be done apart from their I/O. The delivery loop
+// of such a sink prepares the next batch while the one before it is being
+// sent, and still sends one batch at a time, in the queue's order, so the
+// destination's round trip no longer waits for the encoding and the
+// encoding no longer waits for the round trip.
+type Preparer interface {
+	// PrepareBatch does the per-event work for evs without touching the
+	// destination, and returns what sends them: send returns one error per
+	// event, nil for delivered, as DeliverBatch does. It may run while an
+	// earlier batch's send is under way.
+	PrepareBatch(evs []*event.Event) (send func(ctx context.Context) []error)
+}
+
 // Starter is implemented by sinks that connect before the first delivery.
 type Starter interface {
 	Start(ctx context.Context) error

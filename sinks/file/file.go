@@ -29,9 +29,8 @@ type Sink struct {
 	sync    bool
 	perm    uint32
 
-	mu    sync.Mutex // guards files, line and every write
+	mu    sync.Mutex // guards files and every write
 	files map[string]*openFile
-	line  bytes.Buffer // the line being encoded, reused
 }
 
 type openFile struct {
@@ -49,12 +48,27 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 // DeliverBatch writes every event, then flushes (and fsyncs) each file
 // touched once, so a batch costs one fsync per file.
 func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
+	return s.PrepareBatch(evs)(ctx)
+}
+
+// PrepareBatch implements sinks.Preparer: it encodes each event's line and
+// renders its path; the returned send appends the lines and flushes (and
+// fsyncs) each file it touched once. An event that cannot be encoded, or
+// whose path renders empty, fails for good.
+func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
 	errs := make([]error, len(evs))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	touched := map[*openFile][]int{}
+	type pending struct {
+		i          int    // index into evs
+		path       string // rendered
+		start, end int    // the line, newline included, in lines
+	}
+	var (
+		buf     bytes.Buffer
+		lines   []byte
+		entries = make([]pending, 0, len(evs))
+	)
 	for i, ev := range evs {
-		line, err := encodeLine(&s.line, ev)
+		line, err := encodeLine(&buf, ev)
 		if err != nil {
 			errs[i] = sinks.Permanent(fmt.Errorf("encoding event: %w", err))
 			continue
@@ -68,32 +82,45 @@ func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 			errs[i] = sinks.Permanent(fmt.Errorf("path template rendered an empty path"))
 			continue
 		}
-		of, err := s.open(path)
-		if err != nil {
-			errs[i] = err
-			continue
+		if lines == nil {
+			lines = make([]byte, 0, (len(line)+1)*(len(evs)-i))
 		}
-		if s.maxSize > 0 && of.size > 0 && of.size+int64(len(line))+1 > s.maxSize {
-			if err := s.flush(of, touched[of]); err != nil {
-				markAll(errs, touched[of], err)
-			}
-			delete(touched, of)
-			if of, err = s.rotate(path, of); err != nil {
-				errs[i] = err
+		start := len(lines)
+		lines = append(append(lines, line...), '\n')
+		entries = append(entries, pending{i: i, path: path, start: start, end: len(lines)})
+	}
+	return func(context.Context) []error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		touched := map[*openFile][]int{}
+		for _, e := range entries {
+			of, err := s.open(e.path)
+			if err != nil {
+				errs[e.i] = err
 				continue
 			}
+			line := lines[e.start:e.end]
+			if s.maxSize > 0 && of.size > 0 && of.size+int64(len(line)) > s.maxSize {
+				if err := s.flush(of, touched[of]); err != nil {
+					markAll(errs, touched[of], err)
+				}
+				delete(touched, of)
+				if of, err = s.rotate(e.path, of); err != nil {
+					errs[e.i] = err
+					continue
+				}
+			}
+			of.w.Write(line)
+			of.size += int64(len(line))
+			touched[of] = append(touched[of], e.i)
 		}
-		of.w.Write(line)
-		of.w.WriteByte('\n')
-		of.size += int64(len(line)) + 1
-		touched[of] = append(touched[of], i)
-	}
-	for of, idx := range touched {
-		if err := s.flush(of, idx); err != nil {
-			markAll(errs, idx, err)
+		for of, idx := range touched {
+			if err := s.flush(of, idx); err != nil {
+				markAll(errs, idx, err)
+			}
 		}
+		return errs
 	}
-	return errs
 }
 
 func markAll(errs []error, idx []int, err error) {

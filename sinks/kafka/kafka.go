@@ -188,18 +188,15 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 // invalid event and a message too large are permanent (sinks.Permanent);
 // broker and network failures are retryable.
 func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
-	errs := make([]error, len(evs))
-	if len(evs) == 0 {
-		return errs
-	}
-	w, err := s.getWriter()
-	if err != nil {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
+	return s.PrepareBatch(evs)(ctx)
+}
 
+// PrepareBatch implements sinks.Preparer: it maps evs to Kafka messages,
+// rendering their topics and keys; the returned send writes them with one
+// WriteMessages call. A message that cannot be built fails its event for
+// good and is not sent.
+func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
+	errs := make([]error, len(evs))
 	msgs := make([]kafkago.Message, 0, len(evs))
 	index := make([]int, 0, len(evs)) // msgs[j] is evs[index[j]]
 	for i, ev := range evs {
@@ -211,13 +208,24 @@ func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
 		msgs = append(msgs, msg)
 		index = append(index, i)
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+s.cfg.Linger)
-	defer cancel()
-	for j, err := range s.write(ctx, w, msgs) {
-		errs[index[j]] = err
+	return func(ctx context.Context) []error {
+		if len(msgs) == 0 {
+			return errs
+		}
+		w, err := s.getWriter()
+		if err != nil {
+			for _, i := range index {
+				errs[i] = err
+			}
+			return errs
+		}
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+s.cfg.Linger)
+		defer cancel()
+		for j, err := range s.write(ctx, w, msgs) {
+			errs[index[j]] = err
+		}
+		return errs
 	}
-	return errs
 }
 
 // message renders the topic and key of ev and maps it to a Kafka message.
