@@ -63,6 +63,7 @@ func NewView(ev *event.Event) *View {
 type Template struct {
 	text string
 	t    *template.Template
+	memo *attrMemo // set when the template reads nothing but attributes
 }
 
 // FuncMap is the helper functions templates have: Sprig's, plus toJson
@@ -82,6 +83,11 @@ func Parse(text string) (*Template, error) {
 		return nil, fmt.Errorf("bad template: %s", strings.TrimPrefix(err.Error(), "template: :"))
 	}
 	t.t = parsed
+	if len(parsed.Templates()) == 1 {
+		if refs, ok := attributeRefs(parsed.Tree); ok {
+			t.memo = &attrMemo{refs: refs, m: make(map[string]string)}
+		}
+	}
 	return t, nil
 }
 
@@ -137,11 +143,18 @@ func (t *Template) Render(v *View) (string, error) {
 	return strings.ReplaceAll(b.String(), "<no value>", ""), nil
 }
 
-// RenderEvent is Render over a fresh view of ev; a template without
-// actions skips building the view (and decoding the payload).
+// RenderEvent is Render over a fresh view of ev. A template without actions
+// skips building the view (and decoding the payload); one that reads
+// nothing but attributes and string extensions, such as
+// "webhooks.{{ .Extensions.bridgesource }}", skips it too once it has
+// rendered the same values before: it remembers its last 1024 distinct
+// renderings.
 func (t *Template) RenderEvent(ev *event.Event) (string, error) {
 	if t.IsConstant() {
 		return t.String(), nil
+	}
+	if out, ok, err := t.RenderAttributes(ev); ok {
+		return out, err
 	}
 	return t.Render(NewView(ev))
 }

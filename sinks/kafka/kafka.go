@@ -242,6 +242,9 @@ func (s *Sink) message(ev *event.Event) (kafkago.Message, error) {
 		if t.IsConstant() {
 			return t.String(), nil
 		}
+		if out, ok, err := t.RenderAttributes(ev); ok {
+			return out, err
+		}
 		if view == nil {
 			if s.viewNeedsData {
 				view = tmpl.NewView(ev)
