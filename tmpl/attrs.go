@@ -92,7 +92,13 @@ func (r attrRef) value(ev *event.Event) (v string, present, ok bool) {
 	case "SpecVersion":
 		return ev.SpecVersion(), true, true
 	}
-	x, found := ev.Extensions()[r.ext]
+	exts := map[string]any(nil)
+	if c, isV1 := ev.Context.(*event.EventContextV1); isV1 {
+		exts = c.Extensions // what Extensions copies for the view
+	} else {
+		exts = ev.Extensions()
+	}
+	x, found := exts[r.ext]
 	if !found {
 		return "", false, true
 	}
