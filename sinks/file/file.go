@@ -83,7 +83,9 @@ func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
 			continue
 		}
 		if lines == nil {
-			lines = make([]byte, 0, (len(line)+1)*(len(evs)-i))
+			// Room for the batch if its lines are like the first, within
+			// reason: one large event must not size the whole batch.
+			lines = make([]byte, 0, min((len(line)+1)*(len(evs)-i), 1<<20))
 		}
 		start := len(lines)
 		lines = append(append(lines, line...), '\n')
