@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/hookbridge/hookbridge/delivery"
+	"github.com/hookbridge/hookbridge/eventcodec"
 	"github.com/hookbridge/hookbridge/inspect"
 	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
@@ -261,7 +261,7 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 	items := make([]queue.Item, len(evs))
 	for i, ev := range evs {
 		_, targets := rt.Router.Match(ev)
-		data, err := encodeEvent(ev)
+		data, err := eventcodec.Encode(ev)
 		if err != nil {
 			return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
 		}
@@ -293,16 +293,7 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 	return nil
 }
 
-// encodeEvent writes ev in the structured JSON format into a buffer sized
 // for it up front, rather than one grown (and copied) several times.
-func encodeEvent(ev *event.Event) ([]byte, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, len(ev.DataEncoded)+512))
-	if err := event.WriteJson(ev, buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 // DedupKey is what makes two deliveries the same event: its source and id,
 // which CloudEvents defines as unique together.
 func DedupKey(ev *event.Event) string { return ev.Source() + " " + ev.ID() }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/hookbridge/hookbridge/eventcodec"
 	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks"
@@ -318,10 +319,8 @@ func (l *loop) fill(items []item, taken time.Time) bool {
 func (l *loop) decode(ds []queue.Delivery) []item {
 	items := make([]item, 0, len(ds))
 	for _, d := range ds {
-		ev := new(event.Event)
-		// The queue holds what Ingest encoded: read it with sdk-go's own
-		// decoder, without encoding/json's extra validating pass.
-		if err := ev.UnmarshalJSON(d.Event); err != nil {
+		ev, err := eventcodec.Decode(d.Event) // what Ingest encoded
+		if err != nil {
 			l.giveUp(item{d: d}, fmt.Errorf("stored event is unreadable: %w", err))
 			continue
 		}

@@ -17,8 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
+	"github.com/hookbridge/hookbridge/eventcodec"
 	"github.com/hookbridge/hookbridge/queue"
 )
 
@@ -200,9 +199,7 @@ func (h *handler) getEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no recent event with that key (the inspector keeps the last "+strconv.Itoa(h.rec.cap)+")")
 		return
 	}
-	if !json.Valid(e.Event) {
-		e.Event = nil
-	}
+	e.Event = showable(e.Event)
 	writeJSON(w, http.StatusOK, e)
 }
 
@@ -263,10 +260,8 @@ func viewDeadLetter(dl queue.DeadLetter) DeadLetterView {
 		Attempts: dl.Attempts, At: dl.At}
 	if dl.Event != nil {
 		v.Replayable = true
-		if json.Valid(dl.Event) {
-			v.Event = dl.Event
-		}
-		if ev, err := decodeEvent(dl.Event); err == nil {
+		v.Event = showable(dl.Event)
+		if ev, err := eventcodec.Decode(dl.Event); err == nil {
 			v.EventKey, v.EventID, v.EventType = Key(ev), ev.ID(), ev.Type()
 			v.EventSubject, v.EventSource = ev.Subject(), ev.Source()
 			if v.Source == "" {
@@ -300,12 +295,14 @@ func trimPartialRune(b []byte) []byte {
 	return b
 }
 
-func decodeEvent(b []byte) (*event.Event, error) {
-	ev := new(event.Event)
-	if err := ev.UnmarshalJSON(b); err != nil {
-		return nil, err
+// showable is a stored event as structured JSON, or nil when it cannot be
+// shown as such.
+func showable(stored []byte) json.RawMessage {
+	js, err := eventcodec.JSON(stored)
+	if err != nil || !json.Valid(js) {
+		return nil
 	}
-	return ev, nil
+	return js
 }
 
 // ReplayRequest is the optional body of POST deadletters/{key}/replay.
@@ -363,7 +360,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	res := ReplayResult{Key: key, Sink: sink}
 	undo := func() {}
-	if ev, err := decodeEvent(dl.Event); err == nil {
+	if ev, err := eventcodec.Decode(dl.Event); err == nil {
 		// Recorded first: once queued, the event may be delivered at once.
 		undo = h.rec.replayed(ev, sink, dl.Event)
 		res.EventKey, res.EventID = Key(ev), ev.ID()
