@@ -26,12 +26,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/hookbridge/hookbridge/internal/wire"
 )
 
 // version is the first byte of the binary form; JSON starts with '{' or
@@ -94,25 +95,25 @@ func Encode(ev *event.Event) ([]byte, error) {
 	b := make([]byte, 0, size)
 	b = append(b, version)
 	b = binary.AppendUvarint(b, flags)
-	b = appendString(b, c.ID)
-	b = appendString(b, c.Source.String())
-	b = appendString(b, c.Type)
+	b = wire.AppendString(b, c.ID)
+	b = wire.AppendString(b, c.Source.String())
+	b = wire.AppendString(b, c.Type)
 	if c.Subject != nil {
-		b = appendString(b, *c.Subject)
+		b = wire.AppendString(b, *c.Subject)
 	}
 	if c.DataContentType != nil {
-		b = appendString(b, *c.DataContentType)
+		b = wire.AppendString(b, *c.DataContentType)
 	}
 	if c.DataSchema != nil {
-		b = appendString(b, c.DataSchema.String())
+		b = wire.AppendString(b, c.DataSchema.String())
 	}
 	if c.Time != nil {
 		b = binary.AppendVarint(b, c.Time.UnixNano())
 	}
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, name := range names {
-		b = appendString(b, name)
-		b = appendString(b, c.Extensions[name].(string))
+		b = wire.AppendString(b, name)
+		b = wire.AppendString(b, c.Extensions[name].(string))
 	}
 	if ev.DataEncoded != nil {
 		b = binary.AppendUvarint(b, uint64(len(ev.DataEncoded)))
@@ -135,10 +136,6 @@ func encodeJSON(ev *event.Event) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
 // ErrCorrupt is wrapped by Decode's errors for a binary form it cannot read.
 var ErrCorrupt = errors.New("eventcodec: corrupt event")
 
@@ -152,45 +149,42 @@ func Decode(b []byte) (*event.Event, error) {
 		}
 		return ev, nil
 	}
-	r := reader{b: b[1:]}
-	flags := r.uvarint()
-	c := &event.EventContextV1{ID: r.string()}
-	source := r.string()
-	c.Type = r.string()
+	r := wire.NewReader(b[1:], ErrCorrupt)
+	flags := r.Uvarint()
+	c := &event.EventContextV1{ID: r.String()}
+	source := r.String()
+	c.Type = r.String()
 	if flags&flagSubject != 0 {
-		s := r.string()
+		s := r.String()
 		c.Subject = &s
 	}
 	if flags&flagDataContentType != 0 {
-		s := r.string()
+		s := r.String()
 		c.DataContentType = &s
 	}
 	var schema string
 	if flags&flagDataSchema != 0 {
-		schema = r.string()
+		schema = r.String()
 	}
 	if flags&flagTime != 0 {
-		c.Time = &types.Timestamp{Time: time.Unix(0, r.varint()).UTC()}
+		c.Time = &types.Timestamp{Time: time.Unix(0, r.Varint()).UTC()}
 	}
-	if n := r.uvarint(); n > 0 {
-		if n > uint64(len(r.b)) { // each takes at least two bytes
-			return nil, fmt.Errorf("%w: %d extensions in %d bytes", ErrCorrupt, n, len(r.b))
+	if n := r.Uvarint(); n > 0 {
+		if n > uint64(r.Left()) { // each takes at least two bytes
+			return nil, fmt.Errorf("%w: %d extensions in %d bytes", ErrCorrupt, n, r.Left())
 		}
 		c.Extensions = make(map[string]any, n)
 		for range n {
-			name := r.string()
-			c.Extensions[name] = r.string()
+			name := r.String()
+			c.Extensions[name] = r.String()
 		}
 	}
 	ev := &event.Event{Context: c, DataBase64: flags&flagDataBase64 != 0}
 	if flags&flagData != 0 {
-		ev.DataEncoded = r.bytes()
+		ev.DataEncoded = r.Field()
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the event", ErrCorrupt, len(r.b))
+	if err := r.Finish(); err != nil {
+		return nil, err
 	}
 	// Encode writes an unset source as "", and a dataschema that does not
 	// parse is left out, as sdk-go's JSON decoder leaves it.
@@ -218,51 +212,3 @@ func JSON(b []byte) ([]byte, error) {
 	}
 	return encodeJSON(ev)
 }
-
-// reader reads the binary form; the first failure sticks in err.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad length", ErrCorrupt)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad time", ErrCorrupt)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) || n > math.MaxInt {
-		r.err = fmt.Errorf("%w: %d bytes wanted, %d left", ErrCorrupt, n, len(r.b))
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) string() string { return string(r.bytes()) }

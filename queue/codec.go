@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+
+	"github.com/hookbridge/hookbridge/internal/wire"
 )
 
 // Key prefixes. Every prefix ends in '/', so prefixEnd never overflows.
@@ -144,9 +145,9 @@ func (r pendingRecord) encode() []byte {
 	b = binary.AppendVarint(b, r.At)
 	b = binary.AppendUvarint(b, r.Ref)
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
-	b = appendString(b, r.LastErr)
-	b = appendString(b, r.From)
-	return appendString(b, r.Reason)
+	b = wire.AppendString(b, r.LastErr)
+	b = wire.AppendString(b, r.From)
+	return wire.AppendString(b, r.Reason)
 }
 
 func decodePendingRecord(b []byte) (pendingRecord, error) {
@@ -154,15 +155,15 @@ func decodePendingRecord(b []byte) (pendingRecord, error) {
 	if len(b) == 0 || b[0] != pendingRecordVersion {
 		return r, fmt.Errorf("%w: pending record version", errCorrupt)
 	}
-	d := decoder{b: b[1:]}
-	flags := d.uvarint()
-	r.At = d.varint()
-	r.Ref = d.uvarint()
-	r.Attempts = d.count()
-	r.LastErr = d.string()
-	r.From = d.string()
-	r.Reason = d.string()
-	if err := d.finish(); err != nil {
+	d := wire.NewReader(b[1:], errCorrupt)
+	flags := d.Uvarint()
+	r.At = d.Varint()
+	r.Ref = d.Uvarint()
+	r.Attempts = d.Count()
+	r.LastErr = d.String()
+	r.From = d.String()
+	r.Reason = d.String()
+	if err := d.Finish(); err != nil {
 		return pendingRecord{}, fmt.Errorf("pending record: %w", err)
 	}
 	if flags&^pendingFlagsKnown != 0 {
@@ -191,12 +192,12 @@ func (r deadRecord) encode() []byte {
 	b = append(b, deadRecordVersion)
 	b = binary.AppendVarint(b, r.At)
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
-	b = appendString(b, r.Sink)
-	b = appendString(b, r.From)
-	b = appendString(b, r.Source)
-	b = appendString(b, r.Reason)
-	b = appendString(b, string(r.Event))
-	return appendString(b, string(r.Raw))
+	b = wire.AppendString(b, r.Sink)
+	b = wire.AppendString(b, r.From)
+	b = wire.AppendString(b, r.Source)
+	b = wire.AppendString(b, r.Reason)
+	b = wire.AppendString(b, string(r.Event))
+	return wire.AppendString(b, string(r.Raw))
 }
 
 func decodeDeadRecord(b []byte) (deadRecord, error) {
@@ -204,16 +205,16 @@ func decodeDeadRecord(b []byte) (deadRecord, error) {
 	if len(b) == 0 || b[0] != deadRecordVersion {
 		return r, fmt.Errorf("%w: dead letter version", errCorrupt)
 	}
-	d := decoder{b: b[1:]}
-	r.At = d.varint()
-	r.Attempts = d.count()
-	r.Sink = d.string()
-	r.From = d.string()
-	r.Source = d.string()
-	r.Reason = d.string()
-	r.Event = d.bytes()
-	r.Raw = d.bytes()
-	if err := d.finish(); err != nil {
+	d := wire.NewReader(b[1:], errCorrupt)
+	r.At = d.Varint()
+	r.Attempts = d.Count()
+	r.Sink = d.String()
+	r.From = d.String()
+	r.Source = d.String()
+	r.Reason = d.String()
+	r.Event = d.Bytes()
+	r.Raw = d.Bytes()
+	if err := d.Finish(); err != nil {
 		return deadRecord{}, fmt.Errorf("dead letter: %w", err)
 	}
 	return r, nil
@@ -225,89 +226,4 @@ func decodeEvent(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: event record version", errCorrupt)
 	}
 	return b[1:], nil
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-// decoder reads varints and length-prefixed strings; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad %s", errCorrupt, what)
-	}
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a non-negative int that fits in 32 bits.
-func (d *decoder) count() int {
-	v := d.uvarint()
-	if v > math.MaxInt32 {
-		d.fail("count")
-		return 0
-	}
-	return int(v)
-}
-
-// field reads a length-prefixed field, sharing the decoder's memory.
-func (d *decoder) field() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.fail("length")
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-// bytes reads a length-prefixed field into a new slice; nil when empty.
-func (d *decoder) bytes() []byte {
-	v := d.field()
-	if len(v) == 0 {
-		return nil
-	}
-	return append([]byte(nil), v...)
-}
-
-func (d *decoder) string() string { return string(d.field()) }
-
-func (d *decoder) finish() error {
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("trailing bytes")
-	}
-	return d.err
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/hookbridge/hookbridge/internal/wire"
 )
 
 // Delivery is one pending (event, sink) pair.
@@ -404,9 +406,9 @@ func (s *Store) readRefs(picks []pick) (map[uint64]*refState, error) {
 		if err != nil {
 			break
 		}
-		d := decoder{b: v}
-		n := d.uvarint()
-		if err := d.finish(); err != nil || n > math.MaxInt32 {
+		d := wire.NewReader(v, errCorrupt)
+		n := d.Uvarint()
+		if err := d.Finish(); err != nil || n > math.MaxInt32 {
 			_ = iter.Close()
 			return nil, fmt.Errorf("reference count of %d: %w", ref, errCorrupt)
 		}
