@@ -57,7 +57,8 @@ func Encode(ev *event.Event) ([]byte, error) {
 		return encodeJSON(ev)
 	}
 	var flags uint64
-	size := 32 + len(c.ID) + len(c.Source.String()) + len(c.Type) + len(ev.DataEncoded)
+	source := c.Source.String()
+	size := 32 + len(c.ID) + len(source) + len(c.Type) + len(ev.DataEncoded)
 	if c.Subject != nil {
 		flags |= flagSubject
 		size += len(*c.Subject)
@@ -96,7 +97,7 @@ func Encode(ev *event.Event) ([]byte, error) {
 	b = append(b, version)
 	b = binary.AppendUvarint(b, flags)
 	b = wire.AppendString(b, c.ID)
-	b = wire.AppendString(b, c.Source.String())
+	b = wire.AppendString(b, source)
 	b = wire.AppendString(b, c.Type)
 	if c.Subject != nil {
 		b = wire.AppendString(b, *c.Subject)
