@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	jsoniter "github.com/json-iterator/go"
 )
 
 // ErrNotJSON is returned (wrapped) by converters whose body is not a JSON object.
@@ -56,6 +58,119 @@ func DecodeObject(body []byte, out any) error {
 		return fmt.Errorf("%w: trailing data after the object", ErrNotJSON)
 	}
 	return nil
+}
+
+// DecodeFields is DecodeObject for a converter that reads only a few of the
+// object's keys: it accepts and rejects exactly the bodies DecodeObject does,
+// then calls fn, in the order they appear, with each top-level key for which
+// want reports true and its value as DecodeObject would have put it in a
+// map[string]any (strings, json.Number, bool, nil, []any, map[string]any).
+// The values of other keys are stepped over without being decoded.
+//
+// A lead's body is a flat object of a dozen keys of which Convert reads three
+// or four: decoding the whole of it into a map was most of the allocations
+// of an accepted webhook.
+func DecodeFields(body []byte, want func(key string) bool, fn func(key string, value any)) error {
+	trimmed := bytes.TrimLeft(body, jsonSpace)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return fmt.Errorf("%w", ErrNotJSON)
+	}
+	if !json.Valid(trimmed) {
+		// The slow way, for encoding/json's account of what is wrong.
+		var m map[string]any
+		if err := DecodeObject(trimmed, &m); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: not valid JSON", ErrNotJSON)
+	}
+	it := jsoniter.ConfigDefault.BorrowIterator(trimmed)
+	defer jsoniter.ConfigDefault.ReturnIterator(it)
+	var err error
+	// The body is valid JSON, so the walk itself cannot fail.
+	it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
+		key = replaceInvalidUTF8(key)
+		if !want(key) {
+			it.Skip()
+			return true
+		}
+		var v any
+		if v, err = decodeValue(it.SkipAndReturnBytes()); err != nil {
+			return false
+		}
+		fn(key, v)
+		return true
+	})
+	if err == nil && it.Error != nil && it.Error != io.EOF {
+		err = fmt.Errorf("%w: %v", ErrNotJSON, it.Error)
+	}
+	return err
+}
+
+// DecodePicked is DecodeFields gathered into a map: the body's top-level
+// keys for which want reports true, with their values.
+func DecodePicked(body []byte, want func(key string) bool) (map[string]any, error) {
+	m := map[string]any{}
+	if err := DecodeFields(body, want, func(k string, v any) { m[k] = v }); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// IsPathHead reports whether key is the first key of one of the dotted
+// paths (as Path reads them): the top-level keys a converter that reads
+// those paths wants from DecodeFields.
+func IsPathHead(key string, paths ...string) bool {
+	for _, p := range paths {
+		if head, _, _ := strings.Cut(p, "."); p != "" && head == key {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceInvalidUTF8 replaces each byte of s that is not part of valid UTF-8
+// with U+FFFD, as encoding/json does when it unquotes a string. jsoniter
+// keeps such bytes as they are.
+func replaceInvalidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s { // an invalid byte ranges as one utf8.RuneError
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// decodeValue decodes one valid JSON value as encoding/json does into an
+// interface with UseNumber. Plain strings, numbers and literals are made
+// directly.
+func decodeValue(raw []byte) (any, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: a value is missing", ErrNotJSON)
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		inner := raw[1 : len(raw)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), nil
+		}
+	case c == '-' || '0' <= c && c <= '9':
+		return json.Number(raw), nil
+	case c == 't':
+		return true, nil
+	case c == 'f':
+		return false, nil
+	case c == 'n':
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	}
+	return v, nil
 }
 
 // String returns m[key] as a string: strings as they are, numbers in their

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -89,5 +90,56 @@ func TestEqualHelpers(t *testing.T) {
 	}
 	if EqualSecret("", "") || !EqualSecret("k", "k") || EqualSecret("k", "K") {
 		t.Fatal("EqualSecret")
+	}
+}
+
+// FuzzDecodeFields: DecodeFields accepts exactly what DecodeObject accepts,
+// and hands over, key by key, the values DecodeObject puts in a map: the
+// last value of each key when all are wanted, and nothing of keys not
+// wanted.
+func FuzzDecodeFields(f *testing.F) {
+	for _, seed := range []string{`{}`, ` {"a":1} `, `{"a":"x","a":[1,{"b":null}]}`, `{"\u00e9":"\ud800","b":"\\n"}`, `{"\ud800":1,"\udc00x":2,"\ud83d\ude00":3,"\ud83dz":4}`,
+		`{"a":-0.5e3,"b":true,"c":false,"d":null,"e":{"f":"g"}}`, `{}}`, `{"a":`, `{"a":"\xff"}`, `[]`, string(leadBody)} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var want map[string]any
+		wantErr := DecodeObject(body, &want)
+		got := map[string]any{}
+		err := DecodeFields(body, func(string) bool { return true }, func(k string, v any) { got[k] = v })
+		if (err == nil) != (wantErr == nil) || (err != nil && !errors.Is(err, ErrNotJSON)) {
+			t.Fatalf("%q: DecodeFields error %v, DecodeObject error %v", body, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: DecodeFields gave %#v, DecodeObject %#v", body, got, want)
+		}
+		none := 0
+		if err := DecodeFields(body, func(string) bool { return false }, func(string, any) { none++ }); err != nil || none != 0 {
+			t.Fatalf("%q: wanting no key: error %v, %d values", body, err, none)
+		}
+	})
+}
+
+func BenchmarkDecodeFields(b *testing.B) {
+	want := map[string]bool{"Type": true, "SerialNumber": true, "SessionID": true, "CreateTime": true}
+	b.SetBytes(int64(len(leadBody)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := DecodeFields(leadBody, func(k string) bool { return want[k] }, func(string, any) { n++ }); err != nil || n != 4 {
+			b.Fatal(err, n)
+		}
+	}
+}
+
+func TestIsPathHead(t *testing.T) {
+	paths := []string{"data.object.id", "type", "", "meta."}
+	for key, want := range map[string]bool{"data": true, "type": true, "meta": true, "object": false, "id": false, "": false, "data.object": false} {
+		if got := IsPathHead(key, paths...); got != want {
+			t.Errorf("IsPathHead(%q) = %v, want %v", key, got, want)
+		}
 	}
 }

@@ -74,18 +74,37 @@ type fields struct {
 // (Type and type), the least of them wins, so the choice does not depend on
 // the map's order.
 func (f *fields) read(obj map[string]any) {
-	var buf [32]byte
 	for k, v := range obj {
-		folded, ok := foldKey(buf[:0], k)
-		if !ok {
-			continue
-		}
-		i, ok := fieldByKey[string(folded)]
-		if !ok || (f.found[i] && f.key[i] < k) {
-			continue
-		}
-		f.value[i], f.key[i], f.found[i] = v, k, true
+		f.set(k, v)
 	}
+}
+
+// set records v as the value of key k if k is a field's key and the least
+// key seen so far that folds to it. A key seen again replaces its earlier
+// value, as it does in a decoded map.
+func (f *fields) set(k string, v any) {
+	i, ok := fieldOf(k)
+	if !ok || (f.found[i] && f.key[i] < k) {
+		return
+	}
+	f.value[i], f.key[i], f.found[i] = v, k, true
+}
+
+// fieldOf returns the field whose key k folds to.
+func fieldOf(k string) (field, bool) {
+	var buf [32]byte
+	folded, ok := foldKey(buf[:0], k)
+	if !ok {
+		return 0, false
+	}
+	i, ok := fieldByKey[string(folded)]
+	return i, ok
+}
+
+// isField reports whether k is one of the fields' keys.
+func isField(k string) bool {
+	_, ok := fieldOf(k)
+	return ok
 }
 
 // foldKey appends k to dst lower-cased and without underscores; ok is false

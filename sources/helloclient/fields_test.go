@@ -80,7 +80,8 @@ func TestKeysThatFoldAlikeChooseTheSameEveryTime(t *testing.T) {
 }
 
 // FuzzFields: on any object, read agrees with copying the object under
-// folded keys.
+// folded keys, and picking the fields out of the body as Convert does
+// agrees with read.
 func FuzzFields(f *testing.F) {
 	for _, req := range sourcetest.Seeds(f, "testdata") {
 		f.Add(req.Body)
@@ -92,5 +93,15 @@ func FuzzFields(f *testing.F) {
 			return
 		}
 		checkFields(t, obj)
+		// Convert reads the fields straight from the body: it must find
+		// what read finds in the decoded object.
+		var fromMap, streamed fields
+		fromMap.read(obj)
+		if err := sources.DecodeFields(body, isField, streamed.set); err != nil {
+			t.Fatalf("%q: DecodeFields: %v", body, err)
+		}
+		if !reflect.DeepEqual(streamed, fromMap) {
+			t.Fatalf("%q: fields from the body %#v, from the decoded object %#v", body, streamed, fromMap)
+		}
 	})
 }

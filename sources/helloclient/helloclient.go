@@ -114,12 +114,10 @@ func (s *Source) Sign(req *sources.Request) error {
 // Convert makes one event for a lead or appointment and one per
 // conversation for a chat-log push.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
-	var payload map[string]any
-	if err := sources.DecodeObject(req.Body, &payload); err != nil {
+	var top fields
+	if err := sources.DecodeFields(req.Body, isField, top.set); err != nil {
 		return nil, err
 	}
-	var top fields
-	top.read(payload)
 	serial := top.str(fSerialNumber)
 	if logs, ok := top.chatLogs(); ok {
 		return s.convertChatLog(serial, &top, logs)

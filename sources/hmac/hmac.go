@@ -170,8 +170,8 @@ func (s *Source) Sign(req *sources.Request) error {
 
 // Convert makes one CloudEvent of the JSON payload.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
-	var payload map[string]any
-	if err := sources.DecodeObject(req.Body, &payload); err != nil {
+	payload, err := sources.DecodePicked(req.Body, s.readsKey)
+	if err != nil {
 		return nil, err
 	}
 	typ := s.eventType
@@ -193,6 +193,11 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 		}
 	}
 	return []*event.Event{sources.NewEvent(id, typ, s.source, subject, t, req.Body)}, nil
+}
+
+// readsKey reports whether Convert reads the payload's top-level key.
+func (s *Source) readsKey(key string) bool {
+	return sources.IsPathHead(key, s.typePath, s.idPath, s.subjectPath, s.timePath)
 }
 
 // pathText is the value at a dotted path as text: strings (trimmed) as they

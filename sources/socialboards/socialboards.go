@@ -101,8 +101,8 @@ func (s *Source) Sign(req *sources.Request) error {
 
 // Convert makes one CloudEvent of a notification.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
-	var payload map[string]any
-	if err := sources.DecodeObject(req.Body, &payload); err != nil {
+	payload, err := sources.DecodePicked(req.Body, readsKey)
+	if err != nil {
 		return nil, err
 	}
 	community := field(payload, "CommunityName")
@@ -118,6 +118,17 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 		req.Body,
 	)
 	return []*event.Event{ev}, nil
+}
+
+// readsKey reports whether Convert reads the payload's top-level key, in
+// any case, as lookup matches it.
+func readsKey(key string) bool {
+	for _, k := range []string{"CommunityName", "EventType", "TicketId", "Events"} {
+		if strings.EqualFold(key, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // ticketID is the payload's TicketId, or else the Id of the first event's
