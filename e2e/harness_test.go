@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	bridgeBin = filepath.Join(dir, "bridge")
 	build := exec.Command("go", "build", "-o", bridgeBin, "../cmd/bridge")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build ships it
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the bridge:", err)
