@@ -293,7 +293,6 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 	return nil
 }
 
-// for it up front, rather than one grown (and copied) several times.
 // DedupKey is what makes two deliveries the same event: its source and id,
 // which CloudEvents defines as unique together.
 func DedupKey(ev *event.Event) string { return ev.Source() + " " + ev.ID() }
