@@ -38,9 +38,11 @@ func TestDedupFilterSkipsLookupOfNewIDs(t *testing.T) {
 			t.Fatalf("new ids reported as duplicates: %v", dup)
 		}
 	}
-	// The filter holds 5000 ids: a few false positives may be looked up.
-	if gets := s.dedupGets.Load(); gets > n/50 {
-		t.Fatalf("%d of %d new ids were looked up in the store, want at most %d", gets, n, n/50)
+	// The filter holds 5000 ids: a few false positives may be looked up,
+	// at most 0.1% of the ids per filter tested. (With 1%, these ids made
+	// 13 lookups.)
+	if gets := s.dedupGets.Load(); gets > n/1000 {
+		t.Fatalf("%d of %d new ids were looked up in the store, want at most %d", gets, n, n/1000)
 	}
 
 	before := s.dedupGets.Load()
