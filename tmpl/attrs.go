@@ -135,7 +135,7 @@ func (t *Template) RenderAttributes(ev *event.Event) (out string, ok bool, err e
 	if hit {
 		return out, true, nil
 	}
-	out, err = t.Render(NewView(withoutData(ev)))
+	out, err = t.Render(NewAttributesView(ev))
 	if err != nil {
 		return "", true, err
 	}
@@ -146,12 +146,4 @@ func (t *Template) RenderAttributes(ev *event.Event) (out string, ok bool, err e
 	memo.m[k] = out
 	memo.mu.Unlock()
 	return out, true, nil
-}
-
-// withoutData is ev without its payload, which a template reading only
-// attributes never needs decoded.
-func withoutData(ev *event.Event) *event.Event {
-	bare := *ev
-	bare.DataEncoded = nil
-	return &bare
 }

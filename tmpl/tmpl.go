@@ -59,6 +59,17 @@ func NewView(ev *event.Event) *View {
 	return v
 }
 
+// NewAttributesView is NewView without the payload decoded (Data is nil),
+// for templates that never read .Data: decoding it is most of the cost of
+// a view. .Event is still the whole event.
+func NewAttributesView(ev *event.Event) *View {
+	bare := *ev
+	bare.DataEncoded = nil
+	v := NewView(&bare)
+	v.Event = ev
+	return v
+}
+
 // Template is one parsed template. Its zero value renders "".
 type Template struct {
 	text string

@@ -2,6 +2,7 @@ package tmpl
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +123,19 @@ func FuzzJSONBody(f *testing.F) {
 			t.Fatalf("rendered invalid JSON %s from %q", b, data)
 		}
 	})
+}
+
+func TestAttributesViewLeavesDataUndecoded(t *testing.T) {
+	ev := lead(`{"FirstName":"Ada"}`)
+	full, attrs := NewView(ev), NewAttributesView(ev)
+	if attrs.Data != nil || attrs.Event != ev {
+		t.Fatalf("Data %#v, Event %p; want nil and the event itself (%p)", attrs.Data, attrs.Event, ev)
+	}
+	if string(ev.Data()) != `{"FirstName":"Ada"}` {
+		t.Fatalf("the event's payload changed: %q", ev.Data())
+	}
+	full.Data, full.Event = nil, ev
+	if got, want := fmt.Sprintf("%+v", *attrs), fmt.Sprintf("%+v", *full); got != want {
+		t.Fatalf("attributes differ from NewView's:\n%s\n%s", got, want)
+	}
 }

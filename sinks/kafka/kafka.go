@@ -249,7 +249,7 @@ func (s *Sink) message(ev *event.Event) (kafkago.Message, error) {
 			if s.viewNeedsData {
 				view = tmpl.NewView(ev)
 			} else {
-				view = viewWithoutData(ev)
+				view = tmpl.NewAttributesView(ev)
 			}
 		}
 		return t.Render(view)

@@ -4,8 +4,6 @@ import (
 	"text/template"
 	"text/template/parse"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/hookbridge/hookbridge/tmpl"
 )
 
@@ -81,13 +79,4 @@ func nodeNeedsData(n parse.Node) bool {
 		return nodeNeedsData(n.Pipe)
 	}
 	return false
-}
-
-// viewWithoutData is tmpl.NewView(ev) without decoding the payload.
-func viewWithoutData(ev *event.Event) *tmpl.View {
-	bare := *ev
-	bare.DataEncoded = nil
-	v := tmpl.NewView(&bare)
-	v.Event = ev
-	return v
 }
