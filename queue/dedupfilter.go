@@ -13,14 +13,17 @@ import (
 const (
 	// defaultDedupFilterBytes is the memory the dedup filter may use. At
 	// about 2.25 bytes per id (14.4 bits at 0.1% false positives, kept for
-	// up to 1.25 windows) 4 MiB remembers about 1.9 million ids per
-	// window: 22 ids a second around the clock with the default 24 h
-	// window. The memory is taken as ids arrive, so only a busy bridge
-	// holds all of it, and it lives in the Go heap, which grows to twice
-	// what is live: a full filter adds about 8 MB to a bridge that must
-	// stay under 100 MB. A busier bridge fills the budget and the filter
-	// goes blind: every id is then looked up in Pebble, as if there were
-	// no filter.
+	// up to 1.25 windows) 4 MiB could remember about 1.9 million ids per
+	// window; a fresh store's first generation grows by doubling, with
+	// more bits per id in each further filter, and went blind after about
+	// 1.4 million (16 ids a second around the clock with the default 24 h
+	// window). A blind filter's lookups cost about 150 µs of CPU each
+	// under load: BENCHMARKS.md ("a cliff"). The memory is taken as ids
+	// arrive, so only a busy bridge holds all of it, and it lives in the
+	// Go heap, which grows to twice what is live: a full filter adds
+	// about 8 MB to a bridge that must stay under 100 MB. A busier bridge
+	// fills the budget and the filter goes blind: every id is then looked
+	// up in Pebble, as if there were no filter.
 	defaultDedupFilterBytes = 4 << 20
 
 	// dedupFilterSlices is how many generations one window is cut into.
