@@ -15,15 +15,16 @@ const (
 	// about 2.25 bytes per id (14.4 bits at 0.1% false positives, kept for
 	// up to 1.25 windows) 4 MiB could remember about 1.9 million ids per
 	// window; a fresh store's first generation grows by doubling, with
-	// more bits per id in each further filter, and went blind after about
-	// 1.4 million (16 ids a second around the clock with the default 24 h
-	// window). A blind filter's lookups cost about 150 µs of CPU each
-	// under load: BENCHMARKS.md ("a cliff"). The memory is taken as ids
-	// arrive, so only a busy bridge holds all of it, and it lives in the
-	// Go heap, which grows to twice what is live: a full filter adds
-	// about 8 MB to a bridge that must stay under 100 MB. A busier bridge
-	// fills the budget and the filter goes blind: every id is then looked
-	// up in Pebble, as if there were no filter.
+	// more bits per id in each further filter, and filled the budget at
+	// about 1.4 million (16 ids a second around the clock with the
+	// default 24 h window). Beyond that the newest filter takes ids past
+	// its capacity: more and more ids are looked up in Pebble (about 6% at
+	// twice its capacity, half at four times, up to all of them), each
+	// lookup about 150 µs of CPU under load (BENCHMARKS.md, "a cliff").
+	// The memory is taken as ids arrive, so only a busy bridge holds all
+	// of it, and it lives in the Go heap, which grows to twice what is
+	// live: a full filter adds about 8 MB to a bridge that must stay under
+	// 100 MB.
 	defaultDedupFilterBytes = 4 << 20
 
 	// dedupFilterSlices is how many generations one window is cut into.
@@ -68,11 +69,12 @@ const (
 // window moves unknownThrough out of the window too; a clock that moves
 // back makes the filter blind, as it should.
 //
-// When a new filter would exceed the memory budget, the oldest generation
-// is dropped early (the current one too, if it alone fills the budget), and
-// the filter is blind until that generation's ids have left the window.
-// It keeps inserting meanwhile: had it stopped, ids accepted while blind
-// would be missing, and under steady traffic it could never see again.
+// When a new filter would exceed the memory budget, the newest filter takes
+// ids past its capacity (a new generation's ids go to the one before): it
+// answers "maybe" more often as it fills, and the budget is freed as old
+// generations leave the window. The filter is blind only when not even the
+// smallest filter fits the budget, or after Open rebuilt it within its
+// budget from a window that held more (see rebuild).
 type dedupFilter struct {
 	window time.Duration
 	slice  time.Duration // span of one generation
@@ -204,20 +206,33 @@ func (f *dedupFilter) generationFor(at int64) *filterGeneration {
 // the generation that takes the next id accepted at at, or nil when even a
 // lone smallest filter exceeds the budget: id is then only counted in
 // unknownThrough.
+//
+// Over budget, the newest filter takes ids past its capacity rather than a
+// generation being forgotten: forgetting one would make the filter answer
+// "maybe" to every id until that generation's ids had left the window,
+// which under load cost each request a Pebble lookup of about 150 µs. An
+// overfilled Bloom filter still never answers "no" for an id it holds; its
+// false positives grow with every id (a 0.1% filter gives about 6% at twice
+// its capacity, 50% at four times), and the budget is freed as the oldest
+// generations leave the window.
 func (f *dedupFilter) insert(g *filterGeneration, at int64, id []byte) *filterGeneration {
-	for g.room == 0 && !f.grow(g, f.previousIDs()) {
-		// Over budget: drop the oldest generation, g itself last.
-		alone := len(f.gens) == 1
-		f.dropOldest()
-		if alone {
-			if len(g.filters) == 0 {
-				return nil
-			}
-			g = f.generationFor(at)
+	if g.room == 0 && !f.grow(g, f.previousIDs()) && len(g.filters) == 0 {
+		// A new generation without room for a filter of its own: its ids
+		// go to the generation before, which then lasts as long as they do.
+		n := len(f.gens)
+		if n < 2 {
+			f.dropOldest() // g: nothing to fill
+			return nil
 		}
+		f.gens[n-1] = nil
+		f.gens = f.gens[:n-1]
+		g = f.gens[n-2]
+		g.latest = max(g.latest, at)
 	}
 	g.filters[len(g.filters)-1].Add(id)
-	g.room--
+	if g.room > 0 {
+		g.room--
+	}
 	g.ids++
 	return g
 }

@@ -499,7 +499,7 @@ type Stats struct {
 	Events        int            // event bodies stored
 
 	DedupFilterBytes int  // memory held by the dedup filter
-	DedupFilterBlind bool // the filter answers "maybe" to every id (it dropped ids within the window to keep to its budget): each is looked up in the store
+	DedupFilterBlind bool // the filter answers "maybe" to every id (not even its smallest filter fits the budget, or it was rebuilt at Open within its budget and dropped ids still in the window): each is looked up in the store
 }
 
 // Stats returns the store's counters. They are kept in memory; finding the
