@@ -196,8 +196,8 @@ func (r deadRecord) encode() []byte {
 	b = wire.AppendString(b, r.From)
 	b = wire.AppendString(b, r.Source)
 	b = wire.AppendString(b, r.Reason)
-	b = wire.AppendString(b, string(r.Event))
-	return wire.AppendString(b, string(r.Raw))
+	b = wire.AppendString(b, r.Event)
+	return wire.AppendString(b, r.Raw)
 }
 
 func decodeDeadRecord(b []byte) (deadRecord, error) {

@@ -9,8 +9,9 @@ import (
 	"math"
 )
 
-// AppendString appends s with its length as a uvarint before it.
-func AppendString(b []byte, s string) []byte {
+// AppendString appends s, a string or a byte slice, with its length as a
+// uvarint before it.
+func AppendString[T ~string | ~[]byte](b []byte, s T) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
