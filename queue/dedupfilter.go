@@ -18,8 +18,9 @@ const (
 	// more bits per id in each further filter, and filled the budget at
 	// about 1.4 million (16 ids a second around the clock with the
 	// default 24 h window). Beyond that the newest filter takes ids past
-	// its capacity: more and more ids are looked up in Pebble (about 6% at
-	// twice its capacity, half at four times, up to all of them), each
+	// its capacity: more and more ids are looked up in Pebble (by the Bloom
+	// filter formula about 6% at twice its capacity, half at four times,
+	// up to all of them), each
 	// lookup about 150 µs of CPU under load (BENCHMARKS.md, "a cliff").
 	// The memory is taken as ids arrive, so only a busy bridge holds all
 	// of it, and it lives in the Go heap, which grows to twice what is
@@ -212,8 +213,8 @@ func (f *dedupFilter) generationFor(at int64) *filterGeneration {
 // "maybe" to every id until that generation's ids had left the window,
 // which under load cost each request a Pebble lookup of about 150 µs. An
 // overfilled Bloom filter still never answers "no" for an id it holds; its
-// false positives grow with every id (a 0.1% filter gives about 6% at twice
-// its capacity, 50% at four times), and the budget is freed as the oldest
+// false positives grow with every id (by the formula, a 0.1% filter gives
+// about 6% at twice its capacity, 50% at four times), and the budget is freed as the oldest
 // generations leave the window.
 func (f *dedupFilter) insert(g *filterGeneration, at int64, id []byte) *filterGeneration {
 	if g.room == 0 && !f.grow(g, f.previousIDs()) && len(g.filters) == 0 {
