@@ -65,11 +65,13 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
 	batchWait := flag.String("batch-wait", "", "the file sink's batch_wait (default: the bridge's)")
+	dedupWindow := flag.Duration("dedup-window", 0, "the bridge's queue.dedup_window (default: the bridge's); a short one makes the run pay for expiring dedup records, as a bridge does once it has run for a window")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
 	openRate := flag.Float64("open-rate", 0, "only run the bridge at this open-loop rate (requests/s) for -duration, after -warmup, and print what it measured")
 	flag.Parse()
+	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow}
 	if *serveBare != "" {
 		runBare(*serveBare)
 		return
@@ -108,7 +110,7 @@ func main() {
 		return measured(t.cmd, func() result { return closedLoop(t.url, *conns, *duration) })
 	}
 	if *openRate > 0 {
-		br := startBridge(*bridgeBin, filepath.Join(dir, "open"), *sinkSync, *batchWait)
+		br := startBridge(*bridgeBin, filepath.Join(dir, "open"), bc)
 		fmt.Println("bridge pid:", br.cmd.Process.Pid, "admin:", br.admin)
 		warmOpen(br.url, *openRate)
 		r, seen := br.openLoop(*openRate, *duration)
@@ -120,7 +122,7 @@ func main() {
 	}
 	var compareFull []result
 	runCompare := func(r int) {
-		br := startBridge(*compare, filepath.Join(dir, fmt.Sprint("compare-", r)), *sinkSync, *batchWait)
+		br := startBridge(*compare, filepath.Join(dir, fmt.Sprint("compare-", r)), bc)
 		compareFull = append(compareFull, fullLoad(&br.target))
 		br.stop()
 	}
@@ -136,7 +138,7 @@ func main() {
 		floor := startFloor(filepath.Join(dir, fmt.Sprint("floor-", r)))
 		floorFull = append(floorFull, fullLoad(floor))
 		floor.stop()
-		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), *sinkSync, *batchWait)
+		br := startBridge(*bridgeBin, filepath.Join(dir, fmt.Sprint(r)), bc)
 		warmClosed(br.url)
 		profiled := make(chan struct{})
 		if *cpuProfile != "" && r == 0 {
@@ -174,12 +176,12 @@ func main() {
 	warmOpen(bare.url, half)
 	bareHalf := openLoop(bare.url, half, *duration)
 	bare.stop()
-	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), *sinkSync, *batchWait)
+	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), bc)
 	warmOpen(br.url, half)
 	bridgeHalf, halfSeen := br.openLoop(half, *duration)
 	br.stop()
 	own := brf.rps / 2
-	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), *sinkSync, *batchWait)
+	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), bc)
 	warmOpen(br.url, own)
 	bridgeOwnHalf, ownHalfSeen := br.openLoop(own, *duration)
 	br.stop()
@@ -324,16 +326,26 @@ func (b *bridgeTarget) fetch(urlPath, path string) error {
 	return err
 }
 
-func startBridge(bin, dir, sinkSync, batchWait string) *bridgeTarget {
+// bridgeConfig is what the flags change in the bridge's configuration.
+type bridgeConfig struct {
+	sinkSync, batchWait string
+	dedupWindow         time.Duration
+}
+
+func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
 	must(os.MkdirAll(dir, 0o755))
-	archive := "sync: " + sinkSync
-	if batchWait != "" {
-		archive += ", batch_wait: " + batchWait
+	archive := "sync: " + bc.sinkSync
+	if bc.batchWait != "" {
+		archive += ", batch_wait: " + bc.batchWait
+	}
+	queue := fmt.Sprintf("path: %q", filepath.Join(dir, "queue"))
+	if bc.dedupWindow > 0 {
+		queue += ", dedup_window: " + bc.dedupWindow.String()
 	}
 	addr, admin := freeAddr(), freeAddr()
 	cfg := fmt.Sprintf(`server: {listen: %q}
 admin: {listen: %q}
-queue: {path: %q}
+queue: {%s}
 log: {level: warn}
 sources:
   helloclient: {type: helloclient, secret: %q, tolerance: 0}
@@ -341,7 +353,7 @@ sinks:
   archive: {type: file, path: %q, %s}
 routes:
   - {name: everything, sinks: [archive]}
-`, addr, admin, filepath.Join(dir, "queue"), secret, filepath.Join(dir, "events.jsonl"), archive)
+`, addr, admin, queue, secret, filepath.Join(dir, "events.jsonl"), archive)
 	path := filepath.Join(dir, "bench.yaml")
 	must(os.WriteFile(path, []byte(cfg), 0o644))
 	cmd := exec.Command(bin, "run", "-c", path)
