@@ -4,25 +4,31 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/hookbridge/hookbridge/internal/wire"
 )
 
 // Key prefixes. Every prefix ends in '/', so prefixEnd never overflows.
 const (
-	prefixEvent   = "e/"
-	prefixRefs    = "r/"
-	prefixPending = "q/"
-	prefixDedup   = "d/"
-	prefixExpiry  = "t/"
-	prefixDead    = "x/"
+	prefixEvent    = "e/"
+	prefixRefs     = "r/"
+	prefixPending  = "q/"
+	prefixAccepted = "a/"
+	prefixDead     = "x/"
+
+	// Format 1 kept a dedup record per id and an expiry index beside it;
+	// Open moves them into a/ (see migrateDedupRecords).
+	legacyPrefixDedup  = "d/"
+	legacyPrefixExpiry = "t/"
 
 	keyFormat  = "m/format"
 	keySeqTerm = "m/seq"
 )
 
-// storeFormat is written to m/format; a store with another value is refused.
-const storeFormat = 1
+// storeFormat is written to m/format. Open upgrades a store of format 1
+// and refuses any other.
+const storeFormat = 2
 
 // Record versions: the first byte of each encoded value.
 const (
@@ -69,28 +75,54 @@ func parsePendingKey(key []byte) (sink string, seq uint64, ok bool) {
 	return string(key[len(prefixPending):nameEnd]), binary.BigEndian.Uint64(key[nameEnd+1:]), true
 }
 
-func dedupKey(b []byte, id string) []byte {
-	return append(append(b[:0], prefixDedup...), id...)
-}
-
-// expiryKey orders dedup records by acceptance time; at is unix nanoseconds.
-func expiryKey(b []byte, at int64, id string) []byte {
-	b = appendUint64(append(b[:0], prefixExpiry...), uint64(at))
+// acceptedKey is the dedup record of id accepted in the given time bucket
+// (see dedupBuckets): a/<bucket><id>, buckets in time order.
+func acceptedKey(b []byte, bucket int64, id string) []byte {
+	b = appendUint64(append(b[:0], prefixAccepted...), uint64(bucket)^1<<63)
 	return append(b, id...)
 }
 
-func parseExpiryKey(key []byte) (at int64, id string, ok bool) {
-	at, idb, ok := splitExpiryKey(key)
-	return at, string(idb), ok
-}
-
-// splitExpiryKey is parseExpiryKey with the id sharing key's memory.
-func splitExpiryKey(key []byte) (at int64, id []byte, ok bool) {
-	if len(key) < len(prefixExpiry)+8 || string(key[:len(prefixExpiry)]) != prefixExpiry {
+// splitAcceptedKey splits a/<bucket><id>; id shares key's memory.
+func splitAcceptedKey(key []byte) (bucket int64, id []byte, ok bool) {
+	if len(key) < len(prefixAccepted)+8 || string(key[:len(prefixAccepted)]) != prefixAccepted {
 		return 0, nil, false
 	}
-	at = int64(binary.BigEndian.Uint64(key[len(prefixExpiry):]))
-	return at, key[len(prefixExpiry)+8:], true
+	bucket = int64(binary.BigEndian.Uint64(key[len(prefixAccepted):]) ^ 1<<63)
+	return bucket, key[len(prefixAccepted)+8:], true
+}
+
+// splitLegacyExpiryKey splits a format-1 expiry entry, t/<time><id>; id
+// shares key's memory.
+func splitLegacyExpiryKey(key []byte) (at int64, id []byte, ok bool) {
+	if len(key) < len(legacyPrefixExpiry)+8 || string(key[:len(legacyPrefixExpiry)]) != legacyPrefixExpiry {
+		return 0, nil, false
+	}
+	at = int64(binary.BigEndian.Uint64(key[len(legacyPrefixExpiry):]))
+	return at, key[len(legacyPrefixExpiry)+8:], true
+}
+
+// dedupBuckets cuts time into buckets of one width: the dedup records of
+// the ids accepted within one bucket share a key range, so a bucket that
+// has left the window goes with one range deletion.
+type dedupBuckets struct {
+	width int64 // nanoseconds, > 0
+}
+
+// of is the bucket that holds time at (unix nanoseconds).
+func (b dedupBuckets) of(at int64) int64 {
+	q := at / b.width
+	if at%b.width < 0 {
+		q--
+	}
+	return q
+}
+
+// last is the latest time bucket n holds.
+func (b dedupBuckets) last(n int64) int64 {
+	if n >= math.MaxInt64/b.width {
+		return math.MaxInt64
+	}
+	return (n+1)*b.width - 1
 }
 
 // deadKey orders dead letters by burial time; n makes the key unique.

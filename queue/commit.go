@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"iter"
@@ -36,9 +37,9 @@ type commitJob struct {
 // the commit pipeline and, mostly, the memtable inserts. A batch's keys go
 // into the memtable's skiplist in batch order, and an insert next to the one
 // before it reuses its position instead of searching from the top. Ordering
-// the group's keys by prefix (e/, q/, t/ keys of a group are each nearly
+// the group's keys by prefix (e/ and q/ keys of a group are each nearly
 // consecutive) makes most inserts such neighbours; one event's own keys,
-// under four prefixes, never are.
+// under three prefixes, never are.
 type committer struct {
 	mu      sync.Mutex
 	queued  []*commitJob
@@ -107,21 +108,25 @@ func (s *Store) commitGroup(group []*commitJob) error {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	var key []byte
-	// d/<id>: the acceptance time of every fresh id, in id order.
+	// a/<bucket><id>: the acceptance time of every fresh id, in key order.
 	type accepted struct {
-		id string
-		at int64
+		bucket int64
+		id     string
+		at     int64
 	}
 	var ids []accepted
 	for _, job := range group {
+		bucket := s.buckets.of(job.at)
 		for _, i := range job.fresh {
-			ids = append(ids, accepted{job.items[i].ID, job.at})
+			ids = append(ids, accepted{bucket, job.items[i].ID, job.at})
 		}
 	}
-	slices.SortFunc(ids, func(a, b accepted) int { return strings.Compare(a.id, b.id) })
+	slices.SortFunc(ids, func(a, b accepted) int {
+		return cmp.Or(cmp.Compare(a.bucket, b.bucket), strings.Compare(a.id, b.id))
+	})
 	var atValue []byte
 	for _, a := range ids {
-		key = dedupKey(key, a.id)
+		key = acceptedKey(key, a.bucket, a.id)
 		atValue = appendUint64(atValue[:0], uint64(a.at))
 		_ = batch.Set(key, atValue, nil)
 	}
@@ -166,13 +171,6 @@ func (s *Store) commitGroup(group []*commitJob) error {
 			key = pendingKey(key, sink, ev.seq)
 			_ = batch.Set(key, value, nil)
 			job.perSink[sink]++
-		}
-	}
-	// t/<time><id>: the dedup expiry index.
-	for _, job := range group {
-		for _, i := range job.fresh {
-			key = expiryKey(key, job.at, job.items[i].ID)
-			_ = batch.Set(key, nil, nil)
 		}
 	}
 	if s.commitHook != nil {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"iter"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -54,7 +55,9 @@ const (
 
 // dedupFilter answers "was this id accepted within the dedup window?" with
 // "no" or "maybe", so that only a "maybe" costs a Pebble lookup. It never
-// answers "no" for an id accepted within the window.
+// answers "no" for an id accepted within the window. A "maybe" comes with
+// the span of time the id may have been accepted in, so that the lookup
+// reads only the dedup-record buckets of that span.
 //
 // Ids go into time-sliced generations of Bloom filters: a new generation
 // starts every window/dedupFilterSlices, and a generation is dropped once
@@ -90,7 +93,7 @@ type dedupFilter struct {
 
 // filterGeneration holds the ids accepted during one slice of time.
 type filterGeneration struct {
-	start    int64                // acceptance time of its first id
+	start    int64                // earliest acceptance time in it
 	latest   int64                // newest acceptance time in it
 	filters  []*bloom.BloomFilter // the last one takes new ids
 	capacity uint                 // ids the last filter was sized for
@@ -118,22 +121,29 @@ func (f *dedupFilter) within(now, at int64) bool {
 }
 
 // mayContain reports whether id may have been accepted within the window
-// before now; false means it was not.
-func (f *dedupFilter) mayContain(id string, now int64) bool {
+// before now; false means it was not. When it may have been, from and
+// through bound when: the span of the generations whose filters hold it, and
+// all times up to unknownThrough while that is within the window.
+func (f *dedupFilter) mayContain(id string, now int64) (from, through int64, maybe bool) {
 	key := []byte(id) // once for every filter tested
+	from, through = math.MaxInt64, math.MinInt64
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.within(now, f.unknownThrough) {
-		return true
+		from, through, maybe = minTime, f.unknownThrough, true
 	}
 	for _, g := range f.gens {
+		if g.start >= from && g.latest <= through {
+			continue // spanned already
+		}
 		for _, bf := range g.filters {
 			if bf.Test(key) {
-				return true
+				from, through, maybe = min(from, g.start), max(through, g.latest), true
+				break
 			}
 		}
 	}
-	return false
+	return from, through, maybe
 }
 
 // add records ids accepted at at. The caller adds an id before its
@@ -150,7 +160,8 @@ func (f *dedupFilter) add(at int64, ids []string) {
 }
 
 // rebuild fills the empty filter from seq, which yields acceptances newest
-// first, as Open reads them from the t/ index. It stops once the budget is
+// first, as Open reads them from the dedup records bucket by bucket (each
+// id at the latest time of its bucket). It stops once the budget is
 // spent: the older ids stay unknown, and the cost of Open is bounded by the
 // budget however many ids the window holds. The id is only read during the
 // call.
@@ -194,7 +205,7 @@ func (f *dedupFilter) generationFor(at int64) *filterGeneration {
 	if n := len(f.gens); n > 0 {
 		g := f.gens[n-1]
 		if time.Unix(0, at).Sub(time.Unix(0, g.start)) < f.slice {
-			g.latest = max(g.latest, at)
+			g.start, g.latest = min(g.start, at), max(g.latest, at) // a clock may step back
 			return g
 		}
 	}

@@ -25,14 +25,20 @@
 //	e/<seq>                event body, stored once however many sinks it goes to
 //	r/<seq>                number of pending records that share e/<seq>, only when more than one
 //	q/<sink>\x00<seq>      pending delivery of an event to a sink (attempts, last error, dead-letter origin)
-//	d/<id>                 dedup record: when the CloudEvent id was accepted
-//	t/<time><id>           dedup expiry index, walked by a janitor goroutine
+//	a/<bucket><id>         dedup record: when the CloudEvent id was accepted, in a bucket of time
 //	x/<time><n>            dead letter: a buried event or a rejected raw request body
 //
 // Memory stays bounded whatever the backlog: only deliveries that have been
 // handed out (in flight or released) are tracked in memory; the reference
 // counts live in the store, not in a map rebuilt at Open. The Bloom filters
-// that spare Enqueue the lookup of d/<id> for ids it has not seen keep to a
-// fixed budget (4 MiB); Open rebuilds them from t/, newest first, until the
-// budget is full.
+// that spare Enqueue the lookup of a/<bucket><id> for ids it has not seen
+// keep to a fixed budget (4 MiB); Open rebuilds them from a/, newest bucket
+// first, until the budget is full.
+//
+// A bucket spans a quarter of the dedup window. Once the last instant a
+// bucket covers has left the window, a janitor goroutine deletes the whole
+// bucket with one range deletion (Pebble drops the tables it covers without
+// rewriting them): expiry costs no lookup and no tombstone per id. A store
+// of format 1, with a record per id (d/<id>) and an expiry index
+// (t/<time><id>), is upgraded at Open.
 package queue

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,7 +19,7 @@ type Item struct {
 	Sinks []string // the sinks it must be delivered to; none: only the dedup record is written
 }
 
-// claim marks an event id that an Enqueue (or the janitor) is working on.
+// claim marks an event id that an Enqueue is working on.
 // Whoever finds an id claimed waits for done, then reads accepted.
 type claim struct {
 	done     chan struct{}
@@ -26,7 +27,7 @@ type claim struct {
 }
 
 type claimed struct {
-	index int // into the items, or -1 for the janitor
+	index int // into the items
 	id    string
 	c     *claim
 }
@@ -123,18 +124,6 @@ func (s *Store) claimItems(items []Item, todo []int, dup []bool) (mine []claimed
 	return mine, waits
 }
 
-// tryClaim claims id unless someone else holds it.
-func (s *Store) tryClaim(id string) (claimed, bool) {
-	s.claimMu.Lock()
-	defer s.claimMu.Unlock()
-	if _, ok := s.claims[id]; ok {
-		return claimed{}, false
-	}
-	c := &claim{done: make(chan struct{})}
-	s.claims[id] = c
-	return claimed{index: -1, id: id, c: c}, true
-}
-
 func (s *Store) releaseClaims(cs []claimed, accepted bool) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
@@ -185,6 +174,7 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 	// Into the filter before the commit, so that no later Enqueue of these
 	// ids can miss them; if the commit fails they are false positives.
 	s.dedup.add(at, freshIDs)
+	s.noteAcceptedBucket(s.buckets.of(at))
 	job := &commitJob{items: items, fresh: fresh, at: at, sp: sp}
 	err := s.commit(job)
 	if err == nil {
@@ -226,124 +216,132 @@ func (s *Store) withinWindow(now time.Time, acceptedAt int64) bool {
 }
 
 // acceptedWithin reports whether id was accepted within the window before
-// now. The dedup filter answers most new ids without a lookup.
+// now. The dedup filter answers most new ids without a lookup, and tells the
+// others which buckets to read.
 func (s *Store) acceptedWithin(id string, now time.Time) (bool, error) {
-	if !s.dedup.mayContain(id, now.UnixNano()) {
+	from, through, maybe := s.dedup.mayContain(id, now.UnixNano())
+	if !maybe {
+		return false, nil
+	}
+	oldest := now.Add(-s.window).UnixNano() + 1 // the earliest acceptance still within the window
+	lo := s.buckets.of(max(from, oldest))
+	hi := min(s.buckets.of(through), s.newestBucket.Load())
+	if lo > hi {
 		return false, nil
 	}
 	s.dedupGets.Add(1)
-	prev, found, err := s.dedupAt(id)
+	at, found, err := s.acceptedAt(id, lo, hi)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("queue: dedup lookup: %w", err)
 	}
-	return found && s.withinWindow(now, prev), nil
+	return found && s.withinWindow(now, at), nil
 }
 
-// dedupAt returns when id was accepted, if it has a dedup record.
-func (s *Store) dedupAt(id string) (int64, bool, error) {
-	v, found, err := s.getUint64(dedupKey(nil, id))
-	if err != nil {
-		return 0, false, fmt.Errorf("queue: dedup lookup: %w", err)
+// maxBucketGets is the most buckets a lookup reads one by one; a wider span
+// (only after the clock stepped back) is scanned for the buckets that exist.
+const maxBucketGets = 16
+
+// acceptedAt returns the newest acceptance of id recorded in buckets lo
+// through hi.
+func (s *Store) acceptedAt(id string, lo, hi int64) (at int64, found bool, err error) {
+	if hi-lo < maxBucketGets {
+		var key []byte
+		for b := hi; b >= lo; b-- { // newest first: a provider's retry is found at once
+			key = acceptedKey(key, b, id)
+			v, found, err := s.getUint64(key)
+			if err != nil || found {
+				return int64(v), found, err
+			}
+		}
+		return 0, false, nil
 	}
-	return int64(v), found, nil
+	iter, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: acceptedKey(nil, lo, ""),
+		UpperBound: prefixEnd([]byte(prefixAccepted)),
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	defer iter.Close()
+	for b := lo; b <= hi; {
+		want := acceptedKey(nil, b, id)
+		if !iter.SeekGE(want) {
+			break
+		}
+		next, _, ok := splitAcceptedKey(iter.Key())
+		switch {
+		case !ok || next > hi:
+			b = hi + 1
+		case bytes.Equal(iter.Key(), want):
+			if len(iter.Value()) != 8 {
+				return 0, false, fmt.Errorf("%w: dedup record %q", errCorrupt, iter.Key())
+			}
+			at, found = int64(binary.BigEndian.Uint64(iter.Value())), true
+			b++ // a newer bucket may hold a newer acceptance
+		case next > b:
+			b = next // skip the empty buckets
+		default:
+			b++
+		}
+	}
+	return at, found, iter.Error()
 }
 
-// janitor removes expired dedup records until Close.
+// noteAcceptedBucket records that a dedup record goes into bucket b, before
+// it is committed: lookups read up to the newest bucket, and the janitor
+// deletes again below a bucket written after it was cleared (the clock
+// stepped back a window).
+func (s *Store) noteAcceptedBucket(b int64) {
+	for cur := s.newestBucket.Load(); b > cur && !s.newestBucket.CompareAndSwap(cur, b); cur = s.newestBucket.Load() {
+	}
+	for cur := s.expiredBelow.Load(); b < cur && !s.expiredBelow.CompareAndSwap(cur, b); cur = s.expiredBelow.Load() {
+	}
+}
+
+// janitor removes expired dedup records every interval until Close.
 func (s *Store) janitor(interval time.Duration) {
 	defer close(s.janitorDone)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
-		if n, err := s.expireDedup(); err != nil && !errors.Is(err, ErrClosed) {
-			s.log.Warn("queue: removing expired dedup records failed", "error", err)
-		} else if n > 0 {
-			s.log.Debug("queue: removed expired dedup records", "count", n)
-		}
 		select {
 		case <-s.closing:
 			return
 		case <-ticker.C:
 		}
+		if removed, err := s.expireDedup(); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Warn("queue: removing expired dedup records failed", "error", err)
+		} else if removed {
+			s.log.Debug("queue: removed expired dedup records")
+		}
 	}
 }
 
-// expireDedupBatch is how many expiry entries one janitor batch removes.
-const expireDedupBatch = 1024
-
-// expireDedup removes the dedup records accepted a full window ago or more,
-// walking the t/ index from where it stopped last time. It returns how many
-// index entries it removed.
-func (s *Store) expireDedup() (int, error) {
+// expireDedup removes the buckets of dedup records that have all left the
+// window, with one range deletion: Pebble then drops their tables whole,
+// instead of the janitor deleting, and compactions carrying, a tombstone
+// per id. It reports whether it deleted anything.
+func (s *Store) expireDedup() (bool, error) {
 	if err := s.begin(); err != nil {
-		return 0, err
+		return false, err
 	}
 	defer s.end()
 	s.janitorMu.Lock()
 	defer s.janitorMu.Unlock()
 
 	cutoff := s.now().Add(-s.window).UnixNano() // accepted at or before cutoff: expired
-	upper := expiryKey(nil, cutoff+1, "")
-	if bytes.Compare(s.expiryFrom, upper) >= 0 {
-		return 0, nil
+	below := s.buckets.of(cutoff) + 1
+	if s.buckets.last(below-1) > cutoff {
+		below-- // the cutoff's own bucket holds later acceptances too
 	}
-	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: s.expiryFrom, UpperBound: upper})
+	done := s.expiredBelow.Load()
+	if below <= done {
+		return false, nil
+	}
+	err := s.db.DeleteRange([]byte(prefixAccepted), acceptedKey(nil, below, ""), pebble.NoSync)
 	if err != nil {
-		return 0, err
+		return false, fmt.Errorf("queue: expire dedup records: %w", err)
 	}
-	defer iter.Close()
-
-	batch := s.db.NewBatch()
-	defer batch.Close()
-	var held []claimed
-	heldIDs := make(map[string]bool)
-	var resume []byte // where the next run starts once this batch is committed
-	removed := 0
-	flush := func() error {
-		err := batch.Commit(pebble.NoSync)
-		s.releaseClaims(held, false)
-		held = held[:0]
-		clear(heldIDs)
-		batch.Reset()
-		if err == nil && resume != nil {
-			s.expiryFrom = resume
-		}
-		return err
-	}
-	for iter.First(); iter.Valid(); iter.Next() {
-		key := iter.Key()
-		at, id, ok := parseExpiryKey(key)
-		if !ok {
-			_ = batch.Delete(key, nil)
-			continue
-		}
-		if !heldIDs[id] {
-			c, ok := s.tryClaim(id)
-			if !ok {
-				break // an Enqueue is accepting this id right now; resume here next time
-			}
-			held = append(held, c)
-			heldIDs[id] = true
-		}
-		// A newer acceptance of the same id (after this one expired) has its
-		// own expiry entry; keep its dedup record.
-		if cur, found, err := s.dedupAt(id); err != nil {
-			_ = flush()
-			return removed, err
-		} else if found && cur == at {
-			_ = batch.Delete(dedupKey(nil, id), nil)
-		}
-		_ = batch.Delete(key, nil)
-		removed++
-		resume = append(append(resume[:0:0], key...), 0)
-		if batch.Count() >= expireDedupBatch {
-			if err := flush(); err != nil {
-				return removed, err
-			}
-		}
-	}
-	if err := iter.Error(); err != nil {
-		_ = flush()
-		return removed, err
-	}
-	return removed, flush()
+	s.expiredBelow.CompareAndSwap(done, below) // unless a bucket below was written meanwhile
+	return true, nil
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"math"
 	"reflect"
 	"testing"
 )
@@ -75,13 +76,28 @@ func FuzzKeys(f *testing.F) {
 				t.Fatalf("pending key %q outside its sink's range", key)
 			}
 		}
-		key := expiryKey(nil, at, id)
-		gotAt, gotID, ok := parseExpiryKey(key)
-		if !ok || gotAt != at || gotID != id {
-			t.Fatalf("expiry key %q parsed as %d %q %v", key, gotAt, gotID, ok)
+		key := acceptedKey(nil, at, id)
+		gotBucket, gotID, ok := splitAcceptedKey(key)
+		if !ok || gotBucket != at || string(gotID) != id {
+			t.Fatalf("dedup record key %q parsed as %d %q %v", key, gotBucket, gotID, ok)
+		}
+		// Buckets sort by time, whatever the sign.
+		if other := acceptedKey(nil, int64(seq), ""); (bytes.Compare(other, key) < 0) != (int64(seq) < at) && int64(seq) != at {
+			t.Fatalf("bucket %d's key %q and bucket %d's %q sort the other way", int64(seq), other, at, key)
+		}
+		// A bucket holds the times from just after the previous one's last
+		// to its own last.
+		buckets := dedupBuckets{width: int64(seq%(1<<40)) + 1}
+		b := buckets.of(at)
+		if last := buckets.last(b); last < at || buckets.of(last) != b {
+			t.Fatalf("width %d: %d is in bucket %d, whose last time is %d", buckets.width, at, b, last)
+		}
+		if b > math.MinInt64/buckets.width && buckets.last(b-1) >= at {
+			t.Fatalf("width %d: %d is in bucket %d, but bucket %d ends at %d", buckets.width, at, b, b-1, buckets.last(b-1))
 		}
 		// Arbitrary bytes must not panic the parsers.
 		parsePendingKey([]byte(sink))
-		parseExpiryKey([]byte(id))
+		splitAcceptedKey([]byte(id))
+		splitLegacyExpiryKey([]byte(id))
 	})
 }

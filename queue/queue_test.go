@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 )
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 // clock is a settable time source for dedup tests.
 type clock struct {
@@ -27,6 +38,12 @@ func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
 }
 
 func (c *clock) Advance(d time.Duration) {
@@ -174,7 +191,7 @@ func TestEnqueueNextAck(t *testing.T) {
 		t.Fatalf("slack got %q", ids(got))
 	}
 	assertEmpty(t, s)
-	if n := countKeys(t, s, prefixDedup); n != 3 {
+	if n := countKeys(t, s, prefixAccepted); n != 3 {
 		t.Fatalf("%d dedup records, want 3", n)
 	}
 }
@@ -236,7 +253,7 @@ func TestEnqueueRejectsBadItems(t *testing.T) {
 			}
 		})
 	}
-	if n := countKeys(t, s, prefixDedup); n != 0 {
+	if n := countKeys(t, s, prefixAccepted); n != 0 {
 		t.Fatalf("%d dedup records written for rejected items", n)
 	}
 }
@@ -277,39 +294,128 @@ func TestDedup(t *testing.T) {
 	}
 }
 
+// TestDedupJanitor: a bucket of dedup records goes once the last
+// acceptance it can hold has left the window, and not before.
 func TestDedupJanitor(t *testing.T) {
 	const window = time.Hour
 	clk := newClock()
 	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+	width := time.Duration(s.buckets.width)
+	// Start on a bucket boundary, so the test knows which bucket is whose.
+	clk.Advance(time.Duration(s.buckets.last(s.buckets.of(clk.Now().UnixNano()))-clk.Now().UnixNano()) + 1)
 	enqueue(t, s, item("old-1", "s"), item("old-2", "s"), Item{ID: "old-3"})
-	clk.Advance(window / 2)
+	clk.Advance(width)
 	enqueue(t, s, item("young", "s"))
-	clk.Advance(window / 2) // old-* are exactly one window old: expired
 
+	clk.Advance(window - width) // old-* are exactly one window old: expired
 	// old-1 comes back after expiring: accepted again, with a new record.
 	if dup := enqueue(t, s, item("old-1", "s")); dup[0] {
 		t.Fatal("expired id reported as duplicate")
 	}
-	n, err := s.expireDedup()
-	if err != nil {
+	if _, err := s.expireDedup(); err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Fatalf("janitor removed %d expiry entries, want 3", n)
+	if got := countKeys(t, s, prefixAccepted); got != 5 {
+		t.Fatalf("%d dedup records, want 5: the first bucket could hold acceptances still in the window", got)
+	}
+	clk.Advance(width - time.Nanosecond) // the first bucket's last instant is a window old
+	if removed, err := s.expireDedup(); err != nil || !removed {
+		t.Fatalf("janitor removed %v (%v), want the first bucket", removed, err)
 	}
 	// Left: young, and the new acceptance of old-1.
-	if got := countKeys(t, s, prefixDedup); got != 2 {
+	if got := countKeys(t, s, prefixAccepted); got != 2 {
 		t.Fatalf("%d dedup records, want 2", got)
-	}
-	if got := countKeys(t, s, prefixExpiry); got != 2 {
-		t.Fatalf("%d expiry entries, want 2", got)
 	}
 	dup := enqueue(t, s, item("old-1", "s"), item("old-2", "s"), item("young", "s"))
 	if !slices.Equal(dup, []bool{true, false, true}) {
 		t.Fatalf("dup = %v, want [true false true]", dup)
 	}
-	if n, err := s.expireDedup(); err != nil || n != 0 {
-		t.Fatalf("second janitor run removed %d (%v), want 0", n, err)
+	if removed, err := s.expireDedup(); err != nil || removed {
+		t.Fatalf("second janitor run removed %v (%v), want nothing", removed, err)
+	}
+
+	clk.Advance(width - time.Nanosecond) // young's bucket: its last instant is a nanosecond short of a window old
+	if removed, err := s.expireDedup(); err != nil || removed {
+		t.Fatalf("janitor removed %v (%v) a bucket still in the window", removed, err)
+	}
+	clk.Advance(time.Nanosecond)
+	if removed, err := s.expireDedup(); err != nil || !removed {
+		t.Fatalf("janitor removed %v (%v), want young's bucket", removed, err)
+	}
+	if got := countKeys(t, s, prefixAccepted); got != 2 { // old-1 and old-2, accepted again
+		t.Fatalf("%d dedup records, want 2", got)
+	}
+}
+
+// TestDedupAfterClockStepsBack: acceptances recorded while the clock ran
+// ahead are still found once it steps back, many buckets earlier, and a
+// bucket written below what the janitor cleared is cleared again.
+func TestDedupAfterClockStepsBack(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
+	start := clk.Now()
+
+	clk.Advance(30 * window) // 120 buckets ahead
+	enqueue(t, s, item("ahead", "s"))
+	if removed, err := s.expireDedup(); err != nil || !removed {
+		t.Fatalf("janitor: %v (%v)", removed, err)
+	}
+	clk.Set(start)
+	if dup := enqueue(t, s, item("ahead", "s"), item("now", "s")); !slices.Equal(dup, []bool{true, false}) {
+		t.Fatalf("dup = %v, want [true false]: an acceptance 30 windows ahead is younger than the window", dup)
+	}
+	// Both are now in one generation of the filter, whose span covers 120
+	// buckets: the lookups scan for the buckets that exist.
+	if dup := enqueue(t, s, item("now", "s"), item("ahead", "s"), item("new", "s")); !slices.Equal(dup, []bool{true, true, false}) {
+		t.Fatalf("dup = %v, want [true true false]", dup)
+	}
+	// "now" went into a bucket the janitor had cleared: it is cleared
+	// again once that bucket leaves the window.
+	clk.Advance(window + time.Duration(s.buckets.width))
+	if removed, err := s.expireDedup(); err != nil || !removed {
+		t.Fatalf("janitor after the clock stepped back: %v (%v)", removed, err)
+	}
+	if got := countKeys(t, s, prefixAccepted); got != 1 {
+		t.Fatalf("%d dedup records, want 1 (ahead)", got)
+	}
+}
+
+// TestOpenUpgradesFormat1 opens a store written by format 1, which kept
+// d/<id> records and a t/<time><id> index: the ids within the window are
+// still duplicates, the expired ones are not, and the format-1 keys are gone.
+func TestOpenUpgradesFormat1(t *testing.T) {
+	const window = time.Hour
+	clk := newClock()
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{FS: vfs.Default})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now().UnixNano()
+	for id, at := range map[string]int64{
+		"recent":  now - int64(time.Minute),
+		"old":     now - int64(window/2),
+		"expired": now - int64(window),
+	} {
+		atValue := binary.BigEndian.AppendUint64(nil, uint64(at))
+		must(t, db.Set(append([]byte("d/"), id...), atValue, nil))
+		must(t, db.Set(append(append([]byte("t/"), atValue...), id...), nil, nil))
+	}
+	must(t, db.Set([]byte(keyFormat), binary.BigEndian.AppendUint64(nil, 1), nil))
+	must(t, db.Close())
+
+	s := openStore(t, Options{Path: dir, DedupWindow: window, now: clk.Now})
+	if dup := enqueue(t, s, item("recent", "s"), item("old", "s"), item("expired", "s")); !slices.Equal(dup, []bool{true, true, false}) {
+		t.Fatalf("after the upgrade dup = %v, want [true true false]", dup)
+	}
+	for _, prefix := range []string{legacyPrefixDedup, legacyPrefixExpiry} {
+		if n := countKeys(t, s, prefix); n != 0 {
+			t.Fatalf("%d %s keys left after the upgrade", n, prefix)
+		}
+	}
+	if format, _, err := s.getUint64([]byte(keyFormat)); err != nil || format != storeFormat {
+		t.Fatalf("format %d (%v) after the upgrade, want %d", format, err, storeFormat)
 	}
 }
 

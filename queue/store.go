@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -53,7 +54,7 @@ type Store struct {
 
 	// dedup spares Enqueue the Pebble lookup of ids it has not seen.
 	dedup     *dedupFilter
-	dedupGets atomic.Int64 // Pebble lookups of d/<id> made by Enqueue
+	dedupGets atomic.Int64 // ids Enqueue looked up in the dedup records
 
 	// closeMu is held shared by every operation that touches db and
 	// exclusively by Close, so the database is never used after it closes.
@@ -75,9 +76,12 @@ type Store struct {
 	events      atomic.Int64 // e/ records
 	deadLetters atomic.Int64 // x/ records
 
-	replayMu   sync.Mutex
-	janitorMu  sync.Mutex
-	expiryFrom []byte // janitor: t/ keys before this have been removed
+	replayMu  sync.Mutex
+	janitorMu sync.Mutex
+
+	buckets      dedupBuckets // of the dedup records
+	newestBucket atomic.Int64 // no dedup record is in a newer bucket
+	expiredBelow atomic.Int64 // the janitor has deleted every bucket below this one
 
 	committer committer // combines concurrent Enqueue writes into one batch
 
@@ -225,8 +229,13 @@ func Open(opts Options) (*Store, error) {
 		janitorDone: make(chan struct{}),
 		claims:      make(map[string]*claim),
 		sinks:       make(map[string]*sinkState),
-		expiryFrom:  []byte(prefixExpiry),
+		// A bucket per generation of the dedup filter: a lookup reads
+		// about one, and a record is deleted at most 1+1/slices windows
+		// after its acceptance.
+		buckets: dedupBuckets{width: max(int64(opts.DedupWindow/dedupFilterSlices), 1)},
 	}
+	s.newestBucket.Store(math.MinInt64)
+	s.expiredBelow.Store(math.MinInt64)
 	s.seqs.persist = s.persistSeqTerm
 	if err := s.recover(); err != nil {
 		_ = db.Close()
@@ -238,7 +247,7 @@ func Open(opts Options) (*Store, error) {
 
 // recover checks the store format and rebuilds what is kept in memory: the
 // next seq, the pending count of each sink, the record counts and the dedup
-// filter. It reads every key once (of the dedup expiry index, only the part
+// filter. It reads every key once (of the dedup records, only the buckets
 // within the window) and keeps none of them.
 func (s *Store) recover() error {
 	format, found, err := s.getUint64([]byte(keyFormat))
@@ -249,6 +258,10 @@ func (s *Store) recover() error {
 	case !found:
 		if err := s.db.Set([]byte(keyFormat), appendUint64(nil, storeFormat), pebble.Sync); err != nil {
 			return fmt.Errorf("write format: %w", err)
+		}
+	case format == 1:
+		if err := s.migrateDedupRecords(); err != nil {
+			return fmt.Errorf("upgrade store format 1 to %d: %w", storeFormat, err)
 		}
 	case format != storeFormat:
 		return fmt.Errorf("store format %d, want %d", format, storeFormat)
@@ -296,6 +309,20 @@ func (s *Store) recover() error {
 	if err := s.rebuildDedupFilter(); err != nil {
 		return err
 	}
+	// No dedup record lies below the oldest bucket, nor below now when
+	// there is none: the janitor has nothing to delete until the window
+	// has passed it.
+	oldest := s.buckets.of(s.now().UnixNano())
+	err = s.scan([]byte(prefixAccepted), func(key, _ []byte) error {
+		if b, _, ok := splitAcceptedKey(key); ok {
+			oldest = min(oldest, b)
+		}
+		return errStopScan
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return err
+	}
+	s.expiredBelow.Store(oldest)
 	s.events.Store(events)
 	s.deadLetters.Store(dead)
 	s.seqs.next = next
@@ -303,44 +330,95 @@ func (s *Store) recover() error {
 	return nil
 }
 
-// rebuildDedupFilter adds to the dedup filter the ids accepted within the
-// window, newest first, from the t/ index (ordered by acceptance time), as
-// many as its budget holds.
+// rebuildDedupFilter adds to the dedup filter the ids of the buckets that
+// may hold acceptances within the window, newest bucket first, as many as
+// its budget holds, and finds the newest bucket.
 func (s *Store) rebuildDedupFilter() error {
 	cutoff := s.now().Add(-s.window).UnixNano() // accepted at or before cutoff: expired
-	// Keys hold times as uint64, so the negative ones (a clock before 1970)
-	// sort after the others; they are older, so they come last.
-	ranges := [][2][]byte{{expiryKey(nil, max(cutoff+1, 0), ""), expiryKey(nil, minTime, "")}}
-	if cutoff+1 < 0 {
-		ranges = append(ranges, [2][]byte{expiryKey(nil, cutoff+1, ""), prefixEnd([]byte(prefixExpiry))})
+	iter, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: acceptedKey(nil, s.buckets.of(cutoff), ""),
+		UpperBound: prefixEnd([]byte(prefixAccepted)),
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild dedup filter: %w", err)
+	}
+	record := func() (bucket, at int64, id []byte, err error) {
+		bucket, id, ok := splitAcceptedKey(iter.Key())
+		if !ok || len(iter.Value()) != 8 {
+			return 0, 0, nil, fmt.Errorf("%w: dedup record %q", errCorrupt, iter.Key())
+		}
+		return bucket, int64(binary.BigEndian.Uint64(iter.Value())), id, nil
 	}
 	var scanErr error
+	stopped, stopBucket := false, int64(0)
 	s.dedup.rebuild(func(yield func(int64, []byte) bool) {
-		for _, r := range ranges {
-			iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: r[0], UpperBound: r[1]})
+		for valid := iter.Last(); valid; valid = iter.Prev() {
+			bucket, at, id, err := record()
 			if err != nil {
 				scanErr = err
 				return
 			}
-			more := true
-			for iter.Last(); iter.Valid(); iter.Prev() {
-				if at, id, ok := splitExpiryKey(iter.Key()); ok && !yield(at, id) {
-					more = false
-					break
-				}
+			s.newestBucket.Store(max(s.newestBucket.Load(), bucket))
+			if at <= cutoff {
+				continue
 			}
-			if err := iter.Close(); err != nil || !more {
-				scanErr = err
+			if !yield(at, id) {
+				stopped, stopBucket = true, bucket
 				return
 			}
 		}
 	})
-	if scanErr != nil {
-		return fmt.Errorf("rebuild dedup filter: %w", scanErr)
+	// The budget ran out within a bucket, whose ids are in id order, not
+	// time order: the rest of it may hold newer acceptances than the one
+	// the rebuild stopped at, and they are unknown too.
+	for valid := stopped && iter.Prev(); valid; valid = iter.Prev() {
+		bucket, at, _, err := record()
+		if err != nil || bucket != stopBucket {
+			scanErr = err
+			break
+		}
+		s.dedup.forgetThrough(at)
+	}
+	if err := errors.Join(scanErr, iter.Close()); err != nil {
+		return fmt.Errorf("rebuild dedup filter: %w", err)
 	}
 	s.dedup.forgetThrough(cutoff)
 	return nil
 }
+
+// migrateDedupRecords upgrades a store of format 1, which kept a dedup
+// record per id (d/<id>) and an expiry index beside it (t/<time><id>): each
+// id the index holds within the window gets its record in its bucket, and
+// the format-1 keys go. A crash midway repeats the upgrade at the next Open.
+func (s *Store) migrateDedupRecords() error {
+	cutoff := s.now().Add(-s.window).UnixNano()
+	batch := s.db.NewBatch()
+	defer func() { _ = batch.Close() }()
+	err := s.scan([]byte(legacyPrefixExpiry), func(k, _ []byte) error {
+		at, id, ok := splitLegacyExpiryKey(k)
+		if !ok || at <= cutoff {
+			return nil
+		}
+		_ = batch.Set(acceptedKey(nil, s.buckets.of(at), string(id)), appendUint64(nil, uint64(at)), nil)
+		if batch.Count() < 4096 {
+			return nil
+		}
+		err := batch.Commit(pebble.NoSync)
+		batch.Reset()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, prefix := range []string{legacyPrefixDedup, legacyPrefixExpiry} {
+		_ = batch.DeleteRange([]byte(prefix), prefixEnd([]byte(prefix)), nil)
+	}
+	_ = batch.Set([]byte(keyFormat), appendUint64(nil, storeFormat), nil)
+	return batch.Commit(pebble.Sync)
+}
+
+// errStopScan, returned by a scan's fn, ends the scan early.
+var errStopScan = errors.New("stop scan")
 
 // scan calls fn for every key with the given prefix; key and value are only
 // valid during the call.
