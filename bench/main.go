@@ -65,13 +65,14 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
 	batchWait := flag.String("batch-wait", "", "the file sink's batch_wait (default: the bridge's)")
+	dedupMemory := flag.String("dedup-memory", "", "the bridge's queue.dedup_memory (default: the bridge's)")
 	dedupWindow := flag.Duration("dedup-window", 0, "the bridge's queue.dedup_window (default: the bridge's); a short one makes the run pay for expiring dedup records, as a bridge does once it has run for a window")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
 	openRate := flag.Float64("open-rate", 0, "only run the bridge at this open-loop rate (requests/s) for -duration, after -warmup, and print what it measured")
 	flag.Parse()
-	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow}
+	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow, dedupMemory: *dedupMemory}
 	if *serveBare != "" {
 		runBare(*serveBare)
 		return
@@ -328,8 +329,8 @@ func (b *bridgeTarget) fetch(urlPath, path string) error {
 
 // bridgeConfig is what the flags change in the bridge's configuration.
 type bridgeConfig struct {
-	sinkSync, batchWait string
-	dedupWindow         time.Duration
+	sinkSync, batchWait, dedupMemory string
+	dedupWindow                      time.Duration
 }
 
 func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
@@ -341,6 +342,9 @@ func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
 	queue := fmt.Sprintf("path: %q", filepath.Join(dir, "queue"))
 	if bc.dedupWindow > 0 {
 		queue += ", dedup_window: " + bc.dedupWindow.String()
+	}
+	if bc.dedupMemory != "" {
+		queue += ", dedup_memory: " + bc.dedupMemory
 	}
 	addr, admin := freeAddr(), freeAddr()
 	cfg := fmt.Sprintf(`server: {listen: %q}

@@ -78,6 +78,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkKeys := flag.String("sink-keys", "", `extra keys of the bridge's kafka sink, "key: value" separated by ';' (e.g. "linger: 0s; concurrency: 2")`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge during the queue drain to this file")
+	profileFor := flag.Duration("cpuprofile-for", 2*time.Second, "length of the -cpuprofile; keep it within the drain (raise -n for a longer one)")
 	serveBroker := flag.Int("serve-broker", 0, "internal: serve a kfake broker with this many partitions until stdin closes")
 	brokerLatency := flag.Duration("broker-latency", 0, "delay the broker's answer to every produce request by this much, as a broker across a network would")
 	flag.Parse()
@@ -149,8 +150,9 @@ func main() {
 	mustPost("bridge drain", drainIngest)
 	profiled := make(chan error, 1)
 	if *cpuProfile != "" {
-		// Two seconds: within the drain at any rate this benchmark has seen.
-		go func() { profiled <- b.profile(*cpuProfile, 2*time.Second) }()
+		// The default two seconds are within the drain of 50,000 events at
+		// any rate this benchmark has seen.
+		go func() { profiled <- b.profile(*cpuProfile, *profileFor) }()
 		time.Sleep(50 * time.Millisecond) // the profile has started
 	} else {
 		profiled <- nil
