@@ -105,7 +105,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.rt.Store(rt)
 
-	a.q, err = queue.Open(queue.Options{Path: f.Queue.Path, DedupWindow: f.Queue.DedupWindow, Logger: a.log})
+	a.q, err = queue.Open(queue.Options{Path: f.Queue.Path, DedupWindow: f.Queue.DedupWindow, DedupMemory: int(f.Queue.DedupMemory), Logger: a.log})
 	if err != nil {
 		closeSinks()
 		return fmt.Errorf("opening the queue at %s: %w", f.Queue.Path, err)
@@ -349,7 +349,8 @@ func checkRestartOnly(old, f *File) error {
 	if old.Server.Listen != f.Server.Listen || old.Admin.Listen != f.Admin.Listen {
 		errs = append(errs, errors.New("changing server.listen or admin.listen needs a restart"))
 	}
-	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path || old.Queue.DedupWindow != f.Queue.DedupWindow {
+	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path ||
+		old.Queue.DedupWindow != f.Queue.DedupWindow || old.Queue.DedupMemory != f.Queue.DedupMemory {
 		errs = append(errs, errors.New("changing the queue needs a restart"))
 	}
 	return errors.Join(errs...)

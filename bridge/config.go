@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/delivery"
+	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/router"
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/sources"
@@ -59,6 +60,14 @@ type AdminConfig struct {
 	Token string `yaml:"token"`
 }
 
+// Bounds of queue.dedup_memory: the smallest filter takes about 7 KiB, and a
+// filter beyond 1 GiB would hold hundreds of millions of ids, more than any
+// window of webhooks.
+const (
+	minDedupMemory config.Size = 64 << 10
+	maxDedupMemory config.Size = 1 << 30
+)
+
 // QueueConfig is the `queue` key.
 type QueueConfig struct {
 	// Type is "embedded" (default).
@@ -67,6 +76,9 @@ type QueueConfig struct {
 	Path string `yaml:"path"`
 	// DedupWindow is how long an accepted event id is remembered. Default 24h.
 	DedupWindow time.Duration `yaml:"dedup_window"`
+	// DedupMemory is the memory of the filter that spares most new ids a
+	// disk lookup. Default 4MiB: about 1.4 million ids in the window.
+	DedupMemory config.Size `yaml:"dedup_memory"`
 	// Brokers, Topic and Group are for type kafka.
 	Brokers []string `yaml:"brokers"`
 	Topic   string   `yaml:"topic"`
@@ -187,7 +199,7 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 	shape := fileShape{
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
-		Queue:  QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour},
+		Queue:  QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 	top := root.Content[0]
@@ -243,6 +255,9 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	}
 	if f.Queue.DedupWindow < 0 {
 		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must not be negative")
+	}
+	if f.Queue.DedupMemory < minDedupMemory || f.Queue.DedupMemory > maxDedupMemory {
+		d.Errorf(at("queue", "dedup_memory"), "queue.dedup_memory must be between %s and %s, not %s", minDedupMemory, maxDedupMemory, f.Queue.DedupMemory)
 	}
 	switch strings.ToLower(f.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -35,7 +35,7 @@ func TestParseDefaultsAndShape(t *testing.T) {
 	if errs != nil {
 		t.Fatal(errs)
 	}
-	if f.Server.Listen != ":8080" || f.Server.BodyLimit != 1<<20 || f.Queue.Path != "./data/queue" || f.Admin.Listen != "127.0.0.1:9090" {
+	if f.Server.Listen != ":8080" || f.Server.BodyLimit != 1<<20 || f.Queue.Path != "./data/queue" || f.Queue.DedupMemory != 4<<20 || f.Admin.Listen != "127.0.0.1:9090" {
 		t.Fatalf("defaults: %+v %+v %+v", f.Server, f.Queue, f.Admin)
 	}
 	hc := f.Source("hc")
@@ -89,6 +89,8 @@ sources:
   hc: {type: helloclient, secret: s, allow_ips: [nope]}
 `, []string{"server.trusted_proxies", "sources.hc.allow_ips"}},
 		{"kafka queue not yet", base + "queue: {type: kafka}\n", []string{"queue type kafka is not available yet"}},
+		{"dedup memory too small", base + "queue: {dedup_memory: 4KiB}\n", []string{"c.yaml:6:9: queue.dedup_memory must be between 64KiB and 1GiB, not 4KiB"}},
+		{"dedup memory not a size", base + "queue: {dedup_memory: lots}\n", []string{"c.yaml:6:23:", `"lots" is not a size`}},
 		{"enabled sink with empty values", `
 sources: {hc: {type: helloclient, secret: s}}
 sinks:

@@ -196,6 +196,16 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("%q accepted", in)
 		}
 	}
+	// String writes the largest binary unit that divides the size, and
+	// ParseSize reads it back.
+	for size, want := range map[Size]string{1 << 30: "1GiB", 3 << 29: "1536MiB", 1 << 20: "1MiB", 1536: "1536B", 64 << 10: "64KiB", 7: "7B"} {
+		if got := size.String(); got != want {
+			t.Errorf("Size(%d).String() = %q, want %q", int64(size), got, want)
+		}
+		if back, err := ParseSize(size.String()); err != nil || back != size {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", size.String(), back, err, int64(size))
+		}
+	}
 }
 
 func FuzzDecode(f *testing.F) {

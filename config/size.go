@@ -52,6 +52,8 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 
 func (s Size) String() string {
 	switch {
+	case s >= 1<<30 && s%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", s>>30)
 	case s >= 1<<20 && s%(1<<20) == 0:
 		return fmt.Sprintf("%dMiB", s>>20)
 	case s >= 1<<10 && s%(1<<10) == 0:

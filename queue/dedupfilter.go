@@ -12,22 +12,22 @@ import (
 
 // Sizing of the dedup filter.
 const (
-	// defaultDedupFilterBytes is the memory the dedup filter may use. At
-	// about 2.25 bytes per id (14.4 bits at 0.1% false positives, kept for
-	// up to 1.25 windows) 4 MiB could remember about 1.9 million ids per
-	// window; a fresh store's first generation grows by doubling, with
-	// more bits per id in each further filter, and filled the budget at
-	// about 1.4 million (16 ids a second around the clock with the
-	// default 24 h window). Beyond that the newest filter takes ids past
-	// its capacity: more and more ids are looked up in Pebble (by the Bloom
-	// filter formula about 6% at twice its capacity, half at four times,
-	// up to all of them), each
+	// DefaultDedupMemory is the memory the dedup filter may use unless
+	// Options.DedupMemory says otherwise. At about 2.25 bytes per id
+	// (14.4 bits at 0.1% false positives, kept for up to 1.25 windows)
+	// 4 MiB could remember about 1.9 million ids per window; a fresh
+	// store's first generation grows by doubling, with more bits per id in
+	// each further filter, and filled the budget at about 1.4 million (16
+	// ids a second around the clock with the default 24 h window). Beyond
+	// that the newest filter takes ids past its capacity: more and more ids
+	// are looked up in Pebble (by the Bloom filter formula about 6% at
+	// twice its capacity, half at four times, up to all of them), each
 	// lookup about 150 µs of CPU under load (BENCHMARKS.md, "a cliff").
 	// The memory is taken as ids arrive, so only a busy bridge holds all
 	// of it, and it lives in the Go heap, which grows to twice what is
 	// live: a full filter adds about 8 MB to a bridge that must stay under
 	// 100 MB.
-	defaultDedupFilterBytes = 4 << 20
+	DefaultDedupMemory = 4 << 20
 
 	// dedupFilterSlices is how many generations one window is cut into.
 	// An id is forgotten between 1 and 1+1/slices windows after it was

@@ -60,7 +60,7 @@ func TestDedupFilterSkipsLookupOfNewIDs(t *testing.T) {
 	if gets := s.dedupGets.Load() - before; gets != n {
 		t.Fatalf("%d lookups for %d repeated ids, want one each", gets, n)
 	}
-	if st := s.Stats(); st.DedupFilterBlind || st.DedupFilterBytes <= 0 || st.DedupFilterBytes > defaultDedupFilterBytes {
+	if st := s.Stats(); st.DedupFilterBlind || st.DedupFilterBytes <= 0 || st.DedupFilterBytes > DefaultDedupMemory {
 		t.Fatalf("Stats: filter blind %v, %d bytes; want not blind, within the budget", st.DedupFilterBlind, st.DedupFilterBytes)
 	}
 }
@@ -130,7 +130,7 @@ func TestDedupFilterOverfilledUnderTinyBudget(t *testing.T) {
 	const window = time.Hour
 	clk := newClock()
 	// Room for a few hundred ids at the filter's designed rate.
-	s := openStore(t, Options{DedupWindow: window, now: clk.Now, dedupFilterBytes: 1 << 10})
+	s := openStore(t, Options{DedupWindow: window, now: clk.Now, DedupMemory: 1 << 10})
 	first := newIDs("first-", 2000)
 	if dup := enqueue(t, s, first...); slices.Contains(dup, true) {
 		t.Fatal("new ids reported as duplicates")
@@ -196,7 +196,7 @@ func TestDedupMatchesModel(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			t.Logf("seed %d", seed)
 			clk := newClock()
-			opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, dedupFilterBytes: tc.budget}
+			opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, DedupMemory: tc.budget}
 			s := openStore(t, opts)
 			accepted := make(map[string]time.Time)
 			var used []string
@@ -296,7 +296,7 @@ func TestConcurrentEnqueueAcrossGenerations(t *testing.T) {
 func TestDedupFilterGenerations(t *testing.T) {
 	const window = time.Hour
 	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
-	f := newDedupFilter(window, defaultDedupFilterBytes)
+	f := newDedupFilter(window, DefaultDedupMemory)
 	at := start
 	for i := range 10 * dedupFilterSlices * 4 { // ten windows, four adds a generation
 		f.add(at, []string{"id-" + strconv.Itoa(i)})
@@ -324,7 +324,7 @@ func TestDedupFilterGenerations(t *testing.T) {
 }
 
 func TestDedupFilterGrowsWithinGeneration(t *testing.T) {
-	f := newDedupFilter(time.Hour, defaultDedupFilterBytes)
+	f := newDedupFilter(time.Hour, DefaultDedupMemory)
 	ids := make([]string, 3*dedupFilterMinIDs)
 	for i := range ids {
 		ids[i] = "id-" + strconv.Itoa(i)
@@ -396,7 +396,7 @@ func TestDedupFilterRebuildRemembersWhatItSkipped(t *testing.T) {
 	s := openStore(t, Options{DedupWindow: window, now: clk.Now})
 	enqueue(t, s, item("x", "s"))
 	clk.Advance(window)
-	s.dedup = newDedupFilter(window, defaultDedupFilterBytes)
+	s.dedup = newDedupFilter(window, DefaultDedupMemory)
 	if err := s.rebuildDedupFilter(); err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestDedupFilterRebuildRemembersWhatItSkipped(t *testing.T) {
 func TestDedupFilterRebuildKeepsNewest(t *testing.T) {
 	const window = time.Hour
 	clk := newClock()
-	opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, dedupFilterBytes: 1 << 10}
+	opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, DedupMemory: 1 << 10}
 	s := openStore(t, opts)
 	old := newIDs("old-", 2000)
 	enqueue(t, s, old...)

@@ -35,12 +35,16 @@ var (
 type Options struct {
 	Path        string        // directory of the store; created when missing; required
 	DedupWindow time.Duration // how long an accepted event id is remembered; default 24h when zero
-	Logger      *slog.Logger  // default slog.Default()
+	// DedupMemory is the memory the dedup filter may hold, in bytes;
+	// DefaultDedupMemory when zero. The filter spares Enqueue the disk
+	// lookup of new ids while the window holds fewer than about 1.4
+	// million ids per 4 MiB.
+	DedupMemory int
+	Logger      *slog.Logger // default slog.Default()
 
-	now              func() time.Time // clock; default time.Now
-	fs               vfs.FS           // file system; default the operating system's
-	janitorInterval  time.Duration    // how often expired dedup records are removed; default DedupWindow/24, within [1s, 10m]
-	dedupFilterBytes int              // memory budget of the dedup filter; default defaultDedupFilterBytes
+	now             func() time.Time // clock; default time.Now
+	fs              vfs.FS           // file system; default the operating system's
+	janitorInterval time.Duration    // how often expired dedup records are removed; default DedupWindow/24, within [1s, 10m]
 }
 
 // Store is the embedded queue. All methods are safe for concurrent use.
@@ -159,8 +163,11 @@ func Open(opts Options) (*Store, error) {
 	if opts.now == nil {
 		opts.now = time.Now
 	}
-	if opts.dedupFilterBytes <= 0 {
-		opts.dedupFilterBytes = defaultDedupFilterBytes
+	if opts.DedupMemory < 0 {
+		return nil, fmt.Errorf("queue: dedup memory %d is negative", opts.DedupMemory)
+	}
+	if opts.DedupMemory == 0 {
+		opts.DedupMemory = DefaultDedupMemory
 	}
 	if opts.janitorInterval <= 0 {
 		opts.janitorInterval = min(max(opts.DedupWindow/24, time.Second), 10*time.Minute)
@@ -224,7 +231,7 @@ func Open(opts Options) (*Store, error) {
 		log:         opts.Logger,
 		window:      opts.DedupWindow,
 		now:         opts.now,
-		dedup:       newDedupFilter(opts.DedupWindow, opts.dedupFilterBytes),
+		dedup:       newDedupFilter(opts.DedupWindow, opts.DedupMemory),
 		closing:     make(chan struct{}),
 		janitorDone: make(chan struct{}),
 		claims:      make(map[string]*claim),
