@@ -117,7 +117,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 	a.m.WatchQueue(func() metrics.QueueStats {
 		st := a.q.Stats()
-		return metrics.QueueStats{Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters}
+		return metrics.QueueStats{
+			Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters,
+			DedupFilterBytes: st.DedupFilterBytes, DedupFilterBudget: st.DedupFilterBudget,
+			DedupFilterBlind: st.DedupFilterBlind, DedupLookups: st.DedupLookups,
+		}
 	})
 	a.engine = delivery.New(a.q, a.log, a.m)
 	a.engine.Observe(a.rec)

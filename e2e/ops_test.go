@@ -195,6 +195,8 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		{"hookbridge_events_duplicate_total", []string{`source="helloclient"`}, retries},
 		{"hookbridge_deliveries_total", []string{`sink="archive"`, `outcome="delivered"`}, good},
 		{"hookbridge_queue_pending", []string{`sink="archive"`}, 0},
+		{"hookbridge_queue_dedup_filter_budget_bytes", nil, 4 << 20},
+		{"hookbridge_queue_dedup_filter_blind", nil, 0},
 		{"hookbridge_request_duration_seconds_count", []string{`source="helloclient"`}, good + retries + forged},
 	}
 	for _, c := range checks {
@@ -204,6 +206,14 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		} else if got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	// Every retry was looked up on disk; a new id only when the filter
+	// could not rule it out (about one in a thousand).
+	if got, ok := metricSeries(t, b.Admin, "hookbridge_queue_dedup_lookups_total"); !ok || got < retries || got > retries+good {
+		t.Errorf("hookbridge_queue_dedup_lookups_total = %v (exported: %v), want %d to %d", got, ok, retries, retries+good)
+	}
+	if got, ok := metricSeries(t, b.Admin, "hookbridge_queue_dedup_filter_bytes"); !ok || got <= 0 || got > 4<<20 {
+		t.Errorf("hookbridge_queue_dedup_filter_bytes = %v (exported: %v), want some of its 4 MiB", got, ok)
 	}
 	b.Stop()
 }

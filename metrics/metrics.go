@@ -81,28 +81,41 @@ type QueueStats struct {
 	Pending       map[string]int // by sink
 	OldestPending time.Time      // zero when nothing is pending
 	DeadLetters   int
+
+	DedupFilterBytes  int   // memory the dedup filter holds
+	DedupFilterBudget int   // memory it may hold
+	DedupFilterBlind  bool  // it answers "maybe" to every id
+	DedupLookups      int64 // ids looked up on disk since start
 }
 
 type queueCollector struct {
 	stats                   func() QueueStats
 	pending, oldest, buried *prometheus.Desc
+	filterBytes, budget     *prometheus.Desc
+	blind, lookups          *prometheus.Desc
 }
 
-// WatchQueue registers gauges read from stats at every scrape: events
-// pending per sink, age of the oldest pending event, and dead letters kept.
+// WatchQueue registers metrics read from stats at every scrape: events
+// pending per sink, age of the oldest pending event, dead letters kept, and
+// the state of the dedup filter, whose lookups against accepted events say
+// when queue.dedup_memory is too small.
 func (m *Metrics) WatchQueue(stats func() QueueStats) {
 	m.Registry.MustRegister(&queueCollector{
-		stats:   stats,
-		pending: prometheus.NewDesc("hookbridge_queue_pending", "Events queued and not yet delivered, by sink.", []string{"sink"}, nil),
-		oldest:  prometheus.NewDesc("hookbridge_queue_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (0 when none).", nil, nil),
-		buried:  prometheus.NewDesc("hookbridge_dead_letter_store_events", "Events kept in the dead-letter store.", nil, nil),
+		stats:       stats,
+		pending:     prometheus.NewDesc("hookbridge_queue_pending", "Events queued and not yet delivered, by sink.", []string{"sink"}, nil),
+		oldest:      prometheus.NewDesc("hookbridge_queue_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (0 when none).", nil, nil),
+		buried:      prometheus.NewDesc("hookbridge_dead_letter_store_events", "Events kept in the dead-letter store.", nil, nil),
+		filterBytes: prometheus.NewDesc("hookbridge_queue_dedup_filter_bytes", "Memory held by the filter that spares new event ids a disk lookup.", nil, nil),
+		budget:      prometheus.NewDesc("hookbridge_queue_dedup_filter_budget_bytes", "Memory the dedup filter may hold (queue.dedup_memory).", nil, nil),
+		blind:       prometheus.NewDesc("hookbridge_queue_dedup_filter_blind", "1 while the dedup filter sends every id to a disk lookup (rebuilt over its budget at start, until those ids leave the window).", nil, nil),
+		lookups:     prometheus.NewDesc("hookbridge_queue_dedup_lookups_total", "Event ids looked up on disk: duplicates, and new ids the filter could not rule out. Well above hookbridge_events_duplicate_total, it asks for more queue.dedup_memory.", nil, nil),
 	})
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.pending
-	ch <- c.oldest
-	ch <- c.buried
+	for _, d := range []*prometheus.Desc{c.pending, c.oldest, c.buried, c.filterBytes, c.budget, c.blind, c.lookups} {
+		ch <- d
+	}
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -116,4 +129,12 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(c.buried, prometheus.GaugeValue, float64(s.DeadLetters))
+	ch <- prometheus.MustNewConstMetric(c.filterBytes, prometheus.GaugeValue, float64(s.DedupFilterBytes))
+	ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, float64(s.DedupFilterBudget))
+	blind := 0.0
+	if s.DedupFilterBlind {
+		blind = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.blind, prometheus.GaugeValue, blind)
+	ch <- prometheus.MustNewConstMetric(c.lookups, prometheus.CounterValue, float64(s.DedupLookups))
 }

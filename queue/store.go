@@ -583,8 +583,10 @@ type Stats struct {
 	DeadLetters   int            // entries in the dead-letter list
 	Events        int            // event bodies stored
 
-	DedupFilterBytes int  // memory held by the dedup filter
-	DedupFilterBlind bool // the filter answers "maybe" to every id (not even its smallest filter fits the budget, or it was rebuilt at Open within its budget and dropped ids still in the window): each is looked up in the store
+	DedupFilterBytes  int   // memory held by the dedup filter
+	DedupFilterBudget int   // memory the dedup filter may hold (Options.DedupMemory)
+	DedupLookups      int64 // ids Enqueue looked up in the store since Open: duplicates, and new ids the filter could not rule out
+	DedupFilterBlind  bool  // the filter answers "maybe" to every id (not even its smallest filter fits the budget, or it was rebuilt at Open within its budget and dropped ids still in the window): each is looked up in the store
 }
 
 // Stats returns the store's counters. They are kept in memory; finding the
@@ -597,6 +599,8 @@ func (s *Store) Stats() Stats {
 		Events:      int(s.events.Load()),
 	}
 	st.DedupFilterBytes, st.DedupFilterBlind = s.dedup.usage(s.now().UnixNano())
+	st.DedupFilterBudget = s.dedup.budget
+	st.DedupLookups = s.dedupGets.Load()
 	s.sinksMu.RLock()
 	sinks := make([]*sinkState, 0, len(s.sinks))
 	for _, sk := range s.sinks {
