@@ -160,11 +160,11 @@ func (f *dedupFilter) add(at int64, ids []string) {
 }
 
 // rebuild fills the empty filter from seq, which yields acceptances newest
-// first, as Open reads them from the dedup records bucket by bucket (each
-// id at the latest time of its bucket). It stops once the budget is
-// spent: the older ids stay unknown, and the cost of Open is bounded by the
-// budget however many ids the window holds. The id is only read during the
-// call.
+// bucket first, as Open reads them from the dedup records (within a bucket,
+// in id order). It stops once the budget is spent: the ids not yet read
+// stay unknown (the caller forgets the rest of the bucket it stopped in),
+// and the cost of Open is bounded by the budget however many ids the window
+// holds. The id is only read during the call.
 func (f *dedupFilter) rebuild(seq iter.Seq2[int64, []byte]) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

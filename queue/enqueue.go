@@ -318,9 +318,9 @@ func (s *Store) janitor(interval time.Duration) {
 }
 
 // expireDedup removes the buckets of dedup records that have all left the
-// window, with one range deletion: Pebble then drops their tables whole,
-// instead of the janitor deleting, and compactions carrying, a tombstone
-// per id. It reports whether it deleted anything.
+// window with one range deletion, which Pebble applies by dropping the
+// tables it covers, instead of the janitor deleting, and compactions
+// carrying, a tombstone per id. It reports whether it issued one.
 func (s *Store) expireDedup() (bool, error) {
 	if err := s.begin(); err != nil {
 		return false, err

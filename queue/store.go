@@ -320,13 +320,16 @@ func (s *Store) recover() error {
 	// there is none: the janitor has nothing to delete until the window
 	// has passed it.
 	oldest := s.buckets.of(s.now().UnixNano())
-	err = s.scan([]byte(prefixAccepted), func(key, _ []byte) error {
-		if b, _, ok := splitAcceptedKey(key); ok {
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefixAccepted), UpperBound: prefixEnd([]byte(prefixAccepted))})
+	if err != nil {
+		return err
+	}
+	if iter.First() {
+		if b, _, ok := splitAcceptedKey(iter.Key()); ok {
 			oldest = min(oldest, b)
 		}
-		return errStopScan
-	})
-	if err != nil && !errors.Is(err, errStopScan) {
+	}
+	if err := iter.Close(); err != nil {
 		return err
 	}
 	s.expiredBelow.Store(oldest)
@@ -423,9 +426,6 @@ func (s *Store) migrateDedupRecords() error {
 	_ = batch.Set([]byte(keyFormat), appendUint64(nil, storeFormat), nil)
 	return batch.Commit(pebble.Sync)
 }
-
-// errStopScan, returned by a scan's fn, ends the scan early.
-var errStopScan = errors.New("stop scan")
 
 // scan calls fn for every key with the given prefix; key and value are only
 // valid during the call.
