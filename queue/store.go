@@ -267,9 +267,11 @@ func (s *Store) recover() error {
 			return fmt.Errorf("write format: %w", err)
 		}
 	case format == 1:
-		if err := s.migrateDedupRecords(); err != nil {
+		moved, err := s.migrateDedupRecords()
+		if err != nil {
 			return fmt.Errorf("upgrade store format 1 to %d: %w", storeFormat, err)
 		}
+		s.log.Info("queue: upgraded the store's format", "from", 1, "to", storeFormat, "dedup_records", moved)
 	case format != storeFormat:
 		return fmt.Errorf("store format %d, want %d", format, storeFormat)
 	}
@@ -399,17 +401,19 @@ func (s *Store) rebuildDedupFilter() error {
 // migrateDedupRecords upgrades a store of format 1, which kept a dedup
 // record per id (d/<id>) and an expiry index beside it (t/<time><id>): each
 // id the index holds within the window gets its record in its bucket, and
-// the format-1 keys go. A crash midway repeats the upgrade at the next Open.
-func (s *Store) migrateDedupRecords() error {
+// the format-1 keys go. It returns how many records it wrote. A crash
+// midway repeats the upgrade at the next Open.
+func (s *Store) migrateDedupRecords() (moved int, err error) {
 	cutoff := s.now().Add(-s.window).UnixNano()
 	batch := s.db.NewBatch()
 	defer func() { _ = batch.Close() }()
-	err := s.scan([]byte(legacyPrefixExpiry), func(k, _ []byte) error {
+	err = s.scan([]byte(legacyPrefixExpiry), func(k, _ []byte) error {
 		at, id, ok := splitLegacyExpiryKey(k)
 		if !ok || at <= cutoff {
 			return nil
 		}
 		_ = batch.Set(acceptedKey(nil, s.buckets.of(at), string(id)), appendUint64(nil, uint64(at)), nil)
+		moved++
 		if batch.Count() < 4096 {
 			return nil
 		}
@@ -418,13 +422,13 @@ func (s *Store) migrateDedupRecords() error {
 		return err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, prefix := range []string{legacyPrefixDedup, legacyPrefixExpiry} {
 		_ = batch.DeleteRange([]byte(prefix), prefixEnd([]byte(prefix)), nil)
 	}
 	_ = batch.Set([]byte(keyFormat), appendUint64(nil, storeFormat), nil)
-	return batch.Commit(pebble.Sync)
+	return moved, batch.Commit(pebble.Sync)
 }
 
 // scan calls fn for every key with the given prefix; key and value are only
