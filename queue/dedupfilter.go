@@ -77,8 +77,9 @@ const (
 // ids past its capacity (a new generation's ids go to the one before): it
 // answers "maybe" more often as it fills, and the budget is freed as old
 // generations leave the window. The filter is blind only when not even the
-// smallest filter fits the budget, or after Open rebuilt it within its
-// budget from a window that held more (see rebuild).
+// smallest filter fits the budget, or after Open rebuilt it from a window
+// that held more ids than its budget sizes filters for plus the overfill
+// rebuild allows.
 type dedupFilter struct {
 	window time.Duration
 	slice  time.Duration // span of one generation
@@ -161,34 +162,53 @@ func (f *dedupFilter) add(at int64, ids []string) {
 
 // rebuild fills the empty filter from seq, which yields acceptances newest
 // bucket first, as Open reads them from the dedup records (within a bucket,
-// in id order). It stops once the budget is spent: the ids not yet read
-// stay unknown (the caller forgets the rest of the bucket it stopped in),
-// and the cost of Open is bounded by the budget however many ids the window
-// holds. The id is only read during the call.
+// in id order). Once the budget is spent it overfills the last filter it
+// made, as the running filter does (see insert), up to twice that filter's
+// capacity (about 6% false positives by the Bloom filter formula), and
+// stops there: the ids not yet read stay unknown (the caller forgets the
+// rest of the bucket it stopped in), and the cost of Open stays bounded by
+// the budget however many ids the window holds. The id is only read during
+// the call.
 func (f *dedupFilter) rebuild(seq iter.Seq2[int64, []byte]) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var newestFirst []*filterGeneration
 	var g *filterGeneration
 	var newerIDs uint // ids of the generation after g
+	spent := false    // the budget is: ids go into g's last filter past its capacity
+	var over uint     // ids added past that capacity
 	for at, id := range seq {
-		if g == nil || time.Unix(0, g.latest).Sub(time.Unix(0, at)) >= f.slice {
+		if !spent && (g == nil || time.Unix(0, g.latest).Sub(time.Unix(0, at)) >= f.slice) {
 			if g != nil {
 				newerIDs = g.ids
 			}
 			g = &filterGeneration{start: at, latest: at}
 			newestFirst = append(newestFirst, g)
 		}
-		g.start, g.latest = min(g.start, at), max(g.latest, at)
-		if g.room == 0 && !f.grow(g, newerIDs) {
-			f.unknownThrough = max(f.unknownThrough, at)
+		if g.room == 0 && !spent && !f.grow(g, newerIDs) {
+			spent = true
 			if len(g.filters) == 0 {
+				// A generation without room for a filter of its own: its
+				// ids go to the newer one.
 				newestFirst = newestFirst[:len(newestFirst)-1]
+				if len(newestFirst) == 0 {
+					f.unknownThrough = max(f.unknownThrough, at)
+					break
+				}
+				g = newestFirst[len(newestFirst)-1]
 			}
-			break
 		}
+		if spent {
+			if over >= g.capacity {
+				f.unknownThrough = max(f.unknownThrough, at)
+				break
+			}
+			over++
+		} else {
+			g.room--
+		}
+		g.start, g.latest = min(g.start, at), max(g.latest, at)
 		g.filters[len(g.filters)-1].Add(id)
-		g.room--
 		g.ids++
 	}
 	slices.Reverse(newestFirst)

@@ -411,6 +411,53 @@ func TestDedupFilterRebuildRemembersWhatItSkipped(t *testing.T) {
 	}
 }
 
+// TestDedupFilterRebuildOverfills: a window somewhat over the budget is
+// rebuilt at Open into an overfilled filter, as the running bridge held it,
+// instead of one blind to the ids that did not fit.
+func TestDedupFilterRebuildOverfills(t *testing.T) {
+	const window, budget = time.Hour, 64 << 10
+	// How many ids of one moment a rebuild takes before it stops.
+	probe := newDedupFilter(window, budget)
+	taken := -1 // the id it stops at is not taken
+	probe.rebuild(func(yield func(int64, []byte) bool) {
+		for taken = 0; yield(1, []byte("probe-"+strconv.Itoa(taken))); taken++ {
+		}
+	})
+	ids := taken - 500
+	clk := newClock()
+	opts := Options{Path: t.TempDir(), DedupWindow: window, now: clk.Now, DedupMemory: budget}
+	s := openStore(t, opts)
+	accepted := newIDs("old-", ids)
+	for i := 0; i < ids; i += 1000 {
+		enqueue(t, s, accepted[i:min(i+1000, ids)]...)
+	}
+	must(t, s.Close())
+
+	clk.Advance(time.Minute)
+	s = openStore(t, opts)
+	var held, room uint
+	for _, g := range s.dedup.gens {
+		held, room = held+g.ids, room+g.room
+	}
+	if held != uint(ids) || room != 0 {
+		t.Fatalf("rebuilt filter holds %d ids with room for %d more; want all %d, past what the budget sized it for", held, room, ids)
+	}
+	if st := s.Stats(); st.DedupFilterBlind || st.DedupFilterBytes > budget {
+		t.Fatalf("rebuilt: blind %v, %d bytes of a %d budget", st.DedupFilterBlind, st.DedupFilterBytes, budget)
+	}
+	if dup := enqueue(t, s, accepted...); countTrue(dup) != ids {
+		t.Fatalf("after restart %d of %d duplicates caught", countTrue(dup), ids)
+	}
+	before := s.dedupGets.Load()
+	if dup := enqueue(t, s, newIDs("new-", 2000)...); slices.Contains(dup, true) {
+		t.Fatal("new ids reported as duplicates")
+	}
+	if gets := s.dedupGets.Load() - before; gets > 200 {
+		t.Fatalf("%d of 2000 new ids looked up; an overfilled filter should rule out most", gets)
+	}
+	t.Logf("%d of 2000 new ids looked up", s.dedupGets.Load()-before)
+}
+
 // TestDedupFilterRebuildKeepsNewest: when the window holds more ids than
 // the budget, Open keeps the newest and is blind only until the older ones
 // have left the window.

@@ -590,7 +590,7 @@ type Stats struct {
 	DedupFilterBytes  int   // memory held by the dedup filter
 	DedupFilterBudget int   // memory the dedup filter may hold (Options.DedupMemory)
 	DedupLookups      int64 // ids Enqueue looked up in the store since Open: duplicates, and new ids the filter could not rule out
-	DedupFilterBlind  bool  // the filter answers "maybe" to every id (not even its smallest filter fits the budget, or it was rebuilt at Open within its budget and dropped ids still in the window): each is looked up in the store
+	DedupFilterBlind  bool  // the filter answers "maybe" to every id (not even its smallest filter fits the budget, or Open rebuilt it from a window that held more ids than it could take, and some of those are still in the window): each is looked up in the store
 }
 
 // Stats returns the store's counters. They are kept in memory; finding the
