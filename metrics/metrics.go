@@ -39,7 +39,7 @@ func New() *Metrics {
 		}, []string{"source", "reason"}),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "hookbridge_request_duration_seconds", Help: "Time from receiving a webhook to answering it (includes the durable queue write).",
-			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"source"}),
 		EventsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookbridge_events_accepted_total", Help: "CloudEvents durably queued, by source.",
