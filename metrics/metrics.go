@@ -107,7 +107,7 @@ func (m *Metrics) WatchQueue(stats func() QueueStats) {
 		buried:      prometheus.NewDesc("hookbridge_dead_letter_store_events", "Events kept in the dead-letter store.", nil, nil),
 		filterBytes: prometheus.NewDesc("hookbridge_queue_dedup_filter_bytes", "Memory held by the filter that spares new event ids a disk lookup.", nil, nil),
 		budget:      prometheus.NewDesc("hookbridge_queue_dedup_filter_budget_bytes", "Memory the dedup filter may hold (queue.dedup_memory).", nil, nil),
-		blind:       prometheus.NewDesc("hookbridge_queue_dedup_filter_blind", "1 while the dedup filter sends every id to a disk lookup (rebuilt over its budget at start, until those ids leave the window).", nil, nil),
+		blind:       prometheus.NewDesc("hookbridge_queue_dedup_filter_blind", "1 while the dedup filter sends every id to a disk lookup: at start it was rebuilt from more ids than it could take, until those leave the window.", nil, nil),
 		lookups:     prometheus.NewDesc("hookbridge_queue_dedup_lookups_total", "Event ids looked up on disk: duplicates, and new ids the filter could not rule out. Well above hookbridge_events_duplicate_total, it asks for more queue.dedup_memory.", nil, nil),
 	})
 }
