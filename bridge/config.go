@@ -253,8 +253,8 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	default:
 		d.Errorf(at("queue", "type"), "unknown queue type %q (embedded)", f.Queue.Type)
 	}
-	if f.Queue.DedupWindow < 0 {
-		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must not be negative")
+	if f.Queue.DedupWindow < 0 || f.Queue.DedupWindow > queue.MaxDedupWindow {
+		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must be between 0 and %s (366 days), not %s", queue.MaxDedupWindow, f.Queue.DedupWindow)
 	}
 	if f.Queue.DedupMemory < minDedupMemory || f.Queue.DedupMemory > maxDedupMemory {
 		d.Errorf(at("queue", "dedup_memory"), "queue.dedup_memory must be between %s and %s, not %s", minDedupMemory, maxDedupMemory, f.Queue.DedupMemory)

@@ -89,6 +89,7 @@ sources:
   hc: {type: helloclient, secret: s, allow_ips: [nope]}
 `, []string{"server.trusted_proxies", "sources.hc.allow_ips"}},
 		{"kafka queue not yet", base + "queue: {type: kafka}\n", []string{"queue type kafka is not available yet"}},
+		{"dedup window too long", base + "queue: {dedup_window: 9000h}\n", []string{"c.yaml:6:9: queue.dedup_window must be between 0 and 8784h0m0s (366 days), not 9000h0m0s"}},
 		{"dedup memory too small", base + "queue: {dedup_memory: 4KiB}\n", []string{"c.yaml:6:9: queue.dedup_memory must be between 64KiB and 1GiB, not 4KiB"}},
 		{"dedup memory not a size", base + "queue: {dedup_memory: lots}\n", []string{"c.yaml:6:23:", `"lots" is not a size`}},
 		{"enabled sink with empty values", `

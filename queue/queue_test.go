@@ -1040,3 +1040,16 @@ func TestDeadLettersSurviveRestart(t *testing.T) {
 	}
 	assertEmpty(t, s)
 }
+
+func TestOpenRefusesWindowsOutOfRange(t *testing.T) {
+	for _, w := range []time.Duration{-time.Second, MaxDedupWindow + time.Nanosecond} {
+		if s, err := Open(Options{Path: t.TempDir(), DedupWindow: w, Logger: quietLogger()}); err == nil {
+			_ = s.Close()
+			t.Errorf("Open accepted a dedup window of %s", w)
+		}
+	}
+	s := openStore(t, Options{DedupWindow: MaxDedupWindow})
+	if dup := enqueue(t, s, item("x", "s"), item("x", "s")); !slices.Equal(dup, []bool{false, true}) {
+		t.Fatalf("with the longest window dup = %v, want [false true]", dup)
+	}
+}

@@ -21,6 +21,11 @@ import (
 // Options.DedupWindow is zero.
 const DefaultDedupWindow = 24 * time.Hour
 
+// MaxDedupWindow bounds Options.DedupWindow: acceptance times are kept as
+// Unix nanoseconds, whose range ends in 2262, and a year is far longer
+// than any provider retries.
+const MaxDedupWindow = 366 * 24 * time.Hour
+
 var (
 	// ErrClosed is returned by every method once Close has been called.
 	ErrClosed = errors.New("queue: store closed")
@@ -151,8 +156,8 @@ func Open(opts Options) (*Store, error) {
 	if opts.Path == "" {
 		return nil, errors.New("queue: path is required")
 	}
-	if opts.DedupWindow < 0 {
-		return nil, fmt.Errorf("queue: dedup window %s is negative", opts.DedupWindow)
+	if opts.DedupWindow < 0 || opts.DedupWindow > MaxDedupWindow {
+		return nil, fmt.Errorf("queue: dedup window %s is not between 0 and %s", opts.DedupWindow, MaxDedupWindow)
 	}
 	if opts.DedupWindow == 0 {
 		opts.DedupWindow = DefaultDedupWindow
