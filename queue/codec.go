@@ -84,21 +84,24 @@ func acceptedKey(b []byte, bucket int64, id string) []byte {
 
 // splitAcceptedKey splits a/<bucket><id>; id shares key's memory.
 func splitAcceptedKey(key []byte) (bucket int64, id []byte, ok bool) {
-	if len(key) < len(prefixAccepted)+8 || string(key[:len(prefixAccepted)]) != prefixAccepted {
-		return 0, nil, false
-	}
-	bucket = int64(binary.BigEndian.Uint64(key[len(prefixAccepted):]) ^ 1<<63)
-	return bucket, key[len(prefixAccepted)+8:], true
+	v, id, ok := splitUint64Key(key, prefixAccepted)
+	return int64(v ^ 1<<63), id, ok
 }
 
 // splitLegacyExpiryKey splits a format-1 expiry entry, t/<time><id>; id
 // shares key's memory.
 func splitLegacyExpiryKey(key []byte) (at int64, id []byte, ok bool) {
-	if len(key) < len(legacyPrefixExpiry)+8 || string(key[:len(legacyPrefixExpiry)]) != legacyPrefixExpiry {
+	v, id, ok := splitUint64Key(key, legacyPrefixExpiry)
+	return int64(v), id, ok
+}
+
+// splitUint64Key splits <prefix><big-endian uint64><rest>; rest shares
+// key's memory.
+func splitUint64Key(key []byte, prefix string) (v uint64, rest []byte, ok bool) {
+	if len(key) < len(prefix)+8 || string(key[:len(prefix)]) != prefix {
 		return 0, nil, false
 	}
-	at = int64(binary.BigEndian.Uint64(key[len(legacyPrefixExpiry):]))
-	return at, key[len(legacyPrefixExpiry)+8:], true
+	return binary.BigEndian.Uint64(key[len(prefix):]), key[len(prefix)+8:], true
 }
 
 // dedupBuckets cuts time into buckets of one width: the dedup records of

@@ -47,7 +47,7 @@ const jsonSpace = " \t\r\n"
 func DecodeObject(body []byte, out any) error {
 	trimmed := bytes.TrimLeft(body, jsonSpace)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return fmt.Errorf("%w", ErrNotJSON)
+		return ErrNotJSON
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.UseNumber()
@@ -73,7 +73,7 @@ func DecodeObject(body []byte, out any) error {
 func DecodeFields(body []byte, want func(key string) bool, fn func(key string, value any)) error {
 	trimmed := bytes.TrimLeft(body, jsonSpace)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return fmt.Errorf("%w", ErrNotJSON)
+		return ErrNotJSON
 	}
 	if !json.Valid(trimmed) {
 		// The slow way, for encoding/json's account of what is wrong.
