@@ -14,21 +14,32 @@ const (
 	prefixEvent    = "e/"
 	prefixRefs     = "r/"
 	prefixPending  = "q/"
-	prefixAccepted = "a/"
 	prefixDead     = "x/"
+	prefixAccepted = "z/" // after every other family: see storeFormat
 
 	// Format 1 kept a dedup record per id and an expiry index beside it;
-	// Open moves them into a/ (see migrateDedupRecords).
-	legacyPrefixDedup  = "d/"
-	legacyPrefixExpiry = "t/"
+	// format 2 kept the bucketed dedup records under a/. Open moves them
+	// into z/ (see upgrade).
+	legacyPrefixDedup    = "d/"
+	legacyPrefixExpiry   = "t/"
+	legacyPrefixAccepted = "a/"
 
-	keyFormat  = "m/format"
-	keySeqTerm = "m/seq"
+	keyFormat      = "m/format"
+	keySeqTerm     = "m/seq"
+	keyBucketWidth = "m/dedup-bucket" // nanoseconds each bucket of dedup records spans
 )
 
-// storeFormat is written to m/format. Open upgrades a store of format 1
-// and refuses any other.
-const storeFormat = 2
+// storeFormat is written to m/format. Open upgrades a store of format 1 or
+// 2 and refuses any other.
+//
+// Format 3 keeps the body of an event that goes to one sink inside its
+// pending record, and sorts the dedup records after everything else. A
+// flush then holds, for a single-sink route, one run of pending records
+// in seq order and one bucket of dedup records: its table no longer spans
+// the backlog in between, which every compaction into the level below
+// otherwise rewrote (in format 2, a/ ids, e/ bodies and q/ records put the
+// whole backlog of bodies inside every flush's key range).
+const storeFormat = 3
 
 // Record versions: the first byte of each encoded value.
 const (
@@ -151,7 +162,11 @@ const (
 	// holds the only reference and settling it needs no count lookup.
 	pendingFlagShared
 
-	pendingFlagsKnown = pendingFlagRewritten | pendingFlagShared
+	// pendingFlagInline marks a record that carries its event's body (the
+	// event went to this sink alone); there is no e/<seq> record for it.
+	pendingFlagInline
+
+	pendingFlagsKnown = pendingFlagRewritten | pendingFlagShared | pendingFlagInline
 )
 
 // pendingRecord is the value of q/<sink>\x00<seq>.
@@ -164,10 +179,22 @@ type pendingRecord struct {
 	LastErr   string // error of the last attempt
 	From      string // for a dead-letter forward: the sink that gave up
 	Reason    string // for a dead-letter forward: why it gave up
+	Body      []byte // the event's body when the record carries it (inline); nil otherwise
 }
 
 func (r pendingRecord) encode() []byte {
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+1+3+len(r.LastErr)+len(r.From)+len(r.Reason))
+	return append(r.appendHeader(make([]byte, 0, r.headerCap()+len(r.Body))), r.Body...)
+}
+
+// headerCap bounds the length of appendHeader's output.
+func (r pendingRecord) headerCap() int {
+	return 1 + 4*binary.MaxVarintLen64 + 1 + 3*binary.MaxVarintLen32 + len(r.LastErr) + len(r.From) + len(r.Reason)
+}
+
+// appendHeader appends the encoded record up to its body: an inline
+// record's encoding is the header followed by the body's bytes, which the
+// header's last field counts.
+func (r pendingRecord) appendHeader(b []byte) []byte {
 	b = append(b, pendingRecordVersion)
 	var flags uint64
 	if r.Rewritten {
@@ -176,13 +203,20 @@ func (r pendingRecord) encode() []byte {
 	if r.Shared {
 		flags |= pendingFlagShared
 	}
+	if r.Body != nil {
+		flags |= pendingFlagInline
+	}
 	b = binary.AppendUvarint(b, flags)
 	b = binary.AppendVarint(b, r.At)
 	b = binary.AppendUvarint(b, r.Ref)
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
 	b = wire.AppendString(b, r.LastErr)
 	b = wire.AppendString(b, r.From)
-	return wire.AppendString(b, r.Reason)
+	b = wire.AppendString(b, r.Reason)
+	if r.Body != nil {
+		b = binary.AppendUvarint(b, uint64(len(r.Body)))
+	}
+	return b
 }
 
 func decodePendingRecord(b []byte) (pendingRecord, error) {
@@ -198,15 +232,31 @@ func decodePendingRecord(b []byte) (pendingRecord, error) {
 	r.LastErr = d.String()
 	r.From = d.String()
 	r.Reason = d.String()
+	if flags&pendingFlagInline != 0 {
+		r.Body = d.Field()
+	}
 	if err := d.Finish(); err != nil {
 		return pendingRecord{}, fmt.Errorf("pending record: %w", err)
 	}
 	if flags&^pendingFlagsKnown != 0 {
 		return pendingRecord{}, fmt.Errorf("%w: pending record flags %#x", errCorrupt, flags)
 	}
+	if r.Body != nil && (flags&pendingFlagShared != 0 || r.Ref != 0) {
+		return pendingRecord{}, fmt.Errorf("%w: pending record carries its body and refers to another", errCorrupt)
+	}
 	r.Rewritten = flags&pendingFlagRewritten != 0
 	r.Shared = flags&pendingFlagShared != 0
 	return r, nil
+}
+
+// pendingInline reports whether an encoded pending record carries its body,
+// without decoding it.
+func pendingInline(v []byte) bool {
+	if len(v) < 2 || v[0] != pendingRecordVersion {
+		return false
+	}
+	flags, n := binary.Uvarint(v[1:])
+	return n > 0 && flags&pendingFlagInline != 0
 }
 
 // deadRecord is the value of x/<time><n>.

@@ -108,7 +108,9 @@ func (s *Store) commitGroup(group []*commitJob) error {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	var key []byte
-	// a/<bucket><id>: the acceptance time of every fresh id, in key order.
+	// z/<bucket><id>: the acceptance time of every fresh id, in key order
+	// (written first, though it sorts last: the order within a batch only
+	// matters within each family).
 	type accepted struct {
 		bucket int64
 		id     string
@@ -130,13 +132,15 @@ func (s *Store) commitGroup(group []*commitJob) error {
 		atValue = appendUint64(atValue[:0], uint64(a.at))
 		_ = batch.Set(key, atValue, nil)
 	}
-	// e/<seq> and r/<seq>: the bodies, and the reference counts of bodies
-	// shared by several sinks.
+	// e/<seq> and r/<seq>: the bodies of events that go to several sinks,
+	// and how many pending records share each.
 	var sinks []string
 	for ev := range groupEvents(group) {
-		key = eventKey(key, ev.seq)
-		setEvent(batch, key, ev.item.Event)
 		sinks = append(sinks, ev.item.Sinks...)
+		if len(uniqueSinks(ev.item.Sinks)) > 1 {
+			key = eventKey(key, ev.seq)
+			setEvent(batch, key, ev.item.Event)
+		}
 	}
 	var refs [binary.MaxVarintLen64]byte
 	for ev := range groupEvents(group) {
@@ -145,12 +149,14 @@ func (s *Store) commitGroup(group []*commitJob) error {
 			_ = batch.Set(key, refs[:binary.PutUvarint(refs[:], uint64(n))], nil)
 		}
 	}
-	// q/<sink>\x00<seq>: the pending records, sink by sink.
+	// q/<sink>\x00<seq>: the pending records, sink by sink; the record of
+	// an event that goes to one sink carries its body.
 	slices.Sort(sinks)
 	sinks = slices.Compact(sinks)
+	var header []byte
 	for _, sink := range sinks {
 		var job *commitJob
-		var pending, shared []byte
+		var shared []byte
 		for ev := range groupEvents(group) {
 			targets := uniqueSinks(ev.item.Sinks)
 			if !slices.Contains(targets, sink) {
@@ -158,18 +164,18 @@ func (s *Store) commitGroup(group []*commitJob) error {
 			}
 			if ev.job != job {
 				job = ev.job
-				pending = pendingRecord{At: job.at}.encode()
 				shared = pendingRecord{At: job.at, Shared: true}.encode()
 				if job.perSink == nil {
 					job.perSink = make(map[string]int, len(job.sp.sinks))
 				}
 			}
-			value := pending
-			if len(targets) > 1 {
-				value = shared
-			}
 			key = pendingKey(key, sink, ev.seq)
-			_ = batch.Set(key, value, nil)
+			if len(targets) > 1 {
+				_ = batch.Set(key, shared, nil)
+			} else {
+				header = pendingRecord{At: job.at, Body: ev.item.Event}.appendHeader(header[:0])
+				setPendingInline(batch, key, header, ev.item.Event)
+			}
 			job.perSink[sink]++
 		}
 	}

@@ -126,8 +126,7 @@ func (s *Store) Replay(key string, sink string) error {
 		return fmt.Errorf("queue: replay %s: %w", key, err)
 	}
 	batch := s.db.NewBatch()
-	setEvent(batch, eventKey(nil, sp.first), rec.Event)
-	_ = batch.Set(pendingKey(nil, sink, sp.first), pendingRecord{At: s.now().UnixNano()}.encode(), nil)
+	_ = batch.Set(pendingKey(nil, sink, sp.first), pendingRecord{At: s.now().UnixNano(), Body: rec.Event}.encode(), nil)
 	_ = batch.Delete(dkey, nil)
 	err = batch.Commit(pebble.Sync)
 	_ = batch.Close()

@@ -195,23 +195,35 @@ func (s *Store) scanPending(st *sinkState, picks []pick, max int, cursor, visibl
 	return picks, newCursor, nil
 }
 
-// readBodies reads the event body of each pick with one iterator (cheaper
-// than a Get each); a missing body is nil.
+// readBodies returns the event body of each pick: the one its pending
+// record carries, or else e/<ref>, read with one iterator for all of them
+// (cheaper than a Get each). A missing body is nil.
 func (s *Store) readBodies(picks []pick) ([][]byte, error) {
-	if len(picks) == 0 {
-		return nil, nil
+	bodies := make([][]byte, len(picks))
+	var lo, hi uint64
+	stored := false
+	for i, p := range picks {
+		switch {
+		case p.h.body != nil:
+			bodies[i] = p.h.body
+		case !stored:
+			lo, hi, stored = p.h.ref, p.h.ref, true
+		default:
+			lo, hi = min(lo, p.h.ref), max(hi, p.h.ref)
+		}
 	}
-	lo, hi := picks[0].h.ref, picks[0].h.ref
-	for _, p := range picks[1:] {
-		lo, hi = min(lo, p.h.ref), max(hi, p.h.ref)
+	if !stored {
+		return bodies, nil
 	}
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(nil, lo), UpperBound: eventKey(nil, hi+1)})
 	if err != nil {
 		return nil, fmt.Errorf("queue: read events: %w", err)
 	}
-	bodies := make([][]byte, len(picks))
 	var key []byte
 	for i, p := range picks {
+		if p.h.body != nil {
+			continue
+		}
 		key = eventKey(key, p.h.ref)
 		if !iter.SeekGE(key) || !bytes.Equal(iter.Key(), key) {
 			continue
@@ -233,9 +245,13 @@ func (s *Store) readBodies(picks []pick) ([][]byte, error) {
 	return bodies, nil
 }
 
-// eventBody reads the body of event seq into a new slice.
-func (s *Store) eventBody(seq uint64) ([]byte, error) {
-	v, closer, err := s.db.Get(eventKey(nil, seq))
+// eventBody returns the body of a held delivery, reading e/<ref> into a new
+// slice unless the record carries it.
+func (s *Store) eventBody(h *held) ([]byte, error) {
+	if h.body != nil {
+		return h.body, nil
+	}
+	v, closer, err := s.db.Get(eventKey(nil, h.ref))
 	if err != nil {
 		return nil, err
 	}
@@ -330,6 +346,10 @@ func (s *Store) dropPending(sink string, picks []pick, extra func(*pebble.Batch)
 	gone := 0
 	var key []byte
 	for _, p := range picks {
+		if p.h.body != nil { // the record carried the body
+			gone++
+			continue
+		}
 		if p.h.shared {
 			counts[p.h.ref].refs--
 			continue
@@ -521,7 +541,8 @@ func (s *Store) Release(sink string, seq uint64) error {
 // Forward moves an in-flight delivery from sink from to sink to (its
 // dead-letter sink) in one atomic write: the record leaves from and a new
 // pending record for to, carrying From and Reason and sharing the event
-// body, is queued behind to's current backlog.
+// body (or carrying it, as the record it replaces did), is queued behind
+// to's current backlog.
 func (s *Store) Forward(from string, seq uint64, to, reason string) error {
 	if err := checkSinkName(to); err != nil {
 		return err
@@ -544,6 +565,9 @@ func (s *Store) Forward(from string, seq uint64, to, reason string) error {
 		return fmt.Errorf("queue: forward %s/%d: %w", from, seq, err)
 	}
 	rec := pendingRecord{At: h.at, Ref: h.ref, Shared: h.shared, From: from, Reason: reason}
+	if h.body != nil {
+		rec.Ref, rec.Body = 0, h.body
+	}
 	batch := s.db.NewBatch()
 	deletePending(batch, from, seq, h)
 	_ = batch.Set(pendingKey(nil, to, sp.first), rec.encode(), nil)
@@ -581,7 +605,7 @@ func (s *Store) Bury(sink string, seq uint64, attempts int, reason string) error
 }
 
 func (s *Store) bury(sink string, seq uint64, h *held, attempts int, reason string) error {
-	body, err := s.eventBody(h.ref)
+	body, err := s.eventBody(h)
 	if err != nil {
 		return err
 	}

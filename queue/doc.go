@@ -22,11 +22,20 @@
 //
 //	m/format               store format version
 //	m/seq                  sequence lease: every seq in use is below it
-//	e/<seq>                event body, stored once however many sinks it goes to
+//	m/dedup-bucket         how much time each bucket of dedup records spans
+//	e/<seq>                body of an event that goes to several sinks, stored once for all of them
 //	r/<seq>                number of pending records that share e/<seq>, only when more than one
-//	q/<sink>\x00<seq>      pending delivery of an event to a sink (attempts, last error, dead-letter origin)
-//	a/<bucket><id>         dedup record: when the CloudEvent id was accepted, in a bucket of time
+//	q/<sink>\x00<seq>      pending delivery of an event to a sink (attempts, last error, dead-letter
+//	                       origin), with the event's body when it goes to this sink alone
 //	x/<time><n>            dead letter: a buried event or a rejected raw request body
+//	z/<bucket><id>         dedup record: when the CloudEvent id was accepted, in a bucket of time
+//
+// The order of the families matters to Pebble's compactions. A flush
+// holds what was written meanwhile: for events routed to one sink, a run
+// of q/ records in seq order and a run of z/ records in the current
+// bucket. The table it makes overlaps no older q/ record, so compacting it
+// into the level below rewrites only that bucket's dedup records, not the
+// backlog (which a family sorting between the two would put in its range).
 //
 // Memory stays bounded whatever the backlog: only deliveries that have been
 // handed out (in flight or released) are tracked in memory; the reference
@@ -35,10 +44,12 @@
 // keep to a fixed budget (4 MiB); Open rebuilds them from a/, newest bucket
 // first, until the budget is full.
 //
-// A bucket spans a quarter of the dedup window. Once the last instant a
+// A bucket spans a quarter of the dedup window the store was created with
+// (the width is kept when the window changes later). Once the last instant a
 // bucket covers has left the window, a janitor goroutine deletes the whole
 // bucket with one range deletion (Pebble drops the tables it covers without
-// rewriting them): expiry costs no lookup and no tombstone per id. A store
-// of format 1, with a record per id (d/<id>) and an expiry index
-// (t/<time><id>), is upgraded at Open.
+// rewriting them): expiry costs no lookup and no tombstone per id. Stores
+// of format 1 (a record per id, d/<id>, and an expiry index,
+// t/<time><id>) and format 2 (the bucketed records under a/, every body
+// in e/) are upgraded at Open.
 package queue

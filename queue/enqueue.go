@@ -202,6 +202,16 @@ func uniqueSinks(sinks []string) []string {
 	return sinks
 }
 
+// setPendingInline writes a pending record that carries its body (header,
+// from pendingRecord.appendHeader, then body) without copying the body
+// twice.
+func setPendingInline(batch *pebble.Batch, key, header, body []byte) {
+	op := batch.SetDeferred(len(key), len(header)+len(body))
+	copy(op.Key, key)
+	copy(op.Value[copy(op.Value, header):], body)
+	_ = op.Finish()
+}
+
 // setEvent writes e/<seq> without copying the body twice.
 func setEvent(batch *pebble.Batch, key, body []byte) {
 	op := batch.SetDeferred(len(key), 1+len(body))

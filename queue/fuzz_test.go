@@ -13,6 +13,8 @@ func FuzzPendingRecord(f *testing.F) {
 		{At: 1740830400000000000},
 		{At: -1, Ref: 42, Attempts: 8, Rewritten: true, LastErr: "HTTP 503", From: "crm", Reason: "8 attempts"},
 		{Attempts: 1<<31 - 1, LastErr: "\x00\xff"},
+		{At: 7, Body: []byte(`{"id":"x"}`)},
+		{Attempts: 2, Rewritten: true, From: "crm", Body: []byte{}},
 	} {
 		f.Add(r.encode())
 	}
@@ -33,6 +35,12 @@ func FuzzPendingRecord(f *testing.F) {
 		}
 		if r.Attempts < 0 {
 			t.Fatalf("negative attempts %d", r.Attempts)
+		}
+		if pendingInline(b) != (r.Body != nil) {
+			t.Fatalf("pendingInline = %v for a record with body %q", pendingInline(b), r.Body)
+		}
+		if r.Body != nil && (r.Shared || r.Ref != 0) {
+			t.Fatalf("a record carrying its body also refers to another: %+v", r)
 		}
 	})
 }

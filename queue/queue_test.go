@@ -227,11 +227,12 @@ func TestEnqueueIsSyncedAndGroupCommitted(t *testing.T) {
 	}
 	t.Logf("%d concurrent Enqueues, %d WAL syncs (%.1f events per sync)", writers*each, syncs, float64(writers*each)/float64(syncs))
 
-	// Settling does not sync.
+	// Settling does not sync. (Pebble syncs a WAL it closes when its
+	// memtable fills, which 1,282 acks may happen to reach; not each ack.)
 	before = fs.walSyncs.Load()
-	drain(t, s, "s")
-	if got := fs.walSyncs.Load() - before; got != 0 {
-		t.Fatalf("acks synced the WAL %d times, want 0", got)
+	acked := len(drain(t, s, "s"))
+	if got := fs.walSyncs.Load() - before; got > 1 {
+		t.Fatalf("%d acks synced the WAL %d times, want at most 1", acked, got)
 	}
 }
 

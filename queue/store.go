@@ -82,7 +82,7 @@ type Store struct {
 	// refLocks serialise the read-modify-write of an event's reference count.
 	refLocks [64]sync.Mutex
 
-	events      atomic.Int64 // e/ records
+	events      atomic.Int64 // e/ records and pending records that carry their body
 	deadLetters atomic.Int64 // x/ records
 
 	replayMu  sync.Mutex
@@ -121,7 +121,8 @@ type sinkState struct {
 // held is a handed-out delivery's pending record, kept while it is in flight
 // so that settling it needs no read.
 type held struct {
-	ref       uint64 // seq of the event body
+	ref       uint64 // seq of the event body (e/<ref>); the record's own seq when it carries the body
+	body      []byte // the event body when the pending record carries it; nil otherwise
 	at        int64
 	attempts  int
 	rewritten bool
@@ -133,18 +134,23 @@ type held struct {
 
 func (h *held) record(seq uint64) pendingRecord {
 	r := pendingRecord{At: h.at, Attempts: h.attempts, Rewritten: h.rewritten, Shared: h.shared,
-		LastErr: h.lastErr, From: h.from, Reason: h.reason}
+		LastErr: h.lastErr, From: h.from, Reason: h.reason, Body: h.body}
 	if h.ref != seq {
 		r.Ref = h.ref
 	}
 	return r
 }
 
+// heldFrom keeps a decoded pending record in memory, with a copy of its
+// body when it carries one (r may share a Pebble iterator's memory).
 func heldFrom(seq uint64, r pendingRecord) *held {
 	h := &held{ref: seq, at: r.At, attempts: r.Attempts, rewritten: r.Rewritten, shared: r.Shared,
 		lastErr: r.LastErr, from: r.From, reason: r.Reason}
 	if r.Ref != 0 {
 		h.ref = r.Ref
+	}
+	if r.Body != nil {
+		h.body = append(make([]byte, 0, len(r.Body)), r.Body...)
 	}
 	return h
 }
@@ -266,19 +272,32 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	widthKnown, err := s.loadBucketWidth()
+	if err != nil {
+		return err
+	}
 	switch {
 	case !found:
-		if err := s.db.Set([]byte(keyFormat), appendUint64(nil, storeFormat), pebble.Sync); err != nil {
+		batch := s.db.NewBatch()
+		_ = batch.Set([]byte(keyFormat), appendUint64(nil, storeFormat), nil)
+		_ = batch.Set([]byte(keyBucketWidth), appendUint64(nil, uint64(s.buckets.width)), nil)
+		err := batch.Commit(pebble.Sync)
+		_ = batch.Close()
+		if err != nil {
 			return fmt.Errorf("write format: %w", err)
 		}
-	case format == 1:
-		moved, err := s.migrateDedupRecords()
+	case format == 1 || format == 2:
+		moved, err := s.upgrade(format)
 		if err != nil {
-			return fmt.Errorf("upgrade store format 1 to %d: %w", storeFormat, err)
+			return fmt.Errorf("upgrade store format %d to %d: %w", format, storeFormat, err)
 		}
-		s.log.Info("queue: upgraded the store's format", "from", 1, "to", storeFormat, "dedup_records", moved)
+		s.log.Info("queue: upgraded the store's format", "from", format, "to", storeFormat, "dedup_records", moved)
 	case format != storeFormat:
 		return fmt.Errorf("store format %d, want %d", format, storeFormat)
+	case !widthKnown:
+		if err := s.db.Set([]byte(keyBucketWidth), appendUint64(nil, uint64(s.buckets.width)), pebble.Sync); err != nil {
+			return fmt.Errorf("write dedup bucket width: %w", err)
+		}
 	}
 
 	next, _, err := s.getUint64([]byte(keySeqTerm))
@@ -286,19 +305,22 @@ func (s *Store) recover() error {
 		return err
 	}
 	next = max(next, 1)
-	err = s.scan([]byte(prefixPending), func(key, _ []byte) error {
+	var events int64
+	err = s.scan([]byte(prefixPending), func(key, value []byte) error {
 		sink, seq, ok := parsePendingKey(key)
 		if !ok {
 			return fmt.Errorf("%w: pending key %q", errCorrupt, key)
 		}
 		s.sink(sink).pending++
 		next = max(next, seq+1)
+		if pendingInline(value) {
+			events++
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	var events int64
 	err = s.scan([]byte(prefixEvent), func(key, _ []byte) error {
 		events++
 		if len(key) == len(prefixEvent)+8 {
@@ -403,21 +425,49 @@ func (s *Store) rebuildDedupFilter() error {
 	return nil
 }
 
-// migrateDedupRecords upgrades a store of format 1, which kept a dedup
-// record per id (d/<id>) and an expiry index beside it (t/<time><id>): each
-// id the index holds within the window gets its record in its bucket, and
-// the format-1 keys go. It returns how many records it wrote. A crash
-// midway repeats the upgrade at the next Open.
-func (s *Store) migrateDedupRecords() (moved int, err error) {
+// loadBucketWidth makes the dedup records' buckets as wide as when they
+// were written: the width is chosen from the dedup window when the store
+// is created, and kept when the window changes later. Every record's
+// bucket then stays where lookups and the janitor look for it; a width
+// that no longer matches the window only makes expiry coarser (a narrower
+// window) or lookups span more buckets (a wider one).
+func (s *Store) loadBucketWidth() (found bool, err error) {
+	width, found, err := s.getUint64([]byte(keyBucketWidth))
+	if err != nil || !found {
+		return false, err
+	}
+	if width == 0 || width > math.MaxInt64 {
+		return false, fmt.Errorf("%w: dedup bucket width %d", errCorrupt, width)
+	}
+	if int64(width) != s.buckets.width {
+		s.log.Info("queue: dedup records keep the bucket width the store was created with",
+			"bucket", time.Duration(width), "window", s.window)
+		s.buckets.width = int64(width)
+	}
+	return true, nil
+}
+
+// upgrade brings a store of format 1 or 2 to the current format and
+// returns how many dedup records it moved. Both formats keep event bodies
+// and pending records as format 3 can read them (a record that does not
+// carry its body has its e/<seq>); what changes is where the dedup records
+// are:
+//
+//   - format 1 kept a record per id (d/<id>) and an expiry index beside it
+//     (t/<time><id>): each id the index holds within the window gets its
+//     record in its bucket;
+//   - format 2 kept the bucketed records under a/: those within the window
+//     move to z/, each into its bucket by its acceptance time (format 2
+//     did not record the width of its buckets).
+//
+// The old keys then go with range deletions. A crash midway repeats the
+// upgrade at the next Open.
+func (s *Store) upgrade(format uint64) (moved int, err error) {
 	cutoff := s.now().Add(-s.window).UnixNano()
 	batch := s.db.NewBatch()
 	defer func() { _ = batch.Close() }()
-	err = s.scan([]byte(legacyPrefixExpiry), func(k, _ []byte) error {
-		at, id, ok := splitLegacyExpiryKey(k)
-		if !ok || at <= cutoff {
-			return nil
-		}
-		_ = batch.Set(acceptedKey(nil, s.buckets.of(at), string(id)), appendUint64(nil, uint64(at)), nil)
+	keep := func(bucket int64, id []byte, at int64) error {
+		_ = batch.Set(acceptedKey(nil, bucket, string(id)), appendUint64(nil, uint64(at)), nil)
 		moved++
 		if batch.Count() < 4096 {
 			return nil
@@ -425,14 +475,42 @@ func (s *Store) migrateDedupRecords() (moved int, err error) {
 		err := batch.Commit(pebble.NoSync)
 		batch.Reset()
 		return err
-	})
+	}
+	var legacy []string
+	switch format {
+	case 1:
+		legacy = []string{legacyPrefixDedup, legacyPrefixExpiry}
+		err = s.scan([]byte(legacyPrefixExpiry), func(k, _ []byte) error {
+			at, id, ok := splitLegacyExpiryKey(k)
+			if !ok || at <= cutoff {
+				return nil
+			}
+			return keep(s.buckets.of(at), id, at)
+		})
+	case 2:
+		legacy = []string{legacyPrefixAccepted}
+		err = s.scan([]byte(legacyPrefixAccepted), func(k, v []byte) error {
+			_, id, ok := splitUint64Key(k, legacyPrefixAccepted)
+			if !ok || len(v) != 8 {
+				return fmt.Errorf("%w: dedup record %q", errCorrupt, k)
+			}
+			at := int64(binary.BigEndian.Uint64(v))
+			if at <= cutoff {
+				return nil
+			}
+			return keep(s.buckets.of(at), id, at)
+		})
+	default:
+		return 0, fmt.Errorf("no upgrade from format %d", format)
+	}
 	if err != nil {
 		return 0, err
 	}
-	for _, prefix := range []string{legacyPrefixDedup, legacyPrefixExpiry} {
+	for _, prefix := range legacy {
 		_ = batch.DeleteRange([]byte(prefix), prefixEnd([]byte(prefix)), nil)
 	}
 	_ = batch.Set([]byte(keyFormat), appendUint64(nil, storeFormat), nil)
+	_ = batch.Set([]byte(keyBucketWidth), appendUint64(nil, uint64(s.buckets.width)), nil)
 	return moved, batch.Commit(pebble.Sync)
 }
 
@@ -590,7 +668,7 @@ type Stats struct {
 	Pending       map[string]int // pending deliveries per sink, in flight or not
 	OldestPending time.Time      // acceptance time of the oldest pending delivery; zero when none
 	DeadLetters   int            // entries in the dead-letter list
-	Events        int            // event bodies stored
+	Events        int            // events stored: bodies shared by several sinks, and pending records that carry their body
 
 	DedupFilterBytes  int   // memory held by the dedup filter
 	DedupFilterBudget int   // memory the dedup filter may hold (Options.DedupMemory)
