@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,31 +16,37 @@ const (
 	prefixRefs     = "r/"
 	prefixPending  = "q/"
 	prefixDead     = "x/"
-	prefixAccepted = "z/" // after every other family: see storeFormat
+	prefixAccepted = "y/" // after every family but the dead letters: see storeFormat
 
 	// Format 1 kept a dedup record per id and an expiry index beside it;
-	// format 2 kept the bucketed dedup records under a/. Open moves them
-	// into z/ (see upgrade).
-	legacyPrefixDedup    = "d/"
-	legacyPrefixExpiry   = "t/"
-	legacyPrefixAccepted = "a/"
+	// formats 2 and 3 kept bucketed dedup records keyed by the id itself.
+	// Open moves them into y/ (see upgrade).
+	legacyPrefixDedup      = "d/"
+	legacyPrefixExpiry     = "t/"
+	legacyPrefixAccepted   = "a/" // format 2
+	legacyPrefixAcceptedV3 = "z/" // format 3
 
 	keyFormat      = "m/format"
 	keySeqTerm     = "m/seq"
 	keyBucketWidth = "m/dedup-bucket" // nanoseconds each bucket of dedup records spans
 )
 
-// storeFormat is written to m/format. Open upgrades a store of format 1 or
-// 2 and refuses any other.
+// storeFormat is written to m/format. Open upgrades a store of format 1,
+// 2 or 3 and refuses any other.
 //
-// Format 3 keeps the body of an event that goes to one sink inside its
-// pending record, and sorts the dedup records after everything else. A
-// flush then holds, for a single-sink route, one run of pending records
-// in seq order and one bucket of dedup records: its table no longer spans
-// the backlog in between, which every compaction into the level below
+// Since format 3 the body of an event that goes to one sink is kept inside
+// its pending record, and the dedup records sort after the pending ones. A
+// flush then holds, for a single-sink route, one run of pending records in
+// seq order and one bucket of dedup records: its table no longer spans the
+// backlog in between, which every compaction into the level below
 // otherwise rewrote (in format 2, a/ ids, e/ bodies and q/ records put the
 // whole backlog of bodies inside every flush's key range).
-const storeFormat = 3
+//
+// Format 4 keys a dedup record by a digest of the id (see idDigest), not
+// the id: a provider's ids with their source run to 100 bytes and more,
+// and the records of the current bucket, written at random places in it,
+// are what every compaction of fresh data into the level below rewrites.
+const storeFormat = 4
 
 // Record versions: the first byte of each encoded value.
 const (
@@ -86,14 +93,26 @@ func parsePendingKey(key []byte) (sink string, seq uint64, ok bool) {
 	return string(key[len(prefixPending):nameEnd]), binary.BigEndian.Uint64(key[nameEnd+1:]), true
 }
 
-// acceptedKey is the dedup record of id accepted in the given time bucket
-// (see dedupBuckets): a/<bucket><id>, buckets in time order.
-func acceptedKey(b []byte, bucket int64, id string) []byte {
+// idDigest is what the store keeps of an accepted event id: the first 16
+// bytes of its SHA-256. Two ids share a digest with a chance of about
+// n²/2^129 among n ids, and finding two that do takes about 2^64 hashes,
+// so no sender can make one event pass for another.
+type idDigest [16]byte
+
+func digestOf(id string) idDigest {
+	sum := sha256.Sum256([]byte(id))
+	return idDigest(sum[:16])
+}
+
+// acceptedKey is the dedup record of an id (its digest) accepted in the
+// given time bucket (see dedupBuckets): y/<bucket><digest>, buckets in
+// time order. An empty digest gives the bucket's lower bound.
+func acceptedKey[T ~string | ~[]byte](b []byte, bucket int64, id T) []byte {
 	b = appendUint64(append(b[:0], prefixAccepted...), uint64(bucket)^1<<63)
 	return append(b, id...)
 }
 
-// splitAcceptedKey splits a/<bucket><id>; id shares key's memory.
+// splitAcceptedKey splits y/<bucket><digest>; the digest shares key's memory.
 func splitAcceptedKey(key []byte) (bucket int64, id []byte, ok bool) {
 	v, id, ok := splitUint64Key(key, prefixAccepted)
 	return int64(v ^ 1<<63), id, ok

@@ -1,12 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
 	"iter"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/cockroachdb/pebble"
@@ -15,10 +15,11 @@ import (
 // commitJob is one Enqueue's share of a combined commit: the fresh items it
 // writes, when they were accepted, and the seqs reserved for them.
 type commitJob struct {
-	items []Item
-	fresh []int // indexes into items
-	at    int64
-	sp    *span // nil when no fresh item has a sink
+	items   []Item
+	fresh   []int      // indexes into items
+	digests []idDigest // of the fresh items' ids, in the same order
+	at      int64
+	sp      *span // nil when no fresh item has a sink
 
 	perSink map[string]int // set by the commit: pending records written per sink
 	err     error          // set by the commit
@@ -108,27 +109,27 @@ func (s *Store) commitGroup(group []*commitJob) error {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	var key []byte
-	// z/<bucket><id>: the acceptance time of every fresh id, in key order
-	// (written first, though it sorts last: the order within a batch only
-	// matters within each family).
+	// y/<bucket><digest>: the acceptance time of every fresh id, in key
+	// order (written first, though it sorts after the others: the order
+	// within a batch only matters within each family).
 	type accepted struct {
 		bucket int64
-		id     string
+		id     *idDigest
 		at     int64
 	}
 	var ids []accepted
 	for _, job := range group {
 		bucket := s.buckets.of(job.at)
-		for _, i := range job.fresh {
-			ids = append(ids, accepted{bucket, job.items[i].ID, job.at})
+		for i := range job.digests {
+			ids = append(ids, accepted{bucket, &job.digests[i], job.at})
 		}
 	}
 	slices.SortFunc(ids, func(a, b accepted) int {
-		return cmp.Or(cmp.Compare(a.bucket, b.bucket), strings.Compare(a.id, b.id))
+		return cmp.Or(cmp.Compare(a.bucket, b.bucket), bytes.Compare(a.id[:], b.id[:]))
 	})
 	var atValue []byte
 	for _, a := range ids {
-		key = acceptedKey(key, a.bucket, a.id)
+		key = acceptedKey(key, a.bucket, a.id[:])
 		atValue = appendUint64(atValue[:0], uint64(a.at))
 		_ = batch.Set(key, atValue, nil)
 	}

@@ -125,8 +125,8 @@ func (f *dedupFilter) within(now, at int64) bool {
 // before now; false means it was not. When it may have been, from and
 // through bound when: the span of the generations whose filters hold it, and
 // all times up to unknownThrough while that is within the window.
-func (f *dedupFilter) mayContain(id string, now int64) (from, through int64, maybe bool) {
-	key := []byte(id) // once for every filter tested
+func (f *dedupFilter) mayContain(id idDigest, now int64) (from, through int64, maybe bool) {
+	key := id[:]
 	from, through = math.MaxInt64, math.MinInt64
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -149,12 +149,12 @@ func (f *dedupFilter) mayContain(id string, now int64) (from, through int64, may
 
 // add records ids accepted at at. The caller adds an id before its
 // acceptance is committed.
-func (f *dedupFilter) add(at int64, ids []string) {
+func (f *dedupFilter) add(at int64, ids []idDigest) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	g := f.generationFor(at)
-	for _, id := range ids {
-		if g = f.insert(g, at, []byte(id)); g == nil {
+	for i := range ids {
+		if g = f.insert(g, at, ids[i][:]); g == nil {
 			return // the rest were accepted at the same time: unknown too
 		}
 	}

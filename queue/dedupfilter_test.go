@@ -20,10 +20,18 @@ func newIDs(prefix string, n int) []Item {
 	return items
 }
 
-// maybe is f.mayContain without the span.
+// maybe is f.mayContain of id's digest, without the span.
 func maybe(f *dedupFilter, id string, now int64) bool {
-	_, _, ok := f.mayContain(id, now)
+	_, _, ok := f.mayContain(digestOf(id), now)
 	return ok
+}
+
+func digests(ids ...string) []idDigest {
+	ds := make([]idDigest, len(ids))
+	for i, id := range ids {
+		ds[i] = digestOf(id)
+	}
+	return ds
 }
 
 func countTrue(bs []bool) int {
@@ -299,7 +307,7 @@ func TestDedupFilterGenerations(t *testing.T) {
 	f := newDedupFilter(window, DefaultDedupMemory)
 	at := start
 	for i := range 10 * dedupFilterSlices * 4 { // ten windows, four adds a generation
-		f.add(at, []string{"id-" + strconv.Itoa(i)})
+		f.add(at, digests("id-"+strconv.Itoa(i)))
 		at += int64(window / dedupFilterSlices / 4)
 	}
 	if len(f.gens) > dedupFilterSlices+2 {
@@ -329,7 +337,7 @@ func TestDedupFilterGrowsWithinGeneration(t *testing.T) {
 	for i := range ids {
 		ids[i] = "id-" + strconv.Itoa(i)
 	}
-	f.add(1, ids)
+	f.add(1, digests(ids...))
 	if len(f.gens) != 1 || len(f.gens[0].filters) != 2 {
 		t.Fatalf("%d generations, want 1 with 2 filters (%d and %d ids)", len(f.gens), dedupFilterMinIDs, 2*dedupFilterMinIDs)
 	}
@@ -339,7 +347,7 @@ func TestDedupFilterGrowsWithinGeneration(t *testing.T) {
 		}
 	}
 	// The next generation starts with room for as many as the last one took.
-	f.add(1+int64(time.Hour/dedupFilterSlices), []string{"next"})
+	f.add(1+int64(time.Hour/dedupFilterSlices), digests("next"))
 	if g := f.gens[len(f.gens)-1]; g.capacity != uint(len(ids)) {
 		t.Fatalf("next generation sized for %d ids, want %d", g.capacity, len(ids))
 	}
@@ -363,7 +371,7 @@ func BenchmarkDedupLookup(b *testing.B) {
 	b.Run("filter", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
-			if dup, err := s.acceptedWithin(ids[i%len(ids)], now); err != nil || dup {
+			if dup, err := s.acceptedWithin(digestOf(ids[i%len(ids)]), now); err != nil || dup {
 				b.Fatal(dup, err)
 			}
 		}
@@ -372,7 +380,7 @@ func BenchmarkDedupLookup(b *testing.B) {
 		bucket := s.buckets.of(now.UnixNano())
 		b.ReportAllocs()
 		for i := range b.N {
-			if _, found, err := s.acceptedAt(ids[i%len(ids)], bucket, bucket); err != nil || found {
+			if _, found, err := s.acceptedAt(digestOf(ids[i%len(ids)]), bucket, bucket); err != nil || found {
 				b.Fatal(found, err)
 			}
 		}
@@ -380,7 +388,7 @@ func BenchmarkDedupLookup(b *testing.B) {
 	b.Run("filter/stored", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
-			if dup, err := s.acceptedWithin(stored[i%len(stored)], now); err != nil || !dup {
+			if dup, err := s.acceptedWithin(digestOf(stored[i%len(stored)]), now); err != nil || !dup {
 				b.Fatal(dup, err)
 			}
 		}

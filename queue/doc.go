@@ -28,20 +28,25 @@
 //	q/<sink>\x00<seq>      pending delivery of an event to a sink (attempts, last error, dead-letter
 //	                       origin), with the event's body when it goes to this sink alone
 //	x/<time><n>            dead letter: a buried event or a rejected raw request body
-//	z/<bucket><id>         dedup record: when the CloudEvent id was accepted, in a bucket of time
+//	y/<bucket><digest>     dedup record: when the CloudEvent id with this digest (16 bytes of
+//	                       its SHA-256) was accepted, in a bucket of time
 //
 // The order of the families matters to Pebble's compactions. A flush
 // holds what was written meanwhile: for events routed to one sink, a run
-// of q/ records in seq order and a run of z/ records in the current
+// of q/ records in seq order and a run of y/ records in the current
 // bucket. The table it makes overlaps no older q/ record, so compacting it
 // into the level below rewrites only that bucket's dedup records, not the
 // backlog (which a family sorting between the two would put in its range).
+// Those records are written at random places in their bucket, so each
+// such compaction rewrites all of the bucket's: keying them by a digest
+// rather than the id (a source and an id run to 100 bytes and more) keeps
+// them to 34 bytes each.
 //
 // Memory stays bounded whatever the backlog: only deliveries that have been
 // handed out (in flight or released) are tracked in memory; the reference
 // counts live in the store, not in a map rebuilt at Open. The Bloom filters
-// that spare Enqueue the lookup of a/<bucket><id> for ids it has not seen
-// keep to a fixed budget (4 MiB); Open rebuilds them from a/, newest bucket
+// that spare Enqueue the lookup of y/<bucket><digest> for ids it has not seen
+// keep to a fixed budget (4 MiB); Open rebuilds them from y/, newest bucket
 // first, until the budget is full.
 //
 // A bucket spans a quarter of the dedup window the store was created with
@@ -50,6 +55,6 @@
 // bucket with one range deletion (Pebble drops the tables it covers without
 // rewriting them): expiry costs no lookup and no tombstone per id. Stores
 // of format 1 (a record per id, d/<id>, and an expiry index,
-// t/<time><id>) and format 2 (the bucketed records under a/, every body
-// in e/) are upgraded at Open.
+// t/<time><id>), format 2 (bucketed records keyed by the id under a/,
+// every body in e/) and format 3 (the same under z/) are upgraded at Open.
 package queue

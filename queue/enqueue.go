@@ -139,11 +139,12 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 	now := s.now()
 	at := now.UnixNano()
 	fresh := make([]int, 0, len(mine))
-	freshIDs := make([]string, 0, len(mine))
+	digests := make([]idDigest, 0, len(mine))
 	events := 0
 	var sinks []string
 	for _, m := range mine {
-		isDup, err := s.acceptedWithin(m.id, now)
+		d := digestOf(m.id)
+		isDup, err := s.acceptedWithin(d, now)
 		if err != nil {
 			return err
 		}
@@ -152,7 +153,7 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 			continue
 		}
 		fresh = append(fresh, m.index)
-		freshIDs = append(freshIDs, m.id)
+		digests = append(digests, d)
 		if len(items[m.index].Sinks) > 0 {
 			events++
 			sinks = append(sinks, items[m.index].Sinks...)
@@ -173,9 +174,9 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 	}
 	// Into the filter before the commit, so that no later Enqueue of these
 	// ids can miss them; if the commit fails they are false positives.
-	s.dedup.add(at, freshIDs)
+	s.dedup.add(at, digests)
 	s.noteAcceptedBucket(s.buckets.of(at))
-	job := &commitJob{items: items, fresh: fresh, at: at, sp: sp}
+	job := &commitJob{items: items, fresh: fresh, digests: digests, at: at, sp: sp}
 	err := s.commit(job)
 	if err == nil {
 		s.events.Add(int64(events))
@@ -225,10 +226,10 @@ func (s *Store) withinWindow(now time.Time, acceptedAt int64) bool {
 	return now.Sub(time.Unix(0, acceptedAt)) < s.window
 }
 
-// acceptedWithin reports whether id was accepted within the window before
-// now. The dedup filter answers most new ids without a lookup, and tells the
-// others which buckets to read.
-func (s *Store) acceptedWithin(id string, now time.Time) (bool, error) {
+// acceptedWithin reports whether the id with this digest was accepted
+// within the window before now. The dedup filter answers most new ids
+// without a lookup, and tells the others which buckets to read.
+func (s *Store) acceptedWithin(id idDigest, now time.Time) (bool, error) {
 	from, through, maybe := s.dedup.mayContain(id, now.UnixNano())
 	if !maybe {
 		return false, nil
@@ -253,11 +254,11 @@ const maxBucketGets = 16
 
 // acceptedAt returns the newest acceptance of id recorded in buckets lo
 // through hi.
-func (s *Store) acceptedAt(id string, lo, hi int64) (at int64, found bool, err error) {
+func (s *Store) acceptedAt(id idDigest, lo, hi int64) (at int64, found bool, err error) {
 	if hi-lo < maxBucketGets {
 		var key []byte
 		for b := hi; b >= lo; b-- { // newest first: a provider's retry is found at once
-			key = acceptedKey(key, b, id)
+			key = acceptedKey(key, b, id[:])
 			v, found, err := s.getUint64(key)
 			if err != nil || found {
 				return int64(v), found, err
@@ -274,7 +275,7 @@ func (s *Store) acceptedAt(id string, lo, hi int64) (at int64, found bool, err e
 	}
 	defer iter.Close()
 	for b := lo; b <= hi; {
-		want := acceptedKey(nil, b, id)
+		want := acceptedKey(nil, b, id[:])
 		if !iter.SeekGE(want) {
 			break
 		}

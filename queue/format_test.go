@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -74,11 +75,19 @@ func TestSingleSinkRecordCarriesBody(t *testing.T) {
 	assertEmpty(t, s)
 }
 
-// TestOpenUpgradesFormat2 opens a store written by format 2: dedup records
-// under a/, every body in e/. The ids within the window are still
-// duplicates, the expired one is not, the a/ keys are gone, and what was
-// pending is delivered with its body.
-func TestOpenUpgradesFormat2(t *testing.T) {
+// TestOpenUpgradesFormats2And3 opens stores written by formats 2 and 3,
+// whose dedup records held the id itself (format 2 under a/, with every
+// body in e/; format 3 under z/, with a single-sink event's body in its
+// pending record). The ids within the window are still duplicates, the
+// expired one is not, the old keys are gone, and what was pending is
+// delivered with its body.
+func TestOpenUpgradesFormats2And3(t *testing.T) {
+	for _, format := range []uint64{2, 3} {
+		t.Run(fmt.Sprint("format", format), func(t *testing.T) { testUpgrade(t, format) })
+	}
+}
+
+func testUpgrade(t *testing.T, format uint64) {
 	const window = time.Hour
 	clk := newClock()
 	dir := t.TempDir()
@@ -86,29 +95,35 @@ func TestOpenUpgradesFormat2(t *testing.T) {
 	must(t, err)
 	now := clk.Now().UnixNano()
 	width := int64(window / dedupFilterSlices)
+	legacy := map[uint64]string{2: legacyPrefixAccepted, 3: legacyPrefixAcceptedV3}[format]
 	for id, at := range map[string]int64{
 		"recent":  now - int64(time.Minute),
 		"old":     now - int64(window/2),
 		"expired": now - int64(window),
 	} {
-		key := binary.BigEndian.AppendUint64([]byte("a/"), uint64(at/width)^1<<63)
+		key := binary.BigEndian.AppendUint64([]byte(legacy), uint64(at/width)^1<<63)
 		must(t, db.Set(append(key, id...), binary.BigEndian.AppendUint64(nil, uint64(at)), nil))
 	}
-	// Seq 5 went to one sink, seq 6 to two; format 2 kept both bodies in e/.
-	must(t, db.Set(eventKey(nil, 5), append([]byte{eventRecordVersion}, event("five")...), nil))
-	must(t, db.Set(pendingKey(nil, "s", 5), pendingRecord{At: now}.encode(), nil))
+	// Seq 5 went to one sink, seq 6 to two.
+	if format == 2 {
+		must(t, db.Set(eventKey(nil, 5), append([]byte{eventRecordVersion}, event("five")...), nil))
+		must(t, db.Set(pendingKey(nil, "s", 5), pendingRecord{At: now}.encode(), nil))
+	} else {
+		must(t, db.Set(pendingKey(nil, "s", 5), pendingRecord{At: now, Body: event("five")}.encode(), nil))
+		must(t, db.Set([]byte(keyBucketWidth), binary.BigEndian.AppendUint64(nil, uint64(width)), nil))
+	}
 	must(t, db.Set(eventKey(nil, 6), append([]byte{eventRecordVersion}, event("six")...), nil))
 	must(t, db.Set(refsKey(nil, 6), binary.AppendUvarint(nil, 2), nil))
 	for _, sink := range []string{"s", "t"} {
 		must(t, db.Set(pendingKey(nil, sink, 6), pendingRecord{At: now, Shared: true}.encode(), nil))
 	}
 	must(t, db.Set([]byte(keySeqTerm), binary.BigEndian.AppendUint64(nil, 7), nil))
-	must(t, db.Set([]byte(keyFormat), binary.BigEndian.AppendUint64(nil, 2), nil))
+	must(t, db.Set([]byte(keyFormat), binary.BigEndian.AppendUint64(nil, format), nil))
 	must(t, db.Close())
 
 	s := openStore(t, Options{Path: dir, DedupWindow: window, now: clk.Now})
-	if n := countKeys(t, s, legacyPrefixAccepted); n != 0 {
-		t.Fatalf("%d a/ keys left after the upgrade", n)
+	if n := countKeys(t, s, legacy); n != 0 {
+		t.Fatalf("%d %s keys left after the upgrade", n, legacy)
 	}
 	if n := countKeys(t, s, prefixAccepted); n != 2 {
 		t.Fatalf("%d dedup records after the upgrade, want 2", n)
@@ -131,6 +146,13 @@ func TestOpenUpgradesFormat2(t *testing.T) {
 		t.Fatalf("t drained %+v", got)
 	}
 	assertEmpty(t, s)
+	must(t, s.Close())
+
+	// The upgraded store opens as it is, the ids still duplicates.
+	s = openStore(t, Options{Path: dir, DedupWindow: window, now: clk.Now})
+	if dup := enqueue(t, s, item("recent"), item("old"), item("expired")); !slices.Equal(dup, []bool{true, true, true}) {
+		t.Fatalf("after reopening dup = %v, want all true", dup)
+	}
 }
 
 // TestDedupBucketWidthOutlivesTheWindow reopens a store with a different

@@ -286,7 +286,7 @@ func (s *Store) recover() error {
 		if err != nil {
 			return fmt.Errorf("write format: %w", err)
 		}
-	case format == 1 || format == 2:
+	case format >= 1 && format < storeFormat:
 		moved, err := s.upgrade(format)
 		if err != nil {
 			return fmt.Errorf("upgrade store format %d to %d: %w", format, storeFormat, err)
@@ -383,7 +383,7 @@ func (s *Store) rebuildDedupFilter() error {
 	}
 	record := func() (bucket, at int64, id []byte, err error) {
 		bucket, id, ok := splitAcceptedKey(iter.Key())
-		if !ok || len(iter.Value()) != 8 {
+		if !ok || len(id) != len(idDigest{}) || len(iter.Value()) != 8 {
 			return 0, 0, nil, fmt.Errorf("%w: dedup record %q", errCorrupt, iter.Key())
 		}
 		return bucket, int64(binary.BigEndian.Uint64(iter.Value())), id, nil
@@ -447,18 +447,19 @@ func (s *Store) loadBucketWidth() (found bool, err error) {
 	return true, nil
 }
 
-// upgrade brings a store of format 1 or 2 to the current format and
-// returns how many dedup records it moved. Both formats keep event bodies
-// and pending records as format 3 can read them (a record that does not
-// carry its body has its e/<seq>); what changes is where the dedup records
-// are:
+// upgrade brings a store of format 1, 2 or 3 to the current format and
+// returns how many dedup records it moved. Every format keeps event bodies
+// and pending records as the current one can read them (a record that
+// does not carry its body has its e/<seq>); what changes is the dedup
+// records, which all held the id itself:
 //
 //   - format 1 kept a record per id (d/<id>) and an expiry index beside it
 //     (t/<time><id>): each id the index holds within the window gets its
 //     record in its bucket;
-//   - format 2 kept the bucketed records under a/: those within the window
-//     move to z/, each into its bucket by its acceptance time (format 2
-//     did not record the width of its buckets).
+//   - formats 2 and 3 kept bucketed records, a/<bucket><id> and
+//     z/<bucket><id>: those within the window move to y/, each into its
+//     bucket by its acceptance time (format 2 did not record the width of
+//     its buckets).
 //
 // The old keys then go with range deletions. A crash midway repeats the
 // upgrade at the next Open.
@@ -467,7 +468,8 @@ func (s *Store) upgrade(format uint64) (moved int, err error) {
 	batch := s.db.NewBatch()
 	defer func() { _ = batch.Close() }()
 	keep := func(bucket int64, id []byte, at int64) error {
-		_ = batch.Set(acceptedKey(nil, bucket, string(id)), appendUint64(nil, uint64(at)), nil)
+		d := digestOf(string(id))
+		_ = batch.Set(acceptedKey(nil, bucket, d[:]), appendUint64(nil, uint64(at)), nil)
 		moved++
 		if batch.Count() < 4096 {
 			return nil
@@ -487,10 +489,14 @@ func (s *Store) upgrade(format uint64) (moved int, err error) {
 			}
 			return keep(s.buckets.of(at), id, at)
 		})
-	case 2:
-		legacy = []string{legacyPrefixAccepted}
-		err = s.scan([]byte(legacyPrefixAccepted), func(k, v []byte) error {
-			_, id, ok := splitUint64Key(k, legacyPrefixAccepted)
+	case 2, 3:
+		prefix := legacyPrefixAccepted
+		if format == 3 {
+			prefix = legacyPrefixAcceptedV3
+		}
+		legacy = []string{prefix}
+		err = s.scan([]byte(prefix), func(k, v []byte) error {
+			_, id, ok := splitUint64Key(k, prefix)
 			if !ok || len(v) != 8 {
 				return fmt.Errorf("%w: dedup record %q", errCorrupt, k)
 			}
