@@ -13,8 +13,12 @@
 //     until the N-th message is on the topic. This isolates the bridge's
 //     queue-to-Kafka path from its HTTP ingest.
 //   - direct again, right after the drain: kfake holds every record in its
-//     heap, so its cost per message grows with what it holds; this run meets
-//     the broker as full as the drain did.
+//     heap, so its cost per message changes with what it holds; this run
+//     meets the broker as full as the drain did.
+//
+// The direct producer first runs once unmeasured, to warm up. With
+// -rounds the pair (drain, direct) is repeated, and each drain is compared
+// with the direct runs on either side of it.
 //
 // The CPU time each process used in the direct and drain phases is read from
 // /proc and printed per event.
@@ -48,6 +52,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +86,7 @@ func main() {
 	profileFor := flag.Duration("cpuprofile-for", 2*time.Second, "length of the -cpuprofile; keep it within the drain (raise -n for a longer one)")
 	serveBroker := flag.Int("serve-broker", 0, "internal: serve a kfake broker with this many partitions until stdin closes")
 	brokerLatency := flag.Duration("broker-latency", 0, "delay the broker's answer to every produce request by this much, as a broker across a network would")
+	rounds := flag.Int("rounds", 1, "how many times to repeat the pair direct, then drain; a last direct follows the last drain, and each drain is compared with the directs on either side of it")
 	flag.Parse()
 	if *serveBroker > 0 {
 		runBroker(*serveBroker, *brokerLatency)
@@ -109,6 +115,11 @@ func main() {
 	for i := range msgs {
 		msgs[i] = leadMessage(leadBody(i))
 	}
+	// Warm up, not measured: the producer's connection and metadata, the
+	// broker's first partition, both runtimes' heaps. Measured cold, the
+	// direct producer came out 30-70% slower than in the runs after it.
+	produceDirect(br.addr, msgs, *batch, arrivals)
+	runtime.GC()
 	cpuDirect := cpuOf(os.Getpid(), br.cmd.Process.Pid)
 	direct := produceDirect(br.addr, msgs, *batch, arrivals)
 	cpuDirect = cpuDirect.since()
@@ -142,38 +153,55 @@ func main() {
 	}
 	endToEnd := lastArrival.Sub(start)
 
-	// bridge queue drain ----------------------------------------------------------
-	leads = signLeads(3_000_000, *n)
-	base = arrivals.end()
-	br.pause()
-	drainIngest := post(b.url, *conns, leads)
-	mustPost("bridge drain", drainIngest)
-	profiled := make(chan error, 1)
-	if *cpuProfile != "" {
-		// The default two seconds are within the drain of 50,000 events at
-		// any rate this benchmark has seen.
-		go func() { profiled <- b.profile(*cpuProfile, *profileFor) }()
-		time.Sleep(50 * time.Millisecond) // the profile has started
-	} else {
-		profiled <- nil
+	// bridge queue drain, between two directs, -rounds times ------------------
+	// kfake keeps every record in its heap, so its own cost per message
+	// changes with what it holds, and the machine's speed drifts: each drain
+	// is compared with the direct runs just before and just after it, which
+	// meet the broker about as full as the drain did.
+	type roundResult struct {
+		before, drain, after time.Duration
+		cpuDrain, cpuAfter   cpuUse
+		queued               time.Duration
 	}
-	cpuDrain := cpuOf(b.cmd.Process.Pid, br.cmd.Process.Pid)
-	resumed := time.Now()
-	br.resume()
-	lastDrained := arrivals.wait(base+int64(*n), 5*time.Minute)
-	cpuDrain = cpuDrain.since()
-	must(<-profiled)
-	if lastDrained.IsZero() {
-		fail(fmt.Errorf("bridge drain: %d of %d events on the topic after 5 minutes", arrivals.end()-base, *n))
-	}
-	drain := lastDrained.Sub(resumed)
+	results := make([]roundResult, *rounds)
+	for r := range results {
+		if r > 0 {
+			results[r].before = results[r-1].after
+		} else {
+			results[r].before = direct
+		}
+		leads := signLeads(10_000_000+r*(*n), *n)
+		base := arrivals.end()
+		br.pause()
+		drainIngest := post(b.url, *conns, leads)
+		mustPost("bridge drain", drainIngest)
+		profiled := make(chan error, 1)
+		if *cpuProfile != "" && r == 0 {
+			// The default two seconds are within the drain of 50,000 events at
+			// any rate this benchmark has seen.
+			go func() { profiled <- b.profile(*cpuProfile, *profileFor) }()
+			time.Sleep(50 * time.Millisecond) // the profile has started
+		} else {
+			profiled <- nil
+		}
+		cpuDrain := cpuOf(b.cmd.Process.Pid, br.cmd.Process.Pid)
+		resumed := time.Now()
+		br.resume()
+		lastDrained := arrivals.wait(base+int64(*n), 5*time.Minute)
+		results[r].cpuDrain = cpuDrain.since()
+		must(<-profiled)
+		if lastDrained.IsZero() {
+			fail(fmt.Errorf("bridge drain: %d of %d events on the topic after 5 minutes", arrivals.end()-base, *n))
+		}
+		results[r].drain = lastDrained.Sub(resumed)
+		results[r].queued = drainIngest.took
 
-	// direct again -------------------------------------------------------------
-	// kfake keeps every record in its heap, so its own cost per message grows
-	// with what it holds: this run meets the broker as full as the drain did.
-	cpuDirectFull := cpuOf(os.Getpid(), br.cmd.Process.Pid)
-	directFull := produceDirect(br.addr, msgs, *batch, arrivals)
-	cpuDirectFull = cpuDirectFull.since()
+		cpuAfter := cpuOf(os.Getpid(), br.cmd.Process.Pid)
+		results[r].after = produceDirect(br.addr, msgs, *batch, arrivals)
+		results[r].cpuAfter = cpuAfter.since()
+	}
+	last := results[len(results)-1]
+	drain, directFull, cpuDrain, cpuDirectFull := last.drain, last.after, last.cpuDrain, last.cpuAfter
 
 	calls := b.metric(`hookbridge_delivery_duration_seconds_count{sink="kafka-events"}`)
 	callTime := b.metric(`hookbridge_delivery_duration_seconds_sum{sink="kafka-events"}`)
@@ -201,7 +229,31 @@ func main() {
 	fmt.Printf("ratio bridge end to end / direct: %.2f\n", direct.Seconds()/endToEnd.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct: %.2f\n", direct.Seconds()/drain.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct at the same broker fill: %.2f\n", directFull.Seconds()/drain.Seconds())
-	fmt.Printf("(queueing %d events with the broker paused took %.3fs: %.0f/s)\n", *n, drainIngest.took.Seconds(), float64(*n)/drainIngest.took.Seconds())
+	fmt.Printf("(queueing %d events with the broker paused took %.3fs: %.0f/s)\n", *n, last.queued.Seconds(), float64(*n)/last.queued.Seconds())
+	if len(results) == 1 {
+		return
+	}
+	fmt.Printf("\n%-6s %12s %12s %12s %14s %16s %12s\n", "round", "direct/s", "drain/s", "direct/s", "drain/directs", "bridge CPU/event", "broker CPU")
+	ratios := make([]float64, len(results))
+	for r, res := range results {
+		// The drain against the mean rate of the directs either side of it.
+		ratios[r] = (rate(res.before) + rate(res.after)) / 2
+		ratios[r] = rate(res.drain) / ratios[r]
+		fmt.Printf("%-6d %12.0f %12.0f %12.0f %14.2f %14.1f µs %9.1f µs\n", r, rate(res.before), rate(res.drain), rate(res.after),
+			ratios[r], perEvent(res.cpuDrain.used[0]), perEvent(res.cpuDrain.used[1]))
+	}
+	slices.Sort(ratios)
+	fmt.Printf("median ratio bridge queue drain / direct over %d rounds: %.2f (range %.2f-%.2f)\n",
+		len(ratios), median(ratios), ratios[0], ratios[len(ratios)-1])
+}
+
+// median of sorted values.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 // cpuUse is the CPU time processes used over a phase; the producer of the
@@ -289,6 +341,15 @@ func startBroker(partitions int, latency time.Duration) *broker {
 	must(err)
 	cmd := exec.Command(self, "-serve-broker", strconv.Itoa(partitions), "-broker-latency", latency.String())
 	cmd.Stderr = os.Stderr
+	// kfake keeps every record in its Go heap, and its collector's cycles
+	// over that growing heap landed in random phases: its CPU per event
+	// ranged from 1.6 to 12.8 µs between the rounds of one run (with
+	// GOGC=400, 3.4 to 13.0), and the ratio of a drain to the directs
+	// around it from 0.22 to 0.92. Never collecting, it costs about 11 µs
+	// per event in every phase (fresh memory for everything it stores) and
+	// the ratios of one run agree within about 0.1. Some GB for millions of
+	// events.
+	cmd.Env = append(os.Environ(), "GOGC=off")
 	// Gone with the benchmark, even when it stops on an error.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
