@@ -467,9 +467,13 @@ func (s *Store) upgrade(format uint64) (moved int, err error) {
 	cutoff := s.now().Add(-s.window).UnixNano()
 	batch := s.db.NewBatch()
 	defer func() { _ = batch.Close() }()
-	keep := func(bucket int64, id []byte, at int64) error {
+	// The width goes with the first records written: should the upgrade
+	// be cut short, the next Open reads them with the same buckets even if
+	// the window has changed meanwhile.
+	_ = batch.Set([]byte(keyBucketWidth), appendUint64(nil, uint64(s.buckets.width)), nil)
+	keep := func(id []byte, at int64) error {
 		d := digestOf(string(id))
-		_ = batch.Set(acceptedKey(nil, bucket, d[:]), appendUint64(nil, uint64(at)), nil)
+		_ = batch.Set(acceptedKey(nil, s.buckets.of(at), d[:]), appendUint64(nil, uint64(at)), nil)
 		moved++
 		if batch.Count() < 4096 {
 			return nil
@@ -487,7 +491,7 @@ func (s *Store) upgrade(format uint64) (moved int, err error) {
 			if !ok || at <= cutoff {
 				return nil
 			}
-			return keep(s.buckets.of(at), id, at)
+			return keep(id, at)
 		})
 	case 2, 3:
 		prefix := legacyPrefixAccepted
@@ -504,7 +508,7 @@ func (s *Store) upgrade(format uint64) (moved int, err error) {
 			if at <= cutoff {
 				return nil
 			}
-			return keep(s.buckets.of(at), id, at)
+			return keep(id, at)
 		})
 	default:
 		return 0, fmt.Errorf("no upgrade from format %d", format)
@@ -516,7 +520,6 @@ func (s *Store) upgrade(format uint64) (moved int, err error) {
 		_ = batch.DeleteRange([]byte(prefix), prefixEnd([]byte(prefix)), nil)
 	}
 	_ = batch.Set([]byte(keyFormat), appendUint64(nil, storeFormat), nil)
-	_ = batch.Set([]byte(keyBucketWidth), appendUint64(nil, uint64(s.buckets.width)), nil)
 	return moved, batch.Commit(pebble.Sync)
 }
 
