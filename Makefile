@@ -48,12 +48,7 @@ test:
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for target in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$target"; \
-	    $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
 ## bench: the load benchmark of BENCHMARKS.md
 bench: build
