@@ -69,7 +69,8 @@ type loop struct {
 	name   string
 	sink   sinks.Sink
 	batch  sinks.BatchSink
-	prep   sinks.Preparer // nil unless the sink prepares batches apart from sending them
+	prep   sinks.Preparer  // nil unless the sink prepares batches apart from sending them
+	pipe   sinks.Pipeliner // nil unless the sink's client keeps several batches in order
 	policy Policy
 	e      *Engine
 	log    *slog.Logger
@@ -105,6 +106,10 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	l := &loop{name: name, sink: sink, policy: p, e: e, log: e.log.With("sink", name), finished: make(chan struct{})}
 	l.batch, _ = sink.(sinks.BatchSink)
 	l.prep, _ = sink.(sinks.Preparer)
+	l.pipe, _ = sink.(sinks.Pipeliner)
+	if l.batch == nil {
+		l.pipe = nil
+	}
 	if l.policy.BatchSize == 0 {
 		l.policy.BatchSize = 500
 	}
@@ -112,10 +117,20 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 		l.policy.BatchSize = 1
 	}
 	if l.policy.Concurrency == 0 {
-		l.policy.Concurrency = 4
-		if l.batch != nil {
+		switch {
+		case l.pipe != nil:
+			l.policy.Concurrency = 2
+		case l.batch != nil:
 			l.policy.Concurrency = 1
+		default:
+			l.policy.Concurrency = 4
 		}
+	}
+	workers, depth := l.policy.Concurrency, 1
+	if l.pipe != nil {
+		// One worker starts every batch, so the client gets them in the
+		// queue's order; Concurrency of them may await their answers.
+		workers, depth = 1, l.policy.Concurrency
 	}
 	l.stopCtx, l.stop = context.WithCancel(context.Background())
 	l.killCtx, l.kill = context.WithCancel(context.Background())
@@ -130,12 +145,12 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 		defer wg.Done()
 		l.read(ready)
 	}()
-	for i := 0; i < l.policy.Concurrency; i++ {
+	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if l.prep != nil {
-				l.pipeline(ready)
+			if l.prep != nil || l.pipe != nil {
+				l.pipeline(ready, depth)
 				return
 			}
 			batch := make(chan []item, 1)
@@ -261,9 +276,7 @@ func (l *loop) read(ready <-chan request) {
 				case r := <-ready:
 					worker = &r
 				case <-l.stopCtx.Done():
-					for _, it := range items {
-						l.release(it)
-					}
+					l.releaseAll(items)
 					return
 				}
 			}
@@ -307,9 +320,7 @@ func (l *loop) fill(items []item, taken time.Time) bool {
 	case <-t.C:
 		return true
 	case <-l.stopCtx.Done():
-		for _, it := range items {
-			l.release(it)
-		}
+		l.releaseAll(items)
 		return false
 	}
 }
@@ -333,27 +344,32 @@ func (l *loop) decode(ds []queue.Delivery) []item {
 	return items
 }
 
-// prepared is a batch made ready by the sink's Preparer, waiting to be sent.
+// prepared is a batch made ready by the sink, waiting to be sent or, for a
+// Pipeliner, started and awaiting its answer.
 type prepared struct {
 	items []item
 	send  func(context.Context) []error
-	done  chan struct{} // closed when the batch is settled (or released)
 }
 
 // pipeline is a worker of a sink that prepares batches apart from sending
 // them. While a sender goroutine sends one batch, it takes the next one if
 // it is already full and prepares it; a batch that is not full is left with
-// the reader to grow until the send ends, as with any batching sink. Batches
-// are sent one at a time, in the order they were taken. A prepared batch not
+// the reader to grow until a send ends, as with any batching sink.
+//
+// For a Preparer, batches are sent one at a time (depth 1), in the order
+// they were taken. For a Pipeliner, this worker starts each batch itself,
+// in the order taken, while up to depth-1 batches before it await their
+// answers; the sender settles them in the same order. A batch taken and not
 // handed over when the loop stops is released.
-func (l *loop) pipeline(ready chan<- request) {
-	sendq := make(chan prepared)
+func (l *loop) pipeline(ready chan<- request, depth int) {
+	sendq := make(chan prepared, depth)
+	settled := make(chan struct{}, depth) // one per batch the sender is done with
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
 		for p := range sendq {
 			l.deliver(p.items, p.send)
-			close(p.done)
+			settled <- struct{}{}
 		}
 	}()
 	defer func() {
@@ -361,17 +377,28 @@ func (l *loop) pipeline(ready chan<- request) {
 		<-sent
 	}()
 	batch := make(chan []item, 1)
-	var inflight chan struct{} // the batch being sent; nil when the sender is idle
+	inflight := 0 // batches handed to the sender and not yet settled
+	// settle waits for the sender to finish a batch; false when the loop stops.
+	settle := func() bool {
+		select {
+		case <-settled:
+			inflight--
+			return true
+		case <-l.stopCtx.Done():
+			return false
+		}
+	}
 	for {
-		if inflight != nil {
+		for drained := false; !drained; {
 			select {
-			case <-inflight:
-				inflight = nil
+			case <-settled:
+				inflight--
 			default:
+				drained = true
 			}
 		}
 		select {
-		case ready <- request{reply: batch, fullOnly: inflight != nil}:
+		case ready <- request{reply: batch, fullOnly: inflight > 0}:
 		case <-l.stopCtx.Done():
 			return
 		}
@@ -379,29 +406,45 @@ func (l *loop) pipeline(ready chan<- request) {
 		if !ok {
 			return
 		}
-		if items == nil { // not full: let it grow while the send ends
-			select {
-			case <-inflight:
-				inflight = nil
-			case <-l.stopCtx.Done():
+		if items == nil { // not full: let it grow while a send ends
+			if !settle() {
 				return
 			}
 			continue
 		}
-		p := prepared{items: items, send: l.prepare(items), done: make(chan struct{})}
-		if inflight != nil {
-			select {
-			case <-inflight:
-			case <-l.stopCtx.Done():
-				for _, it := range items {
-					l.release(it)
+		var send func(context.Context) []error
+		if l.pipe != nil {
+			for inflight >= depth {
+				if !settle() {
+					l.releaseAll(items)
+					return
 				}
-				return
+			}
+			send = l.start(items)
+		} else {
+			send = l.prepare(items)
+			for inflight >= depth {
+				if !settle() {
+					l.releaseAll(items)
+					return
+				}
 			}
 		}
-		sendq <- p // the sender is idle
-		inflight = p.done
+		sendq <- prepared{items: items, send: send} // has room: inflight < depth
+		inflight++
 	}
+}
+
+// start runs the sink's StartBatch, turning a panic into a retryable error
+// for every event of the batch. What it returns waits for the answer.
+func (l *loop) start(items []item) (wait func(context.Context) []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("sink panicked: %v", r)
+			wait = func(context.Context) []error { return sameError(len(items), err) }
+		}
+	}()
+	return l.pipe.StartBatch(l.killCtx, events(items))
 }
 
 // prepare runs the sink's PrepareBatch, turning a panic into a retryable
@@ -543,6 +586,12 @@ func safeSend(ctx context.Context, send func(context.Context) []error, n int) (e
 		}
 	}()
 	return send(ctx)
+}
+
+func (l *loop) releaseAll(items []item) {
+	for _, it := range items {
+		l.release(it)
+	}
 }
 
 func (l *loop) release(it item) {

@@ -16,7 +16,9 @@ type Policy struct {
 	// Empty: they are kept in the bridge's dead-letter store.
 	DeadLetter string `yaml:"dead_letter"`
 	// Concurrency is how many deliveries to this sink run at once. Default 4
-	// (1 for sinks that take batches).
+	// (1 for sinks that take batches). For a sinks.Pipeliner it is how many
+	// batches may be started and not yet answered, always started one at a
+	// time in the queue's order; default 2.
 	Concurrency int `yaml:"concurrency"`
 	// BatchSize is the most events handed to a batching sink at once.
 	// Default 500.

@@ -46,6 +46,20 @@ type Preparer interface {
 	PrepareBatch(evs []*event.Event) (send func(ctx context.Context) []error)
 }
 
+// Pipeliner is implemented by batching sinks whose client can hold several
+// batches at once and sends them in the order it was given them (Kafka's
+// producer, one request per partition at a time): the destination then
+// never waits for the bridge between two batches. The delivery loop of such
+// a sink starts batches one at a time, in the queue's order, and lets up to
+// the sink's concurrency of them be started and not yet answered.
+type Pipeliner interface {
+	// StartBatch does the per-event work for evs and hands the batch to the
+	// client without waiting for the destination's answer; ctx bounds only
+	// that. wait returns one error per event, nil for delivered, once the
+	// destination has answered or its ctx ends, as DeliverBatch does.
+	StartBatch(ctx context.Context, evs []*event.Event) (wait func(ctx context.Context) []error)
+}
+
 // Starter is implemented by sinks that connect before the first delivery.
 type Starter interface {
 	Start(ctx context.Context) error

@@ -63,8 +63,10 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 	// SASL authenticates to the brokers. Default none.
 	SASL SASLConfig `yaml:"sasl"`
-	// WriteTimeout bounds one delivery, the client's own retries included;
-	// past it the delivery fails and is retried later. Default 10s.
+	// WriteTimeout bounds the wait for one batch's answer, the client's own
+	// retries included, counted from when the delivery loop starts waiting
+	// for it (once the batch before it is answered); past it the delivery
+	// fails and is retried later. Default 10s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// AllowAutoTopicCreation asks the brokers to create a missing topic (they
 	// do if auto.create.topics.enable is on). Default true.

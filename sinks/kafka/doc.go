@@ -9,13 +9,17 @@
 // defaults to the event's subject, else its id, which keeps one conversation
 // or ticket on one partition, in order.
 //
-// Writes go through one segmentio/kafka-go Writer with acks=all. A batch
-// handed to DeliverBatch is sent with a single WriteMessages call, and
-// concurrent deliveries share the writer's per-partition batches, which wait
-// at most `linger` to fill. Broker and network failures come back as
-// retryable errors; a message that is too large, an invalid topic name, an
-// invalid event or a template that fails to render come back as permanent
-// (sinks.Permanent), so the event is dead-lettered at once.
+// Writes go through one asynchronous segmentio/kafka-go Writer with
+// acks=all, which sends each partition's batches one request at a time, in
+// the order it was given them. StartBatch (sinks.Pipeliner) hands a batch to
+// it with a single WriteMessages call and returns at once; the Writer's
+// Completion calls give each message's outcome to the batch's wait. The
+// delivery loop thus hands over the next batch while the broker answers the
+// one before. Concurrent deliveries share the Writer's per-partition
+// batches, which wait at most `linger` to fill. Broker and network failures
+// come back as retryable errors; a message that is too large, an invalid
+// topic name, an invalid event or a template that fails to render come back
+// as permanent (sinks.Permanent), so the event is dead-lettered at once.
 //
 // ToMessage and FromMessage are the binding itself, usable without a sink.
 package kafka

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -41,6 +42,7 @@ var (
 	_ sinks.Sink      = (*Sink)(nil)
 	_ sinks.BatchSink = (*Sink)(nil)
 	_ sinks.Starter   = (*Sink)(nil)
+	_ sinks.Pipeliner = (*Sink)(nil)
 )
 
 // errClosed is returned for deliveries after Close; they are retryable, so
@@ -90,6 +92,8 @@ func (s *Sink) getWriter() (*kafkago.Writer, error) {
 		WriteTimeout:           s.cfg.WriteTimeout,
 		ReadTimeout:            s.cfg.WriteTimeout,
 		RequiredAcks:           kafkago.RequireAll,
+		Async:                  true,
+		Completion:             completed,
 		Compression:            compressionCodec(s.cfg.Compression),
 		Transport:              transport,
 		AllowAutoTopicCreation: s.cfg.AllowAutoTopicCreation,
@@ -188,14 +192,16 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 // invalid event and a message too large are permanent (sinks.Permanent);
 // broker and network failures are retryable.
 func (s *Sink) DeliverBatch(ctx context.Context, evs []*event.Event) []error {
-	return s.PrepareBatch(evs)(ctx)
+	return s.StartBatch(ctx, evs)(ctx)
 }
 
-// PrepareBatch implements sinks.Preparer: it maps evs to Kafka messages,
-// rendering their topics and keys; the returned send writes them with one
-// WriteMessages call. A message that cannot be built fails its event for
-// good and is not sent.
-func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
+// StartBatch implements sinks.Pipeliner: it maps evs to Kafka messages,
+// rendering their topics and keys, and hands them to the Writer, which
+// sends each partition's batches one request at a time in the order it was
+// given them. A message that cannot be built fails its event for good and is
+// not sent. wait gives the outcome, within write_timeout (and linger) of
+// its call.
+func (s *Sink) StartBatch(ctx context.Context, evs []*event.Event) (wait func(context.Context) []error) {
 	errs := make([]error, len(evs))
 	msgs := make([]kafkago.Message, 0, len(evs))
 	index := make([]int, 0, len(evs)) // msgs[j] is evs[index[j]]
@@ -208,20 +214,22 @@ func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
 		msgs = append(msgs, msg)
 		index = append(index, i)
 	}
+	done := func(context.Context) []error { return errs }
+	if len(msgs) == 0 {
+		return done
+	}
+	w, err := s.getWriter()
+	if err != nil {
+		for _, i := range index {
+			errs[i] = err
+		}
+		return done
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	waitMsgs := s.start(ctx, w, msgs)
 	return func(ctx context.Context) []error {
-		if len(msgs) == 0 {
-			return errs
-		}
-		w, err := s.getWriter()
-		if err != nil {
-			for _, i := range index {
-				errs[i] = err
-			}
-			return errs
-		}
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+s.cfg.Linger)
-		defer cancel()
-		for j, err := range s.write(ctx, w, msgs) {
+		for j, err := range waitMsgs(ctx) {
 			errs[index[j]] = err
 		}
 		return errs
@@ -292,62 +300,148 @@ func messageSize(m *kafkago.Message) int64 {
 	return n
 }
 
-// write sends msgs with one WriteMessages call and maps the outcome to one
-// error per message.
-func (s *Sink) write(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message) []error {
-	errs := make([]error, len(msgs))
-	pending := make([]int, len(msgs)) // indexes into msgs still to send
-	for i := range pending {
-		pending[i] = i
+// A flight is one call's messages handed to the Writer, which runs
+// asynchronously: it learns each message's outcome from the Writer's
+// Completion calls (completed), through the slot each message carries in
+// its WriterData.
+type flight struct {
+	// refs counts the messages inside the Writer, plus one while the
+	// messages are being handed over; done is closed when it reaches 0.
+	refs  atomic.Int64
+	done  chan struct{}
+	early []error // refused before they reached the Writer; set while handing over
+	late  []error // the Writer's outcome; read once done is closed
+	slots []slot
+}
+
+// slot ties a message inside the Writer to its flight.
+type slot struct {
+	f *flight
+	i int
+}
+
+func newFlight(msgs []kafkago.Message) *flight {
+	f := &flight{
+		done:  make(chan struct{}),
+		early: make([]error, len(msgs)),
+		late:  make([]error, len(msgs)),
+		slots: make([]slot, len(msgs)),
 	}
+	f.refs.Store(1)
+	for i := range msgs {
+		f.slots[i] = slot{f: f, i: i}
+		msgs[i].WriterData = &f.slots[i]
+	}
+	return f
+}
+
+func (f *flight) release(n int64) {
+	if f.refs.Add(-n) == 0 {
+		close(f.done)
+	}
+}
+
+// completed is the Writer's Completion: kafka-go calls it once it has
+// written a batch of one partition, or given up on it.
+func completed(msgs []kafkago.Message, err error) {
+	for i := range msgs {
+		if sl, ok := msgs[i].WriterData.(*slot); ok {
+			if err != nil {
+				sl.f.late[sl.i] = err
+			}
+			sl.f.release(1)
+		}
+	}
+}
+
+// start hands msgs to w, an asynchronous Writer, and returns what waits for
+// their outcome: one error per message.
+func (s *Sink) start(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message) (wait func(context.Context) []error) {
+	f := newFlight(msgs)
+	if err := ctx.Err(); err != nil {
+		for i := range msgs {
+			f.early[i] = s.classify(msgs[i].Topic, err)
+		}
+	} else {
+		pending := make([]int, len(msgs)) // indexes into msgs still to hand over
+		for i := range pending {
+			pending[i] = i
+		}
+		s.hand(ctx, w, msgs, pending, f)
+	}
+	f.release(1)
+	return func(ctx context.Context) []error {
+		errs := make([]error, len(msgs))
+		timeout := s.cfg.WriteTimeout + s.cfg.Linger
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		var cause error
+		select {
+		case <-f.done:
+			for i := range errs {
+				errs[i] = f.early[i]
+				if errs[i] == nil && f.late[i] != nil {
+					errs[i] = s.classify(msgs[i].Topic, f.late[i])
+				}
+			}
+			return errs
+		case <-ctx.Done():
+			cause = ctx.Err()
+		case <-t.C:
+			cause = fmt.Errorf("no answer within write_timeout (%s): %w", timeout, context.DeadlineExceeded)
+		}
+		// Still inside the Writer, which may yet deliver them: retried,
+		// they may arrive twice, never not at all.
+		for i := range errs {
+			errs[i] = f.early[i]
+			if errs[i] == nil {
+				errs[i] = s.classify(msgs[i].Topic, cause)
+			}
+		}
+		return errs
+	}
+}
+
+// hand gives the messages msgs[i], i in pending, to w in one WriteMessages
+// call. A refused call hands over nothing: a message kafka-go refuses as a
+// whole call for its size fails for good and the rest go again; a call
+// refused for other reasons (metadata, connection) fails all, after trying
+// each topic on its own when the messages span topics, so that one bad
+// topic does not fail the others.
+func (s *Sink) hand(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message, pending []int, f *flight) {
 	for len(pending) > 0 {
 		batch := make([]kafkago.Message, len(pending))
 		for j, i := range pending {
 			batch[j] = msgs[i]
 		}
+		f.refs.Add(int64(len(batch)))
 		err := w.WriteMessages(ctx, batch...)
 		if err == nil {
-			return errs
+			return
 		}
+		f.release(int64(len(batch))) // never 0: the hand-over holds a reference
 
-		var writeErrs kafkago.WriteErrors
-		if errors.As(err, &writeErrs) && len(writeErrs) == len(batch) {
-			for j, i := range pending {
-				if writeErrs[j] != nil {
-					errs[i] = s.classify(msgs[i].Topic, writeErrs[j])
-				}
-			}
-			return errs
-		}
-
-		// kafka-go refuses the whole call when one message exceeds
-		// BatchBytes: drop that one for good and send the rest again.
 		var tooLarge kafkago.MessageTooLargeError
 		if errors.As(err, &tooLarge) {
 			if j := findMessage(batch, tooLarge.Message); j >= 0 {
 				i := pending[j]
-				errs[i] = sinks.Permanent(fmt.Errorf("kafka sink %q: topic %s: %w", s.name, msgs[i].Topic, err))
+				f.early[i] = sinks.Permanent(fmt.Errorf("kafka sink %q: topic %s: %w", s.name, msgs[i].Topic, err))
 				pending = append(pending[:j:j], pending[j+1:]...)
 				continue
 			}
 		}
-
-		// An error for the whole call (metadata, connection, context). When
-		// the batch spans topics, one bad topic must not fail the others:
-		// send each topic on its own to tell them apart.
 		if ctx.Err() == nil && spansTopics(batch) {
-			s.writeEachTopic(ctx, w, msgs, pending, errs)
-			return errs
+			s.handEachTopic(ctx, w, msgs, pending, f)
+			return
 		}
 		for _, i := range pending {
-			errs[i] = s.classify(msgs[i].Topic, err)
+			f.early[i] = s.classify(msgs[i].Topic, err)
 		}
-		return errs
+		return
 	}
-	return errs
 }
 
-func (s *Sink) writeEachTopic(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message, pending []int, errs []error) {
+func (s *Sink) handEachTopic(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message, pending []int, f *flight) {
 	byTopic := map[string][]int{}
 	for _, i := range pending {
 		byTopic[msgs[i].Topic] = append(byTopic[msgs[i].Topic], i)
@@ -357,13 +451,7 @@ func (s *Sink) writeEachTopic(ctx context.Context, w *kafkago.Writer, msgs []kaf
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sub := make([]kafkago.Message, len(indexes))
-			for j, i := range indexes {
-				sub[j] = msgs[i]
-			}
-			for j, err := range s.write(ctx, w, sub) {
-				errs[indexes[j]] = err // distinct indexes per goroutine
-			}
+			s.hand(ctx, w, msgs, indexes, f) // distinct indexes per goroutine
 		}()
 	}
 	wg.Wait()

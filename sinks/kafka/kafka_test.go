@@ -8,12 +8,14 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/tmpl"
@@ -398,14 +400,14 @@ func TestWriteDropsWhatKafkaGoRefuses(t *testing.T) {
 	s := newSink(t, brokers, "events", nil)
 	w := &kafkago.Writer{
 		Addr: kafkago.TCP(brokers...), BatchBytes: 1000, BatchTimeout: time.Millisecond,
-		RequiredAcks: kafkago.RequireAll,
+		RequiredAcks: kafkago.RequireAll, Async: true, Completion: completed,
 	}
 	defer w.Close()
 	msg := func(key string, size int) kafkago.Message {
 		return kafkago.Message{Topic: "events", Key: []byte(key), Value: []byte(strings.Repeat("v", size))}
 	}
 	msgs := []kafkago.Message{msg("a", 10), msg("huge1", 2000), msg("b", 10), msg("huge2", 3000), msg("c", 10)}
-	errs := s.write(context.Background(), w, msgs)
+	errs := s.start(context.Background(), w, msgs)(context.Background())
 	for i, err := range errs {
 		huge := strings.HasPrefix(string(msgs[i].Key), "huge")
 		if huge != sinks.IsPermanent(err) || (!huge && err != nil) {
@@ -416,6 +418,92 @@ func TestWriteDropsWhatKafkaGoRefuses(t *testing.T) {
 	for i, want := range []string{"a", "b", "c"} {
 		if string(got[i].Key) != want {
 			t.Errorf("message %d key = %q, want %q", i, got[i].Key, want)
+		}
+	}
+}
+
+// StartBatch hands a batch to the producer without waiting for the answer to
+// the batch before it, and the broker gets the batches in the order started.
+func TestStartBatchDoesNotWaitForTheBatchBefore(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	hold := make(chan struct{})
+	var produces atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if produces.Add(1) == 1 {
+			c.SleepControl(func() { <-hold })
+		}
+		c.KeepControl()
+		return nil, nil, false
+	})
+	brokers := c.ListenAddrs()
+	s := newSink(t, brokers, "events", nil)
+	ctx := context.Background()
+	batch := func(prefix string) []*event.Event {
+		return []*event.Event{leadEvent(prefix+"1", "crisp"), leadEvent(prefix+"2", "crisp"), leadEvent(prefix+"3", "crisp")}
+	}
+	start := func(evs []*event.Event) func(context.Context) []error {
+		started := make(chan func(context.Context) []error, 1)
+		go func() { started <- s.StartBatch(ctx, evs) }()
+		select {
+		case wait := <-started:
+			return wait
+		case <-time.After(5 * time.Second):
+			close(hold)
+			t.Fatal("StartBatch waited for the broker")
+			return nil
+		}
+	}
+
+	waitA := start(batch("a"))
+	deadline := time.Now().Add(5 * time.Second)
+	for produces.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if produces.Load() == 0 {
+		t.Fatal("the first batch never reached the broker")
+	}
+	waitB := start(batch("b")) // while the broker holds the first
+	answered := make(chan []error, 1)
+	go func() { answered <- waitB(ctx) }()
+	select {
+	case errs := <-answered:
+		t.Fatalf("the second batch was answered while the broker held the first: %v", errs)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(hold)
+	for name, errs := range map[string][]error{"first": waitA(ctx), "second": <-answered} {
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("%s batch, event %d: %v", name, i, err)
+			}
+		}
+	}
+	var ids []string
+	for _, m := range readTopic(t, brokers, "events", 6) {
+		ids = append(ids, headerMap(t, m)["ce_id"])
+	}
+	if got, want := strings.Join(ids, ","), "a1,a2,a3,b1,b2,b3"; got != want {
+		t.Errorf("topic holds %s, want %s", got, want)
+	}
+}
+
+// A wait that gives up (its context ends) reports a retryable error for
+// every event still with the producer.
+func TestWaitGivesUpRetryably(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	hold := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.SleepControl(func() { <-hold })
+		return nil, nil, false
+	})
+	s := newSink(t, c.ListenAddrs(), "events", nil)
+	t.Cleanup(func() { close(hold) }) // before the sink's Close, which waits for the producer
+	wait := s.StartBatch(context.Background(), []*event.Event{leadEvent("a", "crisp"), leadEvent("b", "crisp")})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	for i, err := range wait(ctx) {
+		if err == nil || sinks.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("event %d: err = %v; want a retryable deadline error", i, err)
 		}
 	}
 }
