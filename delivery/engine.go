@@ -69,8 +69,9 @@ type loop struct {
 	name   string
 	sink   sinks.Sink
 	batch  sinks.BatchSink
-	prep   sinks.Preparer  // nil unless the sink prepares batches apart from sending them
-	pipe   sinks.Pipeliner // nil unless the sink's client keeps several batches in order
+	prep   sinks.Preparer     // nil unless the sink prepares batches apart from sending them
+	pipe   sinks.Pipeliner    // nil unless the sink's client keeps several batches in order
+	dec    eventcodec.Decoder // used by the reader goroutine alone
 	policy Policy
 	e      *Engine
 	log    *slog.Logger
@@ -330,7 +331,7 @@ func (l *loop) fill(items []item, taken time.Time) bool {
 func (l *loop) decode(ds []queue.Delivery) []item {
 	items := make([]item, 0, len(ds))
 	for _, d := range ds {
-		ev, err := eventcodec.Decode(d.Event) // what Ingest encoded
+		ev, err := l.dec.Decode(d.Event) // what Ingest encoded
 		if err != nil {
 			l.giveUp(item{d: d}, fmt.Errorf("stored event is unreadable: %w", err))
 			continue

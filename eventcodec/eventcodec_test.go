@@ -3,6 +3,7 @@ package eventcodec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -171,21 +172,60 @@ func FuzzRoundTrip(f *testing.F) {
 	})
 }
 
+// A Decoder that remembers sources decodes every event as Decode does,
+// also once it has forgotten them, and an event changed after decoding does
+// not change the next one from the same source.
+func TestDecoderRemembersSources(t *testing.T) {
+	var d Decoder
+	for round := 0; round < 2; round++ {
+		for i := 0; i < decoderSources+50; i++ {
+			ev := lead()
+			ev.SetSource(fmt.Sprintf("https://user@helloclient.com/chatbots/HC-%d?x=%d#f", i%(decoderSources+10), i))
+			b, err := Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Source() != ev.Source() {
+				t.Fatalf("source %q, want %q", got.Source(), ev.Source())
+			}
+			got.SetSource("urn:changed")
+			got.Context.(*event.EventContextV1).Source.Path = "/changed"
+		}
+	}
+	if len(d.sources) > decoderSources {
+		t.Errorf("the decoder holds %d sources, more than %d", len(d.sources), decoderSources)
+	}
+}
+
 // Whatever bytes Decode is given, it returns an event or an error, and an
-// event it returns encodes and decodes to itself.
+// event it returns encodes and decodes to itself. A Decoder kept across
+// inputs answers as Decode.
 func FuzzDecode(f *testing.F) {
 	b, _ := Encode(lead())
 	f.Add(b)
 	f.Add([]byte(`{"specversion":"1.0","id":"1","source":"urn:x","type":"t"}`))
 	f.Add([]byte{version, 0, 0, 0, 0, 0})
+	var shared Decoder
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := Decode(b)
+		viaShared, sharedErr := shared.Decode(b)
+		if (err == nil) != (sharedErr == nil) {
+			t.Fatalf("Decode: %v; a Decoder: %v", err, sharedErr)
+		}
 		if err != nil {
 			return
 		}
 		var buf bytes.Buffer
 		if event.WriteJson(ev, &buf) != nil {
 			return
+		}
+		var viaBuf bytes.Buffer
+		if err := event.WriteJson(viaShared, &viaBuf); err != nil || !bytes.Equal(buf.Bytes(), viaBuf.Bytes()) {
+			t.Fatalf("a Decoder read %s, Decode %s (%v)", viaBuf.Bytes(), buf.Bytes(), err)
 		}
 		again, err := Encode(ev)
 		if err != nil {
@@ -239,4 +279,13 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+	b.Run("binary-decoder", func(b *testing.B) {
+		b.ReportAllocs()
+		var d Decoder
+		for b.Loop() {
+			if _, err := d.Decode(bin); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

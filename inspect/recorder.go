@@ -62,7 +62,11 @@ type Recorder struct {
 	ring  []*Entry // oldest first once full, via start
 	start int
 	byKey map[string]*Entry
-	now   func() time.Time
+	// ids counts the entries per event id. Most events whose delivery a
+	// draining backlog reports were forgotten long ago: their id rules them
+	// out without building their key.
+	ids map[string]int
+	now func() time.Time
 }
 
 // NewRecorder keeps up to capacity events (1000 when capacity <= 0).
@@ -70,7 +74,7 @@ func NewRecorder(capacity int) *Recorder {
 	if capacity <= 0 {
 		capacity = 1000
 	}
-	return &Recorder{cap: capacity, byKey: make(map[string]*Entry, capacity), now: time.Now}
+	return &Recorder{cap: capacity, byKey: make(map[string]*Entry, capacity), ids: make(map[string]int, capacity), now: time.Now}
 }
 
 // Key identifies an event: its source and id, as the queue's dedup does.
@@ -138,15 +142,29 @@ func (r *Recorder) add(e *Entry) {
 	if len(r.ring) < r.cap {
 		r.ring = append(r.ring, e)
 	} else {
-		delete(r.byKey, r.ring[r.start].Key)
+		old := r.ring[r.start]
+		delete(r.byKey, old.Key)
+		if r.ids[old.ID]--; r.ids[old.ID] <= 0 {
+			delete(r.ids, old.ID)
+		}
 		r.ring[r.start] = e
 		r.start = (r.start + 1) % r.cap
 	}
 	r.byKey[e.Key] = e
+	r.ids[e.ID]++
 }
 
 // Attempted implements delivery.Observer.
 func (r *Recorder) Attempted(sink string, ev *event.Event, attempt int, err error, final bool, deadLetter string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids[ev.ID()] == 0 {
+		return
+	}
+	e := r.byKey[Key(ev)]
+	if e == nil {
+		return
+	}
 	a := Attempt{Sink: sink, Attempt: attempt, At: r.now(), Outcome: OutcomeDelivered}
 	switch {
 	case err != nil && final:
@@ -154,11 +172,7 @@ func (r *Recorder) Attempted(sink string, ev *event.Event, attempt int, err erro
 	case err != nil:
 		a.Outcome, a.Error = OutcomeFailed, err.Error()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e := r.byKey[Key(ev)]; e != nil {
-		e.Attempts = append(e.Attempts, a)
-	}
+	e.Attempts = append(e.Attempts, a)
 }
 
 // Recent returns up to limit entries (all when limit <= 0), newest first,

@@ -35,6 +35,35 @@ func TestRecorderKeepsTheLatestEvents(t *testing.T) {
 	r.Attempted("archive", first, 1, nil, true, "")
 }
 
+// Two sources may send the same id: each event keeps its own attempts,
+// also once the other is forgotten, and a forgotten id leaves nothing
+// behind.
+func TestRecorderAttemptsOfEventsSharingAnID(t *testing.T) {
+	r := NewRecorder(2)
+	a, b := newEvent(t, "same", "s")
+	other, ob := newEvent(t, "same", "s")
+	other.SetSource("https://crisp.chat/websites/w1")
+	r.Accepted("helloclient", a, []string{"archive"}, b)
+	r.Accepted("crisp", other, []string{"archive"}, ob)
+	r.Attempted("archive", other, 1, nil, true, "")
+	third, tb := newEvent(t, "third", "s")
+	r.Accepted("helloclient", third, []string{"archive"}, tb) // forgets a
+	r.Attempted("archive", a, 1, nil, true, "")               // ignored
+	r.Attempted("archive", other, 2, nil, true, "")
+	if _, ok := r.Get(Key(a)); ok {
+		t.Fatal("the oldest event is still there")
+	}
+	e, ok := r.Get(Key(other))
+	if !ok || len(e.Attempts) != 2 {
+		t.Fatalf("the other source's event: %v, %+v; want its two attempts", ok, e.Attempts)
+	}
+	fourth, fb := newEvent(t, "fourth", "s")
+	r.Accepted("helloclient", fourth, []string{"archive"}, fb) // forgets other
+	if n := len(r.ids); n != 2 || r.ids["same"] != 0 {
+		t.Errorf("ids %v, want third and fourth only", r.ids)
+	}
+}
+
 func TestRecorderStatusPerSink(t *testing.T) {
 	fail := errors.New("boom")
 	cases := []struct {
