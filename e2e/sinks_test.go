@@ -17,11 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The tests in this file run the binary on the repository's example
@@ -719,5 +721,108 @@ func TestCRMRejectsGoesToDeadLetterWithReason(t *testing.T) {
 	}
 	if code := b.Stop(); code != 0 {
 		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
+
+// TestKillNineWhileDeliveringToKafka kills the bridge with SIGKILL while
+// leads stream in and the Kafka sink has batches with the producer,
+// unanswered (the broker answers each produce request 50 ms late), restarts
+// it on the same data, and finds every acknowledged lead on the topic. Only
+// events with the producer at the kill may arrive twice, identical.
+func TestKillNineWhileDeliveringToKafka(t *testing.T) {
+	t.Parallel()
+	c := startKafka(t, 0)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { time.Sleep(50 * time.Millisecond) })
+		return nil, nil, false
+	})
+	broker := c.ListenAddrs()[0]
+	b := exampleBridge(t, "KAFKA_ENABLED=true", "KAFKA_BROKERS="+broker)
+	b.Start()
+
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		next  atomic.Int64
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	url := "http://" + b.Addr + "/webhooks/helloclient"
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := newLead(fmt.Sprintf("kill-%05d", next.Add(1))).body(t)
+				resp, err := post(t, client, url, body,
+					map[string]string{"X-Webhook-Signature": helloclientSign(exampleHelloClientKey, time.Now().Unix(), body)})
+				if err != nil {
+					return // the bridge is gone
+				}
+				if resp.Status == http.StatusOK {
+					mu.Lock()
+					acked[sha256Hex(body)] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	waitFor(t, 30*time.Second, "leads on the topic while more stream in", func() bool {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		return n >= 1500 && topicEnd(t, broker, exampleTopic) >= 200
+	})
+	b.Kill()
+	close(stop)
+	wg.Wait()
+	onTopic := topicEnd(t, broker, exampleTopic)
+	t.Logf("acknowledged %d leads, %d on the topic at the SIGKILL", len(acked), onTopic)
+
+	b.Start()
+	missing := func(msgs []kafkago.Message) int {
+		seen := map[string]bool{}
+		for _, m := range msgs {
+			seen[headerMap(t, m)["ce_id"]] = true
+		}
+		n := 0
+		for id := range acked {
+			if !seen[id] {
+				n++
+			}
+		}
+		return n
+	}
+	msgs := consumeTopic(t, broker, exampleTopic, 60*time.Second, func(m []kafkago.Message) bool { return missing(m) == 0 })
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+	end := topicEnd(t, broker, exampleTopic)
+	msgs = consumeTopic(t, broker, exampleTopic, 10*time.Second, func(m []kafkago.Message) bool { return int64(len(m)) >= end })
+	first := map[string]kafkago.Message{}
+	dups := 0
+	for _, m := range msgs {
+		id := headerMap(t, m)["ce_id"]
+		if prev, ok := first[id]; ok {
+			dups++
+			if string(prev.Value) != string(m.Value) || !reflect.DeepEqual(headerMap(t, prev), headerMap(t, m)) {
+				t.Fatalf("the second copy of %s differs from the first", id)
+			}
+			continue
+		}
+		first[id] = m
+	}
+	t.Logf("topic: %d messages, %d distinct, %d delivered again after the restart", len(msgs), len(first), dups)
+	// With the producer at the kill: at most two batches (concurrency 2) of
+	// up to 500 events each.
+	if dups > 1000 {
+		t.Fatalf("%d duplicates: more than the sink had with the producer", dups)
 	}
 }
