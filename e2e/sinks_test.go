@@ -732,9 +732,13 @@ func TestCRMRejectsGoesToDeadLetterWithReason(t *testing.T) {
 func TestKillNineWhileDeliveringToKafka(t *testing.T) {
 	t.Parallel()
 	c := startKafka(t, 0)
+	var slow atomic.Bool
+	slow.Store(true)
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		c.SleepControl(func() { time.Sleep(50 * time.Millisecond) })
+		if slow.Load() {
+			c.SleepControl(func() { time.Sleep(50 * time.Millisecond) })
+		}
 		return nil, nil, false
 	})
 	broker := c.ListenAddrs()[0]
@@ -800,12 +804,18 @@ func TestKillNineWhileDeliveringToKafka(t *testing.T) {
 		}
 		return n
 	}
-	msgs := consumeTopic(t, broker, exampleTopic, 60*time.Second, func(m []kafkago.Message) bool { return missing(m) == 0 })
+	waitFor(t, 60*time.Second, "the restarted bridge to deliver its backlog to Kafka", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_queue_pending", `sink="kafka-events"`) == 0
+	})
+	end := topicEnd(t, broker, exampleTopic)
+	msgs := consumeTopic(t, broker, exampleTopic, 30*time.Second, func(m []kafkago.Message) bool { return int64(len(m)) >= end })
+	if n := missing(msgs); n > 0 {
+		t.Fatalf("%d of %d acknowledged leads never reached the topic", n, len(acked))
+	}
+	slow.Store(false)
 	if code := b.Stop(); code != 0 {
 		t.Errorf("SIGTERM exit code %d", code)
 	}
-	end := topicEnd(t, broker, exampleTopic)
-	msgs = consumeTopic(t, broker, exampleTopic, 10*time.Second, func(m []kafkago.Message) bool { return int64(len(m)) >= end })
 	first := map[string]kafkago.Message{}
 	dups := 0
 	for _, m := range msgs {
