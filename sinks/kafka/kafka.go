@@ -410,9 +410,12 @@ func (s *Sink) start(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Mess
 // topic does not fail the others.
 func (s *Sink) hand(ctx context.Context, w *kafkago.Writer, msgs []kafkago.Message, pending []int, f *flight) {
 	for len(pending) > 0 {
-		batch := make([]kafkago.Message, len(pending))
-		for j, i := range pending {
-			batch[j] = msgs[i]
+		batch := msgs // kafka-go copies what it keeps
+		if len(pending) < len(msgs) {
+			batch = make([]kafkago.Message, len(pending))
+			for j, i := range pending {
+				batch[j] = msgs[i]
+			}
 		}
 		f.refs.Add(int64(len(batch)))
 		err := w.WriteMessages(ctx, batch...)
