@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -131,44 +129,10 @@ func TestRejectedRequestsQueueNothing(t *testing.T) {
 func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 	b := newBridge(t, coreConfig, "HC_KEY="+hcSecret)
 	b.Start()
-	url := "http://" + b.Addr + "/webhooks/helloclient"
-	var (
-		mu    sync.Mutex
-		acked = map[string]bool{}
-		next  atomic.Int64
-		count atomic.Int64
-	)
-	client := &http.Client{Timeout: 5 * time.Second}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body := leadBody(int(next.Add(1)))
-				resp, err := post(t, client, url, body, map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
-				if err != nil {
-					return // the bridge is gone
-				}
-				if resp.Status == 200 {
-					mu.Lock()
-					acked[sha256Hex(body)] = true
-					mu.Unlock()
-					count.Add(1)
-				}
-			}
-		}()
-	}
-	waitFor(t, 30*time.Second, "1000 acknowledged events", func() bool { return count.Load() >= 1000 })
+	count, stop := streamLeads(t, "http://"+b.Addr+"/webhooks/helloclient", hcSecret, 16, leadBody)
+	waitFor(t, 30*time.Second, "1000 acknowledged events", func() bool { return count() >= 1000 })
 	b.Kill()
-	close(stop)
-	wg.Wait()
+	acked := stop()
 	t.Logf("acknowledged %d events before SIGKILL", len(acked))
 
 	b.Start()

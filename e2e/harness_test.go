@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -235,4 +236,54 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// streamLeads posts Hello Client leads signed with secret to url from
+// workers goroutines, the n-th lead's body from body(n), until stop is
+// called. A sender ends at its first failed request: the bridge is gone.
+// acked counts the leads answered 200 so far; stop waits for the senders
+// and returns the ids (the SHA-256 of the body) of those leads.
+func streamLeads(t *testing.T, url, secret string, workers int, body func(n int) []byte) (acked func() int, stop func() map[string]bool) {
+	var (
+		mu   sync.Mutex
+		ids  = map[string]bool{}
+		next atomic.Int64
+		quit = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				b := body(int(next.Add(1)))
+				resp, err := post(t, client, url, b, map[string]string{"X-Webhook-Signature": helloclientSign(secret, time.Now().Unix(), b)})
+				if err != nil {
+					return
+				}
+				if resp.Status == http.StatusOK {
+					mu.Lock()
+					ids[sha256Hex(b)] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	acked = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ids)
+	}
+	stop = func() map[string]bool {
+		close(quit)
+		wg.Wait()
+		return ids
+	}
+	return acked, stop
 }

@@ -745,48 +745,13 @@ func TestKillNineWhileDeliveringToKafka(t *testing.T) {
 	b := exampleBridge(t, "KAFKA_ENABLED=true", "KAFKA_BROKERS="+broker)
 	b.Start()
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]bool{}
-		next  atomic.Int64
-	)
-	client := &http.Client{Timeout: 5 * time.Second}
-	url := "http://" + b.Addr + "/webhooks/helloclient"
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body := newLead(fmt.Sprintf("kill-%05d", next.Add(1))).body(t)
-				resp, err := post(t, client, url, body,
-					map[string]string{"X-Webhook-Signature": helloclientSign(exampleHelloClientKey, time.Now().Unix(), body)})
-				if err != nil {
-					return // the bridge is gone
-				}
-				if resp.Status == http.StatusOK {
-					mu.Lock()
-					acked[sha256Hex(body)] = true
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	count, stop := streamLeads(t, "http://"+b.Addr+"/webhooks/helloclient", exampleHelloClientKey, 8,
+		func(n int) []byte { return newLead(fmt.Sprintf("kill-%05d", n)).body(t) })
 	waitFor(t, 30*time.Second, "leads on the topic while more stream in", func() bool {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		return n >= 1500 && topicEnd(t, broker, exampleTopic) >= 200
+		return count() >= 1500 && topicEnd(t, broker, exampleTopic) >= 200
 	})
 	b.Kill()
-	close(stop)
-	wg.Wait()
+	acked := stop()
 	onTopic := topicEnd(t, broker, exampleTopic)
 	t.Logf("acknowledged %d leads, %d on the topic at the SIGKILL", len(acked), onTopic)
 
