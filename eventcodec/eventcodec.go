@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -172,7 +173,7 @@ func (d *Decoder) source(s string) (types.URIRef, bool) {
 	if d.sources == nil || len(d.sources) >= decoderSources {
 		d.sources = make(map[string]types.URIRef, 8)
 	}
-	d.sources[s] = *u
+	d.sources[strings.Clone(s)] = *u // s may share an event's memory
 	return *u, true
 }
 
@@ -188,54 +189,101 @@ func (d *Decoder) Decode(b []byte) (*event.Event, error) {
 	}
 	r := wire.NewReader(b[1:], ErrCorrupt)
 	flags := r.Uvarint()
-	c := &event.EventContextV1{ID: r.String()}
-	source := r.String()
-	c.Type = r.String()
+	// The string fields are read as spans of b, then copied out together in
+	// one allocation; the event, its context and their pointed-to values
+	// are one allocation too.
+	var spanBuf [12]span
+	spans := spanBuf[:0]
+	first := len(b) - r.Left()
+	field := func() int {
+		f := r.Field()
+		hi := len(b) - r.Left()
+		spans = append(spans, span{hi - len(f), hi})
+		return len(spans) - 1
+	}
+	id, source, typ := field(), field(), field()
+	subject, contentType, schema := -1, -1, -1
 	if flags&flagSubject != 0 {
-		s := r.String()
-		c.Subject = &s
+		subject = field()
 	}
 	if flags&flagDataContentType != 0 {
-		s := r.String()
-		c.DataContentType = &s
+		contentType = field()
 	}
-	var schema string
 	if flags&flagDataSchema != 0 {
-		schema = r.String()
+		schema = field()
 	}
+	var nanos int64
 	if flags&flagTime != 0 {
-		c.Time = &types.Timestamp{Time: time.Unix(0, r.Varint()).UTC()}
+		nanos = r.Varint()
 	}
-	if n := r.Uvarint(); n > 0 {
-		if n > uint64(r.Left()) { // each takes at least two bytes
-			return nil, fmt.Errorf("%w: %d extensions in %d bytes", ErrCorrupt, n, r.Left())
-		}
-		c.Extensions = make(map[string]any, n)
-		for range n {
-			name := r.String()
-			c.Extensions[name] = r.String()
-		}
+	n := r.Uvarint()
+	if n > uint64(r.Left()) { // each takes at least two bytes
+		return nil, fmt.Errorf("%w: %d extensions in %d bytes", ErrCorrupt, n, r.Left())
 	}
-	ev := &event.Event{Context: c, DataBase64: flags&flagDataBase64 != 0}
+	exts := len(spans)
+	for range n {
+		field()
+		field()
+	}
+	last := len(b) - r.Left()
+	var data []byte
 	if flags&flagData != 0 {
-		ev.DataEncoded = r.Field()
+		data = r.Field()
 	}
 	if err := r.Finish(); err != nil {
 		return nil, err
 	}
+
+	fields := string(b[first:last])
+	str := func(i int) string { return fields[spans[i].lo-first : spans[i].hi-first] }
+	e := &decoded{}
+	c := &e.ctx
+	c.ID, c.Type = str(id), str(typ)
+	if subject >= 0 {
+		e.subject = str(subject)
+		c.Subject = &e.subject
+	}
+	if contentType >= 0 {
+		e.contentType = str(contentType)
+		c.DataContentType = &e.contentType
+	}
+	if flags&flagTime != 0 {
+		e.time = types.Timestamp{Time: time.Unix(0, nanos).UTC()}
+		c.Time = &e.time
+	}
+	if n > 0 {
+		c.Extensions = make(map[string]any, n)
+		for i := exts; i < len(spans); i += 2 {
+			c.Extensions[str(i)] = str(i + 1)
+		}
+	}
 	// Encode writes an unset source as "", and a dataschema that does not
 	// parse is left out, as sdk-go's JSON decoder leaves it.
-	if source != "" {
-		u, ok := d.source(source)
+	if src := str(source); src != "" {
+		u, ok := d.source(src)
 		if !ok {
-			return nil, fmt.Errorf("%w: cannot parse source %q", ErrCorrupt, source)
+			return nil, fmt.Errorf("%w: cannot parse source %q", ErrCorrupt, src)
 		}
 		c.Source = u
 	}
-	if flags&flagDataSchema != 0 {
-		c.DataSchema = types.ParseURI(schema)
+	if schema >= 0 {
+		c.DataSchema = types.ParseURI(str(schema))
 	}
-	return ev, nil
+	e.ev = event.Event{Context: c, DataEncoded: data, DataBase64: flags&flagDataBase64 != 0}
+	return &e.ev, nil
+}
+
+// span is where a field's bytes are in an encoded event.
+type span struct{ lo, hi int }
+
+// decoded is one event as Decode allocates it: the event, its context and
+// what the context points to.
+type decoded struct {
+	ev          event.Event
+	ctx         event.EventContextV1
+	time        types.Timestamp
+	subject     string
+	contentType string
 }
 
 // JSON returns the structured JSON form of an encoded event, for showing it.

@@ -299,14 +299,16 @@ func (st *sinkState) restore(seq uint64, h *held) {
 
 // deletePending removes a pending record. A record written once is removed
 // with SingleDelete, which lets compaction drop both the record and its
-// deletion as soon as they meet (usually in the memtable).
-func deletePending(batch *pebble.Batch, sink string, seq uint64, h *held) {
-	key := pendingKey(nil, sink, seq)
+// deletion as soon as they meet (usually in the memtable). It builds the key
+// in buf, which the batch copies, and returns buf for the next key.
+func deletePending(batch *pebble.Batch, buf []byte, sink string, seq uint64, h *held) []byte {
+	key := pendingKey(buf, sink, seq)
 	if h.rewritten {
 		_ = batch.Delete(key, nil)
 	} else {
 		_ = batch.SingleDelete(key, nil)
 	}
+	return key
 }
 
 // dropPending removes pending records of sink and releases their references
@@ -340,11 +342,11 @@ func (s *Store) dropPending(sink string, picks []pick, extra func(*pebble.Batch)
 	defer batch.Close()
 	// The q/ keys first, then the e/ keys: each run is in seq order, so
 	// every memtable insert lands next to the one before it.
+	var key []byte
 	for _, p := range picks {
-		deletePending(batch, sink, p.seq, p.h)
+		key = deletePending(batch, key, sink, p.seq, p.h)
 	}
 	gone := 0
-	var key []byte
 	for _, p := range picks {
 		if p.h.body != nil { // the record carried the body
 			gone++
@@ -569,7 +571,7 @@ func (s *Store) Forward(from string, seq uint64, to, reason string) error {
 		rec.Ref, rec.Body = 0, h.body
 	}
 	batch := s.db.NewBatch()
-	deletePending(batch, from, seq, h)
+	deletePending(batch, nil, from, seq, h)
 	_ = batch.Set(pendingKey(nil, to, sp.first), rec.encode(), nil)
 	err = batch.Commit(pebble.NoSync)
 	_ = batch.Close()
@@ -640,7 +642,7 @@ func (s *Store) buryOrphan(st *sinkState, seq uint64, h *held) error {
 		Reason: fmt.Sprintf("queue: event body %d missing from the store", h.ref)}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	deletePending(batch, st.name, seq, h)
+	deletePending(batch, nil, st.name, seq, h)
 	_ = batch.Set(deadKey(at, n), rec.encode(), nil)
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("queue: dead-letter %s/%d: %w", st.name, seq, err)

@@ -115,7 +115,8 @@ func (t *Template) RenderAttributes(ev *event.Event) (out string, ok bool, err e
 	memo := t.memo
 	// Each value length-prefixed, so that no two lists of values share a
 	// key whatever bytes they hold; a missing extension has no length.
-	var key []byte
+	var buf [128]byte // most keys fit: no allocation to look one up
+	key := buf[:0]
 	for _, r := range memo.refs {
 		v, present, isString := r.value(ev)
 		if !isString {
@@ -128,9 +129,8 @@ func (t *Template) RenderAttributes(ev *event.Event) (out string, ok bool, err e
 		key = binary.AppendUvarint(append(key, 1), uint64(len(v)))
 		key = append(key, v...)
 	}
-	k := string(key)
 	memo.mu.Lock()
-	out, hit := memo.m[k]
+	out, hit := memo.m[string(key)]
 	memo.mu.Unlock()
 	if hit {
 		return out, true, nil
@@ -143,7 +143,7 @@ func (t *Template) RenderAttributes(ev *event.Event) (out string, ok bool, err e
 	if len(memo.m) >= attrMemoSize {
 		clear(memo.m)
 	}
-	memo.m[k] = out
+	memo.m[string(key)] = out
 	memo.mu.Unlock()
 	return out, true, nil
 }

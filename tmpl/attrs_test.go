@@ -120,3 +120,17 @@ func TestRememberedValuesDoNotCollide(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRenderAttributes is the kafka sink's default topic template,
+// remembered: what a drain pays per event to name its topic.
+func BenchmarkRenderAttributes(b *testing.B) {
+	tm := MustParse("webhooks.{{ .Extensions.bridgesource }}")
+	ev := lead(`{"a":1}`)
+	ev.SetExtension("bridgesource", "helloclient")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := tm.RenderAttributes(ev); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
