@@ -49,7 +49,7 @@ type Preparer interface {
 // Pipeliner is implemented by batching sinks whose client can hold several
 // batches at once and sends them in the order it was given them (Kafka's
 // producer, one request per partition at a time): the destination then
-// never waits for the bridge between two batches. The delivery loop of such
+// does not wait while the bridge settles one batch and hands over the next. The delivery loop of such
 // a sink starts batches one at a time, in the queue's order, and lets up to
 // the sink's concurrency of them be started and not yet answered.
 type Pipeliner interface {
