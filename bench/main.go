@@ -70,7 +70,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
-	openRate := flag.Float64("open-rate", 0, "only run the bridge at this open-loop rate (requests/s) for -duration, after -warmup, and print what it measured")
+	openRate := flag.Float64("open-rate", 0, "only run an open loop at this rate (requests/s) for -duration, after -warmup, at each target in turn (bare, floor, bridge), and print what each measured")
 	flag.Parse()
 	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow, dedupMemory: *dedupMemory}
 	if *serveBare != "" {
@@ -111,12 +111,28 @@ func main() {
 		return measured(t.cmd, func() result { return closedLoop(t.url, *conns, *duration) })
 	}
 	if *openRate > 0 {
+		// The same rate at all three targets, so that the latency the
+		// machine and the load generator add (bare), and what one synced
+		// write adds to that (floor), can be told from the bridge's own.
+		open := func(t *target) result {
+			warmOpen(t.url, *openRate)
+			return measured(t.cmd, func() result { return openLoop(t.url, *openRate, *duration) })
+		}
+		bare := startBare()
+		bareOpen := open(bare)
+		bare.stop()
+		floor := startFloor(filepath.Join(dir, "open-floor"))
+		floorOpen := open(floor)
+		floor.stop()
 		br := startBridge(*bridgeBin, filepath.Join(dir, "open"), bc)
 		fmt.Println("bridge pid:", br.cmd.Process.Pid, "admin:", br.admin)
 		warmOpen(br.url, *openRate)
 		r, seen := br.openLoop(*openRate, *duration)
 		br.stop()
+		fmt.Printf("\nopen loop at %.0f requests/s, %s per target\n", *openRate, *duration)
 		fmt.Printf("%-28s %12s %10s %10s %10s %8s %14s %14s\n", "target", "requests/s", "p50", "p99", "max", "errors", "server CPU/req", "client CPU/req")
+		printResult("bare fiber (200)", bareOpen)
+		printResult("floor (bare+synced Pebble)", floorOpen)
 		printResult("bridge (verify+fsync queue)", r)
 		fmt.Println(seen)
 		return
@@ -396,6 +412,7 @@ type result struct {
 	clientCPU time.Duration // CPU time of the load generator (this process)
 	rps       float64
 	latencies []time.Duration
+	overslept []time.Duration // open loop: how late the load generator's sleeps ended, sorted
 	errors    int64
 	ok        int64
 }
@@ -414,6 +431,10 @@ func printResult(name string, r result) {
 		fmt.Printf(" %12.1fµs %12.1fµs", cpuPerRequest(r), float64(r.clientCPU.Microseconds())/float64(n))
 	}
 	fmt.Println()
+	if o := r.overslept; len(o) > 0 {
+		at := func(p float64) time.Duration { return o[int(float64(len(o)-1)*p)].Round(time.Microsecond) }
+		fmt.Printf("  the load generator's sleeps ended late by p50 %s, p99 %s, max %s (not counted above)\n", at(0.5), at(0.99), at(1))
+	}
 }
 
 // printComparison prints each round's pair of bridge runs and the ratio of
@@ -549,7 +570,7 @@ func closedLoop(url string, conns int, d time.Duration) result {
 
 // openLoop sends at a fixed rate for d, each request at its scheduled time,
 // and measures latency from that time (so a stall counts against every
-// request it delays).
+// request it delays), or from when the worker's sleep ended if it woke late.
 func openLoop(url string, rate float64, d time.Duration) result {
 	const workers = 128
 	client := newClient(url, workers)
@@ -564,19 +585,26 @@ func openLoop(url string, rate float64, d time.Duration) result {
 		go func(w int) {
 			defer wg.Done()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			var lat []time.Duration
+			var lat, late []time.Duration
 			offset := time.Duration(w) * interval / workers
 			for i := 0; ; i++ {
 				at := start.Add(offset + time.Duration(i)*interval)
 				if at.Sub(start) >= d {
 					break
 				}
+				from := at
 				if wait := time.Until(at); wait > 0 {
+					// An idle worker's oversleep is the load
+					// generator's timer, not the server: count from
+					// when it woke. A worker still behind (its last
+					// answer came late) counts from the schedule.
 					time.Sleep(wait)
+					from = time.Now()
+					late = append(late, from.Sub(at))
 				}
 				signedRequest(req, url, time.Now().Unix())
 				err := client.Do(req, resp)
-				lat = append(lat, time.Since(at))
+				lat = append(lat, time.Since(from))
 				if err != nil || resp.StatusCode() != 200 {
 					errs.Add(1)
 					continue
@@ -585,6 +613,7 @@ func openLoop(url string, rate float64, d time.Duration) result {
 			}
 			mu.Lock()
 			res.latencies = append(res.latencies, lat...)
+			res.overslept = append(res.overslept, late...)
 			mu.Unlock()
 		}(w)
 	}
@@ -592,5 +621,6 @@ func openLoop(url string, rate float64, d time.Duration) result {
 	res.ok, res.errors = ok.Load(), errs.Load()
 	res.rps = float64(res.ok) / time.Since(start).Seconds()
 	sort.Slice(res.latencies, func(i, j int) bool { return res.latencies[i] < res.latencies[j] })
+	slices.Sort(res.overslept)
 	return res
 }
