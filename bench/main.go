@@ -191,13 +191,23 @@ func main() {
 	half := bf.rps / 2
 	bare := startBare()
 	warmOpen(bare.url, half)
-	bareHalf := openLoop(bare.url, half, *duration)
+	bareHalf := measured(bare.cmd, func() result { return openLoop(bare.url, half, *duration) })
 	bare.stop()
 	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), bc)
 	warmOpen(br.url, half)
 	bridgeHalf, halfSeen := br.openLoop(half, *duration)
 	br.stop()
 	own := brf.rps / 2
+	// Bare and floor at the bridge's own half load too: what the machine
+	// and one synced write add to the latency at that rate.
+	bare = startBare()
+	warmOpen(bare.url, own)
+	bareOwnHalf := measured(bare.cmd, func() result { return openLoop(bare.url, own, *duration) })
+	bare.stop()
+	floor := startFloor(filepath.Join(dir, "own-half-floor"))
+	warmOpen(floor.url, own)
+	floorOwnHalf := measured(floor.cmd, func() result { return openLoop(floor.url, own, *duration) })
+	floor.stop()
 	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), bc)
 	warmOpen(br.url, own)
 	bridgeOwnHalf, ownHalfSeen := br.openLoop(own, *duration)
@@ -229,6 +239,8 @@ func main() {
 	printResult("bridge (verify+fsync queue)", bridgeHalf)
 	fmt.Println(halfSeen)
 	fmt.Printf("\nbridge at half of its own best: open loop at %.0f requests/s\n", own)
+	printResult("bare fiber (200)", bareOwnHalf)
+	printResult("floor (bare+synced Pebble)", floorOwnHalf)
 	printResult("bridge (verify+fsync queue)", bridgeOwnHalf)
 	fmt.Println(ownHalfSeen)
 }
