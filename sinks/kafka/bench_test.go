@@ -92,7 +92,7 @@ func BenchmarkKafkaGoDirect(b *testing.B) {
 				Addr:         kafkago.TCP(brokers...),
 				Balancer:     &kafkago.Murmur2Balancer{},
 				RequiredAcks: kafkago.RequireAll,
-				BatchSize:    DefaultBatchSize,
+				BatchSize:    DefaultBatchMessages,
 				BatchBytes:   int64(DefaultBatchBytes),
 				BatchTimeout: DefaultLinger,
 				MaxAttempts:  writerMaxAttempts,

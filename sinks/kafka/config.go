@@ -26,10 +26,10 @@ func init() {
 
 // Defaults of the keys that have one.
 const (
-	DefaultLinger       = 0
-	DefaultBatchSize    = 1000
-	DefaultBatchBytes   = config.Size(1 << 20)
-	DefaultWriteTimeout = 10 * time.Second
+	DefaultLinger        = 0
+	DefaultBatchMessages = 1000
+	DefaultBatchBytes    = config.Size(1 << 20)
+	DefaultWriteTimeout  = 10 * time.Second
 )
 
 // Config is the kafka sink's own keys.
@@ -50,9 +50,11 @@ type Config struct {
 	// batch is sent. Default 0: the delivery loop already hands the sink
 	// whole batches from the queue, so waiting only adds latency.
 	Linger time.Duration `yaml:"linger"`
-	// BatchSize is the most messages sent to one partition in one request.
-	// Default 1000.
-	BatchSize int `yaml:"batch_size"`
+	// BatchMessages is the most messages sent to one partition in one
+	// produce request. Default 1000. (The sink's batch_size, a key every
+	// batching sink has, is how many events the delivery loop hands it at
+	// once.)
+	BatchMessages int `yaml:"batch_messages"`
 	// BatchBytes is the most bytes sent to one partition in one request; a
 	// single message larger than this is rejected for good. Default 1MiB.
 	BatchBytes config.Size `yaml:"batch_bytes"`
@@ -107,7 +109,7 @@ func NewConfig() *Config {
 	return &Config{
 		Mode:                   ModeBinary,
 		Linger:                 DefaultLinger,
-		BatchSize:              DefaultBatchSize,
+		BatchMessages:          DefaultBatchMessages,
 		BatchBytes:             DefaultBatchBytes,
 		Compression:            "none",
 		WriteTimeout:           DefaultWriteTimeout,
@@ -153,8 +155,8 @@ func (c *Config) Validate() error {
 	if c.Linger < 0 {
 		errs = append(errs, config.Invalid("linger", "must not be negative"))
 	}
-	if c.BatchSize < 1 {
-		errs = append(errs, config.Invalid("batch_size", "must be at least 1"))
+	if c.BatchMessages < 1 {
+		errs = append(errs, config.Invalid("batch_messages", "must be at least 1"))
 	}
 	if c.BatchBytes < 1 {
 		errs = append(errs, config.Invalid("batch_bytes", "must be more than 0"))

@@ -69,7 +69,7 @@ func TestDefaults(t *testing.T) {
 	}{
 		{"mode", cfg.Mode, ModeBinary},
 		{"linger", cfg.Linger, time.Duration(0)},
-		{"batch_size", cfg.BatchSize, 1000},
+		{"batch_messages", cfg.BatchMessages, 1000},
 		{"batch_bytes", cfg.BatchBytes, config.Size(1 << 20)},
 		{"compression", cfg.Compression, "none"},
 		{"write_timeout", cfg.WriteTimeout, 10 * time.Second},
@@ -99,7 +99,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad template", "type: kafka\nbrokers: [\"k1:9092\"]\ntopic: \"{{ .ID \"\n", []string{"bridge.yaml:3:8:", "bad template"}},
 		{"mode", base + "mode: avro\n", []string{`bridge.yaml:4:1: mode: "avro" is not binary or structured`}},
 		{"negative linger", base + "linger: -1s\n", []string{"linger: must not be negative"}},
-		{"batch size", base + "batch_size: 0\n", []string{"batch_size: must be at least 1"}},
+		{"batch size", base + "batch_messages: 0\n", []string{"batch_messages: must be at least 1"}},
 		{"batch bytes", base + "batch_bytes: 0\n", []string{"batch_bytes: must be more than 0"}},
 		{"compression", base + "compression: brotli\n", []string{`compression: "brotli" is not one of none, gzip, snappy, lz4, zstd`}},
 		{"write timeout", base + "write_timeout: 0\n", []string{"write_timeout: must be more than 0"}},
@@ -109,7 +109,7 @@ func TestConfigErrors(t *testing.T) {
 		{"sasl without password", base + "sasl: {mechanism: plain, username: u}\n", []string{"password is required"}},
 		{"sasl user without mechanism", base + "sasl: {username: u, password: p}\n", []string{"need a mechanism"}},
 		{"unknown key", base + "acks: 1\n", []string{`bridge.yaml:4:1: unknown key "acks"`}},
-		{"several at once", "type: kafka\nbrokers: []\ntopic: events\nbatch_size: -1\ncompression: lzma\n", []string{"brokers:", "batch_size:", "compression:"}},
+		{"several at once", "type: kafka\nbrokers: []\ntopic: events\nbatch_messages: -1\ncompression: lzma\n", []string{"brokers:", "batch_messages:", "compression:"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestValidConfigs(t *testing.T) {
 		"linger zero":     base + "linger: 0\n",
 		"mutual tls":      base + "tls: {enabled: true, ca_file: ca.pem, cert_file: c.pem, key_file: k.pem, server_name: kafka.internal}\n",
 		"scram upper":     base + "sasl: {mechanism: SCRAM-SHA-512, username: u, password: p}\n",
-		"zstd, big batch": base + "compression: zstd\nbatch_bytes: 8MiB\nbatch_size: 5000\n",
+		"zstd, big batch": base + "compression: zstd\nbatch_bytes: 8MiB\nbatch_messages: 5000\n",
 	}
 	for name, src := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -86,7 +86,7 @@ func (s *Sink) getWriter() (*kafkago.Writer, error) {
 		Addr:                   kafkago.TCP(s.cfg.Brokers...),
 		Balancer:               &kafkago.Murmur2Balancer{},
 		MaxAttempts:            writerMaxAttempts,
-		BatchSize:              s.cfg.BatchSize,
+		BatchSize:              s.cfg.BatchMessages,
 		BatchBytes:             int64(s.cfg.BatchBytes),
 		BatchTimeout:           linger,
 		WriteTimeout:           s.cfg.WriteTimeout,
