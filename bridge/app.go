@@ -27,8 +27,8 @@ import (
 const ShutdownTimeout = 10 * time.Second
 
 // queueFailureWindow is how long /readyz reports not ready after the queue
-// refused a write.
-const queueFailureWindow = 10 * time.Second
+// refused a write: as long as the 503 it answered asks the provider to wait.
+const queueFailureWindow = server.RetryAfterUnqueued
 
 // App is a running bridge.
 type App struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -153,7 +154,23 @@ func (s *Server) handle(c *fiber.Ctx) error {
 	if reply.ContentType != "" {
 		c.Set(fiber.HeaderContentType, reply.ContentType)
 	}
+	if reply.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(reply.RetryAfter.Seconds()))))
+	}
 	return c.Status(reply.Status).Send(reply.Body)
+}
+
+// RetryAfterUnqueued is the Retry-After of a 503 for a request whose events
+// could not be queued: long enough for a load balancer that polls /readyz
+// to send the provider's retry to another replica, short enough for a
+// passing storage fault.
+const RetryAfterUnqueued = 10 * time.Second
+
+// unavailable is the 503 asking the provider to retry.
+func unavailable(msg string) sources.Reply {
+	r := text(http.StatusServiceUnavailable, msg)
+	r.RetryAfter = RetryAfterUnqueued
+	return r
 }
 
 // copyHeader copies fasthttp's reused header buffers into an http.Header
@@ -242,7 +259,7 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 		log().Warn("rejected webhook: verified but not convertible; raw body kept as a dead letter", "status", 400, "err", err)
 		if rerr := s.ing.Reject(ep.Name, req.Body, err.Error()); rerr != nil {
 			log().Error("could not keep the rejected body; asking the provider to retry", "err", rerr)
-			return text(http.StatusServiceUnavailable, "could not store the request")
+			return unavailable("could not store the request")
 		}
 		return text(http.StatusBadRequest, fmt.Sprintf("payload not understood: %v", err))
 	}
@@ -254,7 +271,7 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 	}
 	if err := s.ing.Ingest(ctx, ep.Name, evs); err != nil {
 		log().Error("could not queue events; answering 503 so the provider retries", "status", 503, "err", err)
-		return text(http.StatusServiceUnavailable, "could not queue the event, retry later")
+		return unavailable("could not queue the event, retry later")
 	}
 	if r, ok := ep.Source.(sources.Replier); ok {
 		reply := r.SuccessReply()

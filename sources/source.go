@@ -27,6 +27,8 @@ type Reply struct {
 	Status      int
 	ContentType string
 	Body        []byte
+	// RetryAfter, when positive, is sent as Retry-After in whole seconds.
+	RetryAfter time.Duration
 }
 
 // Source verifies and converts one provider's webhooks.
