@@ -78,24 +78,27 @@ func TestRejectedRequestsQueueNothing(t *testing.T) {
 	body := leadBody(2)
 	big := append(leadBody(3)[:0:0], leadBody(3)...)
 	big = append(big[:len(big)-1], []byte(`,"Pad":"`+strings.Repeat("x", 70<<10)+`"}`)...)
+	wrongURL := "http://" + b.Addr + "/webhooks/hello-client"
 	cases := []struct {
 		name   string
+		url    string
 		body   []byte
 		header string
 		want   int
 	}{
-		{"forged signature", body, helloclientSign("not-the-key", now, body), 401},
-		{"stale timestamp", body, helloclientSign(hcSecret, now-3600, body), 401},
-		{"missing signature", body, "", 401},
-		{"tampered body", leadBody(4), helloclientSign(hcSecret, now, body), 401},
-		{"oversize body", big, helloclientSign(hcSecret, now, big), 413},
+		{"forged signature", url, body, helloclientSign("not-the-key", now, body), 401},
+		{"stale timestamp", url, body, helloclientSign(hcSecret, now-3600, body), 401},
+		{"missing signature", url, body, "", 401},
+		{"tampered body", url, leadBody(4), helloclientSign(hcSecret, now, body), 401},
+		{"oversize body", url, big, helloclientSign(hcSecret, now, big), 413},
+		{"no source at the path", wrongURL, body, helloclientSign(hcSecret, now, body), 404},
 	}
 	for _, c := range cases {
 		headers := map[string]string{}
 		if c.header != "" {
 			headers["X-Webhook-Signature"] = c.header
 		}
-		resp, err := post(t, http.DefaultClient, url, c.body, headers)
+		resp, err := post(t, http.DefaultClient, c.url, c.body, headers)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -116,7 +119,7 @@ func TestRejectedRequestsQueueNothing(t *testing.T) {
 	if len(lines) != 1 || lines[0].ID != sha256Hex(sentinel) {
 		t.Fatalf("file holds %d events, want only the sentinel: %+v", len(lines), lines)
 	}
-	for _, reason := range []string{"signature_mismatch", "stale_timestamp", "missing_signature", "body over the"} {
+	for _, reason := range []string{"signature_mismatch", "stale_timestamp", "missing_signature", "body over the", "no webhook source at this path\" path=/webhooks/hello-client"} {
 		if !strings.Contains(b.Log(), reason) {
 			t.Errorf("no log line says %q", reason)
 		}

@@ -131,6 +131,10 @@ func (s *Server) handle(c *fiber.Ctx) error {
 		ep = t.Endpoints[strings.TrimSuffix(path, "/")]
 	}
 	if ep == nil {
+		// Most often a provider given the wrong URL: say so where the
+		// operator looks.
+		s.log.Warn("rejected request: no webhook source at this path", "path", path, "method", c.Method(), "remote", remoteAddr(c), "status", 404)
+		s.m.Requests.WithLabelValues("", "404").Inc()
 		return c.Status(http.StatusNotFound).SendString("no webhook source at this path")
 	}
 	remote := remoteAddr(c)
