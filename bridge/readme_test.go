@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/sources"
+	"gopkg.in/yaml.v3"
 )
 
 // TestEveryConfigKeyIsInTheREADME keeps the README's configuration
@@ -143,4 +145,72 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 		}
 	}
 	return keys
+}
+
+// TestREADMEExamplesAreOneValidConfig: users copy the README's YAML
+// examples, so together they must make a file `bridge validate` accepts.
+// The blocks are merged key by key (two of them add sinks), the variables
+// they use are set, and the one secret file they read is made.
+func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kafka-password"), []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(readme), "${file:/run/secrets/", "${file:"+dir+"/")
+	merged := map[string]any{}
+	blocks := strings.Split(text, "```yaml\n")[1:]
+	for i, block := range blocks {
+		block, _, _ = strings.Cut(block, "```")
+		var doc map[string]any
+		if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+			t.Fatalf("README yaml block %d: %v\n%s", i+1, err, block)
+		}
+		for k, v := range doc {
+			prev, ok := merged[k].(map[string]any)
+			add, isMap := v.(map[string]any)
+			if !ok || !isMap {
+				if _, dup := merged[k]; dup {
+					t.Fatalf("README yaml block %d sets %s again", i+1, k)
+				}
+				merged[k] = v
+				continue
+			}
+			for name, entry := range add {
+				if _, dup := prev[name]; dup {
+					t.Fatalf("README yaml block %d defines %s.%s again", i+1, k, name)
+				}
+				prev[name] = entry
+			}
+		}
+	}
+	if len(blocks) < 5 || merged["sources"] == nil || merged["sinks"] == nil || merged["routes"] == nil {
+		t.Fatalf("found %d yaml blocks, without sources, sinks and routes: has the README changed shape?", len(blocks))
+	}
+	out, err := yaml.Marshal(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "readme.yaml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)\}`).FindAllStringSubmatch(string(out), -1) {
+		value := "readme-" + strings.ToLower(v[1])
+		switch {
+		case strings.HasSuffix(v[1], "_URL"):
+			value = "https://hooks.slack.com/services/T000/B000/readme"
+		case strings.HasSuffix(v[1], "_BROKERS"):
+			value = "127.0.0.1:9092"
+		case v[1] == "BILLING_WEBHOOK_SECRET":
+			value = "whsec_cmVhZG1lLWJpbGxpbmctc2VjcmV0"
+		}
+		t.Setenv(v[1], value)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("the README's examples together are not a valid config:\n%v\n\n%s", err, out)
+	}
 }
