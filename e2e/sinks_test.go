@@ -801,3 +801,85 @@ func TestKillNineWhileDeliveringToKafka(t *testing.T) {
 		t.Fatalf("%d duplicates: more than the sink had with the producer", dups)
 	}
 }
+
+const kafkaReloadConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {path: "{{DIR}}/queue"}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  kafka: {type: kafka, brokers: ["${KAFKA_BROKERS}"], topic: leads, key: "{{MESSAGE_KEY}}"}
+routes:
+  - {name: everything, sinks: [kafka]}
+`
+
+// TestReloadReplacesKafkaSinkWithBatchesInFlight edits the kafka sink's
+// settings while leads stream in and the producer holds unanswered batches
+// (the broker answers each produce request 50 ms late): the old sink's loop
+// stops and a new one starts on the same queue. No request fails, every
+// acknowledged lead reaches the topic, the leads after the reload carry the
+// new key, and a lead arrives twice only as an identical copy.
+func TestReloadReplacesKafkaSinkWithBatchesInFlight(t *testing.T) {
+	t.Parallel()
+	c := startKafka(t, 0)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { time.Sleep(50 * time.Millisecond) })
+		return nil, nil, false
+	})
+	broker := c.ListenAddrs()[0]
+	b := newBridge(t, strings.Replace(kafkaReloadConfig, "{{MESSAGE_KEY}}", "before", 1), "HC_KEY="+hcSecret, "KAFKA_BROKERS="+broker)
+	b.Start()
+	url := "http://" + b.Addr + "/webhooks/helloclient"
+	count, stop := streamLeads(t, url, hcSecret, 8, func(n int) []byte { return newLead(fmt.Sprintf("reload-%05d", n)).body(t) })
+	waitFor(t, 30*time.Second, "leads on the topic while more stream in", func() bool {
+		return count() >= 500 && topicEnd(t, broker, "leads") >= 100
+	})
+	b.WriteConfig(strings.Replace(kafkaReloadConfig, "{{MESSAGE_KEY}}", "after", 1))
+	waitFor(t, 15*time.Second, "the reload", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_config_reloads_total", `result="ok"`) >= 1
+	})
+	before := count()
+	waitFor(t, 30*time.Second, "more leads after the reload", func() bool { return count() >= before+500 })
+	acked := stop()
+	waitFor(t, 60*time.Second, "the queue's kafka backlog to drain", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_queue_pending", `sink="kafka"`) == 0
+	})
+	end := topicEnd(t, broker, "leads")
+	msgs := consumeTopic(t, broker, "leads", 30*time.Second, func(m []kafkago.Message) bool { return int64(len(m)) >= end })
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+	first := map[string]kafkago.Message{}
+	keys := map[string]int{}
+	dups := 0
+	for _, m := range msgs {
+		id := headerMap(t, m)["ce_id"]
+		keys[string(m.Key)]++
+		if prev, ok := first[id]; ok {
+			dups++
+			if string(prev.Value) != string(m.Value) {
+				t.Fatalf("the second copy of %s differs from the first", id)
+			}
+			continue
+		}
+		first[id] = m
+	}
+	missing := 0
+	for id := range acked {
+		if _, ok := first[id]; !ok {
+			missing++
+		}
+	}
+	t.Logf("acknowledged %d leads; topic: %d messages, %d distinct, %d twice; keys %v", len(acked), len(msgs), len(first), dups, keys)
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged leads never reached the topic", missing, len(acked))
+	}
+	if keys["before"] == 0 || keys["after"] < 500 || len(keys) != 2 {
+		t.Errorf("message keys %v: want some keyed before the reload and every later one after", keys)
+	}
+	if !strings.Contains(b.Log(), "config reloaded") {
+		t.Error("no log line says the config was reloaded")
+	}
+}
