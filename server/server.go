@@ -66,6 +66,7 @@ type Server struct {
 	log   *slog.Logger
 	m     *metrics.Metrics
 	now   func() time.Time
+	conns connTracker
 }
 
 // New makes the listener; Serve starts it.
@@ -101,10 +102,27 @@ func readLimit(bodyLimit int64) int64 {
 func (s *Server) SetTable(t *Table) { s.table.Store(t) }
 
 // Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(&trackingListener{Listener: ln, t: &s.conns})
+}
 
 // Shutdown stops accepting and waits for requests under way until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Connections idle between requests are closed at once, and those whose
+// client has sent nothing once they are silentConnGrace old.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.app.ShutdownWithContext(ctx) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			s.conns.closeSilent(time.Now().Add(-silentConnGrace))
+		}
+	}
+}
 
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	code := http.StatusInternalServerError
@@ -112,10 +130,15 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if errors.As(err, &fe) {
 		code = fe.Code
 	}
-	if code == http.StatusRequestEntityTooLarge {
+	switch {
+	case silent(c.Context().Conn()):
+		// No request began: a connection opened and left unused until
+		// the read timeout, or closed by Shutdown.
+		s.log.Debug("connection closed before any request", "remote", remoteAddr(c), "err", err)
+	case code == http.StatusRequestEntityTooLarge:
 		s.log.Warn("rejected webhook: body over the server's limit", "path", c.Path(), "status", code)
 		s.m.Requests.WithLabelValues("", strconv.Itoa(code)).Inc()
-	} else {
+	default:
 		s.log.Warn("rejected request", "path", c.Path(), "status", code, "err", err)
 	}
 	return c.Status(code).SendString(http.StatusText(code))
