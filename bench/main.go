@@ -110,19 +110,20 @@ func main() {
 		warmClosed(t.url)
 		return measured(t.cmd, func() result { return closedLoop(t.url, *conns, *duration) })
 	}
+	// openAt warms t up, then measures it at rate in an open loop.
+	openAt := func(t *target, rate float64) result {
+		warmOpen(t.url, rate)
+		return measured(t.cmd, func() result { return openLoop(t.url, rate, *duration) })
+	}
 	if *openRate > 0 {
 		// The same rate at all three targets, so that the latency the
 		// machine and the load generator add (bare), and what one synced
 		// write adds to that (floor), can be told from the bridge's own.
-		open := func(t *target) result {
-			warmOpen(t.url, *openRate)
-			return measured(t.cmd, func() result { return openLoop(t.url, *openRate, *duration) })
-		}
 		bare := startBare()
-		bareOpen := open(bare)
+		bareOpen := openAt(bare, *openRate)
 		bare.stop()
 		floor := startFloor(filepath.Join(dir, "open-floor"))
-		floorOpen := open(floor)
+		floorOpen := openAt(floor, *openRate)
 		floor.stop()
 		br := startBridge(*bridgeBin, filepath.Join(dir, "open"), bc)
 		fmt.Println("bridge pid:", br.cmd.Process.Pid, "admin:", br.admin)
@@ -190,8 +191,7 @@ func main() {
 	bf, ff, brf := best(bareFull), best(floorFull), best(bridgeFull)
 	half := bf.rps / 2
 	bare := startBare()
-	warmOpen(bare.url, half)
-	bareHalf := measured(bare.cmd, func() result { return openLoop(bare.url, half, *duration) })
+	bareHalf := openAt(bare, half)
 	bare.stop()
 	br := startBridge(*bridgeBin, filepath.Join(dir, "half"), bc)
 	warmOpen(br.url, half)
@@ -201,12 +201,10 @@ func main() {
 	// Bare and floor at the bridge's own half load too: what the machine
 	// and one synced write add to the latency at that rate.
 	bare = startBare()
-	warmOpen(bare.url, own)
-	bareOwnHalf := measured(bare.cmd, func() result { return openLoop(bare.url, own, *duration) })
+	bareOwnHalf := openAt(bare, own)
 	bare.stop()
 	floor := startFloor(filepath.Join(dir, "own-half-floor"))
-	warmOpen(floor.url, own)
-	floorOwnHalf := measured(floor.cmd, func() result { return openLoop(floor.url, own, *duration) })
+	floorOwnHalf := openAt(floor, own)
 	floor.stop()
 	br = startBridge(*bridgeBin, filepath.Join(dir, "own-half"), bc)
 	warmOpen(br.url, own)
