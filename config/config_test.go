@@ -243,3 +243,46 @@ func TestUnsetVariableIsReportedOnce(t *testing.T) {
 		t.Fatalf("got %v", errs)
 	}
 }
+
+func TestParseFileMode(t *testing.T) {
+	for in, want := range map[string]FileMode{"644": 0o644, "0644": 0o644, "0o600": 0o600, " 640 ": 0o640, "0": 0, "777": 0o777, "0O755": 0o755} {
+		if got, err := ParseFileMode(in); err != nil || got != want {
+			t.Errorf("ParseFileMode(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0o", "1000", "0o1777", "648", "rw-r--r--", "-1", "0x1a4", "6 4 4"} {
+		if got, err := ParseFileMode(in); err == nil {
+			t.Errorf("ParseFileMode(%q) = %v, want an error", in, got)
+		}
+	}
+	var v struct {
+		Perm FileMode `yaml:"perm"`
+	}
+	d := &Decoder{File: "f"}
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte("perm: 640\n"), &n); err != nil {
+		t.Fatal(err)
+	}
+	d.Decode(n.Content[0], &v)
+	if len(d.Errs) > 0 || v.Perm != 0o640 {
+		t.Errorf("perm: 640 decoded as %v (errors %v), want 0640", v.Perm, d.Errs)
+	}
+}
+
+func FuzzParseFileMode(f *testing.F) {
+	for _, s := range []string{"644", "0o600", "0777", "1000", "", "9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseFileMode(s)
+		if err != nil {
+			return
+		}
+		if m > 0o777 {
+			t.Fatalf("ParseFileMode(%q) = %o, beyond the permission bits", s, m)
+		}
+		if back, err := ParseFileMode(m.String()); err != nil || back != m {
+			t.Fatalf("%q parsed as %v, which parses back as %v, %v", s, m, back, err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package file
 import (
 	_ "embed"
 	"errors"
+	"os"
 
 	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sinks"
@@ -15,7 +16,7 @@ var example string
 func init() {
 	sinks.Register(sinks.Registration{
 		Type:      "file",
-		NewConfig: func() sinks.Config { return &Config{MaxSize: 100 << 20, Sync: SyncBatch} },
+		NewConfig: func() sinks.Config { return &Config{MaxSize: 100 << 20, Sync: SyncBatch, Perm: 0o644} },
 		Example:   example,
 	})
 }
@@ -34,8 +35,9 @@ type Config struct {
 	MaxSize config.Size `yaml:"max_size"`
 	// Sync is "batch" (default) or "none".
 	Sync string `yaml:"sync"`
-	// Perm is the mode of new files. Default 0644.
-	Perm uint32 `yaml:"perm"`
+	// Perm is the mode of new files, in octal as chmod takes it (640 is
+	// rw-r-----); it must let the owner write. Default 644.
+	Perm config.FileMode `yaml:"perm"`
 }
 
 // Validate implements config.Validator.
@@ -50,14 +52,13 @@ func (c *Config) Validate() error {
 	if c.Sync != SyncBatch && c.Sync != SyncNone {
 		errs = append(errs, config.Invalid("sync", "must be %q or %q, not %q", SyncBatch, SyncNone, c.Sync))
 	}
+	if c.Perm&0o200 == 0 {
+		errs = append(errs, config.Invalid("perm", "%v does not let the owner write: the bridge appends to the file and reopens it after a restart", c.Perm))
+	}
 	return errors.Join(errs...)
 }
 
 // NewSink implements sinks.Config.
 func (c *Config) NewSink(name string) (sinks.Sink, error) {
-	perm := c.Perm
-	if perm == 0 {
-		perm = 0o644
-	}
-	return &Sink{name: name, path: c.Path, maxSize: int64(c.MaxSize), sync: c.Sync == SyncBatch, perm: perm, files: map[string]*openFile{}}, nil
+	return &Sink{name: name, path: c.Path, maxSize: int64(c.MaxSize), sync: c.Sync == SyncBatch, perm: os.FileMode(c.Perm), files: map[string]*openFile{}}, nil
 }

@@ -27,7 +27,7 @@ type Sink struct {
 	path    *tmpl.Template
 	maxSize int64
 	sync    bool
-	perm    uint32
+	perm    os.FileMode
 
 	mu    sync.Mutex // guards files and every write
 	files map[string]*openFile
@@ -158,7 +158,7 @@ func (s *Sink) open(path string) (*openFile, error) {
 			return nil, fmt.Errorf("creating directory for %s: %w", path, err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, os.FileMode(s.perm))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, s.perm)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}

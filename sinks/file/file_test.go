@@ -175,3 +175,39 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestPermIsOctalAsChmodTakesIt: `perm: 600` is rw-------, as chmod 600
+// would make it, not the decimal number 600 (-w---x--T); a mode that does
+// not let the owner write is refused before the bridge starts.
+func TestPermIsOctalAsChmodTakesIt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.jsonl")
+	reg, _ := sinks.Lookup("file")
+	cfg := reg.NewConfig().(*Config)
+	if err := sinktest.Decode(t, "path: "+path+"\nperm: 600\n", nil, cfg); err != nil {
+		t.Fatal(err)
+	}
+	s := sinktest.New[*Sink](t, cfg, "archive")
+	if err := s.Deliver(context.Background(), testEvent("a", "hc", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("perm: 600 made a file of mode %v, want -rw-------", got)
+	}
+
+	for src, want := range map[string]string{
+		"perm: 444\n":  "does not let the owner write",
+		"perm: 888\n":  "not a file mode in octal",
+		"perm: 1755\n": "not a file mode in octal",
+	} {
+		cfg := reg.NewConfig().(*Config)
+		err := sinktest.Decode(t, "path: "+path+"\n"+src, nil, cfg)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error saying %q", src, err, want)
+		}
+	}
+}
