@@ -105,7 +105,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.rt.Store(rt)
 
-	a.q, err = queue.Open(queue.Options{Path: f.Queue.Path, DedupWindow: f.Queue.DedupWindow, DedupMemory: int(f.Queue.DedupMemory), Logger: a.log})
+	minFree := int64(f.Queue.MinFreeSpace)
+	if minFree == 0 {
+		minFree = -1 // the check is off
+	}
+	a.q, err = queue.Open(queue.Options{Path: f.Queue.Path, DedupWindow: f.Queue.DedupWindow, DedupMemory: int(f.Queue.DedupMemory), MinFreeSpace: minFree, Logger: a.log})
 	if err != nil {
 		closeSinks()
 		return fmt.Errorf("opening the queue at %s: %w", f.Queue.Path, err)
@@ -121,6 +125,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters,
 			DedupFilterBytes: st.DedupFilterBytes, DedupFilterBudget: st.DedupFilterBudget,
 			DedupFilterBlind: st.DedupFilterBlind, DedupLookups: st.DedupLookups,
+			DiskFree: st.DiskFree, DiskReserve: st.DiskReserve,
 		}
 	})
 	a.engine = delivery.New(a.q, a.log, a.m)
@@ -354,7 +359,8 @@ func checkRestartOnly(old, f *File) error {
 		errs = append(errs, errors.New("changing server.listen or admin.listen needs a restart"))
 	}
 	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path ||
-		old.Queue.DedupWindow != f.Queue.DedupWindow || old.Queue.DedupMemory != f.Queue.DedupMemory {
+		old.Queue.DedupWindow != f.Queue.DedupWindow || old.Queue.DedupMemory != f.Queue.DedupMemory ||
+		old.Queue.MinFreeSpace != f.Queue.MinFreeSpace {
 		errs = append(errs, errors.New("changing the queue needs a restart"))
 	}
 	return errors.Join(errs...)

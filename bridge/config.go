@@ -79,6 +79,11 @@ type QueueConfig struct {
 	// DedupMemory is the memory of the filter that spares most new ids a
 	// disk lookup. Default 4MiB: about 1.4 million ids in the window.
 	DedupMemory config.Size `yaml:"dedup_memory"`
+	// MinFreeSpace is the free space kept in reserve on the queue's disk:
+	// below it (or below a twentieth of the disk, if that is less) new
+	// events are answered 503 until space is freed, instead of the disk
+	// filling up. Default 256MiB; 0 turns the check off.
+	MinFreeSpace config.Size `yaml:"min_free_space"`
 	// Brokers, Topic and Group are for type kafka.
 	Brokers []string `yaml:"brokers"`
 	Topic   string   `yaml:"topic"`
@@ -199,7 +204,7 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 	shape := fileShape{
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
-		Queue:  QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory},
+		Queue:  QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 	top := root.Content[0]

@@ -86,6 +86,9 @@ type QueueStats struct {
 	DedupFilterBudget int   // memory it may hold
 	DedupFilterBlind  bool  // it answers "maybe" to every id
 	DedupLookups      int64 // ids looked up on disk since start
+
+	DiskFree    uint64 // bytes available on the queue's disk
+	DiskReserve uint64 // free space below which new events are refused (0: never)
 }
 
 type queueCollector struct {
@@ -93,12 +96,14 @@ type queueCollector struct {
 	pending, oldest, buried *prometheus.Desc
 	filterBytes, budget     *prometheus.Desc
 	blind, lookups          *prometheus.Desc
+	diskFree, diskReserve   *prometheus.Desc
 }
 
 // WatchQueue registers metrics read from stats at every scrape: events
-// pending per sink, age of the oldest pending event, dead letters kept, and
-// the state of the dedup filter, whose lookups against accepted events say
-// when queue.dedup_memory is too small.
+// pending per sink, age of the oldest pending event, dead letters kept, the
+// state of the dedup filter, whose lookups against accepted events say
+// when queue.dedup_memory is too small, and the free space on the queue's
+// disk against the reserve below which new events are refused.
 func (m *Metrics) WatchQueue(stats func() QueueStats) {
 	m.Registry.MustRegister(&queueCollector{
 		stats:       stats,
@@ -108,12 +113,14 @@ func (m *Metrics) WatchQueue(stats func() QueueStats) {
 		filterBytes: prometheus.NewDesc("hookbridge_queue_dedup_filter_bytes", "Memory held by the filter that spares new event ids a disk lookup.", nil, nil),
 		budget:      prometheus.NewDesc("hookbridge_queue_dedup_filter_budget_bytes", "Memory the dedup filter may hold (queue.dedup_memory).", nil, nil),
 		blind:       prometheus.NewDesc("hookbridge_queue_dedup_filter_blind", "1 while the dedup filter sends every id to a disk lookup: at start it was rebuilt from more ids than it could take, until those leave the window.", nil, nil),
+		diskFree:    prometheus.NewDesc("hookbridge_queue_disk_free_bytes", "Space available on the queue's disk.", nil, nil),
+		diskReserve: prometheus.NewDesc("hookbridge_queue_disk_reserve_bytes", "Free space below which new events are answered 503 (queue.min_free_space; 0: never).", nil, nil),
 		lookups:     prometheus.NewDesc("hookbridge_queue_dedup_lookups_total", "Event ids looked up on disk: duplicates, and new ids the filter could not rule out. Well above hookbridge_events_duplicate_total, it asks for more queue.dedup_memory.", nil, nil),
 	})
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.oldest, c.buried, c.filterBytes, c.budget, c.blind, c.lookups} {
+	for _, d := range []*prometheus.Desc{c.pending, c.oldest, c.buried, c.filterBytes, c.budget, c.blind, c.lookups, c.diskFree, c.diskReserve} {
 		ch <- d
 	}
 }
@@ -137,4 +144,6 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.blind, prometheus.GaugeValue, blind)
 	ch <- prometheus.MustNewConstMetric(c.lookups, prometheus.CounterValue, float64(s.DedupLookups))
+	ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(s.DiskFree))
+	ch <- prometheus.MustNewConstMetric(c.diskReserve, prometheus.GaugeValue, float64(s.DiskReserve))
 }

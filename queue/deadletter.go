@@ -31,11 +31,15 @@ func (s *Store) Reject(source string, raw []byte, reason string) error {
 		return err
 	}
 	defer s.end()
+	now := s.now()
+	if err := s.space.check(now); err != nil {
+		return err
+	}
 	n, err := s.seqs.unique()
 	if err != nil {
 		return fmt.Errorf("queue: reject: %w", err)
 	}
-	at := s.now().UnixNano()
+	at := now.UnixNano()
 	rec := deadRecord{At: at, Source: source, Reason: reason, Raw: raw}
 	if err := s.db.Set(deadKey(at, n), rec.encode(), pebble.Sync); err != nil {
 		return fmt.Errorf("queue: reject: %w", err)

@@ -162,6 +162,10 @@ func (s *Store) store(items []Item, mine []claimed, dup []bool) error {
 	if len(fresh) == 0 {
 		return nil
 	}
+	// Duplicates need no space; new events are refused before the disk fills.
+	if err := s.space.check(now); err != nil {
+		return err
+	}
 	slices.Sort(sinks)
 	sinks = slices.Compact(sinks)
 

@@ -45,7 +45,12 @@ type Options struct {
 	// lookup of new ids while the window holds fewer than about 1.4
 	// million ids per 4 MiB.
 	DedupMemory int
-	Logger      *slog.Logger // default slog.Default()
+	// MinFreeSpace is the free space, in bytes, kept in reserve on the
+	// store's volume: below it (or below a twentieth of the volume, if
+	// that is less) Enqueue and Reject return ErrNoSpace. Zero means
+	// DefaultMinFreeSpace; negative never refuses.
+	MinFreeSpace int64
+	Logger       *slog.Logger // default slog.Default()
 
 	now             func() time.Time // clock; default time.Now
 	fs              vfs.FS           // file system; default the operating system's
@@ -63,6 +68,7 @@ type Store struct {
 
 	// dedup spares Enqueue the Pebble lookup of ids it has not seen.
 	dedup     *dedupFilter
+	space     *spaceGuard  // refuses new events before the disk fills
 	dedupGets atomic.Int64 // ids Enqueue looked up in the dedup records
 
 	// closeMu is held shared by every operation that touches db and
@@ -186,6 +192,17 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Path, 0o750); err != nil {
 		return nil, fmt.Errorf("queue: create %s: %w", opts.Path, err)
 	}
+	fs := opts.fs
+	if fs == nil {
+		fs = vfs.Default
+	}
+	space := &spaceGuard{fs: fs, path: opts.Path, log: opts.Logger}
+	switch {
+	case opts.MinFreeSpace == 0:
+		space.min = DefaultMinFreeSpace
+	case opts.MinFreeSpace > 0:
+		space.min = uint64(opts.MinFreeSpace)
+	}
 
 	// Pebble reserves each memtable's size out of the block cache: with
 	// two 8 MiB memtables (one flushing) 16 MiB remain for index, filter
@@ -251,6 +268,7 @@ func Open(opts Options) (*Store, error) {
 		// about one, and a record is deleted at most 1+1/slices windows
 		// after its acceptance.
 		buckets: dedupBuckets{width: max(int64(opts.DedupWindow/dedupFilterSlices), 1)},
+		space:   space,
 	}
 	s.newestBucket.Store(math.MinInt64)
 	s.expiredBelow.Store(math.MinInt64)
@@ -259,6 +277,8 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
 	}
+	// Look at the disk now, so that a full one is said at start.
+	_ = s.space.check(s.now())
 	go s.janitor(opts.janitorInterval)
 	return s, nil
 }
@@ -683,16 +703,22 @@ type Stats struct {
 	DedupFilterBudget int   // memory the dedup filter may hold (Options.DedupMemory)
 	DedupLookups      int64 // ids Enqueue looked up in the store since Open: duplicates, and new ids the filter could not rule out
 	DedupFilterBlind  bool  // the filter answers "maybe" to every id (not even its smallest filter fits the budget, or Open rebuilt it from a window that held more ids than it could take, and some of those are still in the window): each is looked up in the store
+
+	DiskFree    uint64 // bytes available on the store's volume when last looked at (every 250 ms while events arrive)
+	DiskReserve uint64 // free space below which new events are refused; 0 when they never are
 }
 
 // Stats returns the store's counters. They are kept in memory; finding the
 // oldest pending delivery costs at most one index seek per sink with a
 // backlog.
 func (s *Store) Stats() Stats {
+	_ = s.space.check(s.now()) // fresh free space for an idle store too
 	st := Stats{
 		Pending:     make(map[string]int),
 		DeadLetters: int(s.deadLetters.Load()),
 		Events:      int(s.events.Load()),
+		DiskFree:    s.space.free.Load(),
+		DiskReserve: s.space.floor.Load(),
 	}
 	st.DedupFilterBytes, st.DedupFilterBlind = s.dedup.usage(s.now().UnixNano())
 	st.DedupFilterBudget = s.dedup.budget
