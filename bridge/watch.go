@@ -15,6 +15,10 @@ const reloadDebounce = 250 * time.Millisecond
 // watchConfig reloads the config whenever its file changes, until ctx ends.
 // It watches the directory, because editors and config managers often
 // replace the file (write a temporary file, rename it over the old one).
+// A file reached through symbolic links is reloaded when the file they
+// lead to changes too: a Kubernetes ConfigMap volume updates config.yaml
+// (a link to ..data/config.yaml) by renaming a new ..data link into place,
+// and the only events are for ..data.
 func (a *App) watchConfig(ctx context.Context) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -30,6 +34,7 @@ func (a *App) watchConfig(ctx context.Context) {
 		a.log.Warn("cannot watch the config file; reload with SIGHUP", "err", err)
 		return
 	}
+	target := resolve(abs)
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	for {
@@ -40,8 +45,15 @@ func (a *App) watchConfig(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if filepath.Clean(ev.Name) != abs || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Rename) {
+			if !ev.Has(fsnotify.Write | fsnotify.Create | fsnotify.Rename) {
 				continue
+			}
+			if filepath.Clean(ev.Name) != abs {
+				now := resolve(abs)
+				if now == target {
+					continue
+				}
+				target = now
 			}
 			if timer != nil {
 				timer.Stop()
@@ -62,4 +74,13 @@ func (a *App) watchConfig(ctx context.Context) {
 			a.log.Warn("config watch error", "err", err)
 		}
 	}
+}
+
+// resolve is the file path leads to through symbolic links, or path itself
+// when that cannot be told (the file is being replaced).
+func resolve(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		return p
+	}
+	return path
 }
