@@ -229,7 +229,8 @@ func (a *App) readiness() error {
 	if at := a.queueFailedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < queueFailureWindow {
 		return fmt.Errorf("the queue refused a write at %s", time.Unix(0, at).UTC().Format(time.RFC3339))
 	}
-	return nil
+	// Not ready while the disk is too full for new events, traffic or not.
+	return a.q.Refusing()
 }
 
 // startSinks connects the sinks of rt that prev does not already run and

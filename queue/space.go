@@ -75,3 +75,8 @@ func (g *spaceGuard) look() {
 }
 
 func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Refusing returns ErrNoSpace (wrapped with the figures) while the store
+// refuses new events for want of disk space, looking at the disk again if
+// it has not for spaceCheckInterval; nil otherwise.
+func (s *Store) Refusing() error { return s.space.check(s.now()) }

@@ -72,6 +72,9 @@ func TestNearlyFullDiskRefusesNewEventsOnly(t *testing.T) {
 	if err := s.Reject("src", []byte("raw"), "bad"); !errors.Is(err, ErrNoSpace) {
 		t.Errorf("Reject with 63 MiB free: %v, want ErrNoSpace", err)
 	}
+	if err := s.Refusing(); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("Refusing with 63 MiB free: %v, want ErrNoSpace", err)
+	}
 	if dup, err := s.Enqueue(context.Background(), []Item{item("before", "k")}); err != nil || !dup[0] {
 		t.Errorf("a duplicate while the disk is nearly full: dup %v, err %v; want it recognised", dup, err)
 	}
@@ -84,6 +87,9 @@ func TestNearlyFullDiskRefusesNewEventsOnly(t *testing.T) {
 
 	fs.avail.Store(1 << 30)
 	advance()
+	if err := s.Refusing(); err != nil {
+		t.Errorf("Refusing after space was freed: %v", err)
+	}
 	enqueue(t, s, item("after", "k"))
 	if got := ids(drain(t, s, "k")); !slices.Equal(got, bodies([]string{"after"})) {
 		t.Errorf("delivered %q after space was freed", got)
