@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -9,7 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1052,5 +1056,52 @@ func TestOpenRefusesWindowsOutOfRange(t *testing.T) {
 	s := openStore(t, Options{DedupWindow: MaxDedupWindow})
 	if dup := enqueue(t, s, item("x", "s"), item("x", "s")); !slices.Equal(dup, []bool{false, true}) {
 		t.Fatalf("with the longest window dup = %v, want [false true]", dup)
+	}
+}
+
+// TestOpenInUseSaysSo: a store another process holds open (another bridge
+// on the same queue.path) is refused with an error that says why.
+func TestOpenInUseSaysSo(t *testing.T) {
+	if dir := os.Getenv("HOOKBRIDGE_TEST_HOLD_STORE"); dir != "" {
+		// The other process: hold the store open until stdin closes.
+		s, err := Open(Options{Path: dir, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("open")
+		io.Copy(io.Discard, os.Stdin)
+		s.Close()
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenInUseSaysSo$")
+	cmd.Env = append(os.Environ(), "HOOKBRIDGE_TEST_HOLD_STORE="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "open\n" {
+		t.Fatalf("the other process did not open the store: %q, %v", line, err)
+	}
+
+	s, err := Open(Options{Path: dir, Logger: quietLogger()})
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a store another process holds")
+	}
+	if !strings.Contains(err.Error(), "in use by another process") {
+		t.Errorf("error %q does not say the store is in use", err)
 	}
 }

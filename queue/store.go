@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -250,6 +251,11 @@ func Open(opts Options) (*Store, error) {
 		popts.Levels[i].BlockSize = 16 << 10
 	}
 	db, err := pebble.Open(opts.Path, popts)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// Another process holds Pebble's lock (fcntl answers EAGAIN,
+		// which is EWOULDBLOCK).
+		return nil, fmt.Errorf("queue: open %s: it is in use by another process (another bridge on the same queue.path?): %w", opts.Path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
 	}
