@@ -54,14 +54,23 @@ type Entry struct {
 	Event    json.RawMessage   `json:"event,omitempty"`
 }
 
+// DefaultMaxEventBytes bounds the bytes of the events a Recorder keeps: a
+// thousand chat logs of a megabyte each would otherwise hold a gigabyte.
+const DefaultMaxEventBytes = 8 << 20
+
 // Recorder keeps the last events the bridge accepted and what happened to
-// them. It is bounded: the oldest entry is forgotten when it is full.
+// them. It is bounded: the oldest entries are forgotten when it holds cap
+// entries, or when their events take more than maxBytes (the newest entry
+// is always kept).
 type Recorder struct {
-	mu    sync.Mutex
-	cap   int
-	ring  []*Entry // oldest first once full, via start
-	start int
-	byKey map[string]*Entry
+	mu       sync.Mutex
+	cap      int
+	maxBytes int
+	ring     []*Entry // a circular buffer of cap: n entries from start, oldest first
+	start    int
+	n        int
+	bytes    int // of the kept entries' events
+	byKey    map[string]*Entry
 	// ids counts the entries per event id. Most events whose delivery a
 	// draining backlog reports were forgotten long ago: their id rules them
 	// out without building their key.
@@ -74,7 +83,7 @@ func NewRecorder(capacity int) *Recorder {
 	if capacity <= 0 {
 		capacity = 1000
 	}
-	return &Recorder{cap: capacity, byKey: make(map[string]*Entry, capacity), ids: make(map[string]int, capacity), now: time.Now}
+	return &Recorder{cap: capacity, maxBytes: DefaultMaxEventBytes, ring: make([]*Entry, capacity), byKey: make(map[string]*Entry, capacity), ids: make(map[string]int, capacity), now: time.Now}
 }
 
 // Key identifies an event: its source and id, as the queue's dedup does.
@@ -137,21 +146,33 @@ func (r *Recorder) newEntry(source string, ev *event.Event, sinks []string, enco
 	}
 }
 
-// add stores e, forgetting the oldest entry when full. Called with r.mu held.
+// add stores e, forgetting the oldest entries while the recorder is over
+// its bounds. Called with r.mu held.
 func (r *Recorder) add(e *Entry) {
-	if len(r.ring) < r.cap {
-		r.ring = append(r.ring, e)
-	} else {
-		old := r.ring[r.start]
-		delete(r.byKey, old.Key)
-		if r.ids[old.ID]--; r.ids[old.ID] <= 0 {
-			delete(r.ids, old.ID)
-		}
-		r.ring[r.start] = e
-		r.start = (r.start + 1) % r.cap
+	if r.n == r.cap {
+		r.dropOldest()
 	}
+	r.ring[(r.start+r.n)%r.cap] = e
+	r.n++
+	r.bytes += len(e.Event)
 	r.byKey[e.Key] = e
 	r.ids[e.ID]++
+	for r.bytes > r.maxBytes && r.n > 1 {
+		r.dropOldest()
+	}
+}
+
+// dropOldest forgets the oldest entry. Called with r.mu held.
+func (r *Recorder) dropOldest() {
+	old := r.ring[r.start]
+	r.ring[r.start] = nil
+	r.start = (r.start + 1) % r.cap
+	r.n--
+	r.bytes -= len(old.Event)
+	delete(r.byKey, old.Key)
+	if r.ids[old.ID]--; r.ids[old.ID] <= 0 {
+		delete(r.ids, old.ID)
+	}
 }
 
 // Attempted implements delivery.Observer.
@@ -180,13 +201,13 @@ func (r *Recorder) Attempted(sink string, ev *event.Event, attempt int, err erro
 func (r *Recorder) Recent(limit int) []Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := len(r.ring)
+	n := r.n
 	if limit <= 0 || limit > n {
 		limit = n
 	}
 	out := make([]Entry, 0, limit)
 	for i := 0; i < limit; i++ {
-		e := snapshot(r.ring[(r.start+n-1-i)%n])
+		e := snapshot(r.ring[(r.start+n-1-i)%r.cap])
 		e.Event = nil
 		out = append(out, e)
 	}

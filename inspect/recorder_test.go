@@ -122,3 +122,43 @@ func TestRecorderTakesBackAFailedReplay(t *testing.T) {
 		t.Fatalf("after undo\n got %v %v %v\nwant %v %v %v", after.Sinks, after.Attempts, after.Status, before.Sinks, before.Attempts, before.Status)
 	}
 }
+
+// The recorder forgets its oldest entries once their events take more than
+// its byte budget, and keeps the newest even when it alone is over it.
+func TestRecorderKeepsItsEventsWithinItsByteBudget(t *testing.T) {
+	r := NewRecorder(100)
+	r.maxBytes = 1000
+	body := func(n int) []byte { return fmt.Appendf(nil, `{"pad":"%0*d"}`, n-10, 0) }
+	for i := 1; i <= 5; i++ {
+		ev, _ := newEvent(t, fmt.Sprintf("ev-%d", i), "s")
+		r.Accepted("helloclient", ev, []string{"archive"}, body(300))
+	}
+	recent := func() string {
+		var ids []string
+		for _, e := range r.Recent(0) {
+			ids = append(ids, e.ID)
+		}
+		return fmt.Sprint(ids)
+	}
+	if got := recent(); got != "[ev-5 ev-4 ev-3]" {
+		t.Fatalf("recent %s with 300-byte events and a 1000-byte budget, want [ev-5 ev-4 ev-3]", got)
+	}
+	if r.bytes != 900 {
+		t.Errorf("%d bytes kept, want 900", r.bytes)
+	}
+	big, _ := newEvent(t, "big", "s")
+	r.Accepted("helloclient", big, []string{"archive"}, body(5000))
+	if got := recent(); got != "[big]" {
+		t.Errorf("recent %s after an event over the whole budget, want [big]", got)
+	}
+	if e, ok := r.Get(Key(big)); !ok || len(e.Event) != 5000 {
+		t.Errorf("the newest event is not kept whole")
+	}
+	for i := 6; i <= 8; i++ {
+		ev, _ := newEvent(t, fmt.Sprintf("ev-%d", i), "s")
+		r.Accepted("helloclient", ev, []string{"archive"}, body(300))
+	}
+	if got := recent(); got != "[ev-8 ev-7 ev-6]" || r.bytes != 900 || len(r.ids) != 3 || len(r.byKey) != 3 {
+		t.Errorf("recent %s, %d bytes, %d ids, %d keys; want [ev-8 ev-7 ev-6], 900, 3, 3", got, r.bytes, len(r.ids), len(r.byKey))
+	}
+}
