@@ -18,8 +18,8 @@ import (
 
 // Queue is what the engine needs of the durable queue.
 type Queue interface {
-	Next(ctx context.Context, sink string, max int) ([]queue.Delivery, error)
-	TryNext(sink string, max int) ([]queue.Delivery, error)
+	Next(ctx context.Context, sink string, max, maxBytes int) ([]queue.Delivery, error)
+	TryNext(sink string, max, maxBytes int) ([]queue.Delivery, error)
 	Ack(sink string, seq uint64) error
 	AckAll(sink string, seqs ...uint64) error
 	Attempted(sink string, seq uint64, attempts int, lastErr string) error
@@ -254,7 +254,7 @@ func (l *loop) read(ready <-chan request) {
 		}
 	}()
 	for {
-		ds, err := l.e.q.Next(l.stopCtx, l.name, l.policy.BatchSize)
+		ds, err := l.e.q.Next(l.stopCtx, l.name, l.policy.BatchSize, MaxBatchBytes)
 		taken := time.Now()
 		if err != nil {
 			if l.stopCtx.Err() == nil {
@@ -281,14 +281,14 @@ func (l *loop) read(ready <-chan request) {
 					return
 				}
 			}
-			if room := l.policy.BatchSize - len(items); room > 0 {
-				more, err := l.e.q.TryNext(l.name, room)
+			if room, roomBytes := l.policy.BatchSize-len(items), MaxBatchBytes-batchBytes(items); room > 0 && roomBytes > 0 {
+				more, err := l.e.q.TryNext(l.name, room, roomBytes)
 				if err != nil {
 					l.log.Error("reading the queue", "err", err)
 				}
 				items = append(items, l.decode(more)...)
 			}
-			if worker.fullOnly && len(items) < l.policy.BatchSize {
+			if worker.fullOnly && !l.full(items) {
 				worker.reply <- nil
 				worker = nil
 				continue
@@ -303,12 +303,33 @@ func (l *loop) read(ready <-chan request) {
 	}
 }
 
+// MaxBatchBytes bounds the events of one batch: a backlog of chat logs of
+// a megabyte each, read 500 at a time, took the bridge past a gigabyte.
+// The first event of a batch joins it whatever its size, and a top-up may
+// add one more event beyond the bound.
+const MaxBatchBytes = 2 << 20
+
+// batchBytes is the size of items' stored events.
+func batchBytes(items []item) int {
+	n := 0
+	for _, it := range items {
+		n += len(it.d.Event)
+	}
+	return n
+}
+
+// full reports whether a batch need not wait to grow: it has batch_size
+// events, or half of MaxBatchBytes (big events rarely fill it exactly).
+func (l *loop) full(items []item) bool {
+	return len(items) >= l.policy.BatchSize || batchBytes(items) >= MaxBatchBytes/2
+}
+
 // fill lets a batching sink's batch that is not full wait until batch_wait
 // after it was taken, so that what arrives meanwhile joins it when the
 // worker asks. It reports false, having released the items, when the loop
 // stops meanwhile.
 func (l *loop) fill(items []item, taken time.Time) bool {
-	if l.batch == nil || l.policy.BatchWait <= 0 || len(items) == 0 || len(items) >= l.policy.BatchSize {
+	if l.batch == nil || l.policy.BatchWait <= 0 || len(items) == 0 || l.full(items) {
 		return true
 	}
 	wait := time.Until(taken.Add(l.policy.BatchWait))

@@ -272,7 +272,7 @@ func TestStopLeavesRetryingEventsQueued(t *testing.T) {
 	q.Close()
 	q = openQueue(t, dir)
 	defer q.Close()
-	ds, err := q.Next(context.Background(), "crm", 10)
+	ds, err := q.Next(context.Background(), "crm", 10, 0)
 	if err != nil || len(ds) != 1 || ds[0].Attempts != 1 {
 		t.Fatalf("after restart: %+v %v; want the event still queued with its attempt count", ds, err)
 	}
@@ -295,7 +295,7 @@ func TestStopReleasesTheBatchReadAhead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	e.StopAll(ctx)
-	ds, err := q.Next(ctx, "crm", 10)
+	ds, err := q.Next(ctx, "crm", 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func TestStopDuringBatchWaitReleasesTheBatch(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("stop took %s while a batch waited", took)
 	}
-	ds, err := q.TryNext("archive", 10)
+	ds, err := q.TryNext("archive", 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,7 @@ func (f *fixture) bury(ev *event.Event, encoded []byte, sink, reason string, rec
 	if record {
 		f.rec.Accepted("helloclient", ev, []string{sink}, encoded)
 	}
-	ds, err := f.q.Next(ctx, sink, 1)
+	ds, err := f.q.Next(ctx, sink, 1, 0)
 	if err != nil || len(ds) != 1 {
 		f.t.Fatalf("next: %v %d", err, len(ds))
 	}
@@ -389,7 +389,7 @@ func TestReplayQueuesTheEventAgain(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ds, err := f.q.Next(ctx, "crm", 10)
+	ds, err := f.q.Next(ctx, "crm", 10, 0)
 	if err != nil || len(ds) != 1 || !bytes.Equal(ds[0].Event, encoded) || ds[0].Attempts != 0 {
 		t.Fatalf("crm's queue after replay: %v %+v", err, ds)
 	}
@@ -406,7 +406,7 @@ func TestReplayQueuesTheEventAgain(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("replay to archive: %d %s", code, body)
 	}
-	ds, err = f.q.Next(ctx, "archive", 10)
+	ds, err = f.q.Next(ctx, "archive", 10, 0)
 	if err != nil || len(ds) != 1 || !bytes.Equal(ds[0].Event, otherJSON) {
 		t.Fatalf("archive's queue after replay: %v %+v", err, ds)
 	}

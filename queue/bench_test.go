@@ -44,7 +44,7 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 				go func() {
 					defer consumers.Done()
 					for {
-						ds, err := s.Next(ctx, sink, 256)
+						ds, err := s.Next(ctx, sink, 256, 0)
 						if err != nil {
 							return
 						}
@@ -124,7 +124,7 @@ func BenchmarkNextAck(b *testing.B) {
 			}
 			b.ResetTimer()
 			for done := 0; done < b.N; {
-				ds, err := s.Next(context.Background(), "kafka", batch)
+				ds, err := s.Next(context.Background(), "kafka", batch, 0)
 				if err != nil {
 					b.Fatal(err)
 				}

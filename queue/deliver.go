@@ -28,7 +28,11 @@ type Delivery struct {
 // marking them in flight. Deliveries released with Release come first. It
 // returns ctx.Err() when ctx ends and ErrClosed when the store closes. After
 // a restart nothing is in flight, so everything pending is handed out again.
-func (s *Store) Next(ctx context.Context, sink string, max int) ([]Delivery, error) {
+//
+// With maxBytes > 0 the events returned take at most maxBytes, but for the
+// first, which is returned whatever its size: a backlog of large events is
+// handed out a few at a time, not max of them at once.
+func (s *Store) Next(ctx context.Context, sink string, max, maxBytes int) ([]Delivery, error) {
 	if err := checkSinkName(sink); err != nil {
 		return nil, err
 	}
@@ -43,7 +47,7 @@ func (s *Store) Next(ctx context.Context, sink string, max int) ([]Delivery, err
 		// Take the channel before looking, so a record committed while we
 		// look still wakes us.
 		wake := st.waitChan()
-		out, err := s.take(st, max)
+		out, err := s.take(st, max, maxBytes)
 		if err != nil || len(out) > 0 {
 			return out, err
 		}
@@ -59,14 +63,20 @@ func (s *Store) Next(ctx context.Context, sink string, max int) ([]Delivery, err
 
 // TryNext is Next without the wait: it returns at once, with nothing when
 // no delivery for sink is pending.
-func (s *Store) TryNext(sink string, max int) ([]Delivery, error) {
+func (s *Store) TryNext(sink string, max, maxBytes int) ([]Delivery, error) {
 	if err := checkSinkName(sink); err != nil {
 		return nil, err
 	}
 	if max < 1 {
 		return nil, nil
 	}
-	return s.take(s.sink(sink), max)
+	return s.take(s.sink(sink), max, maxBytes)
+}
+
+// fits reports whether an event of n bytes joins picks of size bytes under
+// maxBytes (<= 0: no limit); the first always does.
+func fits(picks, size, n, maxBytes int) bool {
+	return picks == 0 || maxBytes <= 0 || size+n <= maxBytes
 }
 
 type pick struct {
@@ -74,9 +84,10 @@ type pick struct {
 	h   *held
 }
 
-// take hands out up to max deliveries of st: released ones first, then
-// pending records from the cursor up to the visible seq.
-func (s *Store) take(st *sinkState, max int) ([]Delivery, error) {
+// take hands out up to max deliveries of st, of at most maxBytes (see
+// Next): released ones first, then pending records from the cursor up to
+// the visible seq.
+func (s *Store) take(st *sinkState, max, maxBytes int) ([]Delivery, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
@@ -87,11 +98,17 @@ func (s *Store) take(st *sinkState, max int) ([]Delivery, error) {
 	st.mu.Lock()
 	n := min(max, len(st.order))
 	picks := make([]pick, 0, n)
+	size := 0 // of the bodies known before they are read: those records carry
 	for _, seq := range st.order[:n] {
-		picks = append(picks, pick{seq: seq, h: st.released[seq]})
+		h := st.released[seq]
+		if !fits(len(picks), size, len(h.body), maxBytes) {
+			break
+		}
+		picks = append(picks, pick{seq: seq, h: h})
+		size += len(h.body)
 		delete(st.released, seq)
 	}
-	st.order = st.order[n:]
+	st.order = st.order[len(picks):]
 	cursor := st.cursor
 	st.mu.Unlock()
 	released := slices.Clone(picks)
@@ -107,11 +124,11 @@ func (s *Store) take(st *sinkState, max int) ([]Delivery, error) {
 	}
 
 	newCursor := cursor
-	if len(picks) < max {
+	if len(picks) < max && len(picks) == n {
 		visible := s.seqs.visible()
 		if cursor <= visible {
 			var err error
-			picks, newCursor, err = s.scanPending(st, picks, max, cursor, visible)
+			picks, newCursor, err = s.scanPending(st, picks, max, maxBytes, size, cursor, visible)
 			if err != nil {
 				giveBack()
 				return nil, err
@@ -124,6 +141,7 @@ func (s *Store) take(st *sinkState, max int) ([]Delivery, error) {
 		giveBack()
 		return nil, err
 	}
+
 	out := make([]Delivery, 0, len(picks))
 	kept := make([]pick, 0, len(picks))
 	for i, p := range picks {
@@ -149,18 +167,35 @@ func (s *Store) take(st *sinkState, max int) ([]Delivery, error) {
 		})
 	}
 
+	// The size of a body several sinks share is known once read: what no
+	// longer fits goes back, to be handed out first next time.
+	fit := len(out)
+	if maxBytes > 0 {
+		size = 0
+		for i, d := range out {
+			if !fits(i, size, len(d.Event), maxBytes) {
+				fit = i
+				break
+			}
+			size += len(d.Event)
+		}
+	}
 	st.mu.Lock()
-	for _, p := range kept {
+	for _, p := range kept[:fit] {
 		st.inFlight[p.seq] = p.h
+	}
+	for _, p := range kept[fit:] {
+		st.release(p.seq, p.h)
 	}
 	st.cursor = newCursor
 	st.mu.Unlock()
-	return out, nil
+	return out[:fit], nil
 }
 
 // scanPending appends the pending records of st from cursor through visible
-// to picks, up to max in all, and returns the new cursor.
-func (s *Store) scanPending(st *sinkState, picks []pick, max int, cursor, visible uint64) ([]pick, uint64, error) {
+// to picks, up to max in all and while the bodies they carry fit maxBytes
+// beside the size already picked, and returns the new cursor.
+func (s *Store) scanPending(st *sinkState, picks []pick, max, maxBytes, size int, cursor, visible uint64) ([]pick, uint64, error) {
 	iter, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: pendingKey(nil, st.name, cursor),
 		UpperBound: pendingKey(nil, st.name, visible+1),
@@ -168,7 +203,7 @@ func (s *Store) scanPending(st *sinkState, picks []pick, max int, cursor, visibl
 	if err != nil {
 		return picks, cursor, fmt.Errorf("queue: next %s: %w", st.name, err)
 	}
-	newCursor := visible + 1
+	newCursor := cursor // nothing picked yet; past visible once the scan reaches its end
 	for iter.First(); iter.Valid() && len(picks) < max; iter.Next() {
 		_, seq, ok := parsePendingKey(iter.Key())
 		if !ok {
@@ -183,10 +218,14 @@ func (s *Store) scanPending(st *sinkState, picks []pick, max int, cursor, visibl
 				"sink", st.name, "seq", seq, "error", err)
 			rec = pendingRecord{Rewritten: true, Shared: true}
 		}
+		if !fits(len(picks), size, len(rec.Body), maxBytes) {
+			break // this record starts the next take
+		}
+		size += len(rec.Body)
 		picks = append(picks, pick{seq: seq, h: heldFrom(seq, rec)})
 		newCursor = seq + 1
 	}
-	if len(picks) < max {
+	if !iter.Valid() {
 		newCursor = visible + 1
 	}
 	if err := iter.Close(); err != nil {

@@ -36,7 +36,7 @@ func Example() {
 		fmt.Println("duplicate:", dup[0])
 	}
 
-	deliveries, err := store.Next(ctx, "slack-sales", 100)
+	deliveries, err := store.Next(ctx, "slack-sales", 100, 0)
 	if err != nil {
 		log.Fatal(err)
 	}

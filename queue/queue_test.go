@@ -93,7 +93,7 @@ func next(t testing.TB, s *Store, sink string, max int) []Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	ds, err := s.Next(ctx, sink, max)
+	ds, err := s.Next(ctx, sink, max, 0)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
@@ -858,7 +858,7 @@ func TestNextWakes(t *testing.T) {
 			act := tc.setup(t, s)
 			got := make(chan []Delivery, 1)
 			go func() {
-				ds, err := s.Next(context.Background(), "s", 10)
+				ds, err := s.Next(context.Background(), "s", 10, 0)
 				if err != nil {
 					t.Error(err)
 				}
@@ -886,13 +886,13 @@ func TestNextReturnsOnCancelAndClose(t *testing.T) {
 	s := openStore(t, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 2)
-	go func() { _, err := s.Next(ctx, "s", 1); errs <- err }()
+	go func() { _, err := s.Next(ctx, "s", 1, 0); errs <- err }()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	if err := <-errs; !errors.Is(err, context.Canceled) {
 		t.Fatalf("after cancel: %v", err)
 	}
-	go func() { _, err := s.Next(context.Background(), "s", 1); errs <- err }()
+	go func() { _, err := s.Next(context.Background(), "s", 1, 0); errs <- err }()
 	time.Sleep(20 * time.Millisecond)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -932,7 +932,7 @@ func TestOrderUnderConcurrentEnqueue(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		for len(seen) < writers*perWriter {
-			ds, err := s.Next(ctx, sink, 7)
+			ds, err := s.Next(ctx, sink, 7, 0)
 			if err != nil {
 				return fmt.Errorf("%s after %d: %w", sink, len(seen), err)
 			}
