@@ -36,23 +36,7 @@ routes:
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := New(path)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	select {
-	case <-a.Started():
-	case err := <-done:
-		t.Fatalf("bridge stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("bridge did not start")
-	}
+	a := startApp(t, path)
 
 	post := func(body string) *http.Response {
 		t.Helper()
@@ -118,4 +102,30 @@ func testutilCount(t *testing.T, a *App, name, status string) float64 {
 		}
 	}
 	return 0
+}
+
+// startApp runs a bridge on the config at path until the test ends, and
+// returns it once it serves.
+func startApp(t *testing.T, path string) *App {
+	t.Helper()
+	a := New(path)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Started():
+	case err := <-done:
+		cancel()
+		t.Fatalf("bridge stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("bridge did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return a
 }

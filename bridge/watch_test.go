@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,23 +48,7 @@ routes:
 	must(os.Symlink("..2026_12_02_10_00_00.1", filepath.Join(vol, "..data")))
 	must(os.Symlink("..data/config.yaml", filepath.Join(vol, "config.yaml")))
 
-	a := New(filepath.Join(vol, "config.yaml"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	select {
-	case <-a.Started():
-	case err := <-done:
-		t.Fatalf("bridge stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("bridge did not start")
-	}
+	a := startApp(t, filepath.Join(vol, "config.yaml"))
 	if n := len(a.rt.Load().File.Routes); n != 1 {
 		t.Fatalf("%d routes at start, want 1", n)
 	}
