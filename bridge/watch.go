@@ -48,13 +48,11 @@ func (a *App) watchConfig(ctx context.Context) {
 			if !ev.Has(fsnotify.Write | fsnotify.Create | fsnotify.Rename) {
 				continue
 			}
-			if filepath.Clean(ev.Name) != abs {
-				now := resolve(abs)
-				if now == target {
-					continue
-				}
-				target = now
+			now := resolve(abs)
+			if filepath.Clean(ev.Name) != abs && now == target {
+				continue
 			}
+			target = now
 			if timer != nil {
 				timer.Stop()
 			}

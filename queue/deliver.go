@@ -98,7 +98,7 @@ func (s *Store) take(st *sinkState, max, maxBytes int) ([]Delivery, error) {
 	st.mu.Lock()
 	n := min(max, len(st.order))
 	picks := make([]pick, 0, n)
-	size := 0 // of the bodies known before they are read: those records carry
+	size := 0 // bytes of the bodies known before the read: those in the records
 	for _, seq := range st.order[:n] {
 		h := st.released[seq]
 		if !fits(len(picks), size, len(h.body), maxBytes) {
@@ -141,7 +141,6 @@ func (s *Store) take(st *sinkState, max, maxBytes int) ([]Delivery, error) {
 		giveBack()
 		return nil, err
 	}
-
 	out := make([]Delivery, 0, len(picks))
 	kept := make([]pick, 0, len(picks))
 	for i, p := range picks {
