@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,18 +15,6 @@ import (
 func TestReloadWhenAConfigMapVolumeSwapsItsData(t *testing.T) {
 	vol := t.TempDir()
 	data := t.TempDir()
-	config := func(routes string) string {
-		return fmt.Sprintf(`server: {listen: "127.0.0.1:0"}
-admin: {listen: ""}
-queue: {path: %q}
-log: {level: error}
-sources:
-  helloclient: {type: helloclient, secret: s3cret}
-sinks:
-  archive: {type: file, path: %q}
-routes:
-%s`, filepath.Join(data, "queue"), filepath.Join(data, "events.jsonl"), routes)
-	}
 	version := func(name, content string) {
 		t.Helper()
 		dir := filepath.Join(vol, name)
@@ -38,7 +25,7 @@ routes:
 			t.Fatal(err)
 		}
 	}
-	version("..2026_12_02_10_00_00.1", config("  - {name: all, sinks: [archive]}\n"))
+	version("..2026_12_02_10_00_00.1", testConfig(data, "  - {name: all, sinks: [archive]}\n"))
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -55,7 +42,7 @@ routes:
 	// Give the watcher time to start before the swap.
 	time.Sleep(200 * time.Millisecond)
 
-	version("..2026_12_02_10_05_00.2", config("  - {name: all, sinks: [archive]}\n  - {name: leads, filters: [{exact: {type: com.helloclient.lead}}], sinks: [archive]}\n"))
+	version("..2026_12_02_10_05_00.2", testConfig(data, "  - {name: all, sinks: [archive]}\n  - {name: leads, filters: [{exact: {type: com.helloclient.lead}}], sinks: [archive]}\n"))
 	must(os.Symlink("..2026_12_02_10_05_00.2", filepath.Join(vol, "..data_tmp")))
 	must(os.Rename(filepath.Join(vol, "..data_tmp"), filepath.Join(vol, "..data")))
 	must(os.RemoveAll(filepath.Join(vol, "..2026_12_02_10_00_00.1")))
