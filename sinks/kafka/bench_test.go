@@ -128,9 +128,10 @@ func BenchmarkToMessage(b *testing.B) {
 func BenchmarkMessage(b *testing.B) {
 	s := newSink(b, []string{"127.0.0.1:1"}, "webhooks.{{ .Extensions.bridgesource }}", nil)
 	ev := leadEvent("lead-1", "helloclient")
+	var sources sourceStrings
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.message(ev); err != nil {
+		if _, err := s.message(ev, &sources); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -130,6 +131,50 @@ func TestToMessageErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The sink's path skips sdk-go's full validation (the queue holds events
+// its sources made valid) but still refuses an event that lacks a required
+// attribute, as ToMessage does.
+func TestSinkPathRefusesEventsWithoutRequiredAttributes(t *testing.T) {
+	for name, spoil := range map[string]func(*event.EventContextV1){
+		"no id":      func(c *event.EventContextV1) { c.ID = "" },
+		"blank id":   func(c *event.EventContextV1) { c.ID = " \t" },
+		"no type":    func(c *event.EventContextV1) { c.Type = "" },
+		"blank type": func(c *event.EventContextV1) { c.Type = "  " },
+		"no source":  func(c *event.EventContextV1) { c.Source = types.URIRef{} },
+	} {
+		for _, mode := range []Mode{ModeBinary, ModeStructured} {
+			t.Run(name+"/"+string(mode), func(t *testing.T) {
+				ev := leadEvent("x", "crisp")
+				spoil(ev.Context.(*event.EventContextV1))
+				if _, err := ToMessage(ev, mode); err == nil {
+					t.Fatal("ToMessage accepted it")
+				}
+				_, err := toMessage(ev, mode, new(sourceStrings))
+				if err == nil || !strings.Contains(err.Error(), "invalid CloudEvent") {
+					t.Fatalf("toMessage: err = %v, want an invalid CloudEvent", err)
+				}
+			})
+		}
+	}
+}
+
+// A batch's events share a source string only while their sources are
+// equal: the remembered one is replaced when the next event's differs.
+func TestSourceStringsFollowTheEvent(t *testing.T) {
+	var sources sourceStrings
+	for _, src := range []string{"https://a.example/x", "https://a.example/x", "https://b.example/x", "/relative", "https://a.example/x?q=1"} {
+		ev := leadEvent("x", "crisp")
+		ev.SetSource(src)
+		m, err := toMessage(ev, ModeBinary, &sources)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := headerMap(t, m)["ce_source"]; got != src {
+			t.Fatalf("ce_source = %q, want %q", got, src)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -37,6 +38,11 @@ func headerBlob(hs []kafkago.Header) []byte {
 // never panic; whatever it accepts must be a valid event that survives a trip
 // through ToMessage and back in both modes; and where sdk-go's binding rules
 // also accept the message, both must read the same event.
+// fuzzSources is shared by the inputs of FuzzFromMessage, as the sink shares
+// one across the events of a batch. Fuzz workers are processes: each has
+// its own.
+var fuzzSources = new(sourceStrings)
+
 func FuzzFromMessage(f *testing.F) {
 	for _, ev := range bindingEvents() {
 		for _, mode := range []Mode{ModeBinary, ModeStructured} {
@@ -66,6 +72,18 @@ func FuzzFromMessage(f *testing.F) {
 			m, err := ToMessage(ev, mode)
 			if err != nil {
 				t.Fatalf("ToMessage(%s) of a decoded event: %v", mode, err)
+			}
+			// The sink's path, which skips the full validation and
+			// remembers source strings, makes the same message, also
+			// with another event's source remembered.
+			for _, sources := range []*sourceStrings{nil, fuzzSources} {
+				mine, err := toMessage(ev, mode, sources)
+				if err != nil {
+					t.Fatalf("toMessage(%s) of a valid event: %v", mode, err)
+				}
+				if !reflect.DeepEqual(mine, m) {
+					t.Fatalf("toMessage(%s) and ToMessage differ:\nheaders %q\nwant    %q", mode, headerBlob(mine.Headers), headerBlob(m.Headers))
+				}
 			}
 			back, err := FromMessage(m)
 			if err != nil {

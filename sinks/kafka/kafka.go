@@ -205,8 +205,9 @@ func (s *Sink) StartBatch(ctx context.Context, evs []*event.Event) (wait func(co
 	errs := make([]error, len(evs))
 	msgs := make([]kafkago.Message, 0, len(evs))
 	index := make([]int, 0, len(evs)) // msgs[j] is evs[index[j]]
+	var sources sourceStrings
 	for i, ev := range evs {
-		msg, err := s.message(ev)
+		msg, err := s.message(ev, &sources)
 		if err != nil {
 			errs[i] = sinks.Permanent(fmt.Errorf("kafka sink %q: %w", s.name, err))
 			continue
@@ -237,11 +238,12 @@ func (s *Sink) StartBatch(ctx context.Context, evs []*event.Event) (wait func(co
 }
 
 // message renders the topic and key of ev and maps it to a Kafka message.
-func (s *Sink) message(ev *event.Event) (kafkago.Message, error) {
+// sources remembers source strings across the events of a batch.
+func (s *Sink) message(ev *event.Event, sources *sourceStrings) (kafkago.Message, error) {
 	if ev == nil {
 		return kafkago.Message{}, errors.New("no event")
 	}
-	msg, err := ToMessage(ev, s.cfg.Mode)
+	msg, err := toMessage(ev, s.cfg.Mode, sources)
 	if err != nil {
 		return kafkago.Message{}, err
 	}
