@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,10 +140,24 @@ func (a *App) Run(ctx context.Context) (err error) {
 		closeSinks()
 		return fmt.Errorf("webhook listener: %w", err)
 	}
-	a.srv = server.New(server.Options{
+	opts := server.Options{
 		BodyLimit: maxBodyLimit(f), ReadTimeout: f.Server.ReadTimeout,
 		WriteTimeout: f.Server.WriteTimeout, IdleTimeout: f.Server.IdleTimeout,
-	}, a, a.log, a.m)
+	}
+	scheme := "http"
+	if t := f.Server.TLS; t.Enabled() {
+		certs, err := server.LoadCertFiles(t.CertFile, t.KeyFile, a.log, func(c *tls.Certificate) {
+			a.m.CertificateNotAfter.WithLabelValues("webhooks").Set(float64(c.Leaf.NotAfter.Unix()))
+		})
+		if err != nil {
+			ln.Close()
+			a.engine.StopAll(context.Background())
+			closeSinks()
+			return fmt.Errorf("webhook listener: %w", err)
+		}
+		opts.TLS, scheme = certs.TLSConfig(), "https"
+	}
+	a.srv = server.New(opts, a, a.log, a.m)
 	a.srv.SetTable(rt.Table)
 	var adminLn net.Listener
 	if f.Admin.Listen != "" {
@@ -167,8 +182,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if adminLn != nil {
 		go func() { serveErr <- a.admin.Serve(adminLn) }()
 	}
-	rt.logSummary(a.log, "http://"+displayAddr(ln.Addr()))
-	a.log.Info("hookbridge is running", "webhooks", displayAddr(ln.Addr()), "admin", f.Admin.Listen, "queue", f.Queue.Path)
+	rt.logSummary(a.log, scheme+"://"+displayAddr(ln.Addr()))
+	a.log.Info("hookbridge is running", "webhooks", scheme+"://"+displayAddr(ln.Addr()), "admin", f.Admin.Listen, "queue", f.Queue.Path)
 	a.ready.Store(true)
 	close(a.started)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -358,6 +373,9 @@ func checkRestartOnly(old, f *File) error {
 	var errs []error
 	if old.Server.Listen != f.Server.Listen || old.Admin.Listen != f.Admin.Listen {
 		errs = append(errs, errors.New("changing server.listen or admin.listen needs a restart"))
+	}
+	if old.Server.TLS != f.Server.TLS {
+		errs = append(errs, errors.New("changing server.tls needs a restart (renewed certificate files are read without one)"))
 	}
 	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path ||
 		old.Queue.DedupWindow != f.Queue.DedupWindow || old.Queue.DedupMemory != f.Queue.DedupMemory ||

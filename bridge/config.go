@@ -17,6 +17,7 @@ import (
 	"github.com/hookbridge/hookbridge/delivery"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/router"
+	"github.com/hookbridge/hookbridge/server"
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/sources"
 )
@@ -47,9 +48,23 @@ type ServerConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes idle keep-alive connections. Default 60s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLS makes the listener serve HTTPS. Default off (plain HTTP).
+	TLS ServerTLS `yaml:"tls"`
 
 	trusted []netip.Prefix
 }
+
+// ServerTLS is server.tls: the webhook listener's certificate. Renewed
+// files are picked up while the bridge runs (server.CertCheckInterval).
+type ServerTLS struct {
+	// CertFile is the PEM certificate, followed by its intermediates.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of the certificate.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Enabled reports whether the listener serves HTTPS.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
 
 // AdminConfig is the `admin` key: health, readiness and metrics.
 type AdminConfig struct {
@@ -247,6 +262,16 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	}
 	if f.Server.Listen == "" {
 		d.Errorf(at("server", "listen"), "server.listen must not be empty")
+	}
+	if t := f.Server.TLS; t.CertFile != "" || t.KeyFile != "" {
+		switch {
+		case t.CertFile == "" || t.KeyFile == "":
+			d.Errorf(at("server", "tls"), "server.tls needs both cert_file and key_file")
+		default:
+			if _, err := server.LoadKeyPair(t.CertFile, t.KeyFile); err != nil {
+				d.Errorf(at("server", "tls"), "server.tls: %v", err)
+			}
+		}
 	}
 	switch f.Queue.Type {
 	case "embedded":

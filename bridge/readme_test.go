@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookbridge/hookbridge/internal/testcert"
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/sources"
 	"gopkg.in/yaml.v3"
@@ -150,7 +151,7 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 // TestREADMEExamplesAreOneValidConfig: users copy the README's YAML
 // examples, so together they must make a file `bridge validate` accepts.
 // The blocks are merged key by key (two of them add sinks), the variables
-// they use are set, and the one secret file they read is made.
+// they use are set, and the secret file and certificate they read are made.
 func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -161,6 +162,11 @@ func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(string(readme), "${file:/run/secrets/", "${file:"+dir+"/")
+	// The HTTPS example's certificate, where it says.
+	const certDir = "/etc/letsencrypt/live/hooks.example.com/"
+	certFile, keyFile, _ := testcert.Write(t, dir)
+	text = strings.ReplaceAll(text, certDir+"fullchain.pem", certFile)
+	text = strings.ReplaceAll(text, certDir+"privkey.pem", keyFile)
 	merged := map[string]any{}
 	blocks := strings.Split(text, "```yaml\n")[1:]
 	for i, block := range blocks {

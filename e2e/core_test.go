@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookbridge/hookbridge/internal/testcert"
+	"github.com/hookbridge/hookbridge/server"
 )
 
 const hcSecret = "e2e-helloclient-signing-key"
@@ -240,6 +245,63 @@ func TestSendAndRoutesTest(t *testing.T) {
 	b.Stop()
 	if n := len(readLines(t, path)); n != 1 {
 		t.Fatalf("routes test must send nothing; the file has %d events", n)
+	}
+}
+
+// TestSendOverHTTPS: with server.tls the binary serves HTTPS only, bridge
+// send reaches it over TLS trusting the configured certificate (issued for
+// a name, reached at 127.0.0.1), and a certificate renewed on disk is served
+// to new connections without a restart.
+func TestSendOverHTTPS(t *testing.T) {
+	b := newBridge(t, strings.Replace(coreConfig, `server: {listen: "{{WEBHOOK}}", body_limit: 64KiB}`,
+		`server: {listen: "{{WEBHOOK}}", body_limit: 64KiB, tls: {cert_file: "{{DIR}}/cert.pem", key_file: "{{DIR}}/key.pem"}}`, 1),
+		"HC_KEY="+hcSecret)
+	_, _, first := testcert.Write(t, b.Dir)
+	b.Start()
+	if !strings.Contains(b.Log(), "webhooks=https://") {
+		t.Errorf("the start line does not say HTTPS:\n%s", b.Log())
+	}
+	payload := filepath.Join(b.Dir, "lead.json")
+	os.WriteFile(payload, leadBody(91), 0o644)
+	cmd := exec.Command(bridgeBin, "send", "-c", b.Config, "--source", "helloclient", payload)
+	cmd.Env = append(os.Environ(), "HC_KEY="+hcSecret)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `{"status":"success"}`) || !strings.Contains(string(out), "https://") {
+		t.Fatalf("bridge send: %v\n%s", err, out)
+	}
+	path := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 10*time.Second, "the event sent over HTTPS", func() bool {
+		lines := readLines(t, path)
+		return len(lines) == 1 && lines[0].ID == sha256Hex(leadBody(91))
+	})
+
+	// Plain HTTP gets no answer.
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + b.Addr + "/webhooks/helloclient"); err == nil {
+		resp.Body.Close()
+		t.Errorf("plain HTTP was answered %d", resp.StatusCode)
+	}
+
+	served := func(trust *x509.Certificate) (*x509.Certificate, error) {
+		conn, err := tls.Dial("tcp", b.Addr, &tls.Config{RootCAs: testcert.Pool(trust), ServerName: testcert.Name})
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0], nil
+	}
+	if got, err := served(first); err != nil || !got.Equal(first) {
+		t.Fatalf("before the renewal: %v", err)
+	}
+	_, _, renewed := testcert.Write(t, b.Dir)
+	waitFor(t, 2*server.CertCheckInterval, "the renewed certificate", func() bool {
+		got, err := served(renewed)
+		return err == nil && got.Equal(renewed)
+	})
+	if !strings.Contains(b.Log(), "loaded the webhook listener's new certificate") {
+		t.Errorf("the renewal was not logged:\n%s", b.Log())
+	}
+	if code := b.Stop(); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }
 

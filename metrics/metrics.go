@@ -25,6 +25,7 @@ type Metrics struct {
 	DeadLetters          *prometheus.CounterVec   // sink
 	DeliveryDuration     *prometheus.HistogramVec // sink: one delivery call
 	ConfigReloads        *prometheus.CounterVec   // result: ok|rejected
+	CertificateNotAfter  *prometheus.GaugeVec     // listener: only with server.tls
 }
 
 // New makes the instruments and registers them with Go and process collectors.
@@ -66,12 +67,16 @@ func New() *Metrics {
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookbridge_config_reloads_total", Help: "Configuration reloads by result (ok, rejected).",
 		}, []string{"result"}),
+		CertificateNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hookbridge_tls_certificate_not_after_seconds", Help: "When the certificate a listener serves expires, in seconds since the Unix epoch (only with server.tls).",
+		}, []string{"listener"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.VerificationFailures, m.RequestDuration, m.EventsAccepted, m.EventsDuplicate,
 		m.EventsUnrouted, m.Deliveries, m.Retries, m.DeadLetters, m.DeliveryDuration, m.ConfigReloads,
+		m.CertificateNotAfter,
 	)
 	return m
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,8 @@ type Options struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+	// TLS, when not nil, makes the listener serve HTTPS only.
+	TLS *tls.Config
 }
 
 // Server is the webhook listener.
@@ -67,11 +70,12 @@ type Server struct {
 	m     *metrics.Metrics
 	now   func() time.Time
 	conns connTracker
+	tls   *tls.Config
 }
 
 // New makes the listener; Serve starts it.
 func New(opts Options, ing Ingester, log *slog.Logger, m *metrics.Metrics) *Server {
-	s := &Server{ing: ing, log: log, m: m, now: time.Now}
+	s := &Server{ing: ing, log: log, m: m, now: time.Now, tls: opts.TLS}
 	s.table.Store(&Table{Endpoints: map[string]*Endpoint{}})
 	s.app = fiber.New(fiber.Config{
 		BodyLimit:             int(readLimit(opts.BodyLimit)),
@@ -103,6 +107,12 @@ func (s *Server) SetTable(t *Table) { s.table.Store(t) }
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	// Under TLS the tracker sees the connections above it: a client that
+	// completed its handshake (Go's HTTP transport does as it dials) and
+	// sent no request is as silent as one that sent nothing.
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	return s.app.Listener(&trackingListener{Listener: ln, t: &s.conns})
 }
 

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -223,11 +226,21 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	client := &http.Client{Timeout: 30 * time.Second}
 	target := *to
 	if target == "" {
 		target = "http://" + dialAddr(f.Server.Listen) + spec.Common.Path
+		if t := f.Server.TLS; t.Enabled() {
+			// Its own listener: trust the certificate it serves, whoever
+			// signed it, under the name it was issued for.
+			tc, err := trustServed(t.CertFile)
+			if err != nil {
+				return err
+			}
+			target = "https://" + dialAddr(f.Server.Listen) + spec.Common.Path
+			client.Transport = &http.Transport{TLSClientConfig: tc}
+		}
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
 	if hm, ok := src.(sources.HandshakeMaker); ok {
 		hreq, err := hm.MakeHandshake(time.Now())
 		if err != nil {
@@ -252,6 +265,33 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("the bridge answered %d", status)
 	}
 	return nil
+}
+
+// trustServed is the TLS configuration of a client that trusts the
+// certificate in certFile (its first PEM block) and nothing else, checked
+// against the first name it was issued for, or its IP addresses when it
+// names none: `bridge send` reaches its own listener by the listen address,
+// not by the name in the certificate.
+func trustServed(certFile string) (*tls.Config, error) {
+	pemData, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	block, _ := pem.Decode(pemData)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("server.tls: %s holds no PEM certificate", certFile)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %s: %w", certFile, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if len(leaf.DNSNames) > 0 {
+		tc.ServerName = leaf.DNSNames[0]
+	}
+	return tc, nil
 }
 
 func do(ctx context.Context, client *http.Client, target string, r *sources.Request, stdout io.Writer, what string) (int, error) {

@@ -1,0 +1,119 @@
+package bridge
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hookbridge/hookbridge/internal/testcert"
+)
+
+// With server.tls the webhook listener serves HTTPS: a signed lead is
+// acknowledged over it, plain HTTP is not served, and the certificate's
+// expiry is on /metrics.
+func TestWebhooksOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, cert := testcert.Write(t, dir)
+	cfg := strings.Replace(testConfig(dir, "  - {name: all, sinks: [archive]}\n"),
+		`server: {listen: "127.0.0.1:0"}`,
+		fmt.Sprintf(`server: {listen: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}`, certFile, keyFile), 1)
+	path := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, path)
+
+	const body = `{"event":"lead","chatbot_id":"HC-1","session_id":"s-1","email":"a@example.com"}`
+	ts := time.Now().Unix()
+	m := hmac.New(sha256.New, []byte("s3cret"))
+	fmt.Fprintf(m, "%d.%s", ts, body)
+	sig := fmt.Sprintf("t=%d,v1=%s", ts, hex.EncodeToString(m.Sum(nil)))
+	post := func(client *http.Client, scheme string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodPost, scheme+"://"+a.Addr().String()+"/webhooks/helloclient", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Webhook-Signature", sig)
+		return client.Do(req)
+	}
+
+	if resp, err := post(&http.Client{Timeout: 5 * time.Second}, "http"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("plain HTTP was answered %d", resp.StatusCode)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: testcert.Pool(cert), ServerName: testcert.Name},
+	}}
+	resp, err := post(client, "https")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(got) != `{"status":"success"}` {
+		t.Fatalf("over HTTPS: %d %s", resp.StatusCode, got)
+	}
+	if resp.TLS == nil || !resp.TLS.PeerCertificates[0].Equal(cert) {
+		t.Fatal("the answer did not come over TLS with the configured certificate")
+	}
+	if n := testutil.ToFloat64(a.Metrics().EventsAccepted.WithLabelValues("helloclient")); n != 1 {
+		t.Errorf("events accepted: %v, want 1", n)
+	}
+	if got := testutil.ToFloat64(a.Metrics().CertificateNotAfter.WithLabelValues("webhooks")); got != float64(cert.NotAfter.Unix()) {
+		t.Errorf("hookbridge_tls_certificate_not_after_seconds = %v, want %d", got, cert.NotAfter.Unix())
+	}
+}
+
+func TestServerTLSMistakes(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := testcert.Write(t, dir)
+	_, otherKey, _ := testcert.Write(t, t.TempDir())
+	for name, c := range map[string]struct{ tls, want string }{
+		"cert without key":   {fmt.Sprintf("{cert_file: %q}", certFile), "c.yaml:6:10: server.tls needs both cert_file and key_file"},
+		"key without cert":   {fmt.Sprintf("{key_file: %q}", keyFile), "server.tls needs both cert_file and key_file"},
+		"key of another":     {fmt.Sprintf("{cert_file: %q, key_file: %q}", certFile, otherKey), "server.tls: loading the certificate " + certFile},
+		"missing file":       {fmt.Sprintf("{cert_file: %q, key_file: %q}", dir+"/none.pem", keyFile), "no such file"},
+		"unknown key in tls": {fmt.Sprintf("{cert_file: %q, key_file: %q, ca_file: x}", certFile, keyFile), `unknown key "ca_file"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, errs := parse(t, base+"server: {tls: "+c.tls+"}\n", nil)
+			if errs == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(errs.Error(), c.want) {
+				t.Fatalf("errors lack %q:\n%s", c.want, errs)
+			}
+		})
+	}
+}
+
+// A reload cannot switch the listener between HTTP and HTTPS or to other
+// files: it is refused and the running config stays. (Renewed contents of
+// the same files are read without a reload.)
+func TestReloadRefusesServerTLSChanges(t *testing.T) {
+	plain := &File{}
+	withTLS := &File{Server: ServerConfig{TLS: ServerTLS{CertFile: "a.pem", KeyFile: "a.key"}}}
+	otherFiles := &File{Server: ServerConfig{TLS: ServerTLS{CertFile: "b.pem", KeyFile: "a.key"}}}
+	for name, pair := range map[string][2]*File{
+		"turned on":   {plain, withTLS},
+		"turned off":  {withTLS, plain},
+		"other files": {withTLS, otherFiles},
+	} {
+		err := checkRestartOnly(pair[0], pair[1])
+		if err == nil || !strings.Contains(err.Error(), "changing server.tls needs a restart") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := checkRestartOnly(withTLS, &File{Server: ServerConfig{TLS: withTLS.Server.TLS}}); err != nil {
+		t.Errorf("unchanged: %v", err)
+	}
+}
