@@ -24,6 +24,7 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"flag"
@@ -49,6 +50,7 @@ import (
 
 	"github.com/hookbridge/hookbridge/bench/internal/proc"
 	"github.com/hookbridge/hookbridge/bench/internal/promtext"
+	"github.com/hookbridge/hookbridge/internal/testcert"
 )
 
 const secret = "bench-helloclient-signing-key"
@@ -70,6 +72,9 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
+	useTLS := flag.Bool("tls", false, "serve every target over HTTPS (a self-signed certificate; the bridge with server.tls); the client keeps its connections, so each pays one handshake")
+	flag.StringVar(&tlsFiles.cert, "tls-cert", "", "internal: serve the handler over HTTPS with this certificate (with -tls-key)")
+	flag.StringVar(&tlsFiles.key, "tls-key", "", "internal: the key of -tls-cert")
 	openRate := flag.Float64("open-rate", 0, "only run an open loop at this rate (requests/s) for -duration, after -warmup, at each target in turn (bare, floor, bridge), and print what each measured")
 	flag.Parse()
 	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow, dedupMemory: *dedupMemory}
@@ -86,6 +91,13 @@ func main() {
 	must(err)
 	if !*keep {
 		defer os.RemoveAll(dir)
+	}
+	if *useTLS {
+		certFile, keyFile, cert, err := testcert.Generate(dir)
+		must(err)
+		tlsFiles.cert, tlsFiles.key = certFile, keyFile
+		tlsFiles.client = &tls.Config{RootCAs: testcert.Pool(cert), ServerName: testcert.Name}
+		fmt.Println("every target serves HTTPS (TLS 1.3, self-signed ECDSA P-256 certificate)")
 	}
 
 	fsyncBefore := probeFsync(dir, 500)
@@ -265,10 +277,33 @@ func freeAddr() string {
 	return ln.Addr().String()
 }
 
+// tlsFiles are the certificate every target serves with -tls, and the
+// configuration of the clients that trust it. Empty: plain HTTP.
+var tlsFiles struct {
+	cert, key string
+	client    *tls.Config
+}
+
+// scheme is the targets' URL scheme.
+func scheme() string {
+	if tlsFiles.cert != "" {
+		return "https://"
+	}
+	return "http://"
+}
+
+// listen serves app on addr, over HTTPS with -tls.
+func listen(app *fiber.App, addr string) error {
+	if tlsFiles.cert != "" {
+		return app.ListenTLS(addr, tlsFiles.cert, tlsFiles.key)
+	}
+	return app.Listen(addr)
+}
+
 func runBare(addr string) {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Post("/webhooks/helloclient", func(c *fiber.Ctx) error { return c.SendStatus(200) })
-	must(app.Listen(addr))
+	must(listen(app, addr))
 }
 
 // runFloor serves the bare handler plus one synced Pebble write of each
@@ -285,15 +320,16 @@ func runFloor(addr, dir string) {
 		}
 		return c.SendStatus(200)
 	})
-	must(app.Listen(addr))
+	must(listen(app, addr))
 }
 
 func startProcess(cmd *exec.Cmd, readyURL string) func() {
 	cmd.Stderr = os.Stderr
 	must(cmd.Start())
 	deadline := time.Now().Add(20 * time.Second)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsFiles.client}}
 	for {
-		resp, err := http.Get(readyURL)
+		resp, err := client.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {
@@ -318,9 +354,12 @@ func startChild(flag string, args ...string) *target {
 	self, err := os.Executable()
 	must(err)
 	addr := freeAddr()
+	if tlsFiles.cert != "" {
+		args = append(args, "-tls-cert", tlsFiles.cert, "-tls-key", tlsFiles.key)
+	}
 	cmd := exec.Command(self, append([]string{flag, addr}, args...)...)
-	stop := startProcess(cmd, "http://"+addr+"/")
-	return &target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
+	stop := startProcess(cmd, scheme()+addr+"/")
+	return &target{url: scheme() + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}
 }
 
 func startBare() *target { return startChild("-serve-bare") }
@@ -373,7 +412,11 @@ func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
 		queue += ", dedup_memory: " + bc.dedupMemory
 	}
 	addr, admin := freeAddr(), freeAddr()
-	cfg := fmt.Sprintf(`server: {listen: %q}
+	server := fmt.Sprintf("listen: %q", addr)
+	if tlsFiles.cert != "" {
+		server += fmt.Sprintf(", tls: {cert_file: %q, key_file: %q}", tlsFiles.cert, tlsFiles.key)
+	}
+	cfg := fmt.Sprintf(`server: {%s}
 admin: {listen: %q}
 queue: {%s}
 log: {level: warn}
@@ -383,12 +426,12 @@ sinks:
   archive: {type: file, path: %q, %s}
 routes:
   - {name: everything, sinks: [archive]}
-`, addr, admin, queue, secret, filepath.Join(dir, "events.jsonl"), archive)
+`, server, admin, queue, secret, filepath.Join(dir, "events.jsonl"), archive)
 	path := filepath.Join(dir, "bench.yaml")
 	must(os.WriteFile(path, []byte(cfg), 0o644))
 	cmd := exec.Command(bin, "run", "-c", path)
 	stop := startProcess(cmd, "http://"+admin+"/readyz")
-	return &bridgeTarget{target: target{url: "http://" + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}, admin: admin}
+	return &bridgeTarget{target: target{url: scheme() + addr + "/webhooks/helloclient", cmd: cmd, stop: stop}, admin: admin}
 }
 
 // metric reads one series from the bridge's /metrics; 0 when absent.
@@ -535,9 +578,11 @@ func signedRequest(req *fasthttp.Request, url string, now int64) {
 }
 
 func newClient(url string, conns int) *fasthttp.HostClient {
-	host := strings.TrimPrefix(url, "http://")
+	host, isTLS := strings.CutPrefix(url, "https://")
+	host = strings.TrimPrefix(host, "http://")
 	host = host[:strings.IndexByte(host, '/')]
-	return &fasthttp.HostClient{Addr: host, MaxConns: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	return &fasthttp.HostClient{Addr: host, MaxConns: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		IsTLS: isTLS, TLSConfig: tlsFiles.client}
 }
 
 // closedLoop keeps conns requests in flight for d and counts answers.

@@ -1,5 +1,5 @@
 // Package testcert makes self-signed TLS certificates for hookbridge's tests
-// of its HTTPS listener.
+// of its HTTPS listener and for its load benchmark over HTTPS.
 package testcert
 
 import (
@@ -27,13 +27,22 @@ const Name = "hooks.example.test"
 // and key.
 func Write(t testing.TB, dir string) (certFile, keyFile string, cert *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certFile, keyFile, cert, err := Generate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return certFile, keyFile, cert
+}
+
+// Generate is Write for a caller that is not a test (the load benchmark).
+func Generate(dir string) (certFile, keyFile string, cert *x509.Certificate, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", nil, err
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatal(err)
+		return "", "", nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -48,19 +57,23 @@ func Write(t testing.TB, dir string) (certFile, keyFile string, cert *x509.Certi
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", nil, err
 	}
 	if cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
+		return "", "", nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", nil, err
 	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeAtomically(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	writeAtomically(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	return certFile, keyFile, cert
+	if err := writeAtomically(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		return "", "", nil, err
+	}
+	if err := writeAtomically(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+		return "", "", nil, err
+	}
+	return certFile, keyFile, cert, nil
 }
 
 // Pool is a pool holding only cert, for a client that trusts it.
@@ -72,13 +85,10 @@ func Pool(cert *x509.Certificate) *x509.CertPool {
 
 // writeAtomically replaces path as a renewal tool would, by renaming a
 // complete file over it.
-func writeAtomically(t testing.TB, path string, data []byte) {
-	t.Helper()
+func writeAtomically(path string, data []byte) error {
 	tmp := path + ".new"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	return os.Rename(tmp, path)
 }
