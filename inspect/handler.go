@@ -82,7 +82,7 @@ type handler struct {
 //
 //	GET  /inspector/api/events?limit=N              recent events, newest first, with their status per sink
 //	GET  /inspector/api/events/{key}                one event: its CloudEvent and delivery attempts
-//	GET  /inspector/api/deadletters?limit=N         the dead-letter list, newest first
+//	GET  /inspector/api/deadletters?limit=N&before=K the dead-letter list, newest first; "next" is the before of the next page
 //	POST /inspector/api/deadletters/{key}/replay    queue a dead-lettered event again (?sink= or {"sink":...}; default the sink that gave up)
 //	GET  /inspector/api/stats                       queue depth per sink and dead-letter count
 //
@@ -234,6 +234,9 @@ type DeadLetterView struct {
 type deadLetterList struct {
 	DeadLetters []DeadLetterView `json:"dead_letters"`
 	Total       int              `json:"total"`
+	// Next, when set, asks for the next page: ?before=<Next>. It is set
+	// when the page is full, so the last page may be empty.
+	Next string `json:"next,omitempty"`
 }
 
 func (h *handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +245,11 @@ func (h *handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	dls, err := h.q.DeadLetters(limit)
+	dls, err := h.q.DeadLettersBefore(r.URL.Query().Get("before"), limit)
+	if errors.Is(err, queue.ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "before: "+err.Error())
+		return
+	}
 	if err != nil {
 		h.log.Error("inspector: listing dead letters", "err", err)
 		writeError(w, http.StatusInternalServerError, "listing dead letters: "+err.Error())
@@ -251,6 +258,9 @@ func (h *handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	out := deadLetterList{DeadLetters: make([]DeadLetterView, 0, len(dls)), Total: h.q.Stats().DeadLetters}
 	for _, dl := range dls {
 		out.DeadLetters = append(out.DeadLetters, viewDeadLetter(dl))
+	}
+	if len(dls) == limit {
+		out.Next = dls[len(dls)-1].Key
 	}
 	writeJSON(w, http.StatusOK, out)
 }

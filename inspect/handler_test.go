@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -322,9 +323,40 @@ func TestDeadLettersListEventsAndRejectedBodies(t *testing.T) {
 		t.Errorf("big body: truncated %v size %d shown %d base64 %d", bigView.RawTruncated, bigView.RawSize, len(bigView.Raw), len(bigView.RawBase64))
 	}
 
-	f.getJSON("/inspector/api/deadletters?limit=2", &list)
-	if len(list.DeadLetters) != 2 || list.Total != 4 {
-		t.Errorf("limit=2: %d of %d", len(list.DeadLetters), list.Total)
+	// Pages of 3: the whole list in order, and an empty last page when the
+	// list ends with a full page.
+	var keys []string
+	for _, dl := range list.DeadLetters {
+		keys = append(keys, dl.Key)
+	}
+	var paged []string
+	path := "/inspector/api/deadletters?limit=3"
+	for pages := 0; ; pages++ {
+		var page struct {
+			DeadLetters []DeadLetterView `json:"dead_letters"`
+			Total       int
+			Next        string
+		}
+		f.getJSON(path, &page)
+		for _, dl := range page.DeadLetters {
+			paged = append(paged, dl.Key)
+		}
+		if page.Total != 4 || pages > 2 {
+			t.Fatalf("page %d: total %d", pages, page.Total)
+		}
+		if page.Next == "" {
+			break
+		}
+		if page.Next != paged[len(paged)-1] {
+			t.Fatalf("next %q is not the page's last key %q", page.Next, paged[len(paged)-1])
+		}
+		path = "/inspector/api/deadletters?limit=3&before=" + page.Next
+	}
+	if !slices.Equal(paged, keys) {
+		t.Errorf("pages gave %v, want %v", paged, keys)
+	}
+	if code, body := f.do("GET", "/inspector/api/deadletters?before=nothex", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("a bad before: %d %s, want 400", code, body)
 	}
 }
 

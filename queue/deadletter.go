@@ -51,12 +51,27 @@ func (s *Store) Reject(source string, raw []byte, reason string) error {
 // DeadLetters lists up to limit entries of the dead-letter list, newest
 // first; limit <= 0 lists them all.
 func (s *Store) DeadLetters(limit int) ([]DeadLetter, error) {
+	return s.DeadLettersBefore("", limit)
+}
+
+// DeadLettersBefore lists up to limit entries older than the entry with
+// key before (which need not exist any more), newest first: the page after
+// the one that ended with before. An empty before starts at the newest.
+func (s *Store) DeadLettersBefore(before string, limit int) ([]DeadLetter, error) {
+	prefix := []byte(prefixDead)
+	upper := prefixEnd(prefix)
+	if before != "" {
+		raw, err := hex.DecodeString(before)
+		if err != nil || len(raw) != deadKeyLen {
+			return nil, fmt.Errorf("%w: bad key %q", ErrNotFound, before)
+		}
+		upper = append(append([]byte(nil), prefix...), raw...)
+	}
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
 	defer s.end()
-	prefix := []byte(prefixDead)
-	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("queue: dead letters: %w", err)
 	}

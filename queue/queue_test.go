@@ -1105,3 +1105,65 @@ func TestOpenInUseSaysSo(t *testing.T) {
 		t.Errorf("error %q does not say the store is in use", err)
 	}
 }
+
+// DeadLettersBefore pages through the list, newest first: every entry
+// once, in order, also when the entry a page ended with was replayed or
+// removed before the next page was asked for.
+func TestDeadLettersBeforePages(t *testing.T) {
+	s := openStore(t, Options{})
+	for i := range 7 {
+		if i%2 == 0 { // rejected bodies and buried events alike
+			if err := s.Reject("crisp", []byte(fmt.Sprint("body ", i)), "invalid JSON"); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		enqueue(t, s, item(fmt.Sprint("lead-", i), "crm"))
+		taken := next(t, s, "crm", 1)[0]
+		if err := s.Bury("crm", taken.Seq, 8, "HTTP 400"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.DeadLetters(0)
+	if err != nil || len(all) != 7 {
+		t.Fatalf("DeadLetters(0): %d, %v", len(all), err)
+	}
+	var paged []string
+	before := ""
+	for {
+		page, err := s.DeadLettersBefore(before, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, dl := range page {
+			paged = append(paged, dl.Key)
+		}
+		before = page[len(page)-1].Key
+	}
+	for i, dl := range all {
+		if i >= len(paged) || paged[i] != dl.Key {
+			t.Fatalf("pages gave %v, want the keys of %v in order", paged, all)
+		}
+	}
+	if len(paged) != len(all) {
+		t.Fatalf("pages gave %d entries, want %d", len(paged), len(all))
+	}
+
+	// The page after a key that is gone (replayed) starts where it was.
+	if all[1].Event == nil {
+		t.Fatalf("entry 1 is not an event: %+v", all[1])
+	}
+	if err := s.Replay(all[1].Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.DeadLettersBefore(all[1].Key, 2)
+	if err != nil || len(page) != 2 || page[0].Key != all[2].Key || page[1].Key != all[3].Key {
+		t.Fatalf("after a removed key: %+v, %v", page, err)
+	}
+	if _, err := s.DeadLettersBefore("zz", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a bad key: %v, want ErrNotFound", err)
+	}
+}
