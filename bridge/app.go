@@ -82,6 +82,9 @@ func (a *App) Started() <-chan struct{} { return a.started }
 // Addr is the webhook listener's address (after Started).
 func (a *App) Addr() net.Addr { a.addrMu.Lock(); defer a.addrMu.Unlock(); return a.addr }
 
+// AdminAddr is the admin listener's address (after Started; nil when it is off).
+func (a *App) AdminAddr() net.Addr { a.addrMu.Lock(); defer a.addrMu.Unlock(); return a.adminAddr }
+
 // Run loads the config, starts everything, and serves until ctx ends; then it
 // stops gracefully: no new requests, requests under way answered, sinks
 // flushed, queue closed. What was not delivered stays queued for next time.
@@ -145,17 +148,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 		WriteTimeout: f.Server.WriteTimeout, IdleTimeout: f.Server.IdleTimeout,
 	}
 	scheme := "http"
-	if t := f.Server.TLS; t.Enabled() {
-		certs, err := server.LoadCertFiles(t.CertFile, t.KeyFile, a.log, func(c *tls.Certificate) {
-			a.m.CertificateNotAfter.WithLabelValues("webhooks").Set(float64(c.Leaf.NotAfter.Unix()))
-		})
-		if err != nil {
+	if f.Server.TLS.Enabled() {
+		if opts.TLS, err = a.listenerTLS("webhooks", f.Server.TLS); err != nil {
 			ln.Close()
 			a.engine.StopAll(context.Background())
 			closeSinks()
 			return fmt.Errorf("webhook listener: %w", err)
 		}
-		opts.TLS, scheme = certs.TLSConfig(), "https"
+		scheme = "https"
 	}
 	a.srv = server.New(opts, a, a.log, a.m)
 	a.srv.SetTable(rt.Table)
@@ -163,11 +163,21 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if f.Admin.Listen != "" {
 		a.admin = server.NewAdmin(a.m, a.readiness, f.Admin.Token)
 		a.admin.Mux.Handle(inspect.Prefix, a.InspectorHandler(f.Admin.Token))
-		if adminLn, err = net.Listen("tcp", f.Admin.Listen); err != nil {
+		var adminTLS *tls.Config
+		if f.Admin.TLS.Enabled() {
+			adminTLS, err = a.listenerTLS("admin", f.Admin.TLS)
+		}
+		if err == nil {
+			adminLn, err = net.Listen("tcp", f.Admin.Listen)
+		}
+		if err != nil {
 			ln.Close()
 			a.engine.StopAll(context.Background())
 			closeSinks()
 			return fmt.Errorf("admin listener: %w", err)
+		}
+		if adminTLS != nil {
+			adminLn = tls.NewListener(adminLn, adminTLS)
 		}
 	}
 	a.addrMu.Lock()
@@ -368,14 +378,26 @@ func (a *App) Reload(ctx context.Context) error {
 	return nil
 }
 
+// listenerTLS loads a listener's certificate files, to be read again when
+// they are renewed, and reports the expiry of each certificate loaded.
+func (a *App) listenerTLS(listener string, t ServerTLS) (*tls.Config, error) {
+	certs, err := server.LoadCertFiles(t.CertFile, t.KeyFile, a.log.With("listener", listener), func(c *tls.Certificate) {
+		a.m.CertificateNotAfter.WithLabelValues(listener).Set(float64(c.Leaf.NotAfter.Unix()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return certs.TLSConfig(), nil
+}
+
 // checkRestartOnly refuses reloads that change what only a restart can.
 func checkRestartOnly(old, f *File) error {
 	var errs []error
 	if old.Server.Listen != f.Server.Listen || old.Admin.Listen != f.Admin.Listen {
 		errs = append(errs, errors.New("changing server.listen or admin.listen needs a restart"))
 	}
-	if old.Server.TLS != f.Server.TLS {
-		errs = append(errs, errors.New("changing server.tls needs a restart (renewed certificate files are read without one)"))
+	if old.Server.TLS != f.Server.TLS || old.Admin.TLS != f.Admin.TLS {
+		errs = append(errs, errors.New("changing server.tls or admin.tls needs a restart (renewed certificate files are read without one)"))
 	}
 	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path ||
 		old.Queue.DedupWindow != f.Queue.DedupWindow || old.Queue.DedupMemory != f.Queue.DedupMemory ||

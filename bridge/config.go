@@ -54,7 +54,7 @@ type ServerConfig struct {
 	trusted []netip.Prefix
 }
 
-// ServerTLS is server.tls: the webhook listener's certificate. Renewed
+// ServerTLS is server.tls or admin.tls: a listener's certificate. Renewed
 // files are picked up while the bridge runs (server.CertCheckInterval).
 type ServerTLS struct {
 	// CertFile is the PEM certificate, followed by its intermediates.
@@ -73,6 +73,8 @@ type AdminConfig struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// everything but /healthz and /readyz.
 	Token string `yaml:"token"`
+	// TLS makes the admin listener serve HTTPS. Default off.
+	TLS ServerTLS `yaml:"tls"`
 }
 
 // Bounds of queue.dedup_memory: the smallest filter takes about 7 KiB, and a
@@ -263,13 +265,18 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	if f.Server.Listen == "" {
 		d.Errorf(at("server", "listen"), "server.listen must not be empty")
 	}
-	if t := f.Server.TLS; t.CertFile != "" || t.KeyFile != "" {
+	for _, section := range []string{"server", "admin"} {
+		t := f.Server.TLS
+		if section == "admin" {
+			t = f.Admin.TLS
+		}
 		switch {
+		case t.CertFile == "" && t.KeyFile == "":
 		case t.CertFile == "" || t.KeyFile == "":
-			d.Errorf(at("server", "tls"), "server.tls needs both cert_file and key_file")
+			d.Errorf(at(section, "tls"), "%s.tls needs both cert_file and key_file", section)
 		default:
 			if _, err := server.LoadKeyPair(t.CertFile, t.KeyFile); err != nil {
-				d.Errorf(at("server", "tls"), "server.tls: %v", err)
+				d.Errorf(at(section, "tls"), "%s.tls: %v", section, err)
 			}
 		}
 	}

@@ -21,13 +21,16 @@ import (
 
 // With server.tls the webhook listener serves HTTPS: a signed lead is
 // acknowledged over it, plain HTTP is not served, and the certificate's
-// expiry is on /metrics.
+// expiry is on /metrics. admin.tls does the same for the admin listener.
 func TestWebhooksOverHTTPS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, cert := testcert.Write(t, dir)
-	cfg := strings.Replace(testConfig(dir, "  - {name: all, sinks: [archive]}\n"),
+	cfg := strings.NewReplacer(
 		`server: {listen: "127.0.0.1:0"}`,
-		fmt.Sprintf(`server: {listen: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}`, certFile, keyFile), 1)
+		fmt.Sprintf(`server: {listen: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}`, certFile, keyFile),
+		`admin: {listen: "127.0.0.1:0"}`,
+		fmt.Sprintf(`admin: {listen: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}`, certFile, keyFile),
+	).Replace(testConfig(dir, "  - {name: all, sinks: [archive]}\n"))
 	path := filepath.Join(dir, "bridge.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -68,11 +71,31 @@ func TestWebhooksOverHTTPS(t *testing.T) {
 	if n := testutil.ToFloat64(a.Metrics().EventsAccepted.WithLabelValues("helloclient")); n != 1 {
 		t.Errorf("events accepted: %v, want 1", n)
 	}
-	if got := testutil.ToFloat64(a.Metrics().CertificateNotAfter.WithLabelValues("webhooks")); got != float64(cert.NotAfter.Unix()) {
-		t.Errorf("hookbridge_tls_certificate_not_after_seconds = %v, want %d", got, cert.NotAfter.Unix())
+	for _, listener := range []string{"webhooks", "admin"} {
+		if got := testutil.ToFloat64(a.Metrics().CertificateNotAfter.WithLabelValues(listener)); got != float64(cert.NotAfter.Unix()) {
+			t.Errorf("hookbridge_tls_certificate_not_after_seconds{listener=%q} = %v, want %d", listener, got, cert.NotAfter.Unix())
+		}
+	}
+
+	// With admin.tls the admin listener serves HTTPS only too.
+	ready, err := client.Get("https://" + a.AdminAddr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready.Body.Close()
+	if ready.StatusCode != http.StatusOK || ready.TLS == nil {
+		t.Fatalf("admin over HTTPS: %d, TLS %v", ready.StatusCode, ready.TLS != nil)
+	}
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + a.AdminAddr().String() + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the admin listener answered plain HTTP")
+		}
 	}
 }
 
+// server.tls and admin.tls mistakes are reported at their line, before
+// anything starts.
 func TestServerTLSMistakes(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _ := testcert.Write(t, dir)
@@ -92,6 +115,15 @@ func TestServerTLSMistakes(t *testing.T) {
 			if !strings.Contains(errs.Error(), c.want) {
 				t.Fatalf("errors lack %q:\n%s", c.want, errs)
 			}
+			// The same mistakes under admin.tls, reported as such.
+			_, errs = parse(t, base+"admin: {tls: "+c.tls+"}\n", nil)
+			if errs == nil {
+				t.Fatal("admin.tls accepted")
+			}
+			want := strings.NewReplacer("server.tls", "admin.tls", "6:10", "6:9").Replace(c.want)
+			if !strings.Contains(errs.Error(), want) {
+				t.Fatalf("errors lack %q:\n%s", want, errs)
+			}
 		})
 	}
 }
@@ -107,9 +139,10 @@ func TestReloadRefusesServerTLSChanges(t *testing.T) {
 		"turned on":   {plain, withTLS},
 		"turned off":  {withTLS, plain},
 		"other files": {withTLS, otherFiles},
+		"admin on":    {plain, {Admin: AdminConfig{TLS: withTLS.Server.TLS}}},
 	} {
 		err := checkRestartOnly(pair[0], pair[1])
-		if err == nil || !strings.Contains(err.Error(), "changing server.tls needs a restart") {
+		if err == nil || !strings.Contains(err.Error(), "changing server.tls or admin.tls needs a restart") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

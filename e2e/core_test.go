@@ -297,7 +297,7 @@ func TestSendOverHTTPS(t *testing.T) {
 		got, err := served(renewed)
 		return err == nil && got.Equal(renewed)
 	})
-	if !strings.Contains(b.Log(), "loaded the webhook listener's new certificate") {
+	if !strings.Contains(b.Log(), "loaded the listener's new certificate") {
 		t.Errorf("the renewal was not logged:\n%s", b.Log())
 	}
 	if code := b.Stop(); code != 0 {

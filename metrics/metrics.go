@@ -68,7 +68,7 @@ func New() *Metrics {
 			Name: "hookbridge_config_reloads_total", Help: "Configuration reloads by result (ok, rejected).",
 		}, []string{"result"}),
 		CertificateNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "hookbridge_tls_certificate_not_after_seconds", Help: "When the certificate a listener serves expires, in seconds since the Unix epoch (only with server.tls).",
+			Name: "hookbridge_tls_certificate_not_after_seconds", Help: "When the certificate a listener serves expires, in seconds since the Unix epoch (only with server.tls or admin.tls).",
 		}, []string{"listener"}),
 	}
 	m.Registry.MustRegister(

@@ -11,13 +11,13 @@ import (
 	"time"
 )
 
-// CertCheckInterval is how often, at most, the webhook listener looks at its
+// CertCheckInterval is how often, at most, a listener looks at its
 // certificate files for a new certificate: a renewal (certbot, cert-manager,
 // a Kubernetes Secret volume's update) takes effect within it, without a
 // restart or reload.
 const CertCheckInterval = 10 * time.Second
 
-// CertFiles serves the webhook listener's certificate from a PEM certificate
+// CertFiles serves a listener's certificate from a PEM certificate
 // (chain) file and its key file, and reads them again when either changes.
 // A pair that does not load (a renewal half written, a key that does not
 // match) is logged and the certificate in use is kept.
@@ -49,6 +49,7 @@ func stampOf(path string) (fileStamp, error) {
 }
 
 // LoadCertFiles loads the pair once; an error names what is wrong with it.
+// log says which listener it is for.
 // loaded, when not nil, is called with each certificate loaded, this one
 // included.
 func LoadCertFiles(certFile, keyFile string, log *slog.Logger, loaded func(*tls.Certificate)) (*CertFiles, error) {
@@ -88,7 +89,7 @@ func (c *CertFiles) use(cert *tls.Certificate) {
 		c.loaded(cert)
 	}
 	if notAfter := cert.Leaf.NotAfter; c.now().After(notAfter) {
-		c.log.Warn("the webhook listener's certificate has expired: providers will refuse to connect", "cert_file", c.certFile, "not_after", notAfter.UTC())
+		c.log.Warn("the listener's certificate has expired: clients will refuse to connect", "cert_file", c.certFile, "not_after", notAfter.UTC())
 	}
 }
 
@@ -116,7 +117,7 @@ func (c *CertFiles) Certificate() *tls.Certificate {
 	stamps, err := c.stamps()
 	if err != nil {
 		if stamps != c.seen {
-			c.log.Error("cannot read the webhook listener's certificate files; keeping the certificate in use", "err", err)
+			c.log.Error("cannot read the listener's certificate files; keeping the certificate in use", "err", err)
 			c.seen = stamps
 		}
 		return c.cert
@@ -127,10 +128,10 @@ func (c *CertFiles) Certificate() *tls.Certificate {
 	c.seen = stamps
 	cert, err := LoadKeyPair(c.certFile, c.keyFile)
 	if err != nil {
-		c.log.Error("the webhook listener's certificate files changed but do not load; keeping the certificate in use", "err", err)
+		c.log.Error("the listener's certificate files changed but do not load; keeping the certificate in use", "err", err)
 		return c.cert
 	}
-	c.log.Info("loaded the webhook listener's new certificate", "cert_file", c.certFile, "not_after", cert.Leaf.NotAfter.UTC())
+	c.log.Info("loaded the listener's new certificate", "cert_file", c.certFile, "not_after", cert.Leaf.NotAfter.UTC())
 	c.use(cert)
 	return c.cert
 }

@@ -235,7 +235,7 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 			// signed it, under the name it was issued for.
 			tc, err := trustServed(t.CertFile)
 			if err != nil {
-				return err
+				return fmt.Errorf("server.tls: %w", err)
 			}
 			target = "https://" + dialAddr(f.Server.Listen) + spec.Common.Path
 			client.Transport = &http.Transport{TLSClientConfig: tc}
@@ -275,15 +275,15 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 func trustServed(certFile string) (*tls.Config, error) {
 	pemData, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, fmt.Errorf("server.tls: %w", err)
+		return nil, err
 	}
 	block, _ := pem.Decode(pemData)
 	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("server.tls: %s holds no PEM certificate", certFile)
+		return nil, fmt.Errorf("%s holds no PEM certificate", certFile)
 	}
 	leaf, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("server.tls: %s: %w", certFile, err)
+		return nil, fmt.Errorf("%s: %w", certFile, err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)

@@ -48,14 +48,23 @@ func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	client := &http.Client{Timeout: 30 * time.Second}
 	base := a.admin
 	if base == "" {
 		if f.Admin.Listen == "" {
 			return errors.New("admin.listen is off in the config: give --admin URL")
 		}
 		base = "http://" + dialAddr(f.Admin.Listen)
+		if t := f.Admin.TLS; t.Enabled() {
+			tc, err := trustServed(t.CertFile)
+			if err != nil {
+				return fmt.Errorf("admin.tls: %w", err)
+			}
+			base = "https://" + dialAddr(f.Admin.Listen)
+			client.Transport = &http.Transport{TLSClientConfig: tc}
+		}
 	}
-	api := &adminAPI{base: strings.TrimRight(base, "/") + inspect.Prefix + "api/", token: f.Admin.Token, client: &http.Client{Timeout: 30 * time.Second}}
+	api := &adminAPI{base: strings.TrimRight(base, "/") + inspect.Prefix + "api/", token: f.Admin.Token, client: client}
 
 	var replayed, failed, skipped int
 	before := ""
