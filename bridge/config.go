@@ -441,6 +441,7 @@ func loadSinks(d *config.Decoder, node *yaml.Node) []*SinkSpec {
 		}
 		spec := &SinkSpec{Name: key.Value, Config: reg.NewConfig(), Node: n}
 		spec.Common.Policy = delivery.DefaultPolicy()
+		spec.Common.Policy.RateLimit = reg.DefaultRateLimit
 		before := len(d.Errs)
 		d.DecodeInto(n, &spec.Common, spec.Config)
 		if len(d.Errs) > before {

@@ -168,3 +168,29 @@ func TestBuildReusesUnchangedSinks(t *testing.T) {
 		t.Error("a changed sink was kept")
 	}
 }
+
+// A Slack sink is paced at one message a second unless it says otherwise;
+// other kinds are not paced unless they say so.
+func TestRateLimitDefaultsByKind(t *testing.T) {
+	f, errs := parse(t, `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  alerts: {type: slack, webhook_url: "https://hooks.slack.com/services/T/B/x", text: hi}
+  fast-alerts: {type: slack, webhook_url: "https://hooks.slack.com/services/T/B/y", text: hi, rate_limit: none}
+  crm: {type: http, url: "https://crm.example.com/leads"}
+  paced-crm: {type: http, url: "https://crm.example.com/leads", rate_limit: 120/m}
+routes:
+  - {name: all, sinks: [alerts, fast-alerts, crm, paced-crm]}
+`, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	for name, want := range map[string]float64{"alerts": 1, "fast-alerts": 0, "crm": 0, "paced-crm": 2} {
+		if got := f.Sink(name).Common.RateLimit.PerSecond; got != want {
+			t.Errorf("%s: rate_limit %v/s, want %v/s", name, got, want)
+		}
+	}
+	if _, errs := parse(t, base+"  slow: {type: file, path: x, rate_limit: 5/d}\n", nil); errs == nil || !strings.Contains(errs.Error(), `"5/d" is not a rate`) {
+		t.Errorf("a bad rate: %v", errs)
+	}
+}

@@ -72,6 +72,7 @@ type loop struct {
 	prep   sinks.Preparer     // nil unless the sink prepares batches apart from sending them
 	pipe   sinks.Pipeliner    // nil unless the sink's client keeps several batches in order
 	dec    eventcodec.Decoder // used by the reader goroutine alone
+	pace   *pacer
 	policy Policy
 	e      *Engine
 	log    *slog.Logger
@@ -116,6 +117,12 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	}
 	if l.batch == nil {
 		l.policy.BatchSize = 1
+	}
+	l.pace = newPacer(l.policy.RateLimit.PerSecond)
+	if l.pace.limiter != nil && l.policy.BatchSize > l.pace.burst {
+		// Batches no larger than a burst flow at the rate instead of
+		// waiting, taken, for their whole size's worth.
+		l.policy.BatchSize = l.pace.burst
 	}
 	if l.policy.Concurrency == 0 {
 		switch {
@@ -434,6 +441,10 @@ func (l *loop) pipeline(ready chan<- request, depth int) {
 			}
 			continue
 		}
+		if err := l.pace.wait(l.stopCtx, len(items)); err != nil {
+			l.releaseAll(items)
+			return
+		}
 		var send func(context.Context) []error
 		if l.pipe != nil {
 			for inflight >= depth {
@@ -569,8 +580,10 @@ func (l *loop) send(items []item, prepared func(context.Context) []error) []erro
 	defer func() { l.e.m.DeliveryDuration.WithLabelValues(l.name).Observe(time.Since(start).Seconds()) }()
 	if prepared != nil || (l.batch != nil && len(items) > 1) {
 		var errs []error
-		if prepared != nil {
+		if prepared != nil { // paced when it was prepared or started
 			errs = safeSend(l.killCtx, prepared, len(items))
+		} else if err := l.pace.wait(l.killCtx, len(items)); err != nil {
+			errs = sameError(len(items), err)
 		} else {
 			errs = safeBatch(l.killCtx, l.batch, events(items))
 		}
@@ -581,6 +594,10 @@ func (l *loop) send(items []item, prepared func(context.Context) []error) []erro
 	}
 	errs := make([]error, len(items))
 	for i, it := range items {
+		if err := l.pace.wait(l.killCtx, 1); err != nil {
+			errs[i] = err
+			continue
+		}
 		errs[i] = safeDeliver(l.killCtx, l.sink, it.ev)
 	}
 	return errs

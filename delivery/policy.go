@@ -31,6 +31,13 @@ type Policy struct {
 	// latency. A full batch, as when a backlog drains, never waits.
 	// Default 20ms; 0 hands each batch over at once.
 	BatchWait time.Duration `yaml:"batch_wait"`
+	// RateLimit caps the events delivered to the sink per unit of time
+	// ("1/s", "30/m"), across its concurrent deliveries, with bursts of up
+	// to one second's worth (at least one event). A batching sink's batch
+	// waits for as many events' worth. Default: the sink kind's
+	// (sinks.Registration.DefaultRateLimit), else none; "none" turns a
+	// kind's default off.
+	RateLimit config.Rate `yaml:"rate_limit"`
 }
 
 // Retry is the `retry` key.

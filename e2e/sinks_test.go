@@ -143,9 +143,15 @@ type slackRequest struct {
 type slackWebhook struct {
 	*httptest.Server
 	fail func(sinceFirst time.Duration) bool
+	// paced, when set, accepts a message a second, with bursts of two,
+	// and answers the others 429 with Retry-After: 1, as Slack rate-limits
+	// a webhook ("1 per second, short bursts allowed").
+	paced bool
 
 	mu       sync.Mutex
 	first    time.Time
+	tokens   float64 // of the pace's bucket
+	refilled time.Time
 	requests []slackRequest
 }
 
@@ -166,6 +172,8 @@ func newSlackWebhook(t *testing.T, fail func(sinceFirst time.Duration) bool) *sl
 			status = http.StatusBadRequest
 		case s.fail != nil && s.fail(now.Sub(s.first)):
 			status = http.StatusInternalServerError
+		case s.paced && !s.take(now):
+			status = http.StatusTooManyRequests
 		}
 		s.requests = append(s.requests, slackRequest{At: now, Status: status, Body: body})
 		s.mu.Unlock()
@@ -176,12 +184,31 @@ func newSlackWebhook(t *testing.T, fail func(sinceFirst time.Duration) bool) *sl
 			http.Error(w, "no_service", status)
 		case http.StatusBadRequest:
 			http.Error(w, "invalid_payload", status)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "rate_limited", status)
 		default:
 			http.Error(w, "internal_error", status)
 		}
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// take spends a token of the pace's bucket (two, refilled at one a
+// second), if there is one. Called with s.mu held.
+func (s *slackWebhook) take(now time.Time) bool {
+	if s.refilled.IsZero() {
+		s.tokens = 2
+	} else {
+		s.tokens = min(2, s.tokens+now.Sub(s.refilled).Seconds())
+	}
+	s.refilled = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
 }
 
 func (s *slackWebhook) hookURL() string { return s.URL + "/services/T0001/B0001/e2eXXXXXXXXXXXXXXXX" }
@@ -554,6 +581,49 @@ func TestSlackOutageThenRecovery(t *testing.T) {
 	lines := archiveLines(t, filepath.Join(b.Dir, "events.jsonl"))
 	if len(lines) != 1 || lines[0]["id"] != id || lines[0]["deadlettersink"] != nil {
 		t.Fatalf("archive %v, want the event once and no dead letter", lines)
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
+
+// TestSlackBurstIsPacedNotRefused: a burst of leads meets a Slack webhook
+// that takes one message a second. The Slack sink's default rate_limit
+// (1/s) sends the alerts at that pace: Slack refuses none, so none spends
+// an attempt, and every alert arrives once.
+func TestSlackBurstIsPacedNotRefused(t *testing.T) {
+	t.Parallel()
+	slack := newSlackWebhook(t, nil)
+	slack.paced = true
+	b := exampleBridge(t, "SLACK_ENABLED=true", "SLACK_WEBHOOK_URL="+slack.hookURL())
+	b.Start()
+
+	const burst = 6
+	for i := range burst {
+		sendLead(t, b, newLead(fmt.Sprintf("5f0c1a2b-0000-4000-8000-%012d", i)).body(t))
+	}
+	waitFor(t, 30*time.Second, "every alert accepted", func() bool { return len(slack.accepted()) >= burst })
+	time.Sleep(quiet)
+	reqs := slack.received()
+	var refused int
+	for _, r := range reqs {
+		if r.Status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	ok := slack.accepted()
+	if refused != 0 || len(ok) != burst {
+		t.Fatalf("Slack refused %d requests and accepted %d alerts; want 0 and %d", refused, len(ok), burst)
+	}
+	seen := map[string]bool{}
+	for _, r := range ok {
+		if seen[string(r.Body)] {
+			t.Fatalf("an alert arrived twice:\n%s", r.Body)
+		}
+		seen[string(r.Body)] = true
+	}
+	if got := metricValue(t, b.Admin, "hookbridge_delivery_retries_total", `sink="slack-sales"`); got != 0 {
+		t.Errorf("hookbridge_delivery_retries_total{sink=slack-sales} = %v, want 0", got)
 	}
 	if code := b.Stop(); code != 0 {
 		t.Errorf("SIGTERM exit code %d", code)

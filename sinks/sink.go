@@ -78,6 +78,9 @@ type Registration struct {
 	Type      string
 	NewConfig func() Config
 	Example   string
+	// DefaultRateLimit is the rate_limit of a sink of this kind that sets
+	// none: the pace its service accepts (unset: no limit).
+	DefaultRateLimit config.Rate
 }
 
 var (

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookbridge/hookbridge/config"
+	"github.com/hookbridge/hookbridge/delivery"
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/sources"
 )
@@ -70,8 +72,21 @@ func New[S sinks.Sink](t testing.TB, cfg sinks.Config, name string) S {
 	return typed
 }
 
-// OwnKeys returns the keys of the one sink an example defines, without its
-// type, which must be typ.
+// commonKeys are the keys every sink has: its type, enabled, and its
+// delivery policy's (retry, dead_letter, rate_limit, ...).
+func commonKeys() map[string]bool {
+	keys := map[string]bool{"type": true, "enabled": true}
+	t := reflect.TypeOf(delivery.Policy{})
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" {
+			keys[name] = true
+		}
+	}
+	return keys
+}
+
+// OwnKeys returns the keys of the one sink an example defines, without
+// those every sink has; its type must be typ.
 func OwnKeys(t testing.TB, src, typ string) string {
 	t.Helper()
 	var root yaml.Node
@@ -86,8 +101,9 @@ func OwnKeys(t testing.TB, src, typ string) string {
 		t.Fatalf("type: %v, want %s", typNode, typ)
 	}
 	stripped := &yaml.Node{Kind: yaml.MappingNode}
+	common := commonKeys()
 	for i := 0; i+1 < len(own.Content); i += 2 {
-		if own.Content[i].Value != "type" {
+		if !common[own.Content[i].Value] {
 			stripped.Content = append(stripped.Content, own.Content[i], own.Content[i+1])
 		}
 	}

@@ -22,11 +22,18 @@ const Type = "slack"
 // DefaultAPIURL is Slack's Web API base URL.
 const DefaultAPIURL = "https://slack.com/api/"
 
+// DefaultRateLimit is a Slack sink's rate_limit unless it sets one: Slack
+// accepts about one message a second per incoming webhook or channel, and
+// answers a faster burst with 429s, each of which spends one of an
+// alert's attempts.
+var DefaultRateLimit = config.Rate{PerSecond: 1, Set: true}
+
 func init() {
 	sinks.Register(sinks.Registration{
-		Type:      Type,
-		NewConfig: func() sinks.Config { return NewConfig() },
-		Example:   example,
+		Type:             Type,
+		NewConfig:        func() sinks.Config { return NewConfig() },
+		Example:          example,
+		DefaultRateLimit: DefaultRateLimit,
 	})
 }
 
