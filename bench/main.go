@@ -72,6 +72,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge at full load to this file")
 	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile after the first full-load phase to this file")
 	compare := flag.String("compare", "", "a second bridge binary to run at full load in every round beside -bridge, in alternating order, for an A/B of CPU per request")
+	flag.BoolVar(&connPerRequest, "conn-per-request", false, "send each request on a new connection (Connection: close), as providers that keep no connections open do")
 	useTLS := flag.Bool("tls", false, "serve every target over HTTPS (a self-signed certificate; the bridge with server.tls); the client keeps its connections, so each pays one handshake")
 	flag.StringVar(&tlsFiles.cert, "tls-cert", "", "internal: serve the handler over HTTPS with this certificate (with -tls-key)")
 	flag.StringVar(&tlsFiles.key, "tls-key", "", "internal: the key of -tls-cert")
@@ -98,6 +99,9 @@ func main() {
 		tlsFiles.cert, tlsFiles.key = certFile, keyFile
 		tlsFiles.client = &tls.Config{RootCAs: testcert.Pool(cert), ServerName: testcert.Name}
 		fmt.Println("every target serves HTTPS (TLS 1.3, self-signed ECDSA P-256 certificate)")
+	}
+	if connPerRequest {
+		fmt.Println("each request on a new connection, closed after its answer")
 	}
 
 	fsyncBefore := probeFsync(dir, 500)
@@ -562,6 +566,9 @@ func best(rs []result) result {
 
 var seq atomic.Int64
 
+// connPerRequest closes each connection after its request (-conn-per-request).
+var connPerRequest bool
+
 // signedRequest fills req with a unique signed lead, as Hello Client sends it.
 func signedRequest(req *fasthttp.Request, url string, now int64) {
 	n := seq.Add(1)
@@ -575,6 +582,9 @@ func signedRequest(req *fasthttp.Request, url string, now int64) {
 	req.Header.SetContentType("application/json")
 	req.Header.Set("X-Webhook-Signature", "t="+strconv.FormatInt(now, 10)+",v1="+hex.EncodeToString(m.Sum(nil)))
 	req.SetBody(body)
+	if connPerRequest {
+		req.SetConnectionClose()
+	}
 }
 
 func newClient(url string, conns int) *fasthttp.HostClient {
