@@ -576,14 +576,17 @@ func (l *loop) deliver(items []item, send func(context.Context) []error) {
 // send delivers items once: with prepared, the sink's prepared batch, when
 // it is not nil; else in one DeliverBatch call, or one Deliver per event.
 func (l *loop) send(items []item, prepared func(context.Context) []error) []error {
+	if prepared == nil { // else paced when it was prepared or started
+		if err := l.pace.wait(l.killCtx, len(items)); err != nil {
+			return sameError(len(items), err)
+		}
+	}
 	start := time.Now()
 	defer func() { l.e.m.DeliveryDuration.WithLabelValues(l.name).Observe(time.Since(start).Seconds()) }()
 	if prepared != nil || (l.batch != nil && len(items) > 1) {
 		var errs []error
-		if prepared != nil { // paced when it was prepared or started
+		if prepared != nil {
 			errs = safeSend(l.killCtx, prepared, len(items))
-		} else if err := l.pace.wait(l.killCtx, len(items)); err != nil {
-			errs = sameError(len(items), err)
 		} else {
 			errs = safeBatch(l.killCtx, l.batch, events(items))
 		}
@@ -594,10 +597,6 @@ func (l *loop) send(items []item, prepared func(context.Context) []error) []erro
 	}
 	errs := make([]error, len(items))
 	for i, it := range items {
-		if err := l.pace.wait(l.killCtx, 1); err != nil {
-			errs[i] = err
-			continue
-		}
 		errs[i] = safeDeliver(l.killCtx, l.sink, it.ev)
 	}
 	return errs
