@@ -14,7 +14,8 @@ import (
 // dead-lettered at once) are replayed with bridge replay once the CRM is
 // fixed: a dry run changes nothing, a filter on the payload picks some, and
 // the rest follow across more than one page of the admin API; the one
-// signed body that was not JSON stays, as it is not an event.
+// signed body that was not JSON stays, as it is not an event, until bridge
+// discard removes it.
 func TestReplayDeadLettersFromTheCommandLine(t *testing.T) {
 	crm := newCRM(t)
 	b := newBridge(t, inspectorConfig, "HC_KEY="+hcSecret, "ADMIN_TOKEN="+inspectorToken, "CRM_URL="+crm.URL)
@@ -48,13 +49,7 @@ func TestReplayDeadLettersFromTheCommandLine(t *testing.T) {
 
 	replay := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(bridgeBin, append([]string{"replay", "-c", b.Config}, args...)...)
-		cmd.Env = append(os.Environ(), "HC_KEY="+hcSecret, "ADMIN_TOKEN="+inspectorToken, "CRM_URL="+crm.URL)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("bridge replay %v: %v\n%s", args, err, out)
-		}
-		return string(out)
+		return runBridge(t, b, crm, append([]string{"replay"}, args...)...)
 	}
 	lastLine := func(out string) string {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -109,10 +104,40 @@ func TestReplayDeadLettersFromTheCommandLine(t *testing.T) {
 		t.Errorf("with nothing left: %q", got)
 	}
 
+	// The rejected body goes with bridge discard, after a dry run.
+	out = runBridge(t, b, crm, "discard", "--dry-run")
+	if !strings.Contains(out, "would discard ") || !strings.Contains(out, "a request body from helloclient") ||
+		lastLine(out) != "would discard 1 dead letter(s)" {
+		t.Fatalf("discard dry run:\n%s", out)
+	}
+	if n := deadLetterCount(t, admin); n != 1 {
+		t.Fatalf("after the discard dry run: %d dead letters, want 1", n)
+	}
+	if out = runBridge(t, b, crm, "discard"); lastLine(out) != "discarded 1 dead letter(s)" {
+		t.Fatalf("discard:\n%s", out)
+	}
+	if n := deadLetterCount(t, admin); n != 0 {
+		t.Fatalf("after the discard: %d dead letters, want none", n)
+	}
+
 	// Without the token the admin API refuses, and replay says so.
 	cmd := exec.Command(bridgeBin, "replay", "-c", b.Config)
 	cmd.Env = append(os.Environ(), "HC_KEY="+hcSecret, "ADMIN_TOKEN=wrong", "CRM_URL="+crm.URL)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
 		t.Errorf("with a wrong token: %v\n%s", err, out)
 	}
+}
+
+// runBridge runs a bridge command on b's config (the inspector config, with
+// crm's URL) and returns what it printed; it fails the test if the command
+// fails.
+func runBridge(t *testing.T, b *bridgeProc, crm *crmServer, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bridgeBin, append([]string{args[0], "-c", b.Config}, args[1:]...)...)
+	cmd.Env = append(os.Environ(), "HC_KEY="+hcSecret, "ADMIN_TOKEN="+inspectorToken, "CRM_URL="+crm.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bridge %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }

@@ -84,6 +84,7 @@ type handler struct {
 //	GET  /inspector/api/events/{key}                one event: its CloudEvent and delivery attempts
 //	GET  /inspector/api/deadletters?limit=N&before=K the dead-letter list, newest first; "next" is the before of the next page
 //	POST /inspector/api/deadletters/{key}/replay    queue a dead-lettered event again (?sink= or {"sink":...}; default the sink that gave up)
+//	DELETE /inspector/api/deadletters/{key}         remove a dead letter for good
 //	GET  /inspector/api/stats                       queue depth per sink and dead-letter count
 //
 // Cross-origin requests that change state are refused, as are requests
@@ -107,6 +108,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	mux.HandleFunc("GET "+Prefix+"api/events/{key}", h.getEvent)
 	mux.HandleFunc("GET "+Prefix+"api/deadletters", h.listDeadLetters)
 	mux.HandleFunc("POST "+Prefix+"api/deadletters/{key}/replay", h.replay)
+	mux.HandleFunc("DELETE "+Prefix+"api/deadletters/{key}", h.discard)
 	mux.HandleFunc("GET "+Prefix+"api/stats", h.stats)
 	mux.HandleFunc(Prefix+"api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such inspector API: "+r.URL.Path)
@@ -392,16 +394,41 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 // findDeadLetter looks a dead letter up by key. The store lists dead letters
 // newest first and has no lookup by key, so this walks the list.
 func (h *handler) findDeadLetter(key string) (queue.DeadLetter, bool, error) {
-	dls, err := h.q.DeadLetters(0)
+	dl, err := h.q.DeadLetter(key)
+	if errors.Is(err, queue.ErrNotFound) {
+		return queue.DeadLetter{}, false, nil
+	}
 	if err != nil {
-		return queue.DeadLetter{}, false, fmt.Errorf("listing dead letters: %w", err)
+		return queue.DeadLetter{}, false, err
 	}
-	for _, dl := range dls {
-		if dl.Key == key {
-			return dl, true, nil
+	return dl, true, nil
+}
+
+// discard removes a dead letter for good.
+func (h *handler) discard(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	dl, found, err := h.findDeadLetter(key)
+	switch {
+	case err != nil:
+		h.log.Error("inspector: finding a dead letter", "key", key, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	case !found:
+		writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed or discarded?)")
+		return
+	}
+	if err := h.q.Discard(key); err != nil {
+		if errors.Is(err, queue.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed or discarded?)")
+			return
 		}
+		h.log.Error("inspector: discarding a dead letter", "key", key, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
 	}
-	return queue.DeadLetter{}, false, nil
+	v := viewDeadLetter(dl)
+	h.log.Info("dead letter discarded", "key", key, "sink", dl.Sink, "source", v.Source, "id", v.EventID, "reason", dl.Reason)
+	writeJSON(w, http.StatusOK, map[string]string{"key": key})
 }
 
 // StatsView is the answer of GET stats.

@@ -480,3 +480,43 @@ func FuzzAuthorized(f *testing.F) {
 		}
 	})
 }
+
+// DELETE deadletters/{key} removes a dead letter for good: with the token,
+// from the same origin only, once.
+func TestDiscardRemovesADeadLetter(t *testing.T) {
+	f := newFixture(t, testToken, nil)
+	ev, encoded := newEvent(t, "lead-discard", "sessions/3")
+	f.bury(ev, encoded, "crm", "400 Bad Request", true)
+	if err := f.q.Reject("crisp", []byte("not json"), "body is not JSON"); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := f.q.DeadLetters(0)
+	if err != nil || len(dls) != 2 {
+		t.Fatalf("%d dead letters, %v", len(dls), err)
+	}
+	path := func(key string) string { return "/inspector/api/deadletters/" + key }
+
+	if code, body := f.do("DELETE", path(dls[0].Key), nil, map[string]string{"Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Errorf("cross-origin DELETE: %d %s, want 403", code, body)
+	}
+	auth := f.auth
+	f.auth = ""
+	if code, _ := f.do("DELETE", path(dls[0].Key), nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("DELETE without the token: %d, want 401", code)
+	}
+	f.auth = auth
+	if n := f.q.Stats().DeadLetters; n != 2 {
+		t.Fatalf("%d dead letters after refused DELETEs, want 2", n)
+	}
+	for _, dl := range dls { // the rejected body and the event alike
+		if code, body := f.do("DELETE", path(dl.Key), nil, nil); code != http.StatusOK || !strings.Contains(string(body), dl.Key) {
+			t.Fatalf("DELETE %s: %d %s", dl.Key, code, body)
+		}
+		if code, _ := f.do("DELETE", path(dl.Key), nil, nil); code != http.StatusNotFound {
+			t.Errorf("second DELETE %s: %d, want 404", dl.Key, code)
+		}
+	}
+	if n := f.q.Stats().DeadLetters; n != 0 {
+		t.Fatalf("%d dead letters after discarding both", n)
+	}
+}

@@ -83,22 +83,80 @@ func (s *Store) DeadLettersBefore(before string, limit int) ([]DeadLetter, error
 			_ = iter.Close()
 			return nil, fmt.Errorf("queue: dead letter %x: %w", key[len(prefixDead):], err)
 		}
-		out = append(out, DeadLetter{
-			Key:      hex.EncodeToString(key[len(prefixDead):]),
-			Sink:     rec.Sink,
-			From:     rec.From,
-			Source:   rec.Source,
-			Reason:   rec.Reason,
-			Attempts: rec.Attempts,
-			At:       time.Unix(0, rec.At),
-			Event:    rec.Event,
-			Raw:      rec.Raw,
-		})
+		out = append(out, rec.deadLetter(key[len(prefixDead):]))
 	}
 	if err := iter.Close(); err != nil {
 		return nil, fmt.Errorf("queue: dead letters: %w", err)
 	}
 	return out, nil
+}
+
+// deadLetter is rec as listed, under its key (without the prefix).
+func (rec deadRecord) deadLetter(key []byte) DeadLetter {
+	return DeadLetter{
+		Key:      hex.EncodeToString(key),
+		Sink:     rec.Sink,
+		From:     rec.From,
+		Source:   rec.Source,
+		Reason:   rec.Reason,
+		Attempts: rec.Attempts,
+		At:       time.Unix(0, rec.At),
+		Event:    rec.Event,
+		Raw:      rec.Raw,
+	}
+}
+
+// DeadLetter returns the entry with key; ErrNotFound when there is none.
+func (s *Store) DeadLetter(key string) (DeadLetter, error) {
+	raw, err := hex.DecodeString(key)
+	if err != nil || len(raw) != deadKeyLen {
+		return DeadLetter{}, fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	}
+	if err := s.begin(); err != nil {
+		return DeadLetter{}, err
+	}
+	defer s.end()
+	v, closer, err := s.db.Get(append([]byte(prefixDead), raw...))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return DeadLetter{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("queue: dead letter %s: %w", key, err)
+	}
+	defer closer.Close()
+	rec, err := decodeDeadRecord(v)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("queue: dead letter %s: %w", key, err)
+	}
+	return rec.deadLetter(raw), nil // decoding copied the bodies out of v
+}
+
+// Discard removes a dead letter for good (a synced write): an event or a
+// rejected request body that is not worth keeping once looked at.
+func (s *Store) Discard(key string) error {
+	raw, err := hex.DecodeString(key)
+	if err != nil || len(raw) != deadKeyLen {
+		return fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	s.replayMu.Lock() // a replay and a discard of one key must not both happen
+	defer s.replayMu.Unlock()
+	dkey := append([]byte(prefixDead), raw...)
+	if _, closer, err := s.db.Get(dkey); errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNotFound, key)
+	} else if err != nil {
+		return fmt.Errorf("queue: discard %s: %w", key, err)
+	} else {
+		_ = closer.Close()
+	}
+	if err := s.db.Delete(dkey, pebble.Sync); err != nil {
+		return fmt.Errorf("queue: discard %s: %w", key, err)
+	}
+	s.deadLetters.Add(-1)
+	return nil
 }
 
 // Replay queues a dead-lettered event again for sink (the sink that buried

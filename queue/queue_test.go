@@ -1167,3 +1167,52 @@ func TestDeadLettersBeforePages(t *testing.T) {
 		t.Fatalf("a bad key: %v, want ErrNotFound", err)
 	}
 }
+
+// DeadLetter finds one entry by key; Discard removes it for good, once.
+func TestDeadLetterLookupAndDiscard(t *testing.T) {
+	s := openStore(t, Options{})
+	enqueue(t, s, item("lead", "crm"))
+	taken := next(t, s, "crm", 1)[0]
+	if err := s.Bury("crm", taken.Seq, 8, "HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reject("crisp", []byte("not json"), "invalid JSON"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.DeadLetters(0)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%d dead letters, %v", len(all), err)
+	}
+	for _, want := range all {
+		got, err := s.DeadLetter(want.Key)
+		if err != nil || got.Key != want.Key || got.Sink != want.Sink || got.Reason != want.Reason ||
+			!bytes.Equal(got.Event, want.Event) || !bytes.Equal(got.Raw, want.Raw) || !got.At.Equal(want.At) {
+			t.Fatalf("DeadLetter(%s) = %+v, %v; want %+v", want.Key, got, err, want)
+		}
+	}
+	for _, dl := range all {
+		if err := s.Discard(dl.Key); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Discard(dl.Key); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("second discard: %v, want ErrNotFound", err)
+		}
+		if _, err := s.DeadLetter(dl.Key); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("lookup after discard: %v, want ErrNotFound", err)
+		}
+	}
+	if left, _ := s.DeadLetters(0); len(left) != 0 || s.Stats().DeadLetters != 0 {
+		t.Fatalf("after discarding all: %d listed, %d counted", len(left), s.Stats().DeadLetters)
+	}
+	if err := s.Replay(all[1].Key, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("replay of a discarded event: %v, want ErrNotFound", err)
+	}
+	for _, bad := range []string{"", "zz", "00"} {
+		if _, err := s.DeadLetter(bad); !errors.Is(err, ErrNotFound) {
+			t.Errorf("DeadLetter(%q): %v", bad, err)
+		}
+		if err := s.Discard(bad); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Discard(%q): %v", bad, err)
+		}
+	}
+}

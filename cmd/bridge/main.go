@@ -9,8 +9,10 @@
 //	                                   show the CloudEvent, the routes it matches and what each sink would get
 //	bridge send -c FILE --source NAME PAYLOAD.json [--to URL]
 //	                                   sign PAYLOAD as the provider would and POST it
-//	bridge replay -c FILE [--sink NAME] [--since 2h] [--filter F] [--to SINK] [--dry-run]
+//	bridge replay -c FILE [--sink NAME] [--since 2h] [--before 1h] [--filter F] [--to SINK] [--dry-run]
 //	                                   queue dead-lettered events again, through the running bridge's admin API
+//	bridge discard -c FILE [--sink NAME] [--since 2h] [--before 720h] [--filter F] [--dry-run]
+//	                                   remove dead letters for good, through the admin API
 //	bridge version
 package main
 
@@ -31,7 +33,8 @@ const usage = `usage:
   bridge validate -c FILE
   bridge routes test -c FILE --source NAME PAYLOAD.json
   bridge send -c FILE --source NAME PAYLOAD.json [--to URL]
-  bridge replay -c FILE [--sink NAME] [--since DURATION|TIME] [--filter F] [--to SINK] [--dry-run] [--admin URL]
+  bridge replay -c FILE [--sink NAME] [--since|--before DURATION|TIME] [--filter F] [--to SINK] [--dry-run] [--admin URL]
+  bridge discard -c FILE [--sink NAME] [--since|--before DURATION|TIME] [--filter F] [--dry-run] [--admin URL]
   bridge version
 `
 
@@ -63,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSend(context.Background(), args[1:], stdout)
 	case "replay":
 		err = cmdReplay(context.Background(), args[1:], stdout)
+	case "discard":
+		err = cmdDiscard(context.Background(), args[1:], stdout)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "-h", "--help":

@@ -23,23 +23,60 @@ import (
 // replayPage is how many dead letters one request to the admin API lists.
 const replayPage = 200
 
-// replayArgs are the options of bridge replay.
-type replayArgs struct {
-	config, admin, sink, to, filter string
-	since                           time.Time
-	dryRun                          bool
-}
-
 // cmdReplay queues dead-lettered events again, through the running bridge's
 // admin API, for the sink that gave up on them or another: after fixing
 // what made a sink refuse them (a CRM's field mapping, a revoked token).
 func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
-	a, err := parseReplayArgs(args, time.Now())
+	a, err := parseDeadLetterArgs("replay", args, time.Now())
 	if err != nil {
 		return err
 	}
+	return a.run(ctx, stdout, "replay", "replayed", func(api *adminAPI, dl inspect.DeadLetterView) (string, error) {
+		sink := a.to
+		if sink == "" {
+			sink = dl.Sink
+		}
+		what := fmt.Sprintf("%s to %s: %s %s", dl.Key, sink, dl.EventType, dl.EventID)
+		if a.dryRun {
+			return what + " (" + dl.Reason + ")", nil
+		}
+		return what, api.replay(ctx, dl.Key, a.to)
+	})
+}
+
+// cmdDiscard removes dead letters for good: events no one needs delivered
+// any more, rejected request bodies once looked at.
+func cmdDiscard(ctx context.Context, args []string, stdout io.Writer) error {
+	a, err := parseDeadLetterArgs("discard", args, time.Now())
+	if err != nil {
+		return err
+	}
+	return a.run(ctx, stdout, "discard", "discarded", func(api *adminAPI, dl inspect.DeadLetterView) (string, error) {
+		what := fmt.Sprintf("%s: %s %s (%s)", dl.Key, dl.EventType, dl.EventID, dl.Reason)
+		if !dl.Replayable {
+			what = fmt.Sprintf("%s: a request body from %s (%s)", dl.Key, dl.Source, dl.Reason)
+		}
+		if a.dryRun {
+			return what, nil
+		}
+		return what, api.discard(ctx, dl.Key)
+	})
+}
+
+// deadLetterArgs are the options of bridge replay and bridge discard.
+type deadLetterArgs struct {
+	config, admin, sink, to, filter string
+	since, before                   time.Time
+	dryRun                          bool
+}
+
+// run walks the dead letters through the admin API, newest first, and
+// calls act on each it selects; act describes the dead letter and does
+// what verb says unless this is a dry run.
+func (a deadLetterArgs) run(ctx context.Context, stdout io.Writer, verb, done string, act func(*adminAPI, inspect.DeadLetterView) (string, error)) error {
 	var match func(*event.Event) bool
 	if a.filter != "" {
+		var err error
 		if match, err = router.ParseFilter(a.filter); err != nil {
 			return fmt.Errorf("--filter: %w", err)
 		}
@@ -48,25 +85,11 @@ func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	base := a.admin
-	if base == "" {
-		if f.Admin.Listen == "" {
-			return errors.New("admin.listen is off in the config: give --admin URL")
-		}
-		base = "http://" + dialAddr(f.Admin.Listen)
-		if t := f.Admin.TLS; t.Enabled() {
-			tc, err := trustServed(t.CertFile)
-			if err != nil {
-				return fmt.Errorf("admin.tls: %w", err)
-			}
-			base = "https://" + dialAddr(f.Admin.Listen)
-			client.Transport = &http.Transport{TLSClientConfig: tc}
-		}
+	api, err := newAdminAPI(f, a.admin)
+	if err != nil {
+		return err
 	}
-	api := &adminAPI{base: strings.TrimRight(base, "/") + inspect.Prefix + "api/", token: f.Admin.Token, client: client}
-
-	var replayed, failed, skipped int
+	var acted, failed, skipped int
 	before := ""
 	for {
 		page, err := api.deadLetters(ctx, before)
@@ -74,40 +97,35 @@ func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		for _, dl := range page.DeadLetters {
-			ok, why := a.selects(dl, match)
-			if !ok {
-				if why != "" {
-					skipped++
-				}
+			if !a.selects(dl, match) {
 				continue
 			}
-			sink := a.to
-			if sink == "" {
-				sink = dl.Sink
-			}
-			if a.dryRun {
-				fmt.Fprintf(stdout, "would replay %s to %s: %s %s (%s)\n", dl.Key, sink, dl.EventType, dl.EventID, dl.Reason)
-				replayed++
+			if verb == "replay" && !dl.Replayable {
+				skipped++
 				continue
 			}
-			if err := api.replay(ctx, dl.Key, a.to); err != nil {
-				fmt.Fprintf(stdout, "failed   %s: %v\n", dl.Key, err)
+			what, err := act(api, dl)
+			switch {
+			case a.dryRun:
+				fmt.Fprintf(stdout, "would %s %s\n", verb, what)
+			case err != nil:
+				fmt.Fprintf(stdout, "failed to %s %s: %v\n", verb, what, err)
 				failed++
 				continue
+			default:
+				fmt.Fprintf(stdout, "%s %s\n", done, what)
 			}
-			fmt.Fprintf(stdout, "replayed %s to %s: %s %s\n", dl.Key, sink, dl.EventType, dl.EventID)
-			replayed++
+			acted++
 		}
 		if page.Next == "" {
 			break
 		}
 		before = page.Next
 	}
-	verb := "replayed"
 	if a.dryRun {
-		verb = "would replay"
+		done = "would " + verb
 	}
-	fmt.Fprintf(stdout, "%s %d dead letter(s)", verb, replayed)
+	fmt.Fprintf(stdout, "%s %d dead letter(s)", done, acted)
 	if failed > 0 {
 		fmt.Fprintf(stdout, ", %d failed", failed)
 	}
@@ -116,21 +134,24 @@ func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	if failed > 0 {
-		return fmt.Errorf("%d replay(s) failed", failed)
+		return fmt.Errorf("%d dead letter(s) failed to %s", failed, verb)
 	}
 	return nil
 }
 
-func parseReplayArgs(args []string, now time.Time) (replayArgs, error) {
-	var a replayArgs
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+func parseDeadLetterArgs(cmd string, args []string, now time.Time) (deadLetterArgs, error) {
+	var a deadLetterArgs
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	path := configFlag(fs)
-	fs.StringVar(&a.admin, "admin", "", "the admin listener's base URL (default: http:// and this config's admin.listen)")
+	fs.StringVar(&a.admin, "admin", "", "the admin listener's base URL (default: this config's admin.listen, over HTTPS with admin.tls)")
 	fs.StringVar(&a.sink, "sink", "", "only dead letters of this sink (the one that gave up)")
 	since := fs.String("since", "", "only dead letters from the last DURATION (e.g. 2h) or since an RFC 3339 time")
+	before := fs.String("before", "", "only dead letters older than DURATION (e.g. 720h) or from before an RFC 3339 time")
 	fs.StringVar(&a.filter, "filter", "", "only events this filter matches: a CESQL expression, or a route filter in YAML (e.g. '{exact: {type: com.helloclient.lead}}')")
-	fs.StringVar(&a.to, "to", "", "replay to this sink instead of the one that gave up")
-	fs.BoolVar(&a.dryRun, "dry-run", false, "list what would be replayed; replay nothing")
+	if cmd == "replay" {
+		fs.StringVar(&a.to, "to", "", "replay to this sink instead of the one that gave up")
+	}
+	fs.BoolVar(&a.dryRun, "dry-run", false, "list what would be done; change nothing")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return a, err
@@ -142,47 +163,80 @@ func parseReplayArgs(args []string, now time.Time) (replayArgs, error) {
 		return a, err
 	}
 	a.config = *path
-	if *since != "" {
-		if d, err := time.ParseDuration(*since); err == nil && d > 0 {
-			a.since = now.Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
-			a.since = t
-		} else {
-			return a, fmt.Errorf("%w: --since %q: want a duration (2h) or an RFC 3339 time", errUsage, *since)
-		}
+	if a.since, err = pointInTime("since", *since, now); err != nil {
+		return a, err
+	}
+	if a.before, err = pointInTime("before", *before, now); err != nil {
+		return a, err
 	}
 	return a, nil
 }
 
-// selects reports whether a replays dl; why is set for a dead letter that
-// no replay can take (a rejected request body) among those the options
-// would otherwise select.
-func (a replayArgs) selects(dl inspect.DeadLetterView, match func(*event.Event) bool) (ok bool, why string) {
+// pointInTime reads a --since or --before value: a duration back from now,
+// or an RFC 3339 time. Empty is the zero time.
+func pointInTime(flag, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%w: --%s %q: want a duration (2h) or an RFC 3339 time", errUsage, flag, v)
+}
+
+// selects reports whether the options select dl. A rejected request body
+// (not an event) has no sink and matches no filter: only a selection by
+// time alone takes it.
+func (a deadLetterArgs) selects(dl inspect.DeadLetterView, match func(*event.Event) bool) bool {
 	if !a.since.IsZero() && dl.At.Before(a.since) {
-		return false, ""
+		return false
+	}
+	if !a.before.IsZero() && !dl.At.Before(a.before) {
+		return false
 	}
 	if !dl.Replayable {
-		if a.sink == "" && match == nil {
-			return false, "a rejected request body"
-		}
-		return false, ""
+		return a.sink == "" && match == nil
 	}
 	if a.sink != "" && dl.Sink != a.sink {
-		return false, ""
+		return false
 	}
 	if match != nil {
 		ev := event.New()
 		if err := json.Unmarshal(dl.Event, &ev); err != nil || !match(&ev) {
-			return false, ""
+			return false
 		}
 	}
-	return true, ""
+	return true
 }
 
 // adminAPI is the inspector's JSON API on the admin listener.
 type adminAPI struct {
 	base, token string
 	client      *http.Client
+}
+
+// newAdminAPI reaches the admin listener of f (or base, when set), with
+// f's admin token, over HTTPS trusting f's admin certificate when it has one.
+func newAdminAPI(f *bridge.File, base string) (*adminAPI, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	if base == "" {
+		if f.Admin.Listen == "" {
+			return nil, errors.New("admin.listen is off in the config: give --admin URL")
+		}
+		base = "http://" + dialAddr(f.Admin.Listen)
+		if t := f.Admin.TLS; t.Enabled() {
+			tc, err := trustServed(t.CertFile)
+			if err != nil {
+				return nil, fmt.Errorf("admin.tls: %w", err)
+			}
+			base = "https://" + dialAddr(f.Admin.Listen)
+			client.Transport = &http.Transport{TLSClientConfig: tc}
+		}
+	}
+	return &adminAPI{base: strings.TrimRight(base, "/") + inspect.Prefix + "api/", token: f.Admin.Token, client: client}, nil
 }
 
 type deadLetterPage struct {
@@ -205,6 +259,10 @@ func (api *adminAPI) deadLetters(ctx context.Context, before string) (*deadLette
 func (api *adminAPI) replay(ctx context.Context, key, sink string) error {
 	body, _ := json.Marshal(inspect.ReplayRequest{Sink: sink})
 	return api.call(ctx, http.MethodPost, "deadletters/"+url.PathEscape(key)+"/replay", body, nil)
+}
+
+func (api *adminAPI) discard(ctx context.Context, key string) error {
+	return api.call(ctx, http.MethodDelete, "deadletters/"+url.PathEscape(key), nil, nil)
 }
 
 func (api *adminAPI) call(ctx context.Context, method, path string, body []byte, out any) error {

@@ -4,28 +4,77 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/inspect"
+	"github.com/hookbridge/hookbridge/router"
 )
 
-func TestParseReplayArgs(t *testing.T) {
+func TestParseDeadLetterArgs(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	a, err := parseReplayArgs([]string{"-c", "b.yaml", "--sink", "crm", "--since", "90m", "--to", "crm2", "--dry-run", "--filter", "type = 'x'"}, now)
+	a, err := parseDeadLetterArgs("replay", []string{"-c", "b.yaml", "--sink", "crm", "--since", "90m", "--to", "crm2", "--dry-run", "--filter", "type = 'x'"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.config != "b.yaml" || a.sink != "crm" || a.to != "crm2" || !a.dryRun || a.filter != "type = 'x'" || !a.since.Equal(now.Add(-90*time.Minute)) {
 		t.Fatalf("%+v", a)
 	}
-	if a, err = parseReplayArgs([]string{"-c", "b.yaml", "--since", "2026-12-01T08:00:00Z"}, now); err != nil || !a.since.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) {
+	if a, err = parseDeadLetterArgs("replay", []string{"-c", "b.yaml", "--since", "2026-12-01T08:00:00Z"}, now); err != nil || !a.since.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) {
 		t.Fatalf("since a time: %+v %v", a, err)
 	}
+	if a, err = parseDeadLetterArgs("discard", []string{"-c", "b.yaml", "--before", "720h"}, now); err != nil || !a.before.Equal(now.Add(-720*time.Hour)) || !a.since.IsZero() {
+		t.Fatalf("before: %+v %v", a, err)
+	}
 	for _, args := range [][]string{
-		{"--sink", "crm"},                       // no config
+		{"--sink", "crm"},                        // no config
 		{"-c", "b.yaml", "--since", "yesterday"}, // neither a duration nor a time
 		{"-c", "b.yaml", "--since", "-2h"},       // a duration into the future
 		{"-c", "b.yaml", "extra"},
+		{"-c", "b.yaml", "--before", "last week"},
 	} {
-		if _, err := parseReplayArgs(args, now); !errors.Is(err, errUsage) {
+		if _, err := parseDeadLetterArgs("replay", args, now); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error", args, err)
+		}
+	}
+	// discard has no --to: there is nowhere to send what it removes.
+	if _, err := parseDeadLetterArgs("discard", []string{"-c", "b.yaml", "--to", "crm"}, now); err == nil {
+		t.Error("discard accepted --to")
+	}
+}
+
+func TestDeadLetterSelection(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	lead := inspect.DeadLetterView{Replayable: true, Sink: "crm", At: now.Add(-2 * time.Hour),
+		Event: []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"com.helloclient.lead","data":{"Email":"vip@example.com"}}`)}
+	body := inspect.DeadLetterView{Source: "crisp", At: now.Add(-48 * time.Hour)}
+	isLead, err := router.ParseFilter("type = 'com.helloclient.lead'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name       string
+		a          deadLetterArgs
+		match      bool // use the filter
+		lead, body bool
+	}{
+		{"everything", deadLetterArgs{}, false, true, true},
+		{"by sink", deadLetterArgs{sink: "crm"}, false, true, false},
+		{"another sink", deadLetterArgs{sink: "slack"}, false, false, false},
+		{"since 3h", deadLetterArgs{since: now.Add(-3 * time.Hour)}, false, true, false},
+		{"before 24h", deadLetterArgs{before: now.Add(-24 * time.Hour)}, false, false, true},
+		{"before 1h", deadLetterArgs{before: now.Add(-time.Hour)}, false, true, true},
+		{"filter", deadLetterArgs{}, true, true, false},
+	} {
+		var m func(*event.Event) bool
+		if c.match {
+			m = isLead
+		}
+		if got := c.a.selects(lead, m); got != c.lead {
+			t.Errorf("%s: the lead selected %v, want %v", c.name, got, c.lead)
+		}
+		if got := c.a.selects(body, m); got != c.body {
+			t.Errorf("%s: the rejected body selected %v, want %v", c.name, got, c.body)
 		}
 	}
 }
