@@ -349,16 +349,11 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 		req.Sink = s
 	}
 
-	dl, found, err := h.findDeadLetter(key)
-	switch {
-	case err != nil:
-		h.log.Error("inspector: finding a dead letter", "key", key, "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+	dl, ok := h.deadLetter(w, key)
+	if !ok {
 		return
-	case !found:
-		writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed?)")
-		return
-	case dl.Event == nil:
+	}
+	if dl.Event == nil {
 		writeError(w, http.StatusConflict, "a rejected request body is not an event and cannot be replayed")
 		return
 	}
@@ -380,7 +375,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	if err := h.q.Replay(key, sink); err != nil {
 		undo()
 		if errors.Is(err, queue.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed?)")
+			writeError(w, http.StatusNotFound, errNoDeadLetter)
 			return
 		}
 		h.log.Error("inspector: replaying a dead letter", "key", key, "sink", sink, "err", err)
@@ -391,35 +386,34 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// findDeadLetter looks a dead letter up by key. The store lists dead letters
-// newest first and has no lookup by key, so this walks the list.
-func (h *handler) findDeadLetter(key string) (queue.DeadLetter, bool, error) {
+// deadLetter looks a dead letter up by key; when it is not there, or the
+// store fails, it answers the request and reports false.
+func (h *handler) deadLetter(w http.ResponseWriter, key string) (queue.DeadLetter, bool) {
 	dl, err := h.q.DeadLetter(key)
-	if errors.Is(err, queue.ErrNotFound) {
-		return queue.DeadLetter{}, false, nil
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		writeError(w, http.StatusNotFound, errNoDeadLetter)
+		return dl, false
+	case err != nil:
+		h.log.Error("inspector: finding a dead letter", "key", key, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return dl, false
 	}
-	if err != nil {
-		return queue.DeadLetter{}, false, err
-	}
-	return dl, true, nil
+	return dl, true
 }
+
+const errNoDeadLetter = "no dead letter with that key (already replayed or discarded?)"
 
 // discard removes a dead letter for good.
 func (h *handler) discard(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	dl, found, err := h.findDeadLetter(key)
-	switch {
-	case err != nil:
-		h.log.Error("inspector: finding a dead letter", "key", key, "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	case !found:
-		writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed or discarded?)")
+	dl, ok := h.deadLetter(w, key)
+	if !ok {
 		return
 	}
 	if err := h.q.Discard(key); err != nil {
 		if errors.Is(err, queue.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "no dead letter with that key (already replayed or discarded?)")
+			writeError(w, http.StatusNotFound, errNoDeadLetter)
 			return
 		}
 		h.log.Error("inspector: discarding a dead letter", "key", key, "err", err)

@@ -61,9 +61,9 @@ func (s *Store) DeadLettersBefore(before string, limit int) ([]DeadLetter, error
 	prefix := []byte(prefixDead)
 	upper := prefixEnd(prefix)
 	if before != "" {
-		raw, err := hex.DecodeString(before)
-		if err != nil || len(raw) != deadKeyLen {
-			return nil, fmt.Errorf("%w: bad key %q", ErrNotFound, before)
+		raw, err := deadKeyOf(before)
+		if err != nil {
+			return nil, err
 		}
 		upper = append(append([]byte(nil), prefix...), raw...)
 	}
@@ -91,6 +91,15 @@ func (s *Store) DeadLettersBefore(before string, limit int) ([]DeadLetter, error
 	return out, nil
 }
 
+// deadKeyOf reads a dead letter's key as DeadLetter.Key writes it.
+func deadKeyOf(key string) ([]byte, error) {
+	raw, err := hex.DecodeString(key)
+	if err != nil || len(raw) != deadKeyLen {
+		return nil, fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	}
+	return raw, nil
+}
+
 // deadLetter is rec as listed, under its key (without the prefix).
 func (rec deadRecord) deadLetter(key []byte) DeadLetter {
 	return DeadLetter{
@@ -108,9 +117,9 @@ func (rec deadRecord) deadLetter(key []byte) DeadLetter {
 
 // DeadLetter returns the entry with key; ErrNotFound when there is none.
 func (s *Store) DeadLetter(key string) (DeadLetter, error) {
-	raw, err := hex.DecodeString(key)
-	if err != nil || len(raw) != deadKeyLen {
-		return DeadLetter{}, fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	raw, err := deadKeyOf(key)
+	if err != nil {
+		return DeadLetter{}, err
 	}
 	if err := s.begin(); err != nil {
 		return DeadLetter{}, err
@@ -134,9 +143,9 @@ func (s *Store) DeadLetter(key string) (DeadLetter, error) {
 // Discard removes a dead letter for good (a synced write): an event or a
 // rejected request body that is not worth keeping once looked at.
 func (s *Store) Discard(key string) error {
-	raw, err := hex.DecodeString(key)
-	if err != nil || len(raw) != deadKeyLen {
-		return fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	raw, err := deadKeyOf(key)
+	if err != nil {
+		return err
 	}
 	if err := s.begin(); err != nil {
 		return err
@@ -163,9 +172,9 @@ func (s *Store) Discard(key string) error {
 // it when sink is ""), with its attempts reset, and removes it from the
 // dead-letter list, in one synced write.
 func (s *Store) Replay(key string, sink string) error {
-	raw, err := hex.DecodeString(key)
-	if err != nil || len(raw) != deadKeyLen {
-		return fmt.Errorf("%w: bad key %q", ErrNotFound, key)
+	raw, err := deadKeyOf(key)
+	if err != nil {
+		return err
 	}
 	if err := s.begin(); err != nil {
 		return err
