@@ -240,6 +240,22 @@ func TestInspectorInBrowser(t *testing.T) {
 		t.Error("the other dead letter was delivered without a replay")
 	}
 
+	// The rejected body is discarded from the page: a first click only asks.
+	rejected := `tr.dead-row:not([data-event-id])`
+	step("asking to discard the rejected body", 5*time.Second,
+		chromedp.Click(chromedp.CSS(rejected+" button.discard")),
+		chromedp.WaitVisible(chromedp.CSS(rejected+" button.discard.danger")))
+	if n := deadLetterCount(t, admin); n != 2 {
+		t.Fatalf("%d dead letters after one click on Discard, want 2", n)
+	}
+	step("discarding it", 10*time.Second,
+		chromedp.Click(chromedp.CSS(rejected+" button.discard.danger")),
+		chromedp.WaitNotPresent(chromedp.CSS(rejected)),
+		chromedp.WaitVisible(chromedp.CSS(deadRow(plainID))))
+	if n := deadLetterCount(t, admin); n != 1 {
+		t.Errorf("%d dead letters after the discard, want 1", n)
+	}
+
 	if path := os.Getenv("HOOKBRIDGE_SCREENSHOT"); path != "" {
 		// Show the other dead letter's event too, as a user would look at it.
 		step("opening a dead letter", 5*time.Second, chromedp.Click(chromedp.CSS(deadRow(plainID)+" button.show")),

@@ -207,6 +207,34 @@
     }
   }
 
+  // discard asks for a second click on the same button within a few
+  // seconds, then removes the dead letter for good.
+  async function discard(dl, button) {
+    if (button.dataset.armed !== 'yes') {
+      button.dataset.armed = 'yes';
+      button.textContent = 'Really discard?';
+      button.classList.add('danger');
+      setTimeout(() => {
+        if (!button.disabled) {
+          button.dataset.armed = '';
+          button.textContent = 'Discard';
+          button.classList.remove('danger');
+        }
+      }, 4000);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await call('DELETE', 'deadletters/' + encodeURIComponent(dl.key));
+      setStatus('discarded');
+      openDead.delete(dl.key);
+      await refresh();
+    } catch (err) {
+      button.disabled = false;
+      handleError(err);
+    }
+  }
+
   function deadDetail(dl) {
     let body;
     if (dl.replayable) body = dl.event !== undefined ? pretty(dl.event) : '(unreadable event)';
@@ -235,6 +263,9 @@
         btn.addEventListener('click', () => replay(dl, btn));
         actions.append(btn);
       }
+      const drop = el('button', { type: 'button', class: 'discard', 'data-key': dl.key, title: 'Remove this dead letter for good' }, 'Discard');
+      drop.addEventListener('click', () => discard(dl, drop));
+      actions.append(drop);
       rows.push(el('tr', { class: 'dead-row', 'data-key': dl.key, 'data-event-id': dl.event_id || null },
         timeCell(dl.at),
         el('td', null, dl.sink || '—', dl.from ? el('div', { class: 'empty' }, 'from ' + dl.from) : null),
