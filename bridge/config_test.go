@@ -63,7 +63,7 @@ func TestParseMistakes(t *testing.T) {
 		{"unknown top-level key", base + "extra: 1\n", []string{`c.yaml:6:1: unknown key "extra"`}},
 		{"unknown source type", `
 sources: {hc: {type: hellocliant, secret: s}}
-`, []string{`sources.hc: unknown type "hellocliant" (known: crisp, helloclient,`}},
+`, []string{`sources.hc: unknown type "hellocliant" (known: crisp, github, helloclient,`}},
 		{"dead letter to a missing sink", `
 sources: {hc: {type: helloclient, secret: s}}
 sinks:

@@ -34,6 +34,7 @@ var vectorGroups = []vectorGroup{
 	{"hmac-base64", "hmac/testdata/base64_body", ""},
 	{"hmac-sha512", "hmac/testdata/sha512_headers", ""},
 	{"hmac-timestamped", "hmac/testdata/timestamped", ""},
+	{"github", "github/testdata", `{type: github, secret: "${file:{{T}}/secret}"}`},
 	{"standardwebhooks", "standardwebhooks/testdata", `{type: standardwebhooks, secret: "${file:{{T}}/secret}", source: "https://billing.example.com", subject_path: data.id, tolerance: 0}`},
 }
 

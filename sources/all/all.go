@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/hookbridge/hookbridge/sources/crisp"
+	_ "github.com/hookbridge/hookbridge/sources/github"
 	_ "github.com/hookbridge/hookbridge/sources/helloclient"
 	_ "github.com/hookbridge/hookbridge/sources/helpcrunch"
 	_ "github.com/hookbridge/hookbridge/sources/hmac"
