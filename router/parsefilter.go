@@ -29,7 +29,9 @@ func ParseFilter(text string) (func(*event.Event) bool, error) {
 			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "cesql", Line: f.Line, Column: f.Column}, f,
 		}}
 	}
-	scalar := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Line: 1, Column: 1} }
+	scalar := func(v string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Line: 1, Column: 1}
+	}
 	route := &yaml.Node{Kind: yaml.MappingNode, Line: 1, Column: 1, Content: []*yaml.Node{
 		scalar("name"), scalar("filter"),
 		scalar("filters"), {Kind: yaml.SequenceNode, Line: 1, Column: 1, Content: []*yaml.Node{f}},

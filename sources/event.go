@@ -219,6 +219,25 @@ func Path(m map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
+// PathText is the value at a dotted path as text: strings (trimmed) as they
+// are, numbers in their JSON spelling, anything else (and an empty path) "".
+func PathText(m map[string]any, path string) string {
+	if path == "" {
+		return ""
+	}
+	v, ok := Path(m, path)
+	if !ok {
+		return ""
+	}
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case json.Number:
+		return x.String()
+	}
+	return ""
+}
+
 // ParseTime reads a provider timestamp: RFC 3339 strings, or unix seconds
 // (whole or fractional) or milliseconds as a number or numeric string. ok is
 // false when it is none of these, or falls outside the years 1970 to 9999

@@ -111,7 +111,7 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 		return nil, err
 	}
 	typ := "com.github." + sources.TypeSuffix(req.Header.Get(EventHeader)) // "unknown" when there is none
-	if action := text(p, "action"); action != "" {
+	if action := sources.PathText(p, "action"); action != "" {
 		typ += "." + sources.TypeSuffix(action)
 	}
 	id := strings.TrimSpace(req.Header.Get(DeliveryHeader))
@@ -151,14 +151,14 @@ func readsKey(key string) bool {
 }
 
 func sourceOf(p map[string]any) string {
-	if u := text(p, "repository.html_url"); u != "" {
+	if u := sources.PathText(p, "repository.html_url"); u != "" {
 		// A web address on github.com or an Enterprise Server host; anything
 		// else (the payload is the sender's) is not a source to name.
 		if parsed, err := url.Parse(u); err == nil && (parsed.Scheme == "https" || parsed.Scheme == "http") && parsed.Host != "" {
 			return parsed.String()
 		}
 	}
-	if login := text(p, "organization.login"); login != "" {
+	if login := sources.PathText(p, "organization.login"); login != "" {
 		return "https://github.com/" + url.PathEscape(login)
 	}
 	return "https://github.com"
@@ -171,27 +171,11 @@ func subjectOf(p map[string]any) string {
 		{"discussion.number", "discussions/"},
 		{"release.tag_name", "releases/"},
 	} {
-		if v := text(p, k.path); v != "" {
+		if v := sources.PathText(p, k.path); v != "" {
 			return k.prefix + v
 		}
 	}
-	return text(p, "ref")
-}
-
-// text is the value at a dotted path as text: strings (trimmed) as they
-// are, numbers in their JSON spelling, anything else "".
-func text(p map[string]any, path string) string {
-	v, ok := sources.Path(p, path)
-	if !ok {
-		return ""
-	}
-	switch x := v.(type) {
-	case string:
-		return strings.TrimSpace(x)
-	case json.Number:
-		return x.String()
-	}
-	return ""
+	return sources.PathText(p, "ref")
 }
 
 // Interface guards.

@@ -3,7 +3,6 @@ package standardwebhooks
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -149,12 +148,12 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	if id == "" {
 		id = sources.SHA256Hex(req.Body)
 	}
-	typ := pathText(payload, s.typePath)
+	typ := sources.PathText(payload, s.typePath)
 	if typ == "" {
 		typ = "unknown"
 	}
 	subject := ""
-	if v := pathText(payload, s.subjectPath); v != "" {
+	if v := sources.PathText(payload, s.subjectPath); v != "" {
 		subject = s.subjectPrefix + v
 	}
 	var t time.Time
@@ -169,25 +168,6 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 // readsKey reports whether Convert reads the payload's top-level key.
 func (s *Source) readsKey(key string) bool {
 	return sources.IsPathHead(key, s.typePath, s.subjectPath, s.timePath)
-}
-
-// pathText is the value at a dotted path as text: strings (trimmed) as they
-// are, numbers in their JSON spelling, anything else "".
-func pathText(m map[string]any, path string) string {
-	if path == "" {
-		return ""
-	}
-	v, ok := sources.Path(m, path)
-	if !ok {
-		return ""
-	}
-	switch x := v.(type) {
-	case string:
-		return strings.TrimSpace(x)
-	case json.Number:
-		return x.String()
-	}
-	return ""
 }
 
 // Interface guards.
