@@ -34,10 +34,11 @@ type CertFiles struct {
 	checked time.Time
 }
 
-// fileStamp tells a changed file from an unchanged one.
+// fileStamp tells a changed file from an unchanged one: another file
+// renamed over it (as renewal tools and Secret volumes replace files), or
+// the same file written again.
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	info os.FileInfo // nil when the file could not be read
 }
 
 func stampOf(path string) (fileStamp, error) {
@@ -45,8 +46,18 @@ func stampOf(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{fi.ModTime(), fi.Size()}, nil
+	return fileStamp{fi}, nil
 }
+
+func (s fileStamp) same(o fileStamp) bool {
+	if s.info == nil || o.info == nil {
+		return s.info == nil && o.info == nil
+	}
+	return os.SameFile(s.info, o.info) && s.info.ModTime().Equal(o.info.ModTime()) && s.info.Size() == o.info.Size()
+}
+
+// sameStamps reports whether two readings of the pair found both unchanged.
+func sameStamps(a, b [2]fileStamp) bool { return a[0].same(b[0]) && a[1].same(b[1]) }
 
 // LoadCertFiles loads the pair once; an error names what is wrong with it.
 // log says which listener it is for.
@@ -116,13 +127,13 @@ func (c *CertFiles) Certificate() *tls.Certificate {
 	c.checked = now
 	stamps, err := c.stamps()
 	if err != nil {
-		if stamps != c.seen {
+		if !sameStamps(stamps, c.seen) {
 			c.log.Error("cannot read the listener's certificate files; keeping the certificate in use", "err", err)
 			c.seen = stamps
 		}
 		return c.cert
 	}
-	if stamps == c.seen {
+	if sameStamps(stamps, c.seen) {
 		return c.cert
 	}
 	c.seen = stamps

@@ -218,3 +218,48 @@ func TestShutdownClosesSilentTLSConnections(t *testing.T) {
 		t.Errorf("the silent connection was logged as a rejected request:\n%s", logs.String())
 	}
 }
+
+// A renewal renamed over the old file is seen even when it keeps the old
+// file's modification time and size (a copy that preserves times).
+func TestCertFilesSeeARenameThatKeepsTimeAndSize(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, first := testcert.Write(t, dir)
+	c, err := LoadCertFiles(certFile, keyFile, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.every = 0
+	fi, err := os.Stat(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same certificate and key, copied to new files with the old
+	// times and renamed over the old ones: same size, same time, new files.
+	for _, path := range []string{certFile, keyFile} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path+".new", fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loads := 0
+	c.loaded = func(*tls.Certificate) { loads++ }
+	c.Certificate() // settle on the files as they are now
+	loads = 0
+	for _, path := range []string{certFile, keyFile} {
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.Certificate().Leaf; !got.Equal(first) || loads != 1 {
+		t.Fatalf("after the rename: reloaded %d times, want once", loads)
+	}
+}
