@@ -20,8 +20,8 @@ import (
 	"github.com/hookbridge/hookbridge/router"
 )
 
-// replayPage is how many dead letters one request to the admin API lists.
-const replayPage = 200
+// deadLetterPageSize is how many dead letters one request to the admin API lists.
+const deadLetterPageSize = 200
 
 // cmdReplay queues dead-lettered events again, through the running bridge's
 // admin API, for the sink that gave up on them or another: after fixing
@@ -245,7 +245,7 @@ type deadLetterPage struct {
 }
 
 func (api *adminAPI) deadLetters(ctx context.Context, before string) (*deadLetterPage, error) {
-	q := url.Values{"limit": {fmt.Sprint(replayPage)}}
+	q := url.Values{"limit": {fmt.Sprint(deadLetterPageSize)}}
 	if before != "" {
 		q.Set("before", before)
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"net/http"
@@ -200,26 +199,16 @@ func (s *Source) readsKey(key string) bool {
 	return sources.IsPathHead(key, s.typePath, s.idPath, s.subjectPath, s.timePath)
 }
 
-// pathText is the value at a dotted path as text: strings (trimmed) as they
-// are, numbers in their JSON spelling, booleans as true/false, anything
-// else "".
+// pathText is sources.PathText, with booleans as true/false too.
 func pathText(m map[string]any, path string) string {
-	if path == "" {
-		return ""
+	if path != "" {
+		if v, ok := sources.Path(m, path); ok {
+			if b, isBool := v.(bool); isBool {
+				return strconv.FormatBool(b)
+			}
+		}
 	}
-	v, ok := sources.Path(m, path)
-	if !ok {
-		return ""
-	}
-	switch x := v.(type) {
-	case string:
-		return strings.TrimSpace(x)
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
-	}
-	return ""
+	return sources.PathText(m, path)
 }
 
 // payloadTemplate renders the signed payload.
