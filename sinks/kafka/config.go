@@ -145,7 +145,7 @@ func (c *Config) Validate() error {
 	if c.Topic.IsZero() {
 		errs = append(errs, config.Required("topic", ""))
 	} else if c.Topic.IsConstant() {
-		if err := validTopic(c.Topic.String()); err != nil {
+		if err := ValidTopic(c.Topic.String()); err != nil {
 			errs = append(errs, config.Invalid("topic", "%v", err))
 		}
 	}
@@ -167,11 +167,12 @@ func (c *Config) Validate() error {
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, config.Invalid("write_timeout", "must be more than 0"))
 	}
-	errs = append(errs, c.TLS.validate(), c.SASL.validate())
+	errs = append(errs, c.TLS.Validate(), c.SASL.Validate())
 	return errors.Join(errs...)
 }
 
-func (t TLSConfig) validate() error {
+// Validate checks the tls block without reading its files.
+func (t TLSConfig) Validate() error {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		return config.Invalid("tls", "cert_file and key_file go together")
 	}
@@ -181,7 +182,8 @@ func (t TLSConfig) validate() error {
 	return nil
 }
 
-func (s SASLConfig) validate() error {
+// Validate checks the sasl block.
+func (s SASLConfig) Validate() error {
 	if s.Mechanism == "" {
 		if s.Username != "" || s.Password != "" {
 			return config.Invalid("sasl", "username and password need a mechanism (%s)", strings.Join(saslMechanisms, ", "))
@@ -216,9 +218,9 @@ func (c *Config) NewSink(name string) (sinks.Sink, error) {
 	}, nil
 }
 
-// validTopic applies Kafka's rules for topic names: 1 to 249 characters from
+// ValidTopic applies Kafka's rules for topic names: 1 to 249 characters from
 // [a-zA-Z0-9._-], and not "." or "..".
-func validTopic(topic string) error {
+func ValidTopic(topic string) error {
 	switch {
 	case topic == "":
 		return errors.New("topic name is empty")

@@ -166,8 +166,8 @@ func TestValidTopic(t *testing.T) {
 		{"café", false},
 	}
 	for _, tc := range tests {
-		if err := validTopic(tc.topic); (err == nil) != tc.ok {
-			t.Errorf("validTopic(%q) = %v, want ok=%v", tc.topic, err, tc.ok)
+		if err := ValidTopic(tc.topic); (err == nil) != tc.ok {
+			t.Errorf("ValidTopic(%q) = %v, want ok=%v", tc.topic, err, tc.ok)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,22 +120,32 @@ func compressionCodec(name string) kafkago.Compression {
 }
 
 func (s *Sink) newTransport() (*kafkago.Transport, error) {
-	t := &kafkago.Transport{ClientID: "hookbridge"}
-	if s.cfg.TLS.Enabled {
-		tlsConfig, err := s.cfg.TLS.load()
-		if err != nil {
-			return nil, err
-		}
-		t.TLS = tlsConfig
+	tlsConfig, mech, err := ClientSecurity(s.cfg.TLS, s.cfg.SASL)
+	if err != nil {
+		return nil, err
 	}
-	if s.cfg.SASL.Mechanism != "" {
-		mech, err := s.cfg.SASL.mechanism()
-		if err != nil {
-			return nil, err
+	return &kafkago.Transport{ClientID: "hookbridge", TLS: tlsConfig, SASL: mech}, nil
+}
+
+// ClientSecurity builds what a kafka-go client needs from the tls and sasl
+// blocks: the TLS config (nil when off) and the SASL mechanism (nil when
+// none). It reads the TLS files. The Kafka-backed queue uses it too.
+func ClientSecurity(t TLSConfig, s SASLConfig) (*tls.Config, sasl.Mechanism, error) {
+	var tlsConfig *tls.Config
+	if t.Enabled {
+		var err error
+		if tlsConfig, err = t.load(); err != nil {
+			return nil, nil, err
 		}
-		t.SASL = mech
 	}
-	return t, nil
+	if s.Mechanism == "" {
+		return tlsConfig, nil, nil
+	}
+	mech, err := s.mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	return tlsConfig, mech, nil
 }
 
 func (c TLSConfig) load() (*tls.Config, error) {
@@ -165,7 +176,7 @@ func (c TLSConfig) load() (*tls.Config, error) {
 }
 
 func (c SASLConfig) mechanism() (sasl.Mechanism, error) {
-	switch c.Mechanism {
+	switch strings.ToLower(c.Mechanism) {
 	case "plain":
 		return plain.Mechanism{Username: c.Username, Password: c.Password}, nil
 	case "scram-sha-256", "scram-sha-512":
@@ -268,7 +279,7 @@ func (s *Sink) message(ev *event.Event, sources *sourceStrings) (kafkago.Message
 	if err != nil {
 		return kafkago.Message{}, fmt.Errorf("topic: %w", err)
 	}
-	if err := validTopic(topic); err != nil {
+	if err := ValidTopic(topic); err != nil {
 		return kafkago.Message{}, fmt.Errorf("topic template %q: %w", s.cfg.Topic.String(), err)
 	}
 	msg.Topic = topic
