@@ -1,0 +1,37 @@
+// Package kafkaqueue is hookbridge's queue for running several replicas
+// behind one load balancer (`queue: {type: kafka}`): a Kafka topic instead
+// of the embedded store.
+//
+// Ingest writes every accepted CloudEvent to the ingress topic, in the
+// CloudEvents Kafka binding's binary mode with the event's source and id as
+// the record key, and returns only once the brokers have it (acks=all): a
+// provider's 2xx means the event is in Kafka. The key sends every delivery
+// of one event id to the same partition.
+//
+// Every replica reads the topic as a member of one consumer group. For each
+// record it reads, a replica drops an id it has already seen within the
+// dedup window, routes the event with its current routes, and hands it to
+// the same per-sink delivery loops as the embedded queue (the delivery
+// package). A partition's offset is committed only past records whose
+// every delivery has ended: delivered, forwarded to a dead-letter sink and
+// delivered there, or written to the dead-letter topic. A replica that dies
+// leaves its uncommitted records to the member that takes its partitions
+// over, which delivers them again (at-least-once).
+//
+// What the embedded store keeps on disk is kept in memory here, and lost
+// with the process (the records themselves are not: they are read again):
+//
+//   - delivery attempts and retry back-off, which start over when another
+//     replica reads the record again;
+//   - the dedup window, which holds the ids this replica read (up to
+//     MaxDedupIDs), so a provider's retry that arrives after a rebalance
+//     moved its partition, or after a restart, is delivered again.
+//
+// Events a sink gives up on with no dead-letter sink, and request bodies
+// that could not be converted, go to the dead-letter topic (by default the
+// ingress topic's name plus ".deadletter"): the event in binary mode with
+// the deadlettersink and deadletterreason extensions a dead-letter sink
+// receives, or the raw body with hookbridge_source and hookbridge_reason
+// headers. The inspector cannot list, replay or discard them; a Kafka
+// consumer can.
+package kafkaqueue

@@ -1,0 +1,420 @@
+package kafkaqueue
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+
+	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/queue"
+	"github.com/hookbridge/hookbridge/sinks/kafka"
+)
+
+// Defaults of the options that have one.
+const (
+	DefaultMaxHeld        = 10000
+	DefaultMaxDedupIDs    = 100000
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultCommitInterval = time.Second
+	DefaultSessionTimeout = 10 * time.Second
+	// DeadLetterSuffix names the default dead-letter topic after the ingress topic.
+	DeadLetterSuffix = ".deadletter"
+)
+
+// Headers of a rejected request body on the dead-letter topic.
+const (
+	HeaderSource = "hookbridge_source"
+	HeaderReason = "hookbridge_reason"
+)
+
+// Options configure Open.
+type Options struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+	// Topic is the ingress topic. Required.
+	Topic string
+	// Group is the consumer group's name; each sink reads the topic as the
+	// group "<Group>.<sink>", so that one sink's backlog never holds back
+	// another's. Required.
+	Group string
+	// DeadLetterTopic receives what no sink could take. Default Topic+".deadletter".
+	DeadLetterTopic string
+	// TLS and SASL secure the connections to the brokers; nil: none.
+	TLS  *tls.Config
+	SASL sasl.Mechanism
+	// Route names the sinks an event goes to, by the routes in force when
+	// the record is read. Required.
+	Route func(*event.Event) []string
+	// DedupWindow is how long an id read stays remembered; 0 turns
+	// deduplication off.
+	DedupWindow time.Duration
+	// MaxDedupIDs bounds the ids remembered per sink. Default 100,000.
+	MaxDedupIDs int
+	// MaxHeld is how many records one sink's reader holds in memory, read
+	// and not yet settled, before it waits. Default 10,000.
+	MaxHeld int
+	// WriteTimeout bounds one write to the brokers. Default 10s.
+	WriteTimeout time.Duration
+	// CommitInterval is how often settled offsets are committed. Default 1s.
+	CommitInterval time.Duration
+	// SessionTimeout is how long the group waits for a silent member before
+	// giving its partitions to another. Default 10s.
+	SessionTimeout time.Duration
+	// Logger receives the queue's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Queue is the Kafka-backed queue. It implements the queue the bridge's
+// ingest and delivery loops use (Enqueue, Reject, Next, Ack, ...).
+type Queue struct {
+	o      Options
+	log    *slog.Logger
+	writer *kafkago.Writer // ingress
+	dlq    *kafkago.Writer // dead letters
+	dialer *kafkago.Dialer
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	sinks   map[string]*sinkQueue
+	readers map[string]*reader
+	seq     uint64
+	closed  bool
+
+	buried      atomic.Int64 // dead letters written since Open
+	buryMu      sync.Mutex
+	buryQueue   []burial
+	buryWake    chan struct{}
+	buryDone    chan struct{}
+	readersDone sync.WaitGroup
+}
+
+// Open validates o and prepares the queue. It makes no connection: the
+// first write does, and each sink's reader joins its group when Subscribe
+// starts it.
+func Open(o Options) (*Queue, error) {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("kafkaqueue: no brokers"))
+	}
+	if o.Topic == "" || o.Group == "" {
+		errs = append(errs, errors.New("kafkaqueue: topic and group are required"))
+	}
+	if o.Route == nil {
+		errs = append(errs, errors.New("kafkaqueue: Route is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.DeadLetterTopic == "" {
+		o.DeadLetterTopic = o.Topic + DeadLetterSuffix
+	}
+	if o.MaxDedupIDs <= 0 {
+		o.MaxDedupIDs = DefaultMaxDedupIDs
+	}
+	if o.MaxHeld <= 0 {
+		o.MaxHeld = DefaultMaxHeld
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.CommitInterval <= 0 {
+		o.CommitInterval = DefaultCommitInterval
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = DefaultSessionTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	q := &Queue{
+		o:        o,
+		log:      o.Logger,
+		sinks:    map[string]*sinkQueue{},
+		readers:  map[string]*reader{},
+		buryWake: make(chan struct{}, 1),
+		buryDone: make(chan struct{}),
+		dialer:   &kafkago.Dialer{ClientID: "hookbridge", Timeout: o.WriteTimeout, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL},
+	}
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	q.writer = q.newWriter(o.Topic, time.Millisecond)
+	q.dlq = q.newWriter(o.DeadLetterTopic, time.Nanosecond)
+	go q.buryLoop()
+	return q, nil
+}
+
+// newWriter makes a synchronous writer: concurrent writes that arrive
+// within linger of each other share one produce request.
+func (q *Queue) newWriter(topic string, linger time.Duration) *kafkago.Writer {
+	return &kafkago.Writer{
+		Addr:                   kafkago.TCP(q.o.Brokers...),
+		Topic:                  topic,
+		Balancer:               &kafkago.Murmur2Balancer{},
+		RequiredAcks:           kafkago.RequireAll,
+		BatchTimeout:           linger,
+		BatchSize:              1000,
+		WriteTimeout:           q.o.WriteTimeout,
+		ReadTimeout:            q.o.WriteTimeout,
+		MaxAttempts:            3,
+		AllowAutoTopicCreation: true,
+		Transport:              &kafkago.Transport{ClientID: "hookbridge", TLS: q.o.TLS, SASL: q.o.SASL},
+		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
+			q.log.Debug(fmt.Sprintf(format, args...), "topic", topic)
+		}),
+	}
+}
+
+// Topic is the ingress topic; DeadLetterTopic the dead-letter topic.
+func (q *Queue) Topic() string           { return q.o.Topic }
+func (q *Queue) DeadLetterTopic() string { return q.o.DeadLetterTopic }
+
+// Enqueue writes items to the ingress topic and returns once the brokers
+// have all of them (acks=all). It reports no duplicates: ids are
+// deduplicated where the records are read.
+func (q *Queue) Enqueue(ctx context.Context, items []queue.Item) (dup []bool, err error) {
+	msgs := make([]kafkago.Message, len(items))
+	var dec eventcodec.Decoder
+	for i, it := range items {
+		if it.ID == "" || len(it.Event) == 0 {
+			return nil, fmt.Errorf("kafkaqueue: item %d has no id or no event", i)
+		}
+		ev, err := dec.Decode(it.Event)
+		if err != nil {
+			return nil, fmt.Errorf("kafkaqueue: item %d: %w", i, err)
+		}
+		if msgs[i], err = kafka.ToMessage(ev, kafka.ModeBinary); err != nil {
+			return nil, fmt.Errorf("kafkaqueue: item %d: %w", i, err)
+		}
+		msgs[i].Key = []byte(it.ID)
+	}
+	if err := q.writer.WriteMessages(ctx, msgs...); err != nil {
+		return nil, fmt.Errorf("kafkaqueue: writing to topic %s: %w", q.o.Topic, err)
+	}
+	return make([]bool, len(items)), nil
+}
+
+// Reject writes a request body that could not be converted to the
+// dead-letter topic, returning once the brokers have it.
+func (q *Queue) Reject(source string, raw []byte, reason string) error {
+	ctx, cancel := context.WithTimeout(q.ctx, q.o.WriteTimeout)
+	defer cancel()
+	msg := kafkago.Message{Value: raw, Headers: []kafkago.Header{
+		{Key: HeaderSource, Value: []byte(source)},
+		{Key: HeaderReason, Value: []byte(reason)},
+	}}
+	if err := q.dlq.WriteMessages(ctx, msg); err != nil {
+		return fmt.Errorf("kafkaqueue: writing to topic %s: %w", q.o.DeadLetterTopic, err)
+	}
+	q.buried.Add(1)
+	return nil
+}
+
+// Refusing is always nil: the brokers, not a local disk, hold the events.
+func (q *Queue) Refusing() error { return nil }
+
+// Stats reports the deliveries this replica holds per sink (read from the
+// topic, not yet ended), the broker time of the oldest record held, and the
+// dead letters it has written since it started.
+func (q *Queue) Stats() queue.Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := queue.Stats{Pending: make(map[string]int, len(q.sinks)), DeadLetters: int(q.buried.Load())}
+	for name, s := range q.sinks {
+		if n := len(s.pending) + len(s.inFlight); n > 0 {
+			st.Pending[name] = n
+			st.Events += n
+		}
+	}
+	for _, r := range q.readers {
+		for _, p := range r.parts {
+			if len(p.open) > 0 && (st.OldestPending.IsZero() || p.open[0].at.Before(st.OldestPending)) {
+				st.OldestPending = p.open[0].at
+			}
+		}
+	}
+	return st
+}
+
+// Subscribe starts the reader of sink: it joins the group "<Group>.<sink>"
+// and takes the records routed to sink. Subscribing twice does nothing.
+func (q *Queue) Subscribe(sink string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return queue.ErrClosed
+	}
+	if _, ok := q.readers[sink]; ok {
+		return nil
+	}
+	r := q.newReader(sink)
+	q.readers[sink] = r
+	q.readersDone.Add(1)
+	go func() {
+		defer q.readersDone.Done()
+		r.run()
+	}()
+	return nil
+}
+
+// Unsubscribe stops the reader of sink, committing what it settled. Its
+// records not yet settled stay in the topic for the group, to be read again
+// when the sink returns; deliveries other sinks forwarded to it go to the
+// dead-letter topic.
+func (q *Queue) Unsubscribe(sink string) {
+	q.mu.Lock()
+	r := q.readers[sink]
+	delete(q.readers, sink)
+	s := q.sinks[sink]
+	var orphans []*entry
+	if s != nil {
+		for _, e := range s.pending {
+			if e.rec.r != r {
+				orphans = append(orphans, e)
+			}
+		}
+		// This sink's own deliveries are dropped unsettled: its reader is
+		// gone, and the records are read again when it returns.
+		delete(q.sinks, sink)
+	}
+	q.mu.Unlock()
+	if r != nil {
+		r.stop()
+	}
+	for _, e := range orphans {
+		q.bury(sink, e, fmt.Sprintf("%s: no longer in the config", sink))
+	}
+}
+
+// Close stops the readers (committing what they settled) and the writers.
+// The delivery loops must be stopped first.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	readers := make([]*reader, 0, len(q.readers))
+	for _, r := range q.readers {
+		readers = append(readers, r)
+	}
+	for _, s := range q.sinks {
+		s.wakeAll()
+	}
+	q.mu.Unlock()
+	for _, r := range readers {
+		r.stop()
+	}
+	q.readersDone.Wait()
+	q.cancel()
+	<-q.buryDone
+	return errors.Join(q.writer.Close(), q.dlq.Close())
+}
+
+// errUnsupported answers the dead-letter list's operations, which the
+// embedded store alone keeps.
+func (q *Queue) errUnsupported() error {
+	return fmt.Errorf("%w with queue type kafka: dead letters are records on Kafka topic %s", errors.ErrUnsupported, q.o.DeadLetterTopic)
+}
+
+// DeadLettersBefore, DeadLetter, Replay and Discard are not available: the
+// dead letters are records on the dead-letter topic.
+func (q *Queue) DeadLettersBefore(string, int) ([]queue.DeadLetter, error) {
+	return nil, q.errUnsupported()
+}
+func (q *Queue) DeadLetter(string) (queue.DeadLetter, error) {
+	return queue.DeadLetter{}, q.errUnsupported()
+}
+func (q *Queue) Replay(string, string) error { return q.errUnsupported() }
+func (q *Queue) Discard(string) error        { return q.errUnsupported() }
+
+// burial is one record for the dead-letter topic, and the delivery it ends.
+type burial struct {
+	msg kafkago.Message
+	rec *record
+}
+
+// bury sends e to the dead-letter topic in the background and settles it
+// once written; writes are retried until they succeed or the queue closes
+// (the record is then read again after a restart).
+func (q *Queue) bury(sink string, e *entry, reason string) {
+	if e.from != "" && e.reason != "" {
+		reason = fmt.Sprintf("%s (dead-lettered by %s: %s)", reason, e.from, e.reason)
+	}
+	var msg kafkago.Message
+	ev, err := eventcodec.Decode(e.body)
+	if err == nil {
+		ev.SetExtension("deadlettersink", sink)
+		ev.SetExtension("deadletterreason", reason)
+		msg, err = kafka.ToMessage(ev, kafka.ModeBinary)
+	}
+	if err != nil { // not an event the binding can carry: keep its bytes
+		msg = kafkago.Message{Value: e.body, Headers: []kafkago.Header{{Key: HeaderReason, Value: []byte(reason)}}}
+	}
+	msg.Key = e.rec.key
+	msg.Headers = append(msg.Headers, kafkago.Header{Key: "hookbridge_attempts", Value: []byte(strconv.Itoa(e.attempts))})
+	q.buryMu.Lock()
+	q.buryQueue = append(q.buryQueue, burial{msg: msg, rec: e.rec})
+	q.buryMu.Unlock()
+	select {
+	case q.buryWake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) buryLoop() {
+	defer close(q.buryDone)
+	backoff := time.Second
+	for {
+		q.buryMu.Lock()
+		batch := q.buryQueue
+		q.buryQueue = nil
+		q.buryMu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-q.buryWake:
+				continue
+			case <-q.ctx.Done():
+				return
+			}
+		}
+		msgs := make([]kafkago.Message, len(batch))
+		for i, b := range batch {
+			msgs[i] = b.msg
+		}
+		ctx, cancel := context.WithTimeout(q.ctx, q.o.WriteTimeout)
+		err := q.dlq.WriteMessages(ctx, msgs...)
+		cancel()
+		if err != nil {
+			q.log.Error("writing dead letters; retrying", "topic", q.o.DeadLetterTopic, "events", len(batch), "err", err, "retry_in", backoff)
+			q.buryMu.Lock()
+			q.buryQueue = append(batch, q.buryQueue...)
+			q.buryMu.Unlock()
+			select {
+			case <-time.After(backoff):
+			case <-q.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		q.buried.Add(int64(len(batch)))
+		q.mu.Lock()
+		for _, b := range batch {
+			b.rec.r.settle(b.rec)
+		}
+		q.mu.Unlock()
+	}
+}

@@ -1,0 +1,694 @@
+package kafkaqueue
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookbridge/hookbridge/queue"
+	"github.com/hookbridge/hookbridge/sinks/kafka"
+)
+
+// Every event routed to a sink reaches it exactly once, unchanged; the
+// records on the ingress topic are CloudEvents in binary mode keyed by the
+// item id.
+func TestRoundTrip(t *testing.T) {
+	brokers := newCluster(t, 3)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a", "b")
+
+	types := []string{"t.a", "t.b", "t.ab", "t.none"}
+	var evs []*event.Event
+	want := map[string]map[string]*event.Event{"a": {}, "b": {}}
+	for i := range 40 {
+		ev := newEvent(i, types[i%len(types)])
+		evs = append(evs, ev)
+		for _, s := range routeByType(ev) {
+			want[s][ev.ID()] = ev
+		}
+	}
+	start := time.Now()
+	enqueue(t, q, evs[:25]...)
+	enqueue(t, q, evs[25:]...)
+
+	for _, sink := range []string{"a", "b"} {
+		ds := take(t, q, sink, len(want[sink]), 15*time.Second)
+		got := map[string]bool{}
+		for _, d := range ds {
+			if d.Sink != sink || d.From != "" || d.Attempts != 0 {
+				t.Errorf("delivery %s", describe(d))
+			}
+			ev := decode(t, d)
+			if got[ev.ID()] {
+				t.Errorf("%s: %s delivered twice", sink, ev.ID())
+			}
+			got[ev.ID()] = true
+			w := want[sink][ev.ID()]
+			if w == nil {
+				t.Errorf("%s: %s is not routed there", sink, ev.ID())
+				continue
+			}
+			sameEvent(t, ev, w)
+		}
+		ack(t, q, sink, ds...)
+		takeNone(t, q, sink, 300*time.Millisecond)
+	}
+	t.Logf("delivered in %v", time.Since(start))
+
+	msgs := readTopic(t, brokers, ingress, len(evs))
+	// Each group commits every partition to its end: past the records
+	// routed elsewhere too.
+	ends := map[int]int64{}
+	for _, m := range msgs {
+		ends[m.Partition] = max(ends[m.Partition], m.Offset+1)
+	}
+	for _, g := range []string{group + ".a", group + ".b"} {
+		waitCommittedAll(t, brokers, g, ends)
+	}
+	byKey := map[string]*event.Event{}
+	for _, ev := range evs {
+		byKey[itemID(ev)] = ev
+	}
+	for _, m := range msgs {
+		w := byKey[string(m.Key)]
+		if w == nil {
+			t.Errorf("record with key %q", m.Key)
+			continue
+		}
+		delete(byKey, string(m.Key))
+		h := headerMap(t, m)
+		if h["ce_specversion"] != "1.0" || h["ce_id"] != w.ID() || h["ce_type"] != w.Type() || h["ce_source"] != w.Source() {
+			t.Errorf("record %q: headers %v", m.Key, h)
+		}
+		ev, err := kafka.FromMessage(m)
+		if err != nil {
+			t.Fatalf("record %q: %v", m.Key, err)
+		}
+		sameEvent(t, ev, w)
+	}
+}
+
+// A record is committed only once its delivery ended, and only past
+// records whose deliveries all ended: a new member of the group gets the
+// rest again.
+func TestCommitOnlyAfterDelivery(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a")
+	var evs []*event.Event
+	for i := range 10 {
+		evs = append(evs, newEvent(i, "t.a"))
+	}
+	enqueue(t, q, evs...)
+	ds := take(t, q, "a", 10, 15*time.Second)
+	if got, want := idsOf(t, ds), idsOfEvents(evs); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	ack(t, q, "a", ds[:5]...)
+	waitCommitted(t, brokers, group+".a", 5)
+	time.Sleep(4 * q.o.CommitInterval) // no further commit comes
+	if got := committed(t, brokers, group+".a", 0)[0]; got != 5 {
+		t.Fatalf("committed %d with records 5.. not acked", got)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(t, brokers, group+".a", 0)[0]; got != 5 {
+		t.Fatalf("committed %d after Close with records 5.. not acked", got)
+	}
+
+	// A new replica gets the five not acked, and they alone.
+	q2 := openQueue(t, brokers, nil)
+	subscribe(t, q2, "a")
+	ds = take(t, q2, "a", 5, 15*time.Second)
+	if got, want := idsOf(t, ds), idsOfEvents(evs[5:]); !slices.Equal(got, want) {
+		t.Fatalf("after reopening: delivered %v, want %v", got, want)
+	}
+	takeNone(t, q2, "a", 300*time.Millisecond)
+
+	// Out of order: record 6 acked, 5 not: nothing moves.
+	ack(t, q2, "a", ds[1])
+	time.Sleep(4 * q2.o.CommitInterval)
+	if got := committed(t, brokers, group+".a", 0)[0]; got != 5 {
+		t.Fatalf("committed %d with record 5 not acked", got)
+	}
+	// Then 5 acked: the commit moves past both.
+	ack(t, q2, "a", ds[0])
+	waitCommitted(t, brokers, group+".a", 7)
+	if err := q2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q3 := openQueue(t, brokers, nil)
+	subscribe(t, q3, "a")
+	ds = take(t, q3, "a", 3, 15*time.Second)
+	if got, want := idsOf(t, ds), idsOfEvents(evs[7:]); !slices.Equal(got, want) {
+		t.Fatalf("after reopening again: delivered %v, want %v", got, want)
+	}
+}
+
+// Close commits what settled since the last commit.
+func TestCloseCommits(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, func(o *Options) { o.CommitInterval = time.Hour })
+	subscribe(t, q, "a")
+	var evs []*event.Event
+	for i := range 4 {
+		evs = append(evs, newEvent(i, "t.a"))
+	}
+	enqueue(t, q, evs...)
+	ds := take(t, q, "a", 4, 15*time.Second)
+	ack(t, q, "a", ds[:3]...)
+	if got := committed(t, brokers, group+".a", 0)[0]; got != -1 {
+		t.Fatalf("committed %d before Close, with a commit interval of an hour", got)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := q.Next(context.Background(), "a", 1, 0)
+		waiting <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, queue.ErrClosed) {
+			t.Errorf("Next waiting at Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next still waiting after Close")
+	}
+	if got := committed(t, brokers, group+".a", 0)[0]; got != 3 {
+		t.Fatalf("committed %d after Close, want 3", got)
+	}
+	if _, err := q.Next(context.Background(), "a", 1, 0); !errors.Is(err, queue.ErrClosed) {
+		t.Errorf("Next after Close: %v", err)
+	}
+	if err := q.Subscribe("b"); !errors.Is(err, queue.ErrClosed) {
+		t.Errorf("Subscribe after Close: %v", err)
+	}
+}
+
+// A provider's retry (the same id enqueued again) is delivered once within
+// the dedup window, its record committed all the same; with no window, it
+// is delivered twice.
+func TestDedup(t *testing.T) {
+	for _, tc := range []struct {
+		window time.Duration
+		want   []string
+	}{
+		{time.Minute, []string{"ev-000", "ev-001"}},
+		{0, []string{"ev-000", "ev-000", "ev-001"}},
+	} {
+		t.Run(tc.window.String(), func(t *testing.T) {
+			brokers := newCluster(t, 1)
+			q := openQueue(t, brokers, func(o *Options) { o.DedupWindow = tc.window })
+			subscribe(t, q, "a")
+			ev := newEvent(0, "t.a")
+			enqueue(t, q, ev)
+			enqueue(t, q, ev)
+			enqueue(t, q, newEvent(1, "t.a")) // behind both in the one partition
+			ds := take(t, q, "a", len(tc.want), 15*time.Second)
+			if got := idsOf(t, ds); !slices.Equal(got, tc.want) {
+				t.Fatalf("delivered %v, want %v", got, tc.want)
+			}
+			takeNone(t, q, "a", 200*time.Millisecond)
+			ack(t, q, "a", ds...)
+			waitCommitted(t, brokers, group+".a", 3)
+		})
+	}
+}
+
+// A delivery a sink gives up on goes to the dead-letter topic with the
+// dead-letter extensions, and its record is committed: no replica
+// delivers it again.
+func TestBury(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a")
+	ev0, ev1 := newEvent(0, "t.a"), newEvent(1, "t.a")
+	enqueue(t, q, ev0, ev1)
+	ds := take(t, q, "a", 2, 15*time.Second)
+	if err := q.Attempted("a", ds[0].Seq, 2, "503"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Bury("a", ds[0].Seq, 3, "gave up after 3 attempts"); err != nil {
+		t.Fatal(err)
+	}
+	// The second is forwarded to a dead-letter sink, which gives up too.
+	if err := q.Forward("a", ds[1].Seq, "dl", "boom"); err != nil {
+		t.Fatal(err)
+	}
+	fw := take(t, q, "dl", 1, time.Second)
+	if err := q.Bury("dl", fw[0].Seq, 1, "dl is down"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Bury("a", ds[0].Seq, 3, "again"); err == nil {
+		t.Error("Bury of a delivery no longer in flight succeeded")
+	}
+
+	msgs := readTopic(t, brokers, deadLetter, 2)
+	for i, tc := range []struct {
+		ev                  *event.Event
+		sink, reason, tries string
+	}{
+		{ev0, "a", "gave up after 3 attempts", "3"},
+		{ev1, "dl", "dl is down (dead-lettered by a: boom)", "1"},
+	} {
+		m := msgs[i]
+		if string(m.Key) != itemID(tc.ev) {
+			t.Errorf("dead letter %d: key %q, want %q", i, m.Key, itemID(tc.ev))
+		}
+		h := headerMap(t, m)
+		if h["ce_deadlettersink"] != tc.sink || h["ce_deadletterreason"] != tc.reason || h["hookbridge_attempts"] != tc.tries {
+			t.Errorf("dead letter %d: headers %v", i, h)
+		}
+		got, err := kafka.FromMessage(m)
+		if err != nil {
+			t.Fatalf("dead letter %d: %v", i, err)
+		}
+		sameEvent(t, got, tc.ev)
+	}
+	waitCommitted(t, brokers, group+".a", 2)
+	if st := q.Stats(); st.DeadLetters != 2 || st.Events != 0 || !st.OldestPending.IsZero() {
+		t.Errorf("Stats %+v", st)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another replica delivers neither again: the next event is the first.
+	q2 := openQueue(t, brokers, nil)
+	subscribe(t, q2, "a")
+	enqueue(t, q2, newEvent(2, "t.a"))
+	if got := idsOf(t, take(t, q2, "a", 1, 15*time.Second)); got[0] != "ev-002" {
+		t.Fatalf("after reopening: delivered %v first", got)
+	}
+}
+
+// A request body that could not be converted goes to the dead-letter topic
+// as it came, with its source and the reason.
+func TestReject(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	raw := []byte(`{"lead": not json`)
+	if err := q.Reject("helloclient", raw, "invalid JSON"); err != nil {
+		t.Fatal(err)
+	}
+	m := readTopic(t, brokers, deadLetter, 1)[0]
+	if string(m.Value) != string(raw) {
+		t.Errorf("value %q, want %q", m.Value, raw)
+	}
+	h := headerMap(t, m)
+	if len(h) != 2 || h[HeaderSource] != "helloclient" || h[HeaderReason] != "invalid JSON" {
+		t.Errorf("headers %v", h)
+	}
+	if st := q.Stats(); st.DeadLetters != 1 {
+		t.Errorf("Stats().DeadLetters = %d", st.DeadLetters)
+	}
+	readTopic(t, brokers, ingress, 0)
+}
+
+// A delivery forwarded to a dead-letter sink reaches it with where it came
+// from and why; its record is committed only once that sink acks it.
+func TestForward(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a")
+	ev := newEvent(0, "t.a")
+	enqueue(t, q, ev)
+	d := take(t, q, "a", 1, 15*time.Second)[0]
+	if err := q.Forward("a", d.Seq, "a", "x"); err == nil {
+		t.Error("Forward to itself succeeded")
+	}
+	if err := q.Forward("a", d.Seq, "dl", "HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ack("a", d.Seq); err == nil {
+		t.Error("Ack of a forwarded delivery succeeded")
+	}
+	fw := take(t, q, "dl", 1, time.Second)[0]
+	if fw.Sink != "dl" || fw.From != "a" || fw.Reason != "HTTP 400" || fw.Attempts != 0 {
+		t.Errorf("forwarded delivery %s", describe(fw))
+	}
+	sameEvent(t, decode(t, fw), ev)
+	time.Sleep(4 * q.o.CommitInterval)
+	if got := committed(t, brokers, group+".a", 0)[0]; got != -1 {
+		t.Fatalf("committed %d before the dead-letter sink acked", got)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Not acked by dl: another replica delivers it to a again.
+	q2 := openQueue(t, brokers, nil)
+	subscribe(t, q2, "a")
+	d = take(t, q2, "a", 1, 15*time.Second)[0]
+	sameEvent(t, decode(t, d), ev)
+	if err := q2.Forward("a", d.Seq, "dl", "HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+	fw = take(t, q2, "dl", 1, time.Second)[0]
+	ack(t, q2, "dl", fw)
+	waitCommitted(t, brokers, group+".a", 1)
+}
+
+// Release hands a delivery back ahead of every later one, with the
+// attempts noted.
+func TestRelease(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a")
+	var evs []*event.Event
+	for i := range 5 {
+		evs = append(evs, newEvent(i, "t.a"))
+	}
+	enqueue(t, q, evs...)
+	waitPending(t, q, "a", 5)
+
+	ds, err := q.Next(context.Background(), "a", 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idsOf(t, ds); !slices.Equal(got, []string{"ev-000", "ev-001"}) {
+		t.Fatalf("Next(2) = %v", got)
+	}
+	if err := q.Attempted("a", ds[1].Seq, 2, "timeout"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Release("a", ds[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Release("a", ds[1].Seq); !errors.Is(err, queue.ErrNotInFlight) {
+		t.Errorf("second Release: %v", err)
+	}
+	rest, err := q.Next(context.Background(), "a", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idsOf(t, rest); !slices.Equal(got, []string{"ev-001", "ev-002", "ev-003", "ev-004"}) {
+		t.Fatalf("after Release: Next = %v", got)
+	}
+	if rest[0].Seq != ds[1].Seq || rest[0].Attempts != 2 {
+		t.Errorf("released delivery came back as %s", describe(rest[0]))
+	}
+	// Released in reverse order, they come back in seq order.
+	for _, i := range []int{3, 1} {
+		if err := q.Release("a", rest[i].Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := q.TryNext("a", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idsOf(t, again); !slices.Equal(got, []string{"ev-002", "ev-004"}) {
+		t.Fatalf("after two Releases: Next = %v", got)
+	}
+}
+
+// Two replicas in one group share the partitions: together they deliver
+// each event once. When one leaves with deliveries not acked, the other
+// delivers those again, and only those, within the session timeout.
+func TestReplicas(t *testing.T) {
+	brokers := newCluster(t, 3)
+	q1 := openQueue(t, brokers, nil)
+	// q2 commits only when it closes: when it takes q1's partitions over,
+	// it reads its own again too, from the start, and must skip them.
+	q2 := openQueue(t, brokers, func(o *Options) { o.CommitInterval = time.Hour })
+	subscribe(t, q1, "a")
+	subscribe(t, q2, "a")
+	waitMembers(t, brokers, group+".a", 2)
+
+	var evs []*event.Event
+	for i := range 30 {
+		evs = append(evs, newEvent(i, "t.a"))
+	}
+	enqueue(t, q1, evs...)
+	got := map[*Queue][]queue.Delivery{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got[q1])+len(got[q2]) < len(evs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d + %d of %d", len(got[q1]), len(got[q2]), len(evs))
+		}
+		for _, q := range []*Queue{q1, q2} {
+			ds, err := q.TryNext("a", 100, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[q] = append(got[q], ds...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen := map[string]*Queue{}
+	for _, q := range []*Queue{q1, q2} {
+		if len(got[q]) == 0 {
+			t.Errorf("a replica got no share")
+		}
+		for _, id := range idsOf(t, got[q]) {
+			if seen[id] != nil {
+				t.Errorf("%s delivered twice", id)
+			}
+			seen[id] = q
+		}
+	}
+	for _, q := range []*Queue{q1, q2} {
+		takeNone(t, q, "a", 200*time.Millisecond)
+	}
+	ack(t, q2, "a", got[q2]...)
+
+	// q1 leaves with its deliveries not acked: q2 takes them over.
+	left := time.Now()
+	if err := q1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := take(t, q2, "a", len(got[q1]), q2.o.SessionTimeout)
+	t.Logf("taken over in %v", time.Since(left))
+	want := idsOf(t, got[q1])
+	slices.Sort(want)
+	have := idsOf(t, again)
+	slices.Sort(have)
+	if !slices.Equal(have, want) {
+		t.Fatalf("q2 delivered %v again, want %v", have, want)
+	}
+	takeNone(t, q2, "a", 300*time.Millisecond)
+}
+
+// A sink's reader holds at most MaxHeld records not settled; acks let it
+// read on.
+func TestMaxHeld(t *testing.T) {
+	brokers := newCluster(t, 3)
+	q := openQueue(t, brokers, func(o *Options) { o.MaxHeld = 10 })
+	subscribe(t, q, "a")
+	var evs []*event.Event
+	for i := range 50 {
+		evs = append(evs, newEvent(i, "t.a"))
+	}
+	enqueued := time.Now()
+	enqueue(t, q, evs...)
+	waitPending(t, q, "a", 10)
+	if st := q.Stats(); st.Events != 10 || st.OldestPending.Before(enqueued.Add(-time.Second)) || st.OldestPending.After(time.Now()) {
+		t.Errorf("Stats: %d events, oldest %v (enqueued at %v)", st.Events, st.OldestPending, enqueued)
+	}
+	ds := take(t, q, "a", 3, time.Second) // in flight count as held too
+	time.Sleep(300 * time.Millisecond)
+	if n := q.Stats().Pending["a"]; n != 10 {
+		t.Fatalf("%d deliveries held, want 10", n)
+	}
+	ds = append(ds, take(t, q, "a", 7, time.Second)...)
+	takeNone(t, q, "a", 200*time.Millisecond)
+
+	acked := ds[:4]
+	ack(t, q, "a", acked...)
+	ds = append(ds[4:], take(t, q, "a", 4, 5*time.Second)...)
+	takeNone(t, q, "a", 200*time.Millisecond)
+	if n := q.Stats().Pending["a"]; n != 10 {
+		t.Fatalf("%d deliveries held after 4 acks, want 10", n)
+	}
+
+	// Acking as they come, every event arrives once.
+	seen := map[string]bool{}
+	for _, id := range append(idsOf(t, acked), idsOf(t, ds)...) {
+		seen[id] = true
+	}
+	ack(t, q, "a", ds...)
+	for len(seen) < len(evs) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ds, err := q.Next(ctx, "a", 100, 0)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d: %v", len(seen), err)
+		}
+		if n := q.Stats().Pending["a"]; n > 10 {
+			t.Fatalf("%d deliveries held", n)
+		}
+		for _, id := range idsOf(t, ds) {
+			if seen[id] {
+				t.Fatalf("%s delivered twice", id)
+			}
+			seen[id] = true
+		}
+		ack(t, q, "a", ds...)
+	}
+}
+
+func TestDedupWindow(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	t.Run("expiry", func(t *testing.T) {
+		d := newDedupWindow(time.Minute, 100)
+		for _, step := range []struct {
+			key  string
+			at   time.Duration
+			seen bool
+		}{
+			{"x", 0, false},
+			{"x", 30 * time.Second, true},
+			{"y", 40 * time.Second, false},
+			{"x", 59 * time.Second, true},
+			{"x", 60 * time.Second, false}, // a window after it was read: forgotten, read anew
+			{"y", 99 * time.Second, true},
+			{"y", 100 * time.Second, false},
+			{"x", 119 * time.Second, true},
+		} {
+			if got := d.seen(step.key, at(step.at)); got != step.seen {
+				t.Fatalf("seen(%s) at %v = %v, want %v", step.key, step.at, got, step.seen)
+			}
+		}
+		if len(d.at) != 2 || len(d.order) != 2 {
+			t.Errorf("remembers %d keys, %d in order, want 2", len(d.at), len(d.order))
+		}
+	})
+
+	t.Run("max ids", func(t *testing.T) {
+		d := newDedupWindow(time.Hour, 3)
+		for i, key := range []string{"a", "b", "c"} {
+			if d.seen(key, at(time.Duration(i)*time.Second)) {
+				t.Fatalf("%s seen before it was read", key)
+			}
+		}
+		// Full: looking up the ids it holds forgets none of them.
+		for range 2 {
+			for _, key := range []string{"a", "b", "c"} {
+				if !d.seen(key, at(10*time.Second)) {
+					t.Fatalf("%s forgotten with 3 ids read and room for 3", key)
+				}
+			}
+		}
+		// A fourth id pushes out the oldest.
+		if d.seen("d", at(20*time.Second)) {
+			t.Fatal("d seen before it was read")
+		}
+		if len(d.at) != 3 || len(d.order) != 3 {
+			t.Errorf("remembers %d keys, %d in order, want 3", len(d.at), len(d.order))
+		}
+		for _, key := range []string{"b", "c", "d"} {
+			if !d.seen(key, at(21*time.Second)) {
+				t.Errorf("%s forgotten", key)
+			}
+		}
+		if d.seen("a", at(22*time.Second)) {
+			t.Error("a still remembered past the limit")
+		}
+	})
+}
+
+// Unsubscribe drops the sink's own deliveries, to be read again when it
+// returns (each once, even when it leaves while its reader is busy), and
+// sends deliveries other sinks forwarded to it to the dead-letter topic.
+func TestUnsubscribe(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "b")
+	fwd := newEvent(9999, "t.b")
+	enqueue(t, q, fwd)
+	d := take(t, q, "b", 1, 15*time.Second)[0]
+	if err := q.Forward("b", d.Seq, "a", "HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+
+	var evs []*event.Event
+	for i := range 2000 {
+		evs = append(evs, newEvent(i, "t.a"))
+	}
+	enqueue(t, q, evs...)
+	// Leave while the reader is pushing deliveries, several times.
+	for round := range 5 {
+		subscribe(t, q, "a")
+		waitPendingAtLeast(t, q, "a", 20*(round+1))
+		q.Unsubscribe("a")
+		if n := q.Stats().Pending["a"]; n != 0 {
+			t.Fatalf("round %d: %d deliveries pending for a after Unsubscribe", round, n)
+		}
+		if round == 0 {
+			m := readTopic(t, brokers, deadLetter, 1)[0]
+			h := headerMap(t, m)
+			if string(m.Key) != itemID(fwd) || h["ce_deadlettersink"] != "a" ||
+				h["ce_deadletterreason"] != "a: no longer in the config (dead-lettered by b: HTTP 400)" {
+				t.Errorf("dead letter %q: headers %v", m.Key, h)
+			}
+			// Nothing else is for b: its group commits the whole partition.
+			waitCommitted(t, brokers, group+".b", int64(len(evs)+1))
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := q.Stats().Pending["a"]; n != 0 {
+		t.Fatalf("%d deliveries pending for a after Unsubscribe", n)
+	}
+
+	subscribe(t, q, "a")
+	seen := map[string]bool{}
+	for len(seen) < len(evs) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ds, err := q.Next(ctx, "a", 500, 0)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d: %v", len(seen), err)
+		}
+		for _, id := range idsOf(t, ds) {
+			if seen[id] {
+				t.Fatalf("%s delivered twice", id)
+			}
+			seen[id] = true
+		}
+		ack(t, q, "a", ds...)
+	}
+	takeNone(t, q, "a", 200*time.Millisecond)
+}
+
+func TestOpenAndEnqueueCheck(t *testing.T) {
+	for _, o := range []Options{
+		{Topic: ingress, Group: group, Route: routeByType},
+		{Brokers: []string{"127.0.0.1:1"}, Group: group, Route: routeByType},
+		{Brokers: []string{"127.0.0.1:1"}, Topic: ingress, Route: routeByType},
+		{Brokers: []string{"127.0.0.1:1"}, Topic: ingress, Group: group},
+	} {
+		if q, err := Open(o); err == nil {
+			_ = q.Close()
+			t.Errorf("Open(%+v) succeeded", o)
+		}
+	}
+	if q := openQueue(t, []string{"127.0.0.1:1"}, nil); q.DeadLetterTopic() != deadLetter || q.Topic() != ingress {
+		t.Errorf("topics %s, %s", q.Topic(), q.DeadLetterTopic())
+	}
+
+	// A batch with an item that is not right is refused whole.
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	item := itemOf(t, newEvent(0, "t.a"))
+	for _, bad := range []queue.Item{
+		{ID: "", Event: item.Event},
+		{ID: item.ID},
+		{ID: item.ID, Event: []byte("not an event")},
+	} {
+		if _, err := q.Enqueue(context.Background(), []queue.Item{item, bad}); err == nil {
+			t.Errorf("Enqueue of %q, %q succeeded", bad.ID, bad.Event)
+		}
+	}
+	readTopic(t, brokers, ingress, 0)
+}

@@ -1,0 +1,313 @@
+package kafkaqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/sinks/kafka"
+)
+
+// reader reads the ingress topic for one sink, as a member of that sink's
+// consumer group, and commits the offsets it has settled.
+type reader struct {
+	q    *Queue
+	sink string
+	kr   *kafkago.Reader
+
+	// Guarded by q.mu.
+	parts map[int]*partition
+	held  int // records read and not settled
+
+	room   chan struct{} // a record settled
+	dedup  *dedupWindow  // the fetch goroutine's alone
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// partition is what a reader knows of one partition it has read from.
+type partition struct {
+	next      int64     // offsets below were read already: a record read again after a rebalance is skipped
+	open      []*record // read and not yet committable, in offset order
+	settled   int64     // every record below this offset has settled
+	committed int64     // the offset last committed
+}
+
+// record is one record read, held until each delivery it made has ended.
+type record struct {
+	r      *reader
+	p      *partition
+	offset int64
+	at     time.Time // the record's broker time: when the event was accepted
+	key    []byte
+	left   int // deliveries not yet ended
+}
+
+func (q *Queue) newReader(sink string) *reader {
+	r := &reader{
+		q:     q,
+		sink:  sink,
+		parts: map[int]*partition{},
+		room:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	if q.o.DedupWindow > 0 {
+		r.dedup = newDedupWindow(q.o.DedupWindow, q.o.MaxDedupIDs)
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.kr = kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:               q.o.Brokers,
+		GroupID:               q.o.Group + "." + sink,
+		Topic:                 q.o.Topic,
+		Dialer:                q.dialer,
+		MinBytes:              1,
+		MaxBytes:              16 << 20,
+		MaxWait:               500 * time.Millisecond,
+		StartOffset:           kafkago.FirstOffset,
+		HeartbeatInterval:     q.o.SessionTimeout / 10,
+		SessionTimeout:        q.o.SessionTimeout,
+		RebalanceTimeout:      q.o.SessionTimeout,
+		WatchPartitionChanges: true,
+		Logger: kafkago.LoggerFunc(func(format string, args ...any) {
+			q.log.Debug("kafka reader: "+fmt.Sprintf(format, args...), "sink", sink)
+		}),
+		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
+			q.log.Debug("kafka reader: "+fmt.Sprintf(format, args...), "sink", sink)
+		}),
+	})
+	return r
+}
+
+// run fetches records until stop, then commits what settled and leaves the
+// group.
+func (r *reader) run() {
+	defer close(r.done)
+	commits := make(chan struct{})
+	go func() {
+		defer close(commits)
+		t := time.NewTicker(r.q.o.CommitInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				r.commit()
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	}()
+	r.fetch()
+	<-commits
+	r.commit()
+	if err := r.kr.Close(); err != nil {
+		r.q.log.Warn("leaving the consumer group", "sink", r.sink, "err", err)
+	}
+}
+
+func (r *reader) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func (r *reader) fetch() {
+	backoff := 100 * time.Millisecond
+	for r.waitRoom() {
+		m, err := r.kr.FetchMessage(r.ctx)
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.q.log.Warn("reading the ingress topic; retrying", "topic", r.q.o.Topic, "sink", r.sink, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-r.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		r.take(m)
+	}
+}
+
+// waitRoom waits until the reader holds fewer than MaxHeld records; false
+// when it is stopping.
+func (r *reader) waitRoom() bool {
+	for {
+		r.q.mu.Lock()
+		full := r.held >= r.q.o.MaxHeld
+		r.q.mu.Unlock()
+		if !full {
+			return r.ctx.Err() == nil
+		}
+		select {
+		case <-r.room:
+		case <-r.ctx.Done():
+			return false
+		}
+	}
+}
+
+// take holds m until its delivery to the reader's sink ends, or settles it
+// at once when the sink is not for it.
+func (r *reader) take(m kafkago.Message) {
+	q := r.q
+	q.mu.Lock()
+	p := r.parts[m.Partition]
+	if p == nil {
+		p = &partition{}
+		r.parts[m.Partition] = p
+	}
+	if m.Offset < p.next {
+		q.mu.Unlock()
+		return
+	}
+	p.next = m.Offset + 1
+	rec := &record{r: r, p: p, offset: m.Offset, at: m.Time, key: m.Key, left: 1}
+	p.open = append(p.open, rec)
+	r.held++
+	q.mu.Unlock()
+
+	ev, err := kafka.FromMessage(m)
+	var body []byte
+	if err == nil {
+		body, err = eventcodec.Encode(ev)
+	}
+	if err != nil {
+		// It stays on the ingress topic; there is nothing to deliver.
+		q.log.Error("record on the ingress topic is not a CloudEvent; skipped", "topic", q.o.Topic, "partition", m.Partition, "offset", m.Offset, "sink", r.sink, "err", err)
+		r.settleNow(rec)
+		return
+	}
+	key := string(m.Key)
+	if key == "" {
+		key = ev.Source() + " " + ev.ID()
+	}
+	if r.dedup != nil && r.dedup.seen(key, time.Now()) {
+		q.log.Info("duplicate event dropped (already read)", "sink", r.sink, "id", ev.ID(), "type", ev.Type(), "partition", m.Partition, "offset", m.Offset)
+		r.settleNow(rec)
+		return
+	}
+	if !slices.Contains(q.o.Route(ev), r.sink) {
+		r.settleNow(rec)
+		return
+	}
+	q.mu.Lock()
+	if q.readers[r.sink] != r {
+		// Unsubscribed while reading m: the sink is gone, and the record
+		// is read again when it returns.
+		q.mu.Unlock()
+		return
+	}
+	q.seq++
+	q.sinkLocked(r.sink).push(&entry{seq: q.seq, body: body, rec: rec})
+	q.mu.Unlock()
+}
+
+func (r *reader) settleNow(rec *record) {
+	r.q.mu.Lock()
+	r.settle(rec)
+	r.q.mu.Unlock()
+}
+
+// settle ends one of rec's deliveries; once none is left, rec and every
+// settled record after it in its partition become committable. q.mu held.
+func (r *reader) settle(rec *record) {
+	rec.left--
+	if rec.left > 0 {
+		return
+	}
+	r.held--
+	select {
+	case r.room <- struct{}{}:
+	default:
+	}
+	p := rec.p
+	for len(p.open) > 0 && p.open[0].left <= 0 {
+		p.settled = p.open[0].offset + 1
+		p.open[0] = nil
+		p.open = p.open[1:]
+	}
+}
+
+// commit commits each partition's settled offset, when it moved.
+func (r *reader) commit() {
+	q := r.q
+	q.mu.Lock()
+	var msgs []kafkago.Message
+	for id, p := range r.parts {
+		if p.settled > p.committed {
+			msgs = append(msgs, kafkago.Message{Topic: q.o.Topic, Partition: id, Offset: p.settled - 1})
+		}
+	}
+	q.mu.Unlock()
+	if len(msgs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.o.WriteTimeout)
+	defer cancel()
+	if err := r.kr.CommitMessages(ctx, msgs...); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			q.log.Warn("committing offsets; they are committed again next time", "sink", r.sink, "group", q.o.Group+"."+r.sink, "err", err)
+		}
+		return
+	}
+	q.mu.Lock()
+	for _, m := range msgs {
+		if p := r.parts[m.Partition]; p.committed < m.Offset+1 {
+			p.committed = m.Offset + 1
+		}
+	}
+	q.mu.Unlock()
+}
+
+// dedupWindow remembers the keys read within a window, up to a number of
+// them.
+type dedupWindow struct {
+	window time.Duration
+	max    int
+	at     map[string]int64
+	order  []seenKey // oldest first
+}
+
+type seenKey struct {
+	key string
+	at  int64
+}
+
+func newDedupWindow(window time.Duration, max int) *dedupWindow {
+	return &dedupWindow{window: window, max: max, at: map[string]int64{}}
+}
+
+// seen reports whether key was seen within the window, remembering it when
+// it was not.
+func (d *dedupWindow) seen(key string, now time.Time) bool {
+	t := now.UnixNano()
+	d.forget(func(at int64) bool { return at <= t-int64(d.window) })
+	if _, ok := d.at[key]; ok {
+		return true
+	}
+	// Room for key: only a new key pushes out the oldest.
+	d.forget(func(int64) bool { return len(d.order) >= d.max })
+	d.at[key] = t
+	d.order = append(d.order, seenKey{key: key, at: t})
+	return false
+}
+
+// forget drops the oldest keys while drop says so.
+func (d *dedupWindow) forget(drop func(at int64) bool) {
+	for len(d.order) > 0 && drop(d.order[0].at) {
+		if old := d.order[0]; d.at[old.key] == old.at {
+			delete(d.at, old.key)
+		}
+		d.order[0] = seenKey{}
+		d.order = d.order[1:]
+	}
+}
