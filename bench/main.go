@@ -76,9 +76,10 @@ func main() {
 	useTLS := flag.Bool("tls", false, "serve every target over HTTPS (a self-signed certificate; the bridge with server.tls); the client keeps its connections, so each pays one handshake")
 	flag.StringVar(&tlsFiles.cert, "tls-cert", "", "internal: serve the handler over HTTPS with this certificate (with -tls-key)")
 	flag.StringVar(&tlsFiles.key, "tls-key", "", "internal: the key of -tls-cert")
+	kafkaBroker := flag.String("queue-kafka", "", "run the bridge with queue type kafka on this broker (host:port; e.g. one `go run ./bench/kafka -serve-broker 3` serves), each start on a topic of its own")
 	openRate := flag.Float64("open-rate", 0, "only run an open loop at this rate (requests/s) for -duration, after -warmup, at each target in turn (bare, floor, bridge), and print what each measured")
 	flag.Parse()
-	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow, dedupMemory: *dedupMemory}
+	bc := bridgeConfig{sinkSync: *sinkSync, batchWait: *batchWait, dedupWindow: *dedupWindow, dedupMemory: *dedupMemory, kafkaBroker: *kafkaBroker}
 	if *serveBare != "" {
 		runBare(*serveBare)
 		return
@@ -400,6 +401,7 @@ func (b *bridgeTarget) fetch(urlPath, path string) error {
 type bridgeConfig struct {
 	sinkSync, batchWait, dedupMemory string
 	dedupWindow                      time.Duration
+	kafkaBroker                      string // queue type kafka on this broker, when not ""
 }
 
 func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
@@ -414,6 +416,10 @@ func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
 	}
 	if bc.dedupMemory != "" {
 		queue += ", dedup_memory: " + bc.dedupMemory
+	}
+	if bc.kafkaBroker != "" {
+		// A topic of its own for every start, so that no phase reads another's.
+		queue = fmt.Sprintf("type: kafka, brokers: [%q], topic: bench.%d", bc.kafkaBroker, time.Now().UnixNano())
 	}
 	addr, admin := freeAddr(), freeAddr()
 	server := fmt.Sprintf("listen: %q", addr)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +21,10 @@ import (
 	"github.com/hookbridge/hookbridge/inspect"
 	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
+	"github.com/hookbridge/hookbridge/queue/kafkaqueue"
 	"github.com/hookbridge/hookbridge/server"
 	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/sinks/kafka"
 )
 
 // ShutdownTimeout bounds each stage of a graceful stop.
@@ -31,13 +34,31 @@ const ShutdownTimeout = 10 * time.Second
 // refused a write: as long as the 503 it answered asks the provider to wait.
 const queueFailureWindow = server.RetryAfterUnqueued
 
+// eventQueue is what the bridge needs of its queue: the embedded store
+// (queue.Store) or a Kafka topic shared by replicas (kafkaqueue.Queue).
+type eventQueue interface {
+	delivery.Queue
+	inspect.DeadLetterStore
+	Enqueue(ctx context.Context, items []queue.Item) (dup []bool, err error)
+	Reject(source string, raw []byte, reason string) error
+	Refusing() error
+	Close() error
+}
+
+// subscriber is a queue whose sinks read it themselves (kafkaqueue.Queue):
+// each running sink subscribes, and unsubscribes when it leaves the config.
+type subscriber interface {
+	Subscribe(sink string) error
+	Unsubscribe(sink string)
+}
+
 // App is a running bridge.
 type App struct {
 	path string
 	log  *slog.Logger
 	m    *metrics.Metrics
 
-	q      *queue.Store
+	q      eventQueue
 	rec    *inspect.Recorder
 	engine *delivery.Engine
 	srv    *server.Server
@@ -109,14 +130,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.rt.Store(rt)
 
-	minFree := int64(f.Queue.MinFreeSpace)
-	if minFree == 0 {
-		minFree = -1 // the check is off
-	}
-	a.q, err = queue.Open(queue.Options{Path: f.Queue.Path, DedupWindow: f.Queue.DedupWindow, DedupMemory: int(f.Queue.DedupMemory), MinFreeSpace: minFree, Logger: a.log})
-	if err != nil {
+	if a.q, err = a.openQueue(f.Queue); err != nil {
 		closeSinks()
-		return fmt.Errorf("opening the queue at %s: %w", f.Queue.Path, err)
+		return err
 	}
 	defer func() {
 		if cerr := a.q.Close(); cerr != nil {
@@ -193,7 +209,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		go func() { serveErr <- a.admin.Serve(adminLn) }()
 	}
 	rt.logSummary(a.log, scheme+"://"+displayAddr(ln.Addr()))
-	a.log.Info("hookbridge is running", "webhooks", scheme+"://"+displayAddr(ln.Addr()), "admin", f.Admin.Listen, "queue", f.Queue.Path)
+	a.log.Info("hookbridge is running", "webhooks", scheme+"://"+displayAddr(ln.Addr()), "admin", f.Admin.Listen, "queue", queueName(f.Queue))
 	a.ready.Store(true)
 	close(a.started)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -221,6 +237,46 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("stopped; undelivered events stay queued", "pending", a.q.Stats().Pending)
 	return err
+}
+
+// openQueue opens the queue the config asks for.
+func (a *App) openQueue(c QueueConfig) (eventQueue, error) {
+	if c.Type == "kafka" {
+		tlsConfig, mech, err := kafka.ClientSecurity(c.TLS, c.SASL)
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		q, err := kafkaqueue.Open(kafkaqueue.Options{
+			Brokers: c.Brokers, Topic: c.Topic, Group: c.Group, DeadLetterTopic: c.DeadLetterTopic,
+			TLS: tlsConfig, SASL: mech, DedupWindow: c.DedupWindow, MaxHeld: c.MaxHeld,
+			SessionTimeout: c.SessionTimeout, Logger: a.log,
+			Route: func(ev *event.Event) []string {
+				_, targets := a.rt.Load().Router.Match(ev)
+				return targets
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		return q, nil
+	}
+	minFree := int64(c.MinFreeSpace)
+	if minFree == 0 {
+		minFree = -1 // the check is off
+	}
+	q, err := queue.Open(queue.Options{Path: c.Path, DedupWindow: c.DedupWindow, DedupMemory: int(c.DedupMemory), MinFreeSpace: minFree, Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the queue at %s: %w", c.Path, err)
+	}
+	return q, nil
+}
+
+// queueName says where the queue is, for the logs.
+func queueName(c QueueConfig) string {
+	if c.Type == "kafka" {
+		return "kafka topic " + c.Topic + " (group " + c.Group + ")"
+	}
+	return c.Path
 }
 
 func displayAddr(addr net.Addr) string {
@@ -275,6 +331,12 @@ func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
 		}
 		if err := a.engine.Start(name, b.Sink, b.Policy); err != nil {
 			a.log.Error("starting delivery", "sink", name, "err", err)
+			continue
+		}
+		if sub, ok := a.q.(subscriber); ok {
+			if err := sub.Subscribe(name); err != nil {
+				a.log.Error("reading the queue for a sink", "sink", name, "err", err)
+			}
 		}
 	}
 }
@@ -367,6 +429,9 @@ func (a *App) Reload(ctx context.Context) error {
 			if err := old.Sink.Close(ctx); err != nil {
 				a.log.Error("closing replaced sink", "sink", name, "err", err)
 			}
+			if sub, ok := a.q.(subscriber); ok && rt.Sinks[name] == nil {
+				sub.Unsubscribe(name)
+			}
 		}
 	}
 	a.startSinks(ctx, rt, prev)
@@ -399,9 +464,7 @@ func checkRestartOnly(old, f *File) error {
 	if old.Server.TLS != f.Server.TLS || old.Admin.TLS != f.Admin.TLS {
 		errs = append(errs, errors.New("changing server.tls or admin.tls needs a restart (renewed certificate files are read without one)"))
 	}
-	if old.Queue.Type != f.Queue.Type || old.Queue.Path != f.Queue.Path ||
-		old.Queue.DedupWindow != f.Queue.DedupWindow || old.Queue.DedupMemory != f.Queue.DedupMemory ||
-		old.Queue.MinFreeSpace != f.Queue.MinFreeSpace {
+	if !reflect.DeepEqual(old.Queue, f.Queue) {
 		errs = append(errs, errors.New("changing the queue needs a restart"))
 	}
 	return errors.Join(errs...)

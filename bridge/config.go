@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
@@ -16,9 +17,11 @@ import (
 	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/delivery"
 	"github.com/hookbridge/hookbridge/queue"
+	"github.com/hookbridge/hookbridge/queue/kafkaqueue"
 	"github.com/hookbridge/hookbridge/router"
 	"github.com/hookbridge/hookbridge/server"
 	"github.com/hookbridge/hookbridge/sinks"
+	"github.com/hookbridge/hookbridge/sinks/kafka"
 	"github.com/hookbridge/hookbridge/sources"
 )
 
@@ -87,7 +90,8 @@ const (
 
 // QueueConfig is the `queue` key.
 type QueueConfig struct {
-	// Type is "embedded" (default).
+	// Type is "embedded" (default), a local store, or "kafka", a Kafka
+	// topic that several bridge replicas share.
 	Type string `yaml:"type"`
 	// Path is the embedded store's directory. Default ./data/queue.
 	Path string `yaml:"path"`
@@ -101,10 +105,29 @@ type QueueConfig struct {
 	// events are answered 503 until space is freed, instead of the disk
 	// filling up. Default 256MiB; 0 turns the check off.
 	MinFreeSpace config.Size `yaml:"min_free_space"`
-	// Brokers, Topic and Group are for type kafka.
+	// DedupWindow also applies to type kafka; the keys below are for it
+	// alone.
+
+	// Brokers are the Kafka bootstrap brokers, host:port. Required.
 	Brokers []string `yaml:"brokers"`
-	Topic   string   `yaml:"topic"`
-	Group   string   `yaml:"group"`
+	// Topic is the ingress topic every replica writes and reads. Default
+	// bridge.ingress.
+	Topic string `yaml:"topic"`
+	// Group names the consumer groups: each sink reads the topic as the
+	// group "<group>.<sink>". Default bridge.
+	Group string `yaml:"group"`
+	// DeadLetterTopic receives the events no sink took and the request
+	// bodies that could not be converted. Default <topic>.deadletter.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// MaxHeld is how many events each sink's reader holds in memory, read
+	// and not yet delivered, before it pauses. Default 10000.
+	MaxHeld int `yaml:"max_held"`
+	// SessionTimeout is how long the group waits for a replica that stopped
+	// answering before its partitions go to the others. Default 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// TLS and SASL secure the connections to the brokers, as for the kafka sink.
+	TLS  kafka.TLSConfig  `yaml:"tls"`
+	SASL kafka.SASLConfig `yaml:"sasl"`
 }
 
 // LogConfig is the `log` key.
@@ -221,11 +244,15 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 	shape := fileShape{
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
-		Queue:  QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		Queue: QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace,
+			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, SessionTimeout: kafkaqueue.DefaultSessionTimeout},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 	top := root.Content[0]
 	d.Decode(top, &shape)
+	if shape.Queue.DeadLetterTopic == "" {
+		shape.Queue.DeadLetterTopic = shape.Queue.Topic + kafkaqueue.DeadLetterSuffix
+	}
 	f := &File{Path: path, Server: shape.Server, Admin: shape.Admin, Queue: shape.Queue, Log: shape.Log}
 	checkTop(d, top, f)
 	f.Sources = loadSources(d, &shape.Sources, f)
@@ -286,9 +313,9 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 			d.Errorf(at("queue", "path"), "queue.path must not be empty")
 		}
 	case "kafka":
-		d.Errorf(at("queue", "type"), "queue type kafka is not available yet; use embedded")
+		checkKafkaQueue(d, f.Queue, at)
 	default:
-		d.Errorf(at("queue", "type"), "unknown queue type %q (embedded)", f.Queue.Type)
+		d.Errorf(at("queue", "type"), "unknown queue type %q (embedded or kafka)", f.Queue.Type)
 	}
 	if f.Queue.DedupWindow < 0 || f.Queue.DedupWindow > queue.MaxDedupWindow {
 		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must be between 0 and %s (366 days), not %s", queue.MaxDedupWindow, f.Queue.DedupWindow)
@@ -303,6 +330,41 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	}
 	if f.Log.Format != "text" && f.Log.Format != "json" {
 		d.Errorf(at("log", "format"), "log.format must be text or json, not %q", f.Log.Format)
+	}
+}
+
+// checkKafkaQueue checks the keys of queue type kafka.
+func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key string) *yaml.Node) {
+	if len(q.Brokers) == 0 {
+		d.Errorf(at("queue", "brokers"), "queue.brokers is required with type kafka: list at least one host:port")
+	}
+	for _, b := range q.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			d.Errorf(at("queue", "brokers"), "queue.brokers: %q is not host:port", b)
+		}
+	}
+	for key, topic := range map[string]string{"topic": q.Topic, "dead_letter_topic": q.DeadLetterTopic} {
+		if err := kafka.ValidTopic(topic); err != nil {
+			d.Errorf(at("queue", key), "queue.%s: %v", key, err)
+		}
+	}
+	if q.Topic == q.DeadLetterTopic {
+		d.Errorf(at("queue", "dead_letter_topic"), "queue.dead_letter_topic must differ from queue.topic")
+	}
+	if q.Group == "" {
+		d.Errorf(at("queue", "group"), "queue.group must not be empty")
+	}
+	if q.MaxHeld < 1 {
+		d.Errorf(at("queue", "max_held"), "queue.max_held must be at least 1, not %d", q.MaxHeld)
+	}
+	if q.SessionTimeout < time.Second {
+		d.Errorf(at("queue", "session_timeout"), "queue.session_timeout must be at least 1s, not %s", q.SessionTimeout)
+	}
+	if err := q.TLS.Validate(); err != nil {
+		d.Errorf(at("queue", "tls"), "queue.%v", err)
+	}
+	if err := q.SASL.Validate(); err != nil {
+		d.Errorf(at("queue", "sasl"), "queue.%v", err)
 	}
 }
 

@@ -88,7 +88,18 @@ server: {trusted_proxies: [10.0.0.0/33]}
 sources:
   hc: {type: helloclient, secret: s, allow_ips: [nope]}
 `, []string{"server.trusted_proxies", "sources.hc.allow_ips"}},
-		{"kafka queue not yet", base + "queue: {type: kafka}\n", []string{"queue type kafka is not available yet"}},
+		{"kafka queue without brokers", base + "queue: {type: kafka}\n", []string{"c.yaml:6:1: queue.brokers is required with type kafka"}},
+		{"kafka queue mistakes", base + `queue:
+  type: kafka
+  brokers: [kafka1]
+  topic: "bad topic"
+  group: ""
+  session_timeout: 10ms
+  sasl: {mechanism: plain}
+`, []string{`c.yaml:8:3: queue.brokers: "kafka1" is not host:port`, "c.yaml:9:3: queue.topic:", "c.yaml:10:3: queue.group must not be empty",
+			"c.yaml:11:3: queue.session_timeout must be at least 1s", "c.yaml:12:3: queue.sasl: username is required"}},
+		{"kafka queue dead letters onto the ingress", base + "queue: {type: kafka, brokers: [\"k:9092\"], topic: t, dead_letter_topic: t}\n", []string{"queue.dead_letter_topic must differ from queue.topic"}},
+		{"unknown queue type", base + "queue: {type: redis}\n", []string{`unknown queue type "redis" (embedded or kafka)`}},
 		{"dedup window too long", base + "queue: {dedup_window: 9000h}\n", []string{"c.yaml:6:9: queue.dedup_window must be between 0 and 8784h0m0s (366 days), not 9000h0m0s"}},
 		{"dedup memory too small", base + "queue: {dedup_memory: 4KiB}\n", []string{"c.yaml:6:9: queue.dedup_memory must be between 64KiB and 1GiB, not 4KiB"}},
 		{"dedup memory not a size", base + "queue: {dedup_memory: lots}\n", []string{"c.yaml:6:23:", `"lots" is not a size`}},

@@ -150,7 +150,8 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 
 // TestREADMEExamplesAreOneValidConfig: users copy the README's YAML
 // examples, so together they must make a file `bridge validate` accepts.
-// The blocks are merged key by key (two of them add sinks), the variables
+// The blocks are merged key by key (two of them add sinks; one that starts
+// with "# instead" replaces the sections it sets), the variables
 // they use are set, and the secret file and certificate they read are made.
 func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
@@ -176,6 +177,10 @@ func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 			t.Fatalf("README yaml block %d: %v\n%s", i+1, err, block)
 		}
 		for k, v := range doc {
+			if strings.HasPrefix(block, "# instead") {
+				merged[k] = v
+				continue
+			}
 			prev, ok := merged[k].(map[string]any)
 			add, isMap := v.(map[string]any)
 			if !ok || !isMap {

@@ -130,29 +130,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	waitFor(t, 10*time.Second, "three dead letters", func() bool { return deadLetterCount(t, admin) == 3 })
 
 	// The browser.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1000),
-	)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no deadline on its lifetime
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
+	ctx := startChromium(t, chromium)
 	step := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, timeout)
@@ -299,4 +277,34 @@ func deadLetterCount(t *testing.T, admin string) int {
 		t.Fatal(fmt.Errorf("GET deadletters: %w", err))
 	}
 	return list.Total
+}
+
+// startChromium starts headless Chromium for the test; it stops when the
+// test ends.
+func startChromium(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 1000),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no deadline on its lifetime
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	return ctx
 }

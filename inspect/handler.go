@@ -48,7 +48,9 @@ type Options struct {
 	// Recorder holds the recent events and their delivery attempts. Required.
 	Recorder *Recorder
 	// Queue is the store whose dead letters are listed and replayed. Required.
-	Queue *queue.Store
+	// A queue that keeps no dead-letter list answers errors.ErrUnsupported,
+	// which the API answers 501.
+	Queue DeadLetterStore
 	// Token, when set, is required on every request as
 	// "Authorization: Bearer <token>"; the page itself may instead be opened
 	// with ?token=<token> (its script then sends the header). Default none:
@@ -62,9 +64,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DeadLetterStore is what the inspector needs of the queue.
+type DeadLetterStore interface {
+	DeadLettersBefore(before string, limit int) ([]queue.DeadLetter, error)
+	DeadLetter(key string) (queue.DeadLetter, error)
+	Replay(key, sink string) error
+	Discard(key string) error
+	Stats() queue.Stats
+}
+
 type handler struct {
 	rec   *Recorder
-	q     *queue.Store
+	q     DeadLetterStore
 	sinks func() []string
 	log   *slog.Logger
 
@@ -252,6 +263,10 @@ func (h *handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "before: "+err.Error())
 		return
 	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		writeError(w, http.StatusNotImplemented, err.Error())
+		return
+	}
 	if err != nil {
 		h.log.Error("inspector: listing dead letters", "err", err)
 		writeError(w, http.StatusInternalServerError, "listing dead letters: "+err.Error())
@@ -393,6 +408,9 @@ func (h *handler) deadLetter(w http.ResponseWriter, key string) (queue.DeadLette
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
 		writeError(w, http.StatusNotFound, errNoDeadLetter)
+		return dl, false
+	case errors.Is(err, errors.ErrUnsupported):
+		writeError(w, http.StatusNotImplemented, err.Error())
 		return dl, false
 	case err != nil:
 		h.log.Error("inspector: finding a dead letter", "key", key, "err", err)

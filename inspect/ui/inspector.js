@@ -278,6 +278,7 @@
     }
     $('deadletters').tBodies[0].replaceChildren(...rows);
     $('dead-empty').hidden = dls.length > 0;
+    $('dead-empty').textContent = list.note || 'No dead letters.';
     $('dead-count').textContent = list.total ? '(' + list.total + ')' : '';
   }
 
@@ -293,12 +294,19 @@
     setStatus(err.message || String(err), true);
   }
 
+  // deadLettersElsewhere stands for the list when the queue keeps none (a
+  // Kafka queue writes dead letters to a topic): the answer says where.
+  function deadLettersElsewhere(err) {
+    if (err instanceof AuthError) throw err;
+    return { dead_letters: [], total: 0, note: err.message || String(err) };
+  }
+
   async function refresh() {
     if (busy) return;
     busy = true;
     try {
       const [events, dead, stats] = await Promise.all([
-        call('GET', 'events'), call('GET', 'deadletters'), call('GET', 'stats')]);
+        call('GET', 'events'), call('GET', 'deadletters').catch(deadLettersElsewhere), call('GET', 'stats')]);
       renderEvents(events);
       renderDeadLetters(dead);
       renderStats(stats);

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// kafkaQueueConfig runs a replica whose queue is the topic bridge.ingress
+// (three partitions) on the broker ${KAFKA}; each replica has its own
+// file, so what each delivered can be told apart.
+const kafkaQueueConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}
+log: {level: info}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl"}
+routes:
+  - {name: everything, sinks: [archive]}
+`
+
+// TestKafkaQueueReplicasLoseNothingOnKillNine runs two replicas on one
+// Kafka ingress topic, posts leads to both, kills one with SIGKILL under
+// load, and finds every lead either replica acknowledged in the files: the
+// survivor delivers what the dead one had read and not finished.
+func TestKafkaQueueReplicasLoseNothingOnKillNine(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	env := []string{"HC_KEY=" + hcSecret, "KAFKA=" + c.ListenAddrs()[0]}
+	a := newBridge(t, kafkaQueueConfig, env...)
+	b := newBridge(t, kafkaQueueConfig, env...)
+	a.Start()
+	b.Start()
+	fileA, fileB := filepath.Join(a.Dir, "events.jsonl"), filepath.Join(b.Dir, "events.jsonl")
+
+	// Dead letters are records on a topic in this mode: the inspector says so.
+	resp, err := http.Get("http://" + a.Admin + "/inspector/api/deadletters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("dead-letter list: %d, want 501", resp.StatusCode)
+	}
+
+	countA, stopA := streamLeads(t, "http://"+a.Addr+"/webhooks/helloclient", hcSecret, 8, leadBody)
+	countB, stopB := streamLeads(t, "http://"+b.Addr+"/webhooks/helloclient", hcSecret, 8, func(n int) []byte { return leadBody(1_000_000 + n) })
+	// Both replicas deliver (the group gave each a share of the partitions),
+	// for long enough to commit what they delivered (every second).
+	started := time.Now()
+	waitFor(t, 60*time.Second, "both replicas acknowledging and delivering for 4s", func() bool {
+		return time.Since(started) > 4*time.Second && countA() >= 500 && countB() >= 500 &&
+			len(readLines(t, fileA)) > 0 && len(readLines(t, fileB)) > 0
+	})
+	a.Kill()
+	ackedA := stopA()
+	atKill := countB()
+	waitFor(t, 30*time.Second, "the survivor acknowledging more", func() bool { return countB() >= atKill+300 })
+	ackedB := stopB()
+	t.Logf("acknowledged: %d by the killed replica, %d by the survivor", len(ackedA), len(ackedB))
+
+	missing := func() []string {
+		seen := map[string]bool{}
+		for _, path := range []string{fileA, fileB} {
+			for _, ev := range readLines(t, path) {
+				seen[ev.ID] = true
+			}
+		}
+		var out []string
+		for _, acked := range []map[string]bool{ackedA, ackedB} {
+			for id := range acked {
+				if !seen[id] {
+					out = append(out, id)
+				}
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		t.Fatalf("%d acknowledged events never delivered, e.g. %s", len(m), m[0])
+	}
+	linesA, linesB := readLines(t, fileA), readLines(t, fileB)
+	distinct := map[string]bool{}
+	for _, ev := range append(linesA, linesB...) {
+		distinct[ev.ID] = true
+	}
+	t.Logf("files: %d lines by the killed replica, %d by the survivor; %d distinct events, %d delivered twice",
+		len(linesA), len(linesB), len(distinct), len(linesA)+len(linesB)-len(distinct))
+	// The survivor took the dead replica's partitions over from their
+	// committed offsets: it delivered again only what was delivered after
+	// the last commit, not everything.
+	if twice := len(linesA) + len(linesB) - len(distinct); twice >= len(linesA) {
+		t.Errorf("%d events delivered twice of %d the killed replica delivered: its offsets were not committed", twice, len(linesA))
+	}
+	if code := b.Stop(); code != 0 {
+		t.Fatalf("survivor exit code %d", code)
+	}
+}
+
+// TestInspectorWithKafkaQueue: with a Kafka queue the inspector still
+// shows the recent events and their deliveries, and says where the dead
+// letters are instead of listing them.
+func TestInspectorWithKafkaQueue(t *testing.T) {
+	chromium := chromiumPath()
+	if chromium == "" {
+		t.Skip("Chromium not found: install Debian's chromium package (apt-get install -y chromium) to run the inspector browser test")
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	b := newBridge(t, kafkaQueueConfig, "HC_KEY="+hcSecret, "KAFKA="+c.ListenAddrs()[0])
+	b.Start()
+	body := leadBody(7)
+	resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+		map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+	if err != nil || resp.Status != http.StatusOK {
+		t.Fatalf("posting a lead: %v %d %s", err, resp.Status, resp.Body)
+	}
+	row := `tr.event-row[data-id="` + sha256Hex(body) + `"]`
+	ctx := startChromium(t, chromium)
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx,
+		chromedp.Navigate("http://"+b.Admin+"/inspector/"),
+		chromedp.WaitVisible(chromedp.CSS(row+` .badge[data-sink="archive"][data-status="delivered"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#dead-empty")),
+	); err != nil {
+		t.Fatalf("the inspector: %v", err)
+	}
+	note, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("#dead-empty")))
+	if err != nil {
+		t.Fatalf("the dead-letter section: %v", err)
+	}
+	if !strings.Contains(note, "Kafka topic bridge.ingress.deadletter") {
+		t.Errorf("dead-letter section says %q, want where the dead letters are", note)
+	}
+}
