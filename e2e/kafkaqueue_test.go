@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -151,5 +152,74 @@ func TestInspectorWithKafkaQueue(t *testing.T) {
 	}
 	if !strings.Contains(note, "Kafka topic bridge.ingress.deadletter") {
 		t.Errorf("dead-letter section says %q, want where the dead letters are", note)
+	}
+}
+
+const kafkaQueueCRMConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}
+log: {level: info}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl"}
+  crm: {type: http, url: "${CRM_URL}", retry: {max_attempts: 2, initial_backoff: 50ms}}
+routes:
+  - {name: leads, sinks: [archive, crm]}
+`
+
+// TestKafkaQueueDeadLettersAndReload: with a Kafka queue, a lead the CRM
+// rejects lands on the dead-letter topic as a CloudEvent with the reason,
+// while the file gets it; a reload that removes the CRM stops its reader
+// and later leads go to the file alone.
+func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.SeedTopics(1, "bridge.ingress.deadletter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	broker := c.ListenAddrs()[0]
+	crm := newCRM(t) // answers 400 to every request
+	b := newBridge(t, kafkaQueueCRMConfig, "HC_KEY="+hcSecret, "KAFKA="+broker, "CRM_URL="+crm.URL)
+	b.Start()
+	send := func(n int) string {
+		t.Helper()
+		body := leadBody(n)
+		resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+			map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+		if err != nil || resp.Status != http.StatusOK {
+			t.Fatalf("posting lead %d: %v %d %s", n, err, resp.Status, resp.Body)
+		}
+		return sha256Hex(body)
+	}
+	id := send(1)
+	msgs := consumeTopic(t, broker, "bridge.ingress.deadletter", 20*time.Second, func(m []kafkago.Message) bool { return len(m) == 1 })
+	h := map[string]string{}
+	for _, hd := range msgs[0].Headers {
+		h[hd.Key] = string(hd.Value)
+	}
+	if h["ce_id"] != id || h["ce_type"] != "com.helloclient.lead" || h["ce_deadlettersink"] != "crm" ||
+		!strings.Contains(h["ce_deadletterreason"], "crm: rejected") || !strings.Contains(h["ce_deadletterreason"], "400") {
+		t.Errorf("dead letter headers %v", h)
+	}
+	archive := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 10*time.Second, "the lead in the file", func() bool { return len(readLines(t, archive)) == 1 })
+
+	withoutCRM := strings.Replace(kafkaQueueCRMConfig, "sinks: [archive, crm]", "sinks: [archive]", 1)
+	withoutCRM = strings.Replace(withoutCRM, `  crm: {type: http, url: "${CRM_URL}", retry: {max_attempts: 2, initial_backoff: 50ms}}
+`, "", 1)
+	b.WriteConfig(withoutCRM)
+	waitFor(t, 15*time.Second, "the reload", func() bool { return strings.Contains(b.Log(), "config reloaded") })
+	if !strings.Contains(b.Log(), `msg="sink stopped reading the queue; its consumer group keeps its offsets" sink=crm group=bridge.crm`) {
+		t.Error("the removed sink did not leave its consumer group")
+	}
+	send(2)
+	waitFor(t, 10*time.Second, "the second lead in the file", func() bool { return len(readLines(t, archive)) == 2 })
+	if end := topicEnd(t, broker, "bridge.ingress.deadletter"); end != 1 {
+		t.Errorf("dead-letter topic holds %d records after the reload, want 1", end)
+	}
+	if code := b.Stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }

@@ -290,6 +290,7 @@ func (q *Queue) Unsubscribe(sink string) {
 	q.mu.Unlock()
 	if r != nil {
 		r.stop()
+		q.log.Info("sink stopped reading the queue; its consumer group keeps its offsets", "sink", sink, "group", q.o.Group+"."+sink)
 	}
 	for _, e := range orphans {
 		q.bury(sink, e, fmt.Sprintf("%s: no longer in the config", sink))

@@ -99,10 +99,7 @@ func TestCommitOnlyAfterDelivery(t *testing.T) {
 	brokers := newCluster(t, 1)
 	q := openQueue(t, brokers, nil)
 	subscribe(t, q, "a")
-	var evs []*event.Event
-	for i := range 10 {
-		evs = append(evs, newEvent(i, "t.a"))
-	}
+	evs := newEvents(10, "t.a")
 	enqueue(t, q, evs...)
 	ds := take(t, q, "a", 10, 15*time.Second)
 	if got, want := idsOf(t, ds), idsOfEvents(evs); !slices.Equal(got, want) {
@@ -155,10 +152,7 @@ func TestCloseCommits(t *testing.T) {
 	brokers := newCluster(t, 1)
 	q := openQueue(t, brokers, func(o *Options) { o.CommitInterval = time.Hour })
 	subscribe(t, q, "a")
-	var evs []*event.Event
-	for i := range 4 {
-		evs = append(evs, newEvent(i, "t.a"))
-	}
+	evs := newEvents(4, "t.a")
 	enqueue(t, q, evs...)
 	ds := take(t, q, "a", 4, 15*time.Second)
 	ack(t, q, "a", ds[:3]...)
@@ -363,10 +357,7 @@ func TestRelease(t *testing.T) {
 	brokers := newCluster(t, 1)
 	q := openQueue(t, brokers, nil)
 	subscribe(t, q, "a")
-	var evs []*event.Event
-	for i := range 5 {
-		evs = append(evs, newEvent(i, "t.a"))
-	}
+	evs := newEvents(5, "t.a")
 	enqueue(t, q, evs...)
 	waitPending(t, q, "a", 5)
 
@@ -424,10 +415,7 @@ func TestReplicas(t *testing.T) {
 	subscribe(t, q2, "a")
 	waitMembers(t, brokers, group+".a", 2)
 
-	var evs []*event.Event
-	for i := range 30 {
-		evs = append(evs, newEvent(i, "t.a"))
-	}
+	evs := newEvents(30, "t.a")
 	enqueue(t, q1, evs...)
 	got := map[*Queue][]queue.Delivery{}
 	deadline := time.Now().Add(15 * time.Second)
@@ -484,10 +472,7 @@ func TestMaxHeld(t *testing.T) {
 	brokers := newCluster(t, 3)
 	q := openQueue(t, brokers, func(o *Options) { o.MaxHeld = 10 })
 	subscribe(t, q, "a")
-	var evs []*event.Event
-	for i := range 50 {
-		evs = append(evs, newEvent(i, "t.a"))
-	}
+	evs := newEvents(50, "t.a")
 	enqueued := time.Now()
 	enqueue(t, q, evs...)
 	waitPending(t, q, "a", 10)
@@ -612,15 +597,12 @@ func TestUnsubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var evs []*event.Event
-	for i := range 2000 {
-		evs = append(evs, newEvent(i, "t.a"))
-	}
+	evs := newEvents(2000, "t.a")
 	enqueue(t, q, evs...)
 	// Leave while the reader is pushing deliveries, several times.
 	for round := range 5 {
 		subscribe(t, q, "a")
-		waitPendingAtLeast(t, q, "a", 20*(round+1))
+		waitPending(t, q, "a", 20*(round+1), true)
 		q.Unsubscribe("a")
 		if n := q.Stats().Pending["a"]; n != 0 {
 			t.Fatalf("round %d: %d deliveries pending for a after Unsubscribe", round, n)
