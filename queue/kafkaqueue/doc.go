@@ -24,8 +24,12 @@
 //   - delivery attempts and retry back-off, which start over when another
 //     replica reads the record again;
 //   - the dedup window, which holds the ids this replica read (up to
-//     MaxDedupIDs), so a provider's retry that arrives after a rebalance
-//     moved its partition, or after a restart, is delivered again.
+//     MaxDedupIDs). When a reader takes records of a partition that it did
+//     not read up to there (at its start, or when a rebalance hands it
+//     records another replica read), it first reads back the ids of the
+//     DedupLookback records before them, so a provider's retry that
+//     follows a deploy or a rebalance is still dropped; a retry of an
+//     event further back than that is delivered again.
 //
 // Events a sink gives up on with no dead-letter sink, and request bodies
 // that could not be converted, go to the dead-letter topic (by default the

@@ -24,6 +24,7 @@ import (
 const (
 	DefaultMaxHeld        = 10000
 	DefaultMaxDedupIDs    = 100000
+	DefaultDedupLookback  = 10000
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultCommitInterval = time.Second
 	DefaultSessionTimeout = 10 * time.Second
@@ -60,6 +61,10 @@ type Options struct {
 	DedupWindow time.Duration
 	// MaxDedupIDs bounds the ids remembered per sink. Default 100,000.
 	MaxDedupIDs int
+	// DedupLookback is how many records before the first one a reader
+	// reads from a partition (after a start, or after a rebalance handed it
+	// records others read) it reads back for their ids. Default 10,000.
+	DedupLookback int
 	// MaxHeld is how many records one sink's reader holds in memory, read
 	// and not yet settled, before it waits. Default 10,000.
 	MaxHeld int
@@ -122,6 +127,9 @@ func Open(o Options) (*Queue, error) {
 	}
 	if o.MaxDedupIDs <= 0 {
 		o.MaxDedupIDs = DefaultMaxDedupIDs
+	}
+	if o.DedupLookback <= 0 {
+		o.DedupLookback = DefaultDedupLookback
 	}
 	if o.MaxHeld <= 0 {
 		o.MaxHeld = DefaultMaxHeld

@@ -3,6 +3,7 @@ package kafkaqueue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -213,6 +214,43 @@ func TestDedup(t *testing.T) {
 			takeNone(t, q, "a", 200*time.Millisecond)
 			ack(t, q, "a", ds...)
 			waitCommitted(t, brokers, group+".a", 3)
+		})
+	}
+}
+
+// A provider's retry that a replica reads after another one (or itself,
+// before a restart) delivered the first copy is still a duplicate: the
+// reader reads back the ids before the first record it takes.
+func TestDedupAcrossReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		lookback int
+		want     []string
+	}{
+		{0, []string{"ev-001"}}, // the default lookback
+		{1, []string{"ev-000", "ev-001"}},
+	} {
+		t.Run(fmt.Sprint(tc.lookback), func(t *testing.T) {
+			brokers := newCluster(t, 1)
+			edit := func(o *Options) { o.DedupWindow, o.DedupLookback = time.Minute, tc.lookback }
+			q1 := openQueue(t, brokers, edit)
+			subscribe(t, q1, "a")
+			enqueue(t, q1, newEvent(0, "t.a"))
+			enqueue(t, q1, newEvent(2, "t.b")) // not for a: read and settled
+			ack(t, q1, "a", take(t, q1, "a", 1, 15*time.Second)...)
+			waitCommitted(t, brokers, group+".a", 2)
+			if err := q1.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			q2 := openQueue(t, brokers, edit)
+			enqueue(t, q2, newEvent(0, "t.a")) // the provider's retry
+			enqueue(t, q2, newEvent(1, "t.a"))
+			subscribe(t, q2, "a")
+			ds := take(t, q2, "a", len(tc.want), 15*time.Second)
+			if got := idsOf(t, ds); !slices.Equal(got, tc.want) {
+				t.Fatalf("delivered %v, want %v", got, tc.want)
+			}
+			takeNone(t, q2, "a", 200*time.Millisecond)
 		})
 	}
 }

@@ -169,12 +169,19 @@ func (r *reader) take(m kafkago.Message) {
 		q.mu.Unlock()
 		return
 	}
+	// Records before m that this reader has not seen were read by another
+	// replica, or before a restart: their ids are remembered first, so that
+	// a provider's retry after a rebalance or a deploy is still a duplicate.
+	recall, recallFrom := r.dedup != nil && m.Offset > p.next, p.next
 	p.next = m.Offset + 1
 	rec := &record{r: r, p: p, offset: m.Offset, at: m.Time, key: m.Key, left: 1}
 	p.open = append(p.open, rec)
 	r.held++
 	q.mu.Unlock()
 
+	if recall {
+		r.recall(m.Partition, max(recallFrom, m.Offset-int64(r.q.o.DedupLookback)), m.Offset)
+	}
 	ev, err := kafka.FromMessage(m)
 	var body []byte
 	if err == nil {
@@ -209,6 +216,53 @@ func (r *reader) take(m kafkago.Message) {
 	q.seq++
 	q.sinkLocked(r.sink).push(&entry{seq: q.seq, body: body, rec: rec})
 	q.mu.Unlock()
+}
+
+// recall remembers the keys of the records of partition in [from, to)
+// that are within the dedup window, reading them with a reader of its own
+// (outside the group). It gives up, with a warning, when the brokers do
+// not answer in time: deduplication is then as wide as this reader's own
+// memory.
+func (r *reader) recall(partition int, from, to int64) {
+	if from >= to {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.q.o.WriteTimeout)
+	defer cancel()
+	kr := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:   r.q.o.Brokers,
+		Topic:     r.q.o.Topic,
+		Partition: partition,
+		Dialer:    r.q.dialer,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   100 * time.Millisecond,
+	})
+	defer kr.Close()
+	if err := kr.SetOffset(from); err != nil {
+		r.q.log.Warn("recalling the ids read by other replicas", "sink", r.sink, "partition", partition, "err", err)
+		return
+	}
+	horizon := time.Now().Add(-r.q.o.DedupWindow)
+	n := 0
+	for {
+		m, err := kr.ReadMessage(ctx)
+		if err != nil {
+			r.q.log.Warn("recalling the ids read by other replicas; duplicates of older ones are delivered again", "sink", r.sink, "partition", partition, "from", from, "to", to, "recalled", n, "err", err)
+			return
+		}
+		if m.Offset >= to {
+			break
+		}
+		if key := string(m.Key); key != "" && m.Time.After(horizon) {
+			r.dedup.remember(key, m.Time)
+			n++
+		}
+		if m.Offset == to-1 {
+			break
+		}
+	}
+	r.q.log.Debug("recalled the ids read by other replicas", "sink", r.sink, "partition", partition, "from", from, "to", to, "recalled", n)
 }
 
 func (r *reader) settleNow(rec *record) {
@@ -299,6 +353,16 @@ func (d *dedupWindow) seen(key string, now time.Time) bool {
 	d.at[key] = t
 	d.order = append(d.order, seenKey{key: key, at: t})
 	return false
+}
+
+// remember notes key as seen at at, unless it is already remembered.
+func (d *dedupWindow) remember(key string, at time.Time) {
+	if _, ok := d.at[key]; ok {
+		return
+	}
+	d.forget(func(int64) bool { return len(d.order) >= d.max })
+	d.at[key] = at.UnixNano()
+	d.order = append(d.order, seenKey{key: key, at: at.UnixNano()})
 }
 
 // forget drops the oldest keys while drop says so.
