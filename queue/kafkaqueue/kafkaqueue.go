@@ -25,7 +25,7 @@ const (
 	DefaultMaxHeld        = 10000
 	DefaultMaxDedupIDs    = 100000
 	DefaultDedupLookback  = 10000
-	DefaultWriteTimeout   = 10 * time.Second
+	DefaultWriteTimeout   = 5 * time.Second
 	DefaultCommitInterval = time.Second
 	DefaultSessionTimeout = 10 * time.Second
 	// DeadLetterSuffix names the default dead-letter topic after the ingress topic.
@@ -68,7 +68,9 @@ type Options struct {
 	// MaxHeld is how many records one sink's reader holds in memory, read
 	// and not yet settled, before it waits. Default 10,000.
 	MaxHeld int
-	// WriteTimeout bounds one write to the brokers. Default 10s.
+	// WriteTimeout bounds one write to the brokers, and how long Enqueue
+	// waits for its events to be acknowledged: a provider waiting longer
+	// would give up anyway. Default 5s.
 	WriteTimeout time.Duration
 	// CommitInterval is how often settled offsets are committed. Default 1s.
 	CommitInterval time.Duration
@@ -206,6 +208,10 @@ func (q *Queue) Enqueue(ctx context.Context, items []queue.Item) (dup []bool, er
 		}
 		msgs[i].Key = []byte(it.ID)
 	}
+	// Past the timeout the write may still land: the provider's retry is
+	// then dropped as a duplicate where the records are read.
+	ctx, cancel := context.WithTimeout(ctx, q.o.WriteTimeout)
+	defer cancel()
 	if err := q.writer.WriteMessages(ctx, msgs...); err != nil {
 		return nil, fmt.Errorf("kafkaqueue: writing to topic %s: %w", q.o.Topic, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -679,6 +680,37 @@ func TestUnsubscribe(t *testing.T) {
 		ack(t, q, "a", ds...)
 	}
 	takeNone(t, q, "a", 200*time.Millisecond)
+}
+
+// A broker that takes the connection and never answers gets Enqueue an
+// error within WriteTimeout, so the provider is answered 503 in time
+// rather than waiting for kafka-go's retries.
+func TestEnqueueGivesUpInTime(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never answered
+		}
+	}()
+	q := openQueue(t, []string{ln.Addr().String()}, func(o *Options) { o.WriteTimeout = 300 * time.Millisecond })
+	start := time.Now()
+	_, err = q.Enqueue(context.Background(), []queue.Item{itemOf(t, newEvent(0, "t.a"))})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Enqueue to a silent broker succeeded")
+	}
+	if took > 2*time.Second {
+		t.Errorf("Enqueue took %s to give up, with a write timeout of 300ms", took)
+	}
+	t.Logf("gave up after %s: %v", took, err)
 }
 
 func TestOpenAndEnqueueCheck(t *testing.T) {
