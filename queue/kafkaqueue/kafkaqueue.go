@@ -25,7 +25,7 @@ const (
 	DefaultMaxHeld        = 10000
 	DefaultMaxDedupIDs    = 100000
 	DefaultDedupLookback  = 10000
-	DefaultWriteTimeout   = 5 * time.Second
+	DefaultWriteTimeout   = 2 * time.Second
 	DefaultCommitInterval = time.Second
 	DefaultSessionTimeout = 10 * time.Second
 	// DeadLetterSuffix names the default dead-letter topic after the ingress topic.
@@ -70,7 +70,7 @@ type Options struct {
 	MaxHeld int
 	// WriteTimeout bounds one write to the brokers, and how long Enqueue
 	// waits for its events to be acknowledged: a provider waiting longer
-	// would give up anyway. Default 5s.
+	// would give up anyway (Crisp waits 2 s). Default 2s.
 	WriteTimeout time.Duration
 	// CommitInterval is how often settled offsets are committed. Default 1s.
 	CommitInterval time.Duration
