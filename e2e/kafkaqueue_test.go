@@ -29,16 +29,24 @@ routes:
   - {name: everything, sinks: [archive]}
 `
 
+// startQueueBroker starts kfake with the ingress topic (three partitions)
+// and its dead-letter topic (one).
+func startQueueBroker(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.SeedTopics(1, "bridge.ingress.deadletter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 // TestKafkaQueueReplicasLoseNothingOnKillNine runs two replicas on one
 // Kafka ingress topic, posts leads to both, kills one with SIGKILL under
 // load, and finds every lead either replica acknowledged in the files: the
 // survivor delivers what the dead one had read and not finished.
 func TestKafkaQueueReplicasLoseNothingOnKillNine(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := startQueueBroker(t)
 	env := []string{"HC_KEY=" + hcSecret, "KAFKA=" + c.ListenAddrs()[0]}
 	a := newBridge(t, kafkaQueueConfig, env...)
 	b := newBridge(t, kafkaQueueConfig, env...)
@@ -122,11 +130,7 @@ func TestInspectorWithKafkaQueue(t *testing.T) {
 	if chromium == "" {
 		t.Skip("Chromium not found: install Debian's chromium package (apt-get install -y chromium) to run the inspector browser test")
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := startQueueBroker(t)
 	b := newBridge(t, kafkaQueueConfig, "HC_KEY="+hcSecret, "KAFKA="+c.ListenAddrs()[0])
 	b.Start()
 	body := leadBody(7)
@@ -155,30 +159,17 @@ func TestInspectorWithKafkaQueue(t *testing.T) {
 	}
 }
 
-const kafkaQueueCRMConfig = `
-server: {listen: "{{WEBHOOK}}"}
-admin: {listen: "{{ADMIN}}"}
-queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}
-log: {level: info}
-sources:
-  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
-sinks:
-  archive: {type: file, path: "{{DIR}}/events.jsonl"}
-  crm: {type: http, url: "${CRM_URL}", retry: {max_attempts: 2, initial_backoff: 50ms}}
-routes:
-  - {name: leads, sinks: [archive, crm]}
-`
+// kafkaQueueCRMConfig adds a CRM that gives up after two attempts.
+var kafkaQueueCRMConfig = strings.Replace(strings.Replace(kafkaQueueConfig,
+	"\nroutes:", "\n  crm: {type: http, url: \"${CRM_URL}\", retry: {max_attempts: 2, initial_backoff: 50ms}}\nroutes:", 1),
+	"sinks: [archive]}", "sinks: [archive, crm]}", 1)
 
 // TestKafkaQueueDeadLettersAndReload: with a Kafka queue, a lead the CRM
 // rejects lands on the dead-letter topic as a CloudEvent with the reason,
 // while the file gets it; a reload that removes the CRM stops its reader
 // and later leads go to the file alone.
 func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bridge.ingress"), kfake.SeedTopics(1, "bridge.ingress.deadletter"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := startQueueBroker(t)
 	broker := c.ListenAddrs()[0]
 	crm := newCRM(t) // answers 400 to every request
 	b := newBridge(t, kafkaQueueCRMConfig, "HC_KEY="+hcSecret, "KAFKA="+broker, "CRM_URL="+crm.URL)
@@ -206,10 +197,7 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 	archive := filepath.Join(b.Dir, "events.jsonl")
 	waitFor(t, 10*time.Second, "the lead in the file", func() bool { return len(readLines(t, archive)) == 1 })
 
-	withoutCRM := strings.Replace(kafkaQueueCRMConfig, "sinks: [archive, crm]", "sinks: [archive]", 1)
-	withoutCRM = strings.Replace(withoutCRM, `  crm: {type: http, url: "${CRM_URL}", retry: {max_attempts: 2, initial_backoff: 50ms}}
-`, "", 1)
-	b.WriteConfig(withoutCRM)
+	b.WriteConfig(kafkaQueueConfig)
 	waitFor(t, 15*time.Second, "the reload", func() bool { return strings.Contains(b.Log(), "config reloaded") })
 	if !strings.Contains(b.Log(), `msg="sink stopped reading the queue; its consumer group keeps its offsets" sink=crm group=bridge.crm`) {
 		t.Error("the removed sink did not leave its consumer group")
