@@ -145,7 +145,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters,
 			DedupFilterBytes: st.DedupFilterBytes, DedupFilterBudget: st.DedupFilterBudget,
 			DedupFilterBlind: st.DedupFilterBlind, DedupLookups: st.DedupLookups,
-			DiskFree: st.DiskFree, DiskReserve: st.DiskReserve,
+			DiskFree: st.DiskFree, DiskReserve: st.DiskReserve, Embedded: f.Queue.Type != "kafka",
 		}
 	})
 	a.engine = delivery.New(a.q, a.log, a.m)

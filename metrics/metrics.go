@@ -94,6 +94,11 @@ type QueueStats struct {
 
 	DiskFree    uint64 // bytes available on the queue's disk
 	DiskReserve uint64 // free space below which new events are refused (0: never)
+
+	// Embedded is true for the embedded store: the dedup filter and disk
+	// series are its alone, and are not exported for a Kafka queue (a disk
+	// "with 0 bytes free" would set off alerts).
+	Embedded bool
 }
 
 type queueCollector struct {
@@ -141,6 +146,9 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(c.buried, prometheus.GaugeValue, float64(s.DeadLetters))
+	if !s.Embedded {
+		return
+	}
 	ch <- prometheus.MustNewConstMetric(c.filterBytes, prometheus.GaugeValue, float64(s.DedupFilterBytes))
 	ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, float64(s.DedupFilterBudget))
 	blind := 0.0

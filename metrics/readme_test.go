@@ -20,7 +20,7 @@ func TestEveryMetricIsInTheREADME(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New()
-	m.WatchQueue(func() QueueStats { return QueueStats{Pending: map[string]int{"archive": 1}} })
+	m.WatchQueue(func() QueueStats { return QueueStats{Pending: map[string]int{"archive": 1}, Embedded: true} })
 
 	names := map[string]bool{}
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
@@ -64,5 +64,28 @@ func TestEveryMetricIsInTheREADME(t *testing.T) {
 	}
 	if n < 18 {
 		t.Errorf("only %d hookbridge metrics found, want at least 18", n)
+	}
+}
+
+// TestKafkaQueueExportsNoDiskSeries: a Kafka queue has no local disk or
+// dedup filter, so their series are left out rather than shown as 0.
+func TestKafkaQueueExportsNoDiskSeries(t *testing.T) {
+	m := New()
+	m.WatchQueue(func() QueueStats { return QueueStats{Pending: map[string]int{"archive": 1}} })
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range families {
+		names[f.GetName()] = true
+	}
+	if !names["hookbridge_queue_pending"] || !names["hookbridge_dead_letter_store_events"] {
+		t.Errorf("the queue's own series are missing: %v", names)
+	}
+	for _, name := range []string{"hookbridge_queue_disk_free_bytes", "hookbridge_queue_dedup_filter_bytes", "hookbridge_queue_dedup_lookups_total"} {
+		if names[name] {
+			t.Errorf("%s exported for a queue without a local store", name)
+		}
 	}
 }
