@@ -8,15 +8,18 @@
 // provider's 2xx means the event is in Kafka. The key sends every delivery
 // of one event id to the same partition.
 //
-// Every replica reads the topic as a member of one consumer group. For each
-// record it reads, a replica drops an id it has already seen within the
-// dedup window, routes the event with its current routes, and hands it to
-// the same per-sink delivery loops as the embedded queue (the delivery
-// package). A partition's offset is committed only past records whose
-// every delivery has ended: delivered, forwarded to a dead-letter sink and
-// delivered there, or written to the dead-letter topic. A replica that dies
-// leaves its uncommitted records to the member that takes its partitions
-// over, which delivers them again (at-least-once).
+// Each sink reads the topic as a consumer group of its own, "<Group>.<sink>",
+// every replica a member, so that one sink's backlog never holds back
+// another's. A group new to the brokers is first placed at the records
+// written since the sink subscribed, not at the start of the topic. For
+// each record it reads, a replica drops an id it has already seen within
+// the dedup window, routes the event with its current routes, and hands it
+// to the same delivery loops as the embedded queue (the delivery package).
+// A partition's offset is committed only past records whose every delivery
+// has ended: delivered, forwarded to a dead-letter sink and delivered
+// there, or written to the dead-letter topic. A replica that dies leaves
+// its uncommitted records to the member that takes its partitions over,
+// which delivers them again (at-least-once).
 //
 // What the embedded store keeps on disk is kept in memory here, and lost
 // with the process (the records themselves are not: they are read again):

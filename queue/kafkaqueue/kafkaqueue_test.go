@@ -149,6 +149,28 @@ func TestCommitOnlyAfterDelivery(t *testing.T) {
 	}
 }
 
+// A sink new to the config starts at the records written since it
+// subscribed, not at the start of the topic: adding a Slack sink does not
+// replay the retention's old leads into it. Once placed, its group resumes
+// where it stopped.
+func TestNewSinkStartsAtItsSubscription(t *testing.T) {
+	brokers := newCluster(t, 3)
+	q := openQueue(t, brokers, nil)
+	enqueue(t, q, newEvents(6, "t.a")...) // before a existed
+	time.Sleep(10 * time.Millisecond)     // record times are in milliseconds
+	subscribe(t, q, "a")
+	waitCommittedAll(t, brokers, group+".a", endOffsets(t, brokers))
+	later := []*event.Event{newEvent(100, "t.a"), newEvent(101, "t.a")}
+	enqueue(t, q, later...)
+	ds := take(t, q, "a", 2, 15*time.Second)
+	got := idsOf(t, ds)
+	slices.Sort(got)
+	if want := idsOfEvents(later); !slices.Equal(got, want) {
+		t.Fatalf("a new sink got %v, want only %v", got, want)
+	}
+	takeNone(t, q, "a", 300*time.Millisecond)
+}
+
 // Close commits what settled since the last commit.
 func TestCloseCommits(t *testing.T) {
 	brokers := newCluster(t, 1)
@@ -158,7 +180,8 @@ func TestCloseCommits(t *testing.T) {
 	enqueue(t, q, evs...)
 	ds := take(t, q, "a", 4, 15*time.Second)
 	ack(t, q, "a", ds[:3]...)
-	if got := committed(t, brokers, group+".a", 0)[0]; got != -1 {
+	// 0 is where the new group was placed at Subscribe.
+	if got := committed(t, brokers, group+".a", 0)[0]; got != 0 {
 		t.Fatalf("committed %d before Close, with a commit interval of an hour", got)
 	}
 	waiting := make(chan error, 1)
@@ -370,7 +393,7 @@ func TestForward(t *testing.T) {
 	}
 	sameEvent(t, decode(t, fw), ev)
 	time.Sleep(4 * q.o.CommitInterval)
-	if got := committed(t, brokers, group+".a", 0)[0]; got != -1 {
+	if got := committed(t, brokers, group+".a", 0)[0]; got != 0 {
 		t.Fatalf("committed %d before the dead-letter sink acked", got)
 	}
 	if err := q.Close(); err != nil {
@@ -637,10 +660,14 @@ func TestUnsubscribe(t *testing.T) {
 	}
 
 	evs := newEvents(2000, "t.a")
-	enqueue(t, q, evs...)
 	// Leave while the reader is pushing deliveries, several times.
 	for round := range 5 {
 		subscribe(t, q, "a")
+		if round == 0 {
+			// a's new group starts after the record forwarded above.
+			waitCommitted(t, brokers, group+".a", 1)
+			enqueue(t, q, evs...)
+		}
 		waitPending(t, q, "a", 20*(round+1), true)
 		q.Unsubscribe("a")
 		if n := q.Stats().Pending["a"]; n != 0 {

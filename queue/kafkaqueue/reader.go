@@ -24,6 +24,7 @@ type reader struct {
 	parts map[int]*partition
 	held  int // records read and not settled
 
+	since  time.Time     // when the sink subscribed: where a new group starts
 	room   chan struct{} // a record settled
 	dedup  *dedupWindow  // the fetch goroutine's alone
 	ctx    context.Context
@@ -61,9 +62,19 @@ func (q *Queue) newReader(sink string) *reader {
 		r.dedup = newDedupWindow(q.o.DedupWindow, q.o.MaxDedupIDs)
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.since = time.Now()
+	return r
+}
+
+// group is the reader's consumer group.
+func (r *reader) group() string { return r.q.o.Group + "." + r.sink }
+
+// join makes the kafka-go reader, which joins the group at once.
+func (r *reader) join() {
+	q, sink := r.q, r.sink
 	r.kr = kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:               q.o.Brokers,
-		GroupID:               q.o.Group + "." + sink,
+		GroupID:               r.group(),
 		Topic:                 q.o.Topic,
 		Dialer:                q.dialer,
 		MinBytes:              1,
@@ -81,13 +92,16 @@ func (q *Queue) newReader(sink string) *reader {
 			q.log.Debug("kafka reader: "+fmt.Sprintf(format, args...), "sink", sink)
 		}),
 	})
-	return r
 }
 
-// run fetches records until stop, then commits what settled and leaves the
-// group.
+// run places a new group at the reader's start, joins it, fetches records
+// until stop, then commits what settled and leaves the group.
 func (r *reader) run() {
 	defer close(r.done)
+	if !r.placeNewGroup() {
+		return
+	}
+	r.join()
 	commits := make(chan struct{})
 	go func() {
 		defer close(commits)
@@ -108,6 +122,128 @@ func (r *reader) run() {
 	if err := r.kr.Close(); err != nil {
 		r.q.log.Warn("leaving the consumer group", "sink", r.sink, "err", err)
 	}
+}
+
+// placeNewGroup commits, for a group that has never committed (a sink
+// new to the config), the offsets of the records written since the sink
+// subscribed, so that it starts there and not at the start of the topic's
+// retention: adding a Slack sink must not send it a week of old leads.
+// Every event this replica accepts after subscribing is at or after those
+// offsets. Until the topic exists it waits (joining earlier would start
+// the group wherever the first records land, and a crash before its first
+// commit would leave it new again). It retries until it succeeds or the
+// reader stops (false).
+func (r *reader) placeNewGroup() bool {
+	backoff := 100 * time.Millisecond
+	for {
+		err := r.tryPlaceNewGroup()
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, errNoTopic) {
+			// Nothing is written yet; the first write creates the topic.
+			select {
+			case <-time.After(250 * time.Millisecond):
+				continue
+			case <-r.ctx.Done():
+				return false
+			}
+		}
+		r.q.log.Warn("finding where the sink's new consumer group starts; retrying", "sink", r.sink, "group", r.group(), "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-r.ctx.Done():
+			return false
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// errNoTopic: the ingress topic does not exist yet.
+var errNoTopic = errors.New("the ingress topic does not exist yet")
+
+func (r *reader) tryPlaceNewGroup() error {
+	q := r.q
+	ctx, cancel := context.WithTimeout(r.ctx, 2*q.o.WriteTimeout)
+	defer cancel()
+	client := &kafkago.Client{Addr: kafkago.TCP(q.o.Brokers...), Timeout: q.o.WriteTimeout,
+		Transport: &kafkago.Transport{ClientID: "hookbridge", TLS: q.o.TLS, SASL: q.o.SASL}}
+	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{q.o.Topic}})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	var parts []int
+	for _, t := range md.Topics {
+		if t.Name == q.o.Topic && t.Error == nil {
+			for _, p := range t.Partitions {
+				parts = append(parts, p.ID)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return errNoTopic
+	}
+	fetched, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: r.group(), Topics: map[string][]int{q.o.Topic: parts}})
+	if err != nil {
+		return fmt.Errorf("the group's offsets: %w", err)
+	}
+	// A group no one has used is either unknown to the coordinator or
+	// known with no offset (-1), depending on the broker.
+	if fetched.Error != nil && !errors.Is(fetched.Error, kafkago.GroupIdNotFound) {
+		return fmt.Errorf("the group's offsets: %w", fetched.Error)
+	}
+	for _, p := range fetched.Topics[q.o.Topic] {
+		if p.Error != nil && !errors.Is(p.Error, kafkago.GroupIdNotFound) {
+			return fmt.Errorf("the group's offset of partition %d: %w", p.Partition, p.Error)
+		}
+		if p.Error == nil && p.CommittedOffset >= 0 {
+			return nil // the group exists: it resumes where it stopped
+		}
+	}
+	at := make([]kafkago.OffsetRequest, len(parts))
+	end := make([]kafkago.OffsetRequest, len(parts))
+	for i, p := range parts {
+		at[i], end[i] = kafkago.TimeOffsetOf(p, r.since), kafkago.LastOffsetOf(p)
+	}
+	start := map[int]int64{}
+	for _, req := range [][]kafkago.OffsetRequest{end, at} { // the first record since, else the end
+		listed, err := client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{q.o.Topic: req}})
+		if err != nil {
+			return fmt.Errorf("listing offsets: %w", err)
+		}
+		for _, p := range listed.Topics[q.o.Topic] {
+			if p.Error != nil {
+				return fmt.Errorf("listing offsets of partition %d: %w", p.Partition, p.Error)
+			}
+			if p.LastOffset >= 0 {
+				start[p.Partition] = p.LastOffset
+			}
+			for off := range p.Offsets {
+				if off >= 0 {
+					start[p.Partition] = off
+				}
+			}
+		}
+	}
+	commits := make([]kafkago.OffsetCommit, 0, len(parts))
+	for _, p := range parts {
+		off, ok := start[p]
+		if !ok {
+			return fmt.Errorf("no offset listed for partition %d", p)
+		}
+		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: off})
+	}
+	res, err := client.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: r.group(), GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{q.o.Topic: commits}})
+	if err != nil {
+		return fmt.Errorf("committing the start: %w", err)
+	}
+	for _, p := range res.Topics[q.o.Topic] {
+		if p.Error != nil {
+			return fmt.Errorf("committing the start of partition %d: %w", p.Partition, p.Error)
+		}
+	}
+	q.log.Info("a new sink's consumer group starts at the records written since it subscribed", "sink", r.sink, "group", r.group(), "since", r.since.UTC().Format(time.RFC3339Nano), "offsets", start)
+	return nil
 }
 
 func (r *reader) stop() {
@@ -294,6 +430,9 @@ func (r *reader) settle(rec *record) {
 // commit commits each partition's settled offset, when it moved.
 func (r *reader) commit() {
 	q := r.q
+	if r.kr == nil {
+		return
+	}
 	q.mu.Lock()
 	var msgs []kafkago.Message
 	for id, p := range r.parts {

@@ -343,10 +343,16 @@ func committed(t testing.TB, brokers []string, group string, ps ...int) map[int]
 	if err == nil {
 		err = resp.Error
 	}
+	out := map[int]int64{}
+	if errors.Is(err, kafkago.GroupIdNotFound) { // not created yet: nothing committed
+		for _, p := range ps {
+			out[p] = -1
+		}
+		return out
+	}
 	if err != nil {
 		t.Fatalf("fetching the offsets of %s: %v", group, err)
 	}
-	out := map[int]int64{}
 	for _, p := range resp.Topics[ingress] {
 		if p.Error != nil {
 			t.Fatalf("offset of %s/%d: %v", group, p.Partition, p.Error)
@@ -446,4 +452,25 @@ func waitMembers(t testing.TB, brokers []string, group string, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("group %s not stable with %d members: %s", group, n, last)
+}
+
+// endOffsets is the offset after the last record of each partition of the
+// ingress topic.
+func endOffsets(t testing.TB, brokers []string) map[int]int64 {
+	t.Helper()
+	reqs := []kafkago.OffsetRequest{kafkago.LastOffsetOf(0), kafkago.LastOffsetOf(1), kafkago.LastOffsetOf(2)}
+	resp, err := client(brokers).ListOffsets(context.Background(), &kafkago.ListOffsetsRequest{
+		Addr: kafkago.TCP(brokers[0]), Topics: map[string][]kafkago.OffsetRequest{ingress: reqs},
+	})
+	if err != nil {
+		t.Fatalf("listing the ends of %s: %v", ingress, err)
+	}
+	out := map[int]int64{}
+	for _, p := range resp.Topics[ingress] {
+		if p.Error != nil {
+			t.Fatalf("end of %s/%d: %v", ingress, p.Partition, p.Error)
+		}
+		out[p.Partition] = p.LastOffset
+	}
+	return out
 }
