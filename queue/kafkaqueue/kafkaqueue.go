@@ -127,24 +127,12 @@ func Open(o Options) (*Queue, error) {
 	if o.DeadLetterTopic == "" {
 		o.DeadLetterTopic = o.Topic + DeadLetterSuffix
 	}
-	if o.MaxDedupIDs <= 0 {
-		o.MaxDedupIDs = DefaultMaxDedupIDs
-	}
-	if o.DedupLookback <= 0 {
-		o.DedupLookback = DefaultDedupLookback
-	}
-	if o.MaxHeld <= 0 {
-		o.MaxHeld = DefaultMaxHeld
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = DefaultWriteTimeout
-	}
-	if o.CommitInterval <= 0 {
-		o.CommitInterval = DefaultCommitInterval
-	}
-	if o.SessionTimeout <= 0 {
-		o.SessionTimeout = DefaultSessionTimeout
-	}
+	orDefault(&o.MaxDedupIDs, DefaultMaxDedupIDs)
+	orDefault(&o.DedupLookback, DefaultDedupLookback)
+	orDefault(&o.MaxHeld, DefaultMaxHeld)
+	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&o.CommitInterval, DefaultCommitInterval)
+	orDefault(&o.SessionTimeout, DefaultSessionTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -162,6 +150,13 @@ func Open(o Options) (*Queue, error) {
 	q.dlq = q.newWriter(o.DeadLetterTopic, time.Nanosecond)
 	go q.buryLoop()
 	return q, nil
+}
+
+// orDefault sets *v to def when it is not positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // newWriter makes a synchronous writer: concurrent writes that arrive
