@@ -20,6 +20,7 @@ type Metrics struct {
 	EventsAccepted       *prometheus.CounterVec   // source
 	EventsDuplicate      *prometheus.CounterVec   // source
 	EventsUnrouted       *prometheus.CounterVec   // source
+	DuplicatesRead       *prometheus.CounterVec   // sink: with a Kafka queue
 	Deliveries           *prometheus.CounterVec   // sink, outcome: delivered|failed|dead_lettered
 	Retries              *prometheus.CounterVec   // sink
 	DeadLetters          *prometheus.CounterVec   // sink
@@ -51,6 +52,9 @@ func New() *Metrics {
 		EventsUnrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookbridge_events_unrouted_total", Help: "CloudEvents that matched no route.",
 		}, []string{"source"}),
+		DuplicatesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_queue_duplicates_read_total", Help: "Events a sink's reader of a Kafka queue dropped because it had read their id within the dedup window, by sink.",
+		}, []string{"sink"}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookbridge_deliveries_total", Help: "Delivery attempts by sink and outcome (delivered, failed, dead_lettered).",
 		}, []string{"sink", "outcome"}),
@@ -75,7 +79,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.VerificationFailures, m.RequestDuration, m.EventsAccepted, m.EventsDuplicate,
-		m.EventsUnrouted, m.Deliveries, m.Retries, m.DeadLetters, m.DeliveryDuration, m.ConfigReloads,
+		m.EventsUnrouted, m.DuplicatesRead, m.Deliveries, m.Retries, m.DeadLetters, m.DeliveryDuration, m.ConfigReloads,
 		m.CertificateNotAfter,
 	)
 	return m

@@ -77,6 +77,9 @@ type Options struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to another. Default 10s.
 	SessionTimeout time.Duration
+	// OnDuplicate, when set, hears of each event a sink's reader drops as a
+	// duplicate. It must not block.
+	OnDuplicate func(sink string, ev *event.Event)
 	// Logger receives the queue's logs. Default slog.Default().
 	Logger *slog.Logger
 }

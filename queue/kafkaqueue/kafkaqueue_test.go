@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,7 +226,15 @@ func TestDedup(t *testing.T) {
 	} {
 		t.Run(tc.window.String(), func(t *testing.T) {
 			brokers := newCluster(t, 1)
-			q := openQueue(t, brokers, func(o *Options) { o.DedupWindow = tc.window })
+			var dropped atomic.Int32
+			q := openQueue(t, brokers, func(o *Options) {
+				o.DedupWindow = tc.window
+				o.OnDuplicate = func(sink string, ev *event.Event) {
+					if sink == "a" && ev.ID() == "ev-000" {
+						dropped.Add(1)
+					}
+				}
+			})
 			subscribe(t, q, "a")
 			ev := newEvent(0, "t.a")
 			enqueue(t, q, ev)
@@ -238,6 +247,9 @@ func TestDedup(t *testing.T) {
 			takeNone(t, q, "a", 200*time.Millisecond)
 			ack(t, q, "a", ds...)
 			waitCommitted(t, brokers, group+".a", 3)
+			if got, want := int(dropped.Load()), 3-len(tc.want); got != want {
+				t.Errorf("OnDuplicate heard %d duplicates, want %d", got, want)
+			}
 		})
 	}
 }

@@ -335,6 +335,9 @@ func (r *reader) take(m kafkago.Message) {
 	}
 	if r.dedup != nil && r.dedup.seen(key, time.Now()) {
 		q.log.Info("duplicate event dropped (already read)", "sink", r.sink, "id", ev.ID(), "type", ev.Type(), "partition", m.Partition, "offset", m.Offset)
+		if q.o.OnDuplicate != nil {
+			q.o.OnDuplicate(r.sink, ev)
+		}
 		r.settleNow(rec)
 		return
 	}
