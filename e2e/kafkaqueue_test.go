@@ -196,6 +196,14 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 	}
 	archive := filepath.Join(b.Dir, "events.jsonl")
 	waitFor(t, 10*time.Second, "the lead in the file", func() bool { return len(readLines(t, archive)) == 1 })
+	// The provider retries it: each sink's reader drops and counts it.
+	send(1)
+	waitFor(t, 10*time.Second, "the retry counted as a duplicate by the file's reader", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_queue_duplicates_read_total", `sink="archive"`) == 1
+	})
+	if n := len(readLines(t, archive)); n != 1 {
+		t.Errorf("%d lines in the file after the provider's retry, want 1", n)
+	}
 
 	b.WriteConfig(kafkaQueueConfig)
 	waitFor(t, 15*time.Second, "the reload", func() bool { return strings.Contains(b.Log(), "config reloaded") })
