@@ -2,6 +2,8 @@ package kafkaqueue
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +13,10 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/hookbridge/hookbridge/internal/testcert"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks/kafka"
 )
@@ -782,4 +787,57 @@ func TestOpenAndEnqueueCheck(t *testing.T) {
 		}
 	}
 	readTopic(t, brokers, ingress, 0)
+}
+
+// Every connection the queue makes (ingest, each sink's group, placing a
+// new group, reading ids back, dead letters) goes over TLS with SASL when
+// the brokers ask for them.
+func TestOverTLSAndSASL(t *testing.T) {
+	certFile, keyFile, cert := testcert.Write(t, t.TempDir())
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := newCluster(t, 1,
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-512", "bridge", "s3cret"),
+	)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	mech, err := scram.Mechanism(scram.SHA512, "bridge", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure := func(o *Options) {
+		o.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		o.SASL = mech
+		o.DedupWindow = time.Minute
+	}
+	q1 := openQueue(t, brokers, secure)
+	subscribe(t, q1, "a")
+	enqueue(t, q1, newEvent(0, "t.a"), newEvent(1, "t.a"))
+	ds := take(t, q1, "a", 2, 15*time.Second)
+	ack(t, q1, "a", ds[0])
+	if err := q1.Bury("a", ds[1].Seq, 3, "HTTP 400"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for q1.Stats().DeadLetters != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead letter was not written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := q1.Close(); err != nil { // commits both
+		t.Fatal(err)
+	}
+	// A second replica starts after both, and reads back the ids before
+	// where it starts: the provider's retry of ev-000 is a duplicate.
+	q2 := openQueue(t, brokers, secure)
+	enqueue(t, q2, newEvent(0, "t.a"), newEvent(2, "t.a"))
+	subscribe(t, q2, "a")
+	if got := idsOf(t, take(t, q2, "a", 1, 15*time.Second)); !slices.Equal(got, []string{"ev-002"}) {
+		t.Fatalf("second replica got %v, want [ev-002]", got)
+	}
 }

@@ -31,14 +31,14 @@ const (
 // newCluster starts an in-process Kafka cluster on loopback TCP with the
 // ingress topic in partitions partitions and a one-partition dead-letter
 // topic. Groups may use session timeouts down to 100ms.
-func newCluster(t testing.TB, partitions int32) []string {
+func newCluster(t testing.TB, partitions int32, opts ...kfake.Opt) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(
+	c, err := kfake.NewCluster(append([]kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(partitions, ingress),
 		kfake.SeedTopics(1, deadLetter),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
+		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
+	}, opts...)...)
 	if err != nil {
 		t.Fatalf("starting kfake: %v", err)
 	}
