@@ -28,6 +28,7 @@ const (
 	DefaultWriteTimeout   = 2 * time.Second
 	DefaultCommitInterval = time.Second
 	DefaultSessionTimeout = 10 * time.Second
+	DefaultNewGroupMargin = time.Minute
 	// DeadLetterSuffix names the default dead-letter topic after the ingress topic.
 	DeadLetterSuffix = ".deadletter"
 )
@@ -77,6 +78,12 @@ type Options struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to another. Default 10s.
 	SessionTimeout time.Duration
+	// NewGroupMargin is how long before the sink subscribed a group new to
+	// the brokers starts: replicas that place the same new group at the
+	// same moment each commit their own start, and the last commit wins, so
+	// each starts early enough to cover the others' (and their clocks).
+	// Default 1m.
+	NewGroupMargin time.Duration
 	// OnDuplicate, when set, hears of each event a sink's reader drops as a
 	// duplicate. It must not block.
 	OnDuplicate func(sink string, ev *event.Event)
@@ -136,6 +143,7 @@ func Open(o Options) (*Queue, error) {
 	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&o.CommitInterval, DefaultCommitInterval)
 	orDefault(&o.SessionTimeout, DefaultSessionTimeout)
+	orDefault(&o.NewGroupMargin, DefaultNewGroupMargin)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -160,21 +160,36 @@ func TestCommitOnlyAfterDelivery(t *testing.T) {
 // replay the retention's old leads into it. Once placed, its group resumes
 // where it stopped.
 func TestNewSinkStartsAtItsSubscription(t *testing.T) {
-	brokers := newCluster(t, 3)
-	q := openQueue(t, brokers, nil)
-	enqueue(t, q, newEvents(6, "t.a")...) // before a existed
-	time.Sleep(10 * time.Millisecond)     // record times are in milliseconds
-	subscribe(t, q, "a")
-	waitCommittedAll(t, brokers, group+".a", endOffsets(t, brokers))
-	later := []*event.Event{newEvent(100, "t.a"), newEvent(101, "t.a")}
-	enqueue(t, q, later...)
-	ds := take(t, q, "a", 2, 15*time.Second)
-	got := idsOf(t, ds)
-	slices.Sort(got)
-	if want := idsOfEvents(later); !slices.Equal(got, want) {
-		t.Fatalf("a new sink got %v, want only %v", got, want)
+	for _, tc := range []struct {
+		name   string
+		margin time.Duration
+		old    int // of the 6 events written just before, how many it gets
+	}{
+		{"no margin", time.Nanosecond, 0},
+		{"default margin", 0, 6}, // a minute before: racing replicas cover each other
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			brokers := newCluster(t, 3)
+			q := openQueue(t, brokers, func(o *Options) { o.NewGroupMargin = tc.margin })
+			before := newEvents(6, "t.a")
+			enqueue(t, q, before...)          // before a existed
+			time.Sleep(10 * time.Millisecond) // record times are in milliseconds
+			subscribe(t, q, "a")
+			if tc.old == 0 {
+				waitCommittedAll(t, brokers, group+".a", endOffsets(t, brokers))
+			}
+			later := []*event.Event{newEvent(100, "t.a"), newEvent(101, "t.a")}
+			enqueue(t, q, later...)
+			want := idsOfEvents(append(before[:tc.old:tc.old], later...))
+			got := idsOf(t, take(t, q, "a", len(want), 15*time.Second))
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("a new sink got %v, want %v", got, want)
+			}
+			takeNone(t, q, "a", 300*time.Millisecond)
+		})
 	}
-	takeNone(t, q, "a", 300*time.Millisecond)
 }
 
 // Close commits what settled since the last commit.

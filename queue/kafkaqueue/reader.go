@@ -126,7 +126,7 @@ func (r *reader) run() {
 
 // placeNewGroup commits, for a group that has never committed (a sink
 // new to the config), the offsets of the records written since the sink
-// subscribed, so that it starts there and not at the start of the topic's
+// subscribed (less NewGroupMargin), so that it starts there and not at the start of the topic's
 // retention: adding a Slack sink must not send it a week of old leads.
 // Every event this replica accepts after subscribing is at or after those
 // offsets. Until the topic exists it waits (joining earlier would start
@@ -203,7 +203,7 @@ func (r *reader) tryPlaceNewGroup() error {
 	at := make([]kafkago.OffsetRequest, len(parts))
 	end := make([]kafkago.OffsetRequest, len(parts))
 	for i, p := range parts {
-		at[i], end[i] = kafkago.TimeOffsetOf(p, r.since), kafkago.LastOffsetOf(p)
+		at[i], end[i] = kafkago.TimeOffsetOf(p, r.since.Add(-q.o.NewGroupMargin)), kafkago.LastOffsetOf(p)
 	}
 	start := map[int]int64{}
 	for _, req := range [][]kafkago.OffsetRequest{end, at} { // the first record since, else the end
