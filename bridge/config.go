@@ -307,13 +307,25 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 			}
 		}
 	}
+	// A key of the other queue type would be silently ignored: it is an
+	// error, as an unknown key is.
+	_, queueNode := config.Lookup(top, "queue")
+	otherType := func(typ string, keys ...string) {
+		for _, key := range keys {
+			if k, _ := config.Lookup(queueNode, key); k != nil {
+				d.Errorf(k, "queue.%s is for queue type %s, and this queue is %s", key, typ, f.Queue.Type)
+			}
+		}
+	}
 	switch f.Queue.Type {
 	case "embedded":
 		if f.Queue.Path == "" {
 			d.Errorf(at("queue", "path"), "queue.path must not be empty")
 		}
+		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "max_held", "session_timeout", "tls", "sasl")
 	case "kafka":
 		checkKafkaQueue(d, f.Queue, at)
+		otherType("embedded", "path", "dedup_memory", "min_free_space")
 	default:
 		d.Errorf(at("queue", "type"), "unknown queue type %q (embedded or kafka)", f.Queue.Type)
 	}
