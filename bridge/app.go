@@ -363,7 +363,7 @@ func (a *App) Ingest(ctx context.Context, source string, evs []*event.Event) err
 		if err != nil {
 			return fmt.Errorf("encoding event %s: %w", ev.ID(), err)
 		}
-		items[i] = queue.Item{ID: DedupKey(ev), Event: data, Sinks: targets}
+		items[i] = queue.Item{ID: DedupKey(ev), Event: data, Sinks: targets, CloudEvent: ev}
 	}
 	dup, err := a.q.Enqueue(ctx, items)
 	if err != nil {

@@ -9,14 +9,19 @@ import (
 	"slices"
 	"time"
 
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cockroachdb/pebble"
 )
 
 // Item is one event to queue.
 type Item struct {
 	ID    string   // CloudEvent id, the dedup key
-	Event []byte   // the event in structured JSON form (opaque to the queue)
+	Event []byte   // the event, encoded by eventcodec (opaque to the queue)
 	Sinks []string // the sinks it must be delivered to; none: only the dedup record is written
+	// CloudEvent is the event Event encodes, when the caller has it: a
+	// queue that writes events in another form (the Kafka queue) uses it
+	// rather than decoding Event again. The embedded store ignores it.
+	CloudEvent *cloudevent.Event
 }
 
 // claim marks an event id that an Enqueue is working on.

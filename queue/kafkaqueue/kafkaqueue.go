@@ -205,9 +205,12 @@ func (q *Queue) Enqueue(ctx context.Context, items []queue.Item) (dup []bool, er
 		if it.ID == "" || len(it.Event) == 0 {
 			return nil, fmt.Errorf("kafkaqueue: item %d has no id or no event", i)
 		}
-		ev, err := dec.Decode(it.Event)
-		if err != nil {
-			return nil, fmt.Errorf("kafkaqueue: item %d: %w", i, err)
+		ev := it.CloudEvent
+		if ev == nil {
+			var err error
+			if ev, err = dec.Decode(it.Event); err != nil {
+				return nil, fmt.Errorf("kafkaqueue: item %d: %w", i, err)
+			}
 		}
 		if msgs[i], err = kafka.ToMessage(ev, kafka.ModeBinary); err != nil {
 			return nil, fmt.Errorf("kafkaqueue: item %d: %w", i, err)
