@@ -145,18 +145,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 
 	b.Start()
 	path := filepath.Join(b.Dir, "events.jsonl")
-	waitFor(t, 60*time.Second, "every acknowledged event in the file", func() bool {
-		seen := map[string]bool{}
-		for _, ev := range readLines(t, path) {
-			seen[ev.ID] = true
-		}
-		for id := range acked {
-			if !seen[id] {
-				return false
-			}
-		}
-		return true
-	})
+	waitDelivered(t, 60*time.Second, acked, path)
 	if code := b.Stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}

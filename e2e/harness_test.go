@@ -220,6 +220,34 @@ func readLines(t *testing.T, path string) []fileEvent {
 	return out
 }
 
+// waitDelivered waits until every id of acked is in one of the files of
+// events at paths, and fails the test with what is missing at the timeout.
+func waitDelivered(t *testing.T, timeout time.Duration, acked map[string]bool, paths ...string) {
+	t.Helper()
+	missing := func() []string {
+		seen := map[string]bool{}
+		for _, path := range paths {
+			for _, ev := range readLines(t, path) {
+				seen[ev.ID] = true
+			}
+		}
+		var out []string
+		for id := range acked {
+			if !seen[id] {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(timeout)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		t.Fatalf("%d of %d acknowledged events not delivered after %s, e.g. %s", len(m), len(acked), timeout, m[0])
+	}
+}
+
 // waitFor polls until cond holds or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

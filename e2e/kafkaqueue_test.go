@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -80,30 +81,9 @@ func TestKafkaQueueReplicasLoseNothingOnKillNine(t *testing.T) {
 	ackedB := stopB()
 	t.Logf("acknowledged: %d by the killed replica, %d by the survivor", len(ackedA), len(ackedB))
 
-	missing := func() []string {
-		seen := map[string]bool{}
-		for _, path := range []string{fileA, fileB} {
-			for _, ev := range readLines(t, path) {
-				seen[ev.ID] = true
-			}
-		}
-		var out []string
-		for _, acked := range []map[string]bool{ackedA, ackedB} {
-			for id := range acked {
-				if !seen[id] {
-					out = append(out, id)
-				}
-			}
-		}
-		return out
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(missing()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if m := missing(); len(m) > 0 {
-		t.Fatalf("%d acknowledged events never delivered, e.g. %s", len(m), m[0])
-	}
+	acked := maps.Clone(ackedA)
+	maps.Copy(acked, ackedB)
+	waitDelivered(t, 60*time.Second, acked, fileA, fileB)
 	linesA, linesB := readLines(t, fileA), readLines(t, fileB)
 	distinct := map[string]bool{}
 	for _, ev := range append(linesA, linesB...) {
@@ -236,18 +216,7 @@ func TestKafkaQueueGracefulRestart(t *testing.T) {
 	acked := stop()
 	b.Start()
 	archive := filepath.Join(b.Dir, "events.jsonl")
-	waitFor(t, 30*time.Second, "every acknowledged lead in the file", func() bool {
-		seen := map[string]bool{}
-		for _, ev := range readLines(t, archive) {
-			seen[ev.ID] = true
-		}
-		for id := range acked {
-			if !seen[id] {
-				return false
-			}
-		}
-		return true
-	})
+	waitDelivered(t, 30*time.Second, acked, archive)
 	lines := readLines(t, archive)
 	distinct := map[string]bool{}
 	for _, ev := range lines {

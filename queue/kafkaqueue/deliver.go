@@ -20,7 +20,6 @@ type entry struct {
 	seq      uint64
 	body     []byte // eventcodec form
 	attempts int
-	lastErr  string
 	from     string // the sink that forwarded it here, for a dead letter
 	reason   string
 	rec      *record
@@ -138,9 +137,10 @@ func (q *Queue) AckAll(sink string, seqs ...uint64) error {
 	return nil
 }
 
-// Attempted notes the attempts and last error of an in-flight delivery, in
-// memory: another replica that reads the record again starts over.
-func (q *Queue) Attempted(sink string, seq uint64, attempts int, lastErr string) error {
+// Attempted notes the attempts of an in-flight delivery, in memory (the
+// last error is the delivery loop's to log): another replica that reads
+// the record again starts over.
+func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.sinks[sink]
@@ -148,7 +148,7 @@ func (q *Queue) Attempted(sink string, seq uint64, attempts int, lastErr string)
 		return fmt.Errorf("%w: %s/%d", queue.ErrNotInFlight, sink, seq)
 	}
 	e := s.inFlight[seq]
-	e.attempts, e.lastErr = attempts, lastErr
+	e.attempts = attempts
 	return nil
 }
 

@@ -191,10 +191,6 @@ func (q *Queue) newWriter(topic string, linger time.Duration) *kafkago.Writer {
 	}
 }
 
-// Topic is the ingress topic; DeadLetterTopic the dead-letter topic.
-func (q *Queue) Topic() string           { return q.o.Topic }
-func (q *Queue) DeadLetterTopic() string { return q.o.DeadLetterTopic }
-
 // Enqueue writes items to the ingress topic and returns once the brokers
 // have all of them (acks=all). It reports no duplicates: ids are
 // deduplicated where the records are read.

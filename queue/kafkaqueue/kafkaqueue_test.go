@@ -784,8 +784,8 @@ func TestOpenAndEnqueueCheck(t *testing.T) {
 			t.Errorf("Open(%+v) succeeded", o)
 		}
 	}
-	if q := openQueue(t, []string{"127.0.0.1:1"}, nil); q.DeadLetterTopic() != deadLetter || q.Topic() != ingress {
-		t.Errorf("topics %s, %s", q.Topic(), q.DeadLetterTopic())
+	if q := openQueue(t, []string{"127.0.0.1:1"}, nil); q.o.DeadLetterTopic != deadLetter || q.o.Topic != ingress {
+		t.Errorf("topics %s, %s", q.o.Topic, q.o.DeadLetterTopic)
 	}
 
 	// A batch with an item that is not right is refused whole.
