@@ -45,12 +45,28 @@
 //	time     event_time; the receive time without one
 //	data     the whole JSON payload, envelope included
 //
-// Slack's interactivity requests (button clicks, shortcuts, view
-// submissions) and slash commands are form-encoded, not JSON: they verify,
-// but are answered 400 as not JSON and kept as dead letters. Point them at
-// another endpoint.
+// The same endpoint may be the app's Interactivity Request URL and its
+// slash commands' Request URL. Both are form-encoded
+// (application/x-www-form-urlencoded) and signed the same way, and each is
+// one CloudEvent, answered with an empty 200 (an acknowledgement; replies
+// go through the response_url in the payload):
+//
+//	interactivity (block actions, shortcuts, view submissions): the form's
+//	payload field is the JSON data; type com.slack.interaction.<type>,
+//	e.g. com.slack.interaction.block_actions; source from team.id; subject
+//	channels/<channel.id>[/messages/<message.ts>], else users/<user.id>
+//	slash commands: the form's fields (the first value of each) are the
+//	data, as a JSON object of strings; type com.slack.command.<command
+//	without its slash>, e.g. com.slack.command.lead; source from team_id;
+//	subject channels/<channel_id>, else users/<user_id>
+//
+// Neither carries an id of its own: the id is the SHA-256 of the body, and
+// the time the receive time. A form with neither a payload nor a command
+// field (Slack's ssl_check, for one) is answered 400 and kept as a dead
+// letter.
 //
 // bridge send signs a payload as Slack does, with the current time as
-// X-Slack-Request-Timestamp; a url_verification payload is answered with
-// its challenge.
+// X-Slack-Request-Timestamp, sent as JSON, or as a form when the file is
+// not a JSON object; a url_verification payload is answered with its
+// challenge.
 package slack

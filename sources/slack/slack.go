@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -88,19 +90,29 @@ func mac(key []byte, stamp string, body []byte) []byte {
 	return sources.HMAC(sha256.New, key, []byte(version+":"+stamp+":"), body)
 }
 
-// Sign sets X-Slack-Request-Timestamp to req.ReceivedAt and
-// X-Slack-Signature under the first secret, as Slack sends them.
+// Sign sets X-Slack-Request-Timestamp to req.ReceivedAt, X-Slack-Signature
+// under the first secret, and the content type (JSON, or a form for a body
+// that is not a JSON object), as Slack sends them.
 func (s *Source) Sign(req *sources.Request) error {
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
-	if req.Header.Get("Content-Type") == "" {
+	// Events are JSON; interactivity requests and slash commands are forms.
+	if looksLikeJSON(req.Body) {
 		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Content-Type", FormContentType)
 	}
 	stamp := strconv.FormatInt(req.ReceivedAt.Unix(), 10)
 	req.Header.Set(TimestampHeader, stamp)
 	req.Header.Set(SignatureHeader, version+"="+hex.EncodeToString(mac(s.keys[0], stamp, req.Body)))
 	return nil
+}
+
+// looksLikeJSON reports whether body starts as a JSON object does.
+func looksLikeJSON(body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{'
 }
 
 // IsHandshake reports whether req is Slack's URL verification: a POST whose
@@ -135,6 +147,9 @@ func (s *Source) Handshake(req *sources.Request) (sources.Reply, error) {
 
 // Convert makes one CloudEvent of the request.
 func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
+	if isForm(req) {
+		return convertForm(req)
+	}
 	p, err := sources.DecodePicked(req.Body, readsKey)
 	if err != nil {
 		return nil, err
@@ -159,6 +174,60 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	return []*event.Event{sources.NewEvent(id, typ, sourceOf(p), subject, t, req.Body)}, nil
 }
 
+// FormContentType is the content type of Slack's interactivity requests and
+// slash commands.
+const FormContentType = "application/x-www-form-urlencoded"
+
+// isForm reports whether req is form-encoded, as interactivity requests and
+// slash commands are.
+func isForm(req *sources.Request) bool {
+	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	return mt == FormContentType
+}
+
+// convertForm makes one CloudEvent of an interactivity request (its payload
+// field holds the JSON) or of a slash command (its fields are the payload).
+// Slack gives neither an id: a retry repeats the body, so its SHA-256 is the
+// id.
+func convertForm(req *sources.Request) ([]*event.Event, error) {
+	form, err := url.ParseQuery(string(req.Body))
+	if err != nil {
+		return nil, fmt.Errorf("form-encoded request: %w", err)
+	}
+	id := sources.SHA256Hex(req.Body)
+	if form.Has("payload") {
+		data := []byte(form.Get("payload"))
+		p, err := sources.DecodePicked(data, func(k string) bool {
+			return k == "type" || k == "team" || k == "channel" || k == "message" || k == "user"
+		})
+		if err != nil {
+			return nil, fmt.Errorf("interactivity request: the payload field: %w", err)
+		}
+		typ := "com.slack.interaction." + sources.TypeSuffix(sources.PathText(p, "type"))
+		ev := sources.NewEvent(id, typ, workspace(sources.PathText(p, "team.id")),
+			subject(sources.PathText(p, "channel.id"), sources.PathText(p, "message.ts"), sources.PathText(p, "user.id")),
+			time.Time{}, data)
+		return []*event.Event{ev}, nil
+	}
+	command := strings.TrimSpace(form.Get("command"))
+	if command == "" {
+		return nil, fmt.Errorf("a form-encoded request with neither a payload field (interactivity) nor a command field (slash command)")
+	}
+	fields := make(map[string]string, len(form))
+	for k, v := range form {
+		fields[k] = v[0]
+	}
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("slash command: %w", err)
+	}
+	typ := "com.slack.command." + sources.TypeSuffix(strings.TrimPrefix(command, "/"))
+	ev := sources.NewEvent(id, typ, workspace(strings.TrimSpace(form.Get("team_id"))),
+		subject(strings.TrimSpace(form.Get("channel_id")), "", strings.TrimSpace(form.Get("user_id"))),
+		time.Time{}, data)
+	return []*event.Event{ev}, nil
+}
+
 // readsKey reports whether Convert reads the payload's top-level key.
 func readsKey(key string) bool {
 	switch key {
@@ -170,7 +239,11 @@ func readsKey(key string) bool {
 
 // sourceOf names the workspace the event happened in.
 func sourceOf(p map[string]any) string {
-	team := sources.PathText(p, "team_id")
+	return workspace(sources.PathText(p, "team_id"))
+}
+
+// workspace is the source naming the workspace with team id team.
+func workspace(team string) string {
 	if team == "" {
 		return "https://app.slack.com"
 	}
@@ -180,15 +253,20 @@ func sourceOf(p map[string]any) string {
 // subjectOf names what the event is about: a channel (and the message, by
 // its ts, when there is one), else a user.
 func subjectOf(p map[string]any) string {
-	channel := first(p, "event.channel", "event.channel.id", "event.item.channel", "event.channel_id")
-	if channel != "" {
-		s := "channels/" + url.PathEscape(channel)
-		if ts := first(p, "event.ts", "event.item.ts"); ts != "" {
-			s += "/messages/" + url.PathEscape(ts)
-		}
-		return s
-	}
-	if user := first(p, "event.user", "event.user.id", "event.user_id"); user != "" {
+	return subject(
+		first(p, "event.channel", "event.channel.id", "event.item.channel", "event.channel_id"),
+		first(p, "event.ts", "event.item.ts"),
+		first(p, "event.user", "event.user.id", "event.user_id"))
+}
+
+// subject is channels/<channel>[/messages/<ts>], else users/<user>, else "".
+func subject(channel, ts, user string) string {
+	switch {
+	case channel != "" && ts != "":
+		return "channels/" + url.PathEscape(channel) + "/messages/" + url.PathEscape(ts)
+	case channel != "":
+		return "channels/" + url.PathEscape(channel)
+	case user != "":
 		return "users/" + url.PathEscape(user)
 	}
 	return ""

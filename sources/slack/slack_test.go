@@ -105,10 +105,62 @@ func TestSlacksDocumentedExample(t *testing.T) {
 	if err := src.Verify(docRequest(sent.Add(6 * time.Minute))); !errors.Is(err, sources.ErrStaleTimestamp) {
 		t.Fatalf("six minutes late: %v", err)
 	}
-	// Slash commands are not converted: the form body is not JSON, so the
-	// server answers 400 and keeps it as a dead letter.
-	if _, err := src.Convert(docRequest(sent)); !errors.Is(err, sources.ErrNotJSON) {
-		t.Fatalf("a slash command converted: %v", err)
+	// The slash command's fields become the event's JSON data.
+	ev := sourcetest.ConvertOne(t, src, docRequest(sent))
+	sourcetest.CheckFields(t, ev, sourcetest.Fields{
+		Type: "com.slack.command.webhook-collect", Source: "https://app.slack.com/client/T1DC2JH3J", Subject: "channels/G8PSS9T3V",
+		Data: `{"channel_id":"G8PSS9T3V","channel_name":"foobar","command":"/webhook-collect","response_url":"https://hooks.slack.com/commands/T1DC2JH3J/397700885554/96rGlfmibIGlgcZRskXaIFfN","team_domain":"testteamnow","team_id":"T1DC2JH3J","text":"","token":"xyzz0WbapA4vBCDEFasx0q6G","trigger_id":"398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c","user_id":"U2CERLKJA","user_name":"roadrunner"}`,
+	})
+	if ev.ID() != sources.SHA256Hex([]byte(docBody)) {
+		t.Fatalf("id %q, want the body's SHA-256", ev.ID())
+	}
+}
+
+// Interactivity requests and slash commands are forms; anything else in a
+// form is refused with a reason.
+func TestForms(t *testing.T) {
+	src := testSource(t)
+	ev := sourcetest.ConvertOne(t, src, sourcetest.Load(t, "testdata/block_actions"))
+	want := sourcetest.ReadFile(t, "testdata/block_actions/payload.json")
+	if !sourcetest.SameJSON(ev.Data(), []byte(want)) {
+		t.Fatalf("data %s, want the payload field %s", ev.Data(), want)
+	}
+	for name, c := range map[string]struct{ body, typ, subject string }{
+		"interaction in a channel, no message": {`payload={"type":"shortcut","team":{"id":"T1"},"channel":{"id":"C1"},"user":{"id":"U1"}}`, "com.slack.interaction.shortcut", "channels/C1"},
+		"interaction without a type":           {`payload={"user":{"id":"U1"}}`, "com.slack.interaction.unknown", "users/U1"},
+		"command without a channel":            {`command=%2FDeploy+Now&user_id=U1&team_id=T1`, "com.slack.command.deploy.now", "users/U1"},
+	} {
+		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Body: []byte(c.body)}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+		ev := sourcetest.ConvertOne(t, src, req)
+		if ev.Type() != c.typ || ev.Subject() != c.subject {
+			t.Errorf("%s: type %q subject %q, want %q %q", name, ev.Type(), ev.Subject(), c.typ, c.subject)
+		}
+	}
+	for name, body := range map[string]string{
+		"neither payload nor command": "token=x&team_id=T1",
+		"payload not JSON":            "payload=nope",
+		"payload empty":               "payload=",
+		"payload an array":            "payload=%5B%5D",
+		"bad form":                    "%zz",
+		"semicolons":                  "command=%2Fa;text=b",
+	} {
+		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Body: []byte(body)}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if evs, err := src.Convert(req); err == nil {
+			t.Errorf("%s: converted to %v", name, evs)
+		}
+	}
+	// bridge send marks a form body as a form, and it converts.
+	for _, name := range []string{"slash_command", "block_actions"} {
+		req := signed(t, src, string(sourcetest.Load(t, "testdata/"+name).Body))
+		if ct := req.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+			t.Errorf("%s: signed as %q", name, ct)
+		}
+		if err := src.Verify(req); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sourcetest.ConvertOne(t, src, req)
 	}
 }
 
@@ -339,10 +391,12 @@ func FuzzVerify(f *testing.F) {
 func FuzzConvert(f *testing.F) {
 	src := testSource(f)
 	for _, req := range sourcetest.Seeds(f, "testdata") {
-		f.Add(req.Body)
+		f.Add(req.Header.Get("Content-Type"), req.Body)
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Body: body, ReceivedAt: time.Unix(1795169730, 0)}
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		h := http.Header{}
+		h.Set("Content-Type", contentType)
+		req := &sources.Request{Method: http.MethodPost, Header: h, Body: body, ReceivedAt: time.Unix(1795169730, 0)}
 		sourcetest.CheckConvert(t, src, req)
 		if src.IsHandshake(req) {
 			// A handshake's challenge is echoed only once it is verified.
