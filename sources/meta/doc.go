@@ -29,7 +29,9 @@
 // ({"field", "value"}; WhatsApp and other Graph objects), messaging
 // (Messenger and Instagram messaging items) or standby (Messenger items
 // of a conversation another app owns). Each element of those lists becomes
-// its own CloudEvent, routed and deduplicated on its own. An entry with
+// its own CloudEvent, routed and deduplicated on its own; events come in
+// the order of the entries, and within an entry its changes, then its
+// messaging, then its standby items. An entry with
 // none of these lists becomes one event of its own (type
 // com.meta.<object>.unknown), so nothing Meta sent is dropped. A body
 // that is not such a notification is answered 400 and kept as a dead
