@@ -37,6 +37,7 @@ var vectorGroups = []vectorGroup{
 	{"github", "github/testdata", `{type: github, secret: "${file:{{T}}/secret}"}`},
 	{"standardwebhooks", "standardwebhooks/testdata", `{type: standardwebhooks, secret: "${file:{{T}}/secret}", source: "https://billing.example.com", subject_path: data.id, tolerance: 0}`},
 	{"slack", "slack/testdata", `{type: slack, secret: "${file:{{T}}/secret}", tolerance: 0}`},
+	{"meta", "meta/testdata", `{type: meta, verify_token: "${file:{{T}}/verify_token}", app_secret: "${file:{{T}}/secret}"}`},
 }
 
 type vectorRequest struct {

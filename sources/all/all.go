@@ -7,6 +7,7 @@ import (
 	_ "github.com/hookbridge/hookbridge/sources/helloclient"
 	_ "github.com/hookbridge/hookbridge/sources/helpcrunch"
 	_ "github.com/hookbridge/hookbridge/sources/hmac"
+	_ "github.com/hookbridge/hookbridge/sources/meta"
 	_ "github.com/hookbridge/hookbridge/sources/slack"
 	_ "github.com/hookbridge/hookbridge/sources/socialboards"
 	_ "github.com/hookbridge/hookbridge/sources/standardwebhooks"
