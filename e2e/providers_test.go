@@ -36,6 +36,7 @@ var vectorGroups = []vectorGroup{
 	{"hmac-timestamped", "hmac/testdata/timestamped", ""},
 	{"github", "github/testdata", `{type: github, secret: "${file:{{T}}/secret}"}`},
 	{"standardwebhooks", "standardwebhooks/testdata", `{type: standardwebhooks, secret: "${file:{{T}}/secret}", source: "https://billing.example.com", subject_path: data.id, tolerance: 0}`},
+	{"stripe", "stripe/testdata", `{type: stripe, secret: "${file:{{T}}/secret}", account: acct_1OyP7qE7xKp2Ab9c, tolerance: 0}`},
 }
 
 type vectorRequest struct {

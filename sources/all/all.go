@@ -9,5 +9,6 @@ import (
 	_ "github.com/hookbridge/hookbridge/sources/hmac"
 	_ "github.com/hookbridge/hookbridge/sources/socialboards"
 	_ "github.com/hookbridge/hookbridge/sources/standardwebhooks"
+	_ "github.com/hookbridge/hookbridge/sources/stripe"
 	_ "github.com/hookbridge/hookbridge/sources/userecho"
 )
