@@ -218,6 +218,8 @@ func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 			value = "127.0.0.1:9092"
 		case v[1] == "BILLING_WEBHOOK_SECRET":
 			value = "whsec_cmVhZG1lLWJpbGxpbmctc2VjcmV0"
+		case v[1] == "STRIPE_WEBHOOK_SECRET":
+			value = "whsec_readme-stripe-secret"
 		}
 		t.Setenv(v[1], value)
 	}

@@ -38,6 +38,7 @@ var vectorGroups = []vectorGroup{
 	{"standardwebhooks", "standardwebhooks/testdata", `{type: standardwebhooks, secret: "${file:{{T}}/secret}", source: "https://billing.example.com", subject_path: data.id, tolerance: 0}`},
 	{"slack", "slack/testdata", `{type: slack, secret: "${file:{{T}}/secret}", tolerance: 0}`},
 	{"meta", "meta/testdata", `{type: meta, verify_token: "${file:{{T}}/verify_token}", app_secret: "${file:{{T}}/secret}"}`},
+	{"stripe", "stripe/testdata", `{type: stripe, secret: "${file:{{T}}/secret}", account: acct_1OyP7qE7xKp2Ab9c, tolerance: 0}`},
 }
 
 type vectorRequest struct {

@@ -11,5 +11,6 @@ import (
 	_ "github.com/hookbridge/hookbridge/sources/slack"
 	_ "github.com/hookbridge/hookbridge/sources/socialboards"
 	_ "github.com/hookbridge/hookbridge/sources/standardwebhooks"
+	_ "github.com/hookbridge/hookbridge/sources/stripe"
 	_ "github.com/hookbridge/hookbridge/sources/userecho"
 )
