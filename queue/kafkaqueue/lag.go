@@ -35,6 +35,8 @@ func (q *Queue) lagLoop() {
 	defer close(q.lagDone)
 	t := time.NewTicker(q.o.LagInterval)
 	defer t.Stop()
+	c, closeClient := q.client() // its connections serve every measurement
+	defer closeClient()
 	var failingSince time.Time
 	for {
 		select {
@@ -42,7 +44,7 @@ func (q *Queue) lagLoop() {
 		case <-q.ctx.Done():
 			return
 		}
-		err := q.measureLag()
+		err := q.measureLag(c)
 		switch {
 		case err != nil && q.ctx.Err() != nil:
 			return
@@ -63,7 +65,7 @@ func (q *Queue) lagLoop() {
 // last offsets, and one offset fetch per sink's group. A sink whose group
 // has no committed offset yet (a new group its reader has not placed) is
 // left unmeasured.
-func (q *Queue) measureLag() error {
+func (q *Queue) measureLag(c *kafkago.Client) error {
 	q.mu.Lock()
 	readers := maps.Clone(q.readers)
 	q.mu.Unlock()
@@ -72,7 +74,6 @@ func (q *Queue) measureLag() error {
 	}
 	ctx, cancel := context.WithTimeout(q.ctx, 2*q.o.WriteTimeout)
 	defer cancel()
-	c := q.client()
 	parts, err := q.partitions(ctx, c)
 	if errors.Is(err, errNoTopic) {
 		return nil // nothing written yet, and the groups not placed

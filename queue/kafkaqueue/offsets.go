@@ -13,10 +13,10 @@ import (
 // how far a group is behind (measureLag).
 
 // client makes a Client for the queue's brokers, each request bounded by
-// WriteTimeout.
-func (q *Queue) client() *kafkago.Client {
-	return &kafkago.Client{Addr: kafkago.TCP(q.o.Brokers...), Timeout: q.o.WriteTimeout,
-		Transport: &kafkago.Transport{ClientID: "hookbridge", TLS: q.o.TLS, SASL: q.o.SASL}}
+// WriteTimeout, and the function that closes its connections.
+func (q *Queue) client() (*kafkago.Client, func()) {
+	t := &kafkago.Transport{ClientID: "hookbridge", TLS: q.o.TLS, SASL: q.o.SASL}
+	return &kafkago.Client{Addr: kafkago.TCP(q.o.Brokers...), Timeout: q.o.WriteTimeout, Transport: t}, t.CloseIdleConnections
 }
 
 // partitions lists the ingress topic's partitions; errNoTopic when it

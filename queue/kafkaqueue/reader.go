@@ -166,7 +166,8 @@ func (r *reader) tryPlaceNewGroup() error {
 	q := r.q
 	ctx, cancel := context.WithTimeout(r.ctx, 2*q.o.WriteTimeout)
 	defer cancel()
-	client := q.client()
+	client, closeClient := q.client()
+	defer closeClient()
 	parts, err := q.partitions(ctx, client)
 	if err != nil {
 		return err
