@@ -141,12 +141,16 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 	a.m.WatchQueue(func() metrics.QueueStats {
 		st := a.q.Stats()
-		return metrics.QueueStats{
+		qs := metrics.QueueStats{
 			Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters,
 			DedupFilterBytes: st.DedupFilterBytes, DedupFilterBudget: st.DedupFilterBudget,
 			DedupFilterBlind: st.DedupFilterBlind, DedupLookups: st.DedupLookups,
 			DiskFree: st.DiskFree, DiskReserve: st.DiskReserve, Embedded: f.Queue.Type != "kafka",
 		}
+		if kq, ok := a.q.(*kafkaqueue.Queue); ok {
+			qs.Lag, qs.LagUpdated = kq.Lag() // measured in the background: no broker call here
+		}
+		return qs
 	})
 	a.engine = delivery.New(a.q, a.log, a.m)
 	a.engine.Observe(a.rec)

@@ -184,6 +184,18 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 	if n := len(readLines(t, archive)); n != 1 {
 		t.Errorf("%d lines in the file after the provider's retry, want 1", n)
 	}
+	// Both groups committed past both records: each sink's lag is measured
+	// at 0, with when.
+	waitFor(t, 20*time.Second, "each sink's consumer-group lag measured at 0", func() bool {
+		for _, sink := range []string{`sink="archive"`, `sink="crm"`} {
+			lag, ok := metricSeries(t, b.Admin, "hookbridge_queue_lag", sink)
+			at, _ := metricSeries(t, b.Admin, "hookbridge_queue_lag_updated_timestamp_seconds", sink)
+			if !ok || lag != 0 || at < float64(time.Now().Add(-time.Minute).Unix()) {
+				return false
+			}
+		}
+		return true
+	})
 
 	b.WriteConfig(kafkaQueueConfig)
 	waitFor(t, 15*time.Second, "the reload", func() bool { return strings.Contains(b.Log(), "config reloaded") })
@@ -192,6 +204,14 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 	}
 	send(2)
 	waitFor(t, 10*time.Second, "the second lead in the file", func() bool { return len(readLines(t, archive)) == 2 })
+	for _, name := range []string{"hookbridge_queue_lag", "hookbridge_queue_lag_updated_timestamp_seconds"} {
+		if _, ok := metricSeries(t, b.Admin, name, `sink="crm"`); ok {
+			t.Errorf("%s of the removed sink crm still exported", name)
+		}
+		if _, ok := metricSeries(t, b.Admin, name, `sink="archive"`); !ok {
+			t.Errorf("%s of archive no longer exported", name)
+		}
+	}
 	if end := topicEnd(t, broker, "bridge.ingress.deadletter"); end != 1 {
 		t.Errorf("dead-letter topic holds %d records after the reload, want 1", end)
 	}

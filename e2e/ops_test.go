@@ -215,5 +215,11 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	if got, ok := metricSeries(t, b.Admin, "hookbridge_queue_dedup_filter_bytes"); !ok || got <= 0 || got > 4<<20 {
 		t.Errorf("hookbridge_queue_dedup_filter_bytes = %v (exported: %v), want some of its 4 MiB", got, ok)
 	}
+	// Consumer-group lag is the Kafka queue's alone.
+	for _, name := range []string{"hookbridge_queue_lag", "hookbridge_queue_lag_updated_timestamp_seconds"} {
+		if _, ok := metricSeries(t, b.Admin, name); ok {
+			t.Errorf("%s exported for the embedded queue", name)
+		}
+	}
 	b.Stop()
 }

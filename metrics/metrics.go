@@ -99,6 +99,13 @@ type QueueStats struct {
 	DiskFree    uint64 // bytes available on the queue's disk
 	DiskReserve uint64 // free space below which new events are refused (0: never)
 
+	// Lag is, for a Kafka queue, each sink's consumer-group lag as last
+	// measured (records on the ingress topic after the group's committed
+	// offsets), for the sinks measured at least once; LagUpdated is when,
+	// for every sink that reads the topic (zero: not yet).
+	Lag        map[string]int64
+	LagUpdated map[string]time.Time
+
 	// Embedded is true for the embedded store: the dedup filter and disk
 	// series are its alone, and are not exported for a Kafka queue (a disk
 	// "with 0 bytes free" would set off alerts).
@@ -111,13 +118,15 @@ type queueCollector struct {
 	filterBytes, budget     *prometheus.Desc
 	blind, lookups          *prometheus.Desc
 	diskFree, diskReserve   *prometheus.Desc
+	lag, lagUpdated         *prometheus.Desc
 }
 
 // WatchQueue registers metrics read from stats at every scrape: events
 // pending per sink, age of the oldest pending event, dead letters kept, the
 // state of the dedup filter, whose lookups against accepted events say
 // when queue.dedup_memory is too small, and the free space on the queue's
-// disk against the reserve below which new events are refused.
+// disk against the reserve below which new events are refused; for a Kafka
+// queue, each sink's consumer-group lag and when it was measured.
 func (m *Metrics) WatchQueue(stats func() QueueStats) {
 	m.Registry.MustRegister(&queueCollector{
 		stats:       stats,
@@ -129,12 +138,14 @@ func (m *Metrics) WatchQueue(stats func() QueueStats) {
 		blind:       prometheus.NewDesc("hookbridge_queue_dedup_filter_blind", "1 while the dedup filter sends every id to a disk lookup: at start it was rebuilt from more ids than it could take, until those leave the window.", nil, nil),
 		diskFree:    prometheus.NewDesc("hookbridge_queue_disk_free_bytes", "Space available on the queue's disk.", nil, nil),
 		diskReserve: prometheus.NewDesc("hookbridge_queue_disk_reserve_bytes", "Free space below which new events are answered 503 (queue.min_free_space; 0: never).", nil, nil),
+		lag:         prometheus.NewDesc("hookbridge_queue_lag", "With a Kafka queue: records on the ingress topic after the committed offsets of the sink's consumer group, summed over partitions: its backlog across every replica.", []string{"sink"}, nil),
+		lagUpdated:  prometheus.NewDesc("hookbridge_queue_lag_updated_timestamp_seconds", "With a Kafka queue: when hookbridge_queue_lag was last measured for the sink, in seconds since the Unix epoch (0: not yet).", []string{"sink"}, nil),
 		lookups:     prometheus.NewDesc("hookbridge_queue_dedup_lookups_total", "Event ids looked up on disk: duplicates, and new ids the filter could not rule out. Well above hookbridge_events_duplicate_total, it asks for more queue.dedup_memory.", nil, nil),
 	})
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.oldest, c.buried, c.filterBytes, c.budget, c.blind, c.lookups, c.diskFree, c.diskReserve} {
+	for _, d := range []*prometheus.Desc{c.pending, c.oldest, c.buried, c.filterBytes, c.budget, c.blind, c.lookups, c.diskFree, c.diskReserve, c.lag, c.lagUpdated} {
 		ch <- d
 	}
 }
@@ -151,6 +162,16 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(c.buried, prometheus.GaugeValue, float64(s.DeadLetters))
 	if !s.Embedded {
+		for sink, n := range s.Lag {
+			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(n), sink)
+		}
+		for sink, at := range s.LagUpdated {
+			ts := 0.0
+			if !at.IsZero() {
+				ts = float64(at.UnixNano()) / 1e9
+			}
+			ch <- prometheus.MustNewConstMetric(c.lagUpdated, prometheus.GaugeValue, ts, sink)
+		}
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.filterBytes, prometheus.GaugeValue, float64(s.DedupFilterBytes))

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,12 +40,19 @@ func TestEveryMetricIsInTheREADME(t *testing.T) {
 			}
 		}
 	}
-	families, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		names[f.GetName()] = true
+	// The Kafka queue's own series come from a second bridge.
+	kafkaQueue := New()
+	kafkaQueue.WatchQueue(func() QueueStats {
+		return QueueStats{Lag: map[string]int64{"archive": 1}, LagUpdated: map[string]time.Time{"archive": time.Now()}}
+	})
+	for _, g := range []prometheus.Gatherer{m.Registry, kafkaQueue.Registry} {
+		families, err := g.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			names[f.GetName()] = true
+		}
 	}
 
 	n := 0
@@ -86,6 +94,63 @@ func TestKafkaQueueExportsNoDiskSeries(t *testing.T) {
 	for _, name := range []string{"hookbridge_queue_disk_free_bytes", "hookbridge_queue_dedup_filter_bytes", "hookbridge_queue_dedup_lookups_total"} {
 		if names[name] {
 			t.Errorf("%s exported for a queue without a local store", name)
+		}
+	}
+}
+
+// TestQueueLagOnlyForKafkaQueue: each sink's consumer-group lag and when
+// it was measured are exported for a Kafka queue (0 for a sink not yet
+// measured), and not for the embedded store, which has no groups.
+func TestQueueLagOnlyForKafkaQueue(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC)
+	stats := QueueStats{
+		Pending:    map[string]int{"crm": 10000},
+		Lag:        map[string]int64{"crm": 1_250_000, "archive": 0},
+		LagUpdated: map[string]time.Time{"crm": at, "archive": at, "slack": {}},
+	}
+	for _, embedded := range []bool{false, true} {
+		m := New()
+		m.WatchQueue(func() QueueStats { s := stats; s.Embedded = embedded; return s })
+		families, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			if !strings.HasPrefix(f.GetName(), "hookbridge_") {
+				continue
+			}
+			for _, mt := range f.GetMetric() {
+				key := f.GetName()
+				for _, l := range mt.GetLabel() {
+					key += " " + l.GetName() + "=" + l.GetValue()
+				}
+				got[key] = mt.GetGauge().GetValue()
+			}
+		}
+		want := map[string]float64{
+			"hookbridge_queue_lag sink=crm":                               1_250_000,
+			"hookbridge_queue_lag sink=archive":                           0,
+			"hookbridge_queue_lag_updated_timestamp_seconds sink=crm":     1772366400.5,
+			"hookbridge_queue_lag_updated_timestamp_seconds sink=archive": 1772366400.5,
+			"hookbridge_queue_lag_updated_timestamp_seconds sink=slack":   0,
+		}
+		for key, v := range want {
+			gv, ok := got[key]
+			switch {
+			case embedded && ok:
+				t.Errorf("embedded store: %s exported", key)
+			case !embedded && !ok:
+				t.Errorf("Kafka queue: %s missing", key)
+			case !embedded && gv != v:
+				t.Errorf("Kafka queue: %s = %v, want %v", key, gv, v)
+			}
+		}
+		if _, ok := got["hookbridge_queue_lag sink=slack"]; ok {
+			t.Error("lag exported for a sink not measured yet")
+		}
+		if n := len(got); !embedded && n != len(want)+3 { // + pending, oldest age, dead letters
+			t.Errorf("Kafka queue: %d queue series, want %d: %v", n, len(want)+3, got)
 		}
 	}
 }

@@ -29,6 +29,7 @@ const (
 	DefaultCommitInterval = time.Second
 	DefaultSessionTimeout = 10 * time.Second
 	DefaultNewGroupMargin = time.Minute
+	DefaultLagInterval    = 5 * time.Second
 	// DeadLetterSuffix names the default dead-letter topic after the ingress topic.
 	DeadLetterSuffix = ".deadletter"
 )
@@ -84,6 +85,9 @@ type Options struct {
 	// each starts early enough to cover the others' (and their clocks).
 	// Default 1m.
 	NewGroupMargin time.Duration
+	// LagInterval is how often each sink's consumer-group lag is measured
+	// for Lag. Default 5s.
+	LagInterval time.Duration
 	// OnDuplicate, when set, hears of each event a sink's reader drops as a
 	// duplicate. It must not block.
 	OnDuplicate func(sink string, ev *event.Event)
@@ -108,6 +112,11 @@ type Queue struct {
 	readers map[string]*reader
 	seq     uint64
 	closed  bool
+
+	// Each sink's lag as last measured, and when (see Lag).
+	lag        map[string]int64
+	lagUpdated map[string]time.Time
+	lagDone    chan struct{}
 
 	buried      atomic.Int64 // dead letters written since Open
 	buryMu      sync.Mutex
@@ -144,22 +153,27 @@ func Open(o Options) (*Queue, error) {
 	orDefault(&o.CommitInterval, DefaultCommitInterval)
 	orDefault(&o.SessionTimeout, DefaultSessionTimeout)
 	orDefault(&o.NewGroupMargin, DefaultNewGroupMargin)
+	orDefault(&o.LagInterval, DefaultLagInterval)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	q := &Queue{
-		o:        o,
-		log:      o.Logger,
-		sinks:    map[string]*sinkQueue{},
-		readers:  map[string]*reader{},
-		buryWake: make(chan struct{}, 1),
-		buryDone: make(chan struct{}),
-		dialer:   &kafkago.Dialer{ClientID: "hookbridge", Timeout: o.WriteTimeout, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL},
+		o:          o,
+		log:        o.Logger,
+		sinks:      map[string]*sinkQueue{},
+		readers:    map[string]*reader{},
+		lag:        map[string]int64{},
+		lagUpdated: map[string]time.Time{},
+		lagDone:    make(chan struct{}),
+		buryWake:   make(chan struct{}, 1),
+		buryDone:   make(chan struct{}),
+		dialer:     &kafkago.Dialer{ClientID: "hookbridge", Timeout: o.WriteTimeout, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL},
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	q.writer = q.newWriter(o.Topic, time.Millisecond)
 	q.dlq = q.newWriter(o.DeadLetterTopic, time.Nanosecond)
 	go q.buryLoop()
+	go q.lagLoop()
 	return q, nil
 }
 
@@ -278,6 +292,7 @@ func (q *Queue) Subscribe(sink string) error {
 	}
 	r := q.newReader(sink)
 	q.readers[sink] = r
+	q.lagUpdated[sink] = time.Time{}
 	q.readersDone.Add(1)
 	go func() {
 		defer q.readersDone.Done()
@@ -294,6 +309,8 @@ func (q *Queue) Unsubscribe(sink string) {
 	q.mu.Lock()
 	r := q.readers[sink]
 	delete(q.readers, sink)
+	delete(q.lag, sink)
+	delete(q.lagUpdated, sink)
 	s := q.sinks[sink]
 	var orphans []*entry
 	if s != nil {
@@ -316,7 +333,8 @@ func (q *Queue) Unsubscribe(sink string) {
 	}
 }
 
-// Close stops the readers (committing what they settled) and the writers.
+// Close stops the readers (committing what they settled), the lag
+// measurements and the writers.
 // The delivery loops must be stopped first.
 func (q *Queue) Close() error {
 	q.mu.Lock()
@@ -339,6 +357,11 @@ func (q *Queue) Close() error {
 	q.readersDone.Wait()
 	q.cancel()
 	<-q.buryDone
+	<-q.lagDone
+	q.mu.Lock()
+	clear(q.lag)
+	clear(q.lagUpdated)
+	q.mu.Unlock()
 	return errors.Join(q.writer.Close(), q.dlq.Close())
 }
 

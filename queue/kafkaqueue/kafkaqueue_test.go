@@ -805,8 +805,8 @@ func TestOpenAndEnqueueCheck(t *testing.T) {
 }
 
 // Every connection the queue makes (ingest, each sink's group, placing a
-// new group, reading ids back, dead letters) goes over TLS with SASL when
-// the brokers ask for them.
+// new group, reading ids back, dead letters, measuring lag) goes over TLS
+// with SASL when the brokers ask for them.
 func TestOverTLSAndSASL(t *testing.T) {
 	certFile, keyFile, cert := testcert.Write(t, t.TempDir())
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -828,6 +828,7 @@ func TestOverTLSAndSASL(t *testing.T) {
 		o.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		o.SASL = mech
 		o.DedupWindow = time.Minute
+		fastLag(o)
 	}
 	q1 := openQueue(t, brokers, secure)
 	subscribe(t, q1, "a")
@@ -844,6 +845,7 @@ func TestOverTLSAndSASL(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	waitLag(t, q1, "a", 0)
 	if err := q1.Close(); err != nil { // commits both
 		t.Fatal(err)
 	}

@@ -166,39 +166,18 @@ func (r *reader) tryPlaceNewGroup() error {
 	q := r.q
 	ctx, cancel := context.WithTimeout(r.ctx, 2*q.o.WriteTimeout)
 	defer cancel()
-	client := &kafkago.Client{Addr: kafkago.TCP(q.o.Brokers...), Timeout: q.o.WriteTimeout,
-		Transport: &kafkago.Transport{ClientID: "hookbridge", TLS: q.o.TLS, SASL: q.o.SASL}}
-	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{q.o.Topic}})
+	client, closeClient := q.client()
+	defer closeClient()
+	parts, err := q.partitions(ctx, client)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return err
 	}
-	var parts []int
-	for _, t := range md.Topics {
-		if t.Name == q.o.Topic && t.Error == nil {
-			for _, p := range t.Partitions {
-				parts = append(parts, p.ID)
-			}
-		}
-	}
-	if len(parts) == 0 {
-		return errNoTopic
-	}
-	fetched, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: r.group(), Topics: map[string][]int{q.o.Topic: parts}})
+	offsets, err := q.committed(ctx, client, r.group(), parts)
 	if err != nil {
-		return fmt.Errorf("the group's offsets: %w", err)
+		return err
 	}
-	// A group no one has used is either unknown to the coordinator or
-	// known with no offset (-1), depending on the broker.
-	if fetched.Error != nil && !errors.Is(fetched.Error, kafkago.GroupIdNotFound) {
-		return fmt.Errorf("the group's offsets: %w", fetched.Error)
-	}
-	for _, p := range fetched.Topics[q.o.Topic] {
-		if p.Error != nil && !errors.Is(p.Error, kafkago.GroupIdNotFound) {
-			return fmt.Errorf("the group's offset of partition %d: %w", p.Partition, p.Error)
-		}
-		if p.Error == nil && p.CommittedOffset >= 0 {
-			return nil // the group exists: it resumes where it stopped
-		}
+	if placed(offsets) {
+		return nil // the group exists: it resumes where it stopped
 	}
 	at := make([]kafkago.OffsetRequest, len(parts))
 	end := make([]kafkago.OffsetRequest, len(parts))
@@ -207,14 +186,11 @@ func (r *reader) tryPlaceNewGroup() error {
 	}
 	start := map[int]int64{}
 	for _, req := range [][]kafkago.OffsetRequest{end, at} { // the first record since, else the end
-		listed, err := client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{q.o.Topic: req}})
+		listed, err := q.listOffsets(ctx, client, req)
 		if err != nil {
-			return fmt.Errorf("listing offsets: %w", err)
+			return err
 		}
-		for _, p := range listed.Topics[q.o.Topic] {
-			if p.Error != nil {
-				return fmt.Errorf("listing offsets of partition %d: %w", p.Partition, p.Error)
-			}
+		for _, p := range listed {
 			if p.LastOffset >= 0 {
 				start[p.Partition] = p.LastOffset
 			}
