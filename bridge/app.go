@@ -52,6 +52,12 @@ type subscriber interface {
 	Unsubscribe(sink string)
 }
 
+// lagReporter is a queue that knows how far each sink's readers are behind
+// (kafkaqueue.Queue: its consumer groups' lag, measured in the background).
+type lagReporter interface {
+	Lag() (records map[string]int64, updated map[string]time.Time)
+}
+
 // App is a running bridge.
 type App struct {
 	path string
@@ -147,8 +153,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 			DedupFilterBlind: st.DedupFilterBlind, DedupLookups: st.DedupLookups,
 			DiskFree: st.DiskFree, DiskReserve: st.DiskReserve, Embedded: f.Queue.Type != "kafka",
 		}
-		if kq, ok := a.q.(*kafkaqueue.Queue); ok {
-			qs.Lag, qs.LagUpdated = kq.Lag() // measured in the background: no broker call here
+		if lr, ok := a.q.(lagReporter); ok {
+			qs.Lag, qs.LagUpdated = lr.Lag() // measured in the background: no broker call here
 		}
 		return qs
 	})
