@@ -56,3 +56,44 @@ func CheckNotBlank(field, value string) error {
 	}
 	return nil
 }
+
+// CheckSecrets checks the signing secrets of a source that takes one under
+// oneKey (secret) or several under manyKey (secrets) while they are
+// rotated: exactly one of the two is set, no entry is empty, and each
+// passes check when check is not nil. Errors never quote a secret.
+func CheckSecrets(oneKey, one, manyKey string, many []string, check func(secret string) error) []error {
+	var errs []error
+	switch {
+	case one == "" && len(many) == 0:
+		errs = append(errs, config.Invalid(oneKey, "is required unless %s is given", manyKey))
+	case one != "" && len(many) > 0:
+		errs = append(errs, config.Invalid(manyKey, "and %s exclude each other: list every secret under %s", oneKey, manyKey))
+	case one != "" && check != nil:
+		if err := check(one); err != nil {
+			errs = append(errs, config.Invalid(oneKey, "%v", err))
+		}
+	}
+	for i, s := range many {
+		if s == "" {
+			errs = append(errs, config.Invalid(manyKey, "entry %d is empty", i+1))
+		} else if check != nil {
+			if err := check(s); err != nil {
+				errs = append(errs, config.Invalid(manyKey, "entry %d: %v", i+1, err))
+			}
+		}
+	}
+	return errs
+}
+
+// SecretKeys is the HMAC keys of a source that takes one secret or several
+// (see CheckSecrets): the bytes of one when it is set, else of each of many.
+func SecretKeys(one string, many []string) [][]byte {
+	if one != "" {
+		return [][]byte{[]byte(one)}
+	}
+	keys := make([][]byte, len(many))
+	for i, s := range many {
+		keys[i] = []byte(s)
+	}
+	return keys
+}

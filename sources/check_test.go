@@ -115,3 +115,42 @@ func FuzzParseDigits(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckSecrets(t *testing.T) {
+	short := func(s string) error {
+		if len(s) < 4 {
+			return errors.New("is too short")
+		}
+		return nil
+	}
+	cases := []struct {
+		name  string
+		one   string
+		many  []string
+		check func(string) error
+		want  []string
+	}{
+		{"one", "s3cret", nil, nil, nil},
+		{"several", "", []string{"new", "old"}, nil, nil},
+		{"neither", "", nil, nil, []string{"secret: is required unless secrets is given"}},
+		{"both", "s3cret", []string{"new"}, nil, []string{"secrets: and secret exclude each other: list every secret under secrets"}},
+		{"empty entry", "", []string{"new", ""}, nil, []string{"secrets: entry 2 is empty"}},
+		{"one checked", "abc", nil, short, []string{"secret: is too short"}},
+		{"entries checked", "", []string{"abcd", "ab", ""}, short, []string{"secrets: entry 2: is too short", "secrets: entry 3 is empty"}},
+	}
+	for _, c := range cases {
+		var got []string
+		for _, err := range CheckSecrets("secret", c.one, "secrets", c.many, c.check) {
+			got = append(got, blamed(t, err))
+		}
+		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	if got := SecretKeys("one", []string{"a", "b"}); len(got) != 1 || string(got[0]) != "one" {
+		t.Errorf("SecretKeys with one: %q", got)
+	}
+	if got := SecretKeys("", []string{"a", "b"}); len(got) != 2 || string(got[0]) != "a" || string(got[1]) != "b" {
+		t.Errorf("SecretKeys with several: %q", got)
+	}
+}

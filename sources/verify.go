@@ -117,3 +117,16 @@ func SHA256Hex(parts ...[]byte) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// SignedByAny reports whether the hex signature sig is mac(key) for any of
+// keys (the secrets of a source while they are rotated). Every key is
+// tried, so the time taken does not tell which one matched.
+func SignedByAny(sig string, keys [][]byte, mac func(key []byte) []byte) bool {
+	match := false
+	for _, key := range keys {
+		if EqualHex(sig, mac(key)) {
+			match = true
+		}
+	}
+	return match
+}

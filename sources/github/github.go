@@ -45,14 +45,7 @@ func (s *Source) Verify(req *sources.Request) error {
 	if !ok || !sources.IsHexDigest(sig, sha256.Size) {
 		return fmt.Errorf("%w: %s is not sha256=<64 hex digits>", sources.ErrMalformedSignature, SignatureHeader)
 	}
-	match := false
-	for _, key := range s.keys {
-		// Check every key so timing does not depend on which matched.
-		if sources.EqualHex(sig, sources.HMAC(sha256.New, key, req.Body)) {
-			match = true
-		}
-	}
-	if !match {
+	if !sources.SignedByAny(sig, s.keys, func(key []byte) []byte { return sources.HMAC(sha256.New, key, req.Body) }) {
 		return fmt.Errorf("%w: %s is not the HMAC-SHA256 of the body under a configured secret", sources.ErrSignatureMismatch, SignatureHeader)
 	}
 	return nil

@@ -43,17 +43,7 @@ func NewConfig() *Config { return &Config{} }
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	errs := []error{config.Required("verify_token", c.VerifyToken)}
-	switch {
-	case c.AppSecret == "" && len(c.AppSecrets) == 0:
-		errs = append(errs, config.Invalid("app_secret", "is required unless app_secrets is given"))
-	case c.AppSecret != "" && len(c.AppSecrets) > 0:
-		errs = append(errs, config.Invalid("app_secrets", "and app_secret exclude each other: list every secret under app_secrets"))
-	}
-	for i, s := range c.AppSecrets {
-		if s == "" {
-			errs = append(errs, config.Invalid("app_secrets", "entry %d is empty", i+1))
-		}
-	}
+	errs = append(errs, sources.CheckSecrets("app_secret", c.AppSecret, "app_secrets", c.AppSecrets, nil)...)
 	return errors.Join(errs...)
 }
 
@@ -62,13 +52,5 @@ func (c *Config) NewSource() (sources.Source, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	all := c.AppSecrets
-	if c.AppSecret != "" {
-		all = []string{c.AppSecret}
-	}
-	keys := make([][]byte, len(all))
-	for i, s := range all {
-		keys[i] = []byte(s)
-	}
-	return &Source{verifyToken: c.VerifyToken, keys: keys}, nil
+	return &Source{verifyToken: c.VerifyToken, keys: sources.SecretKeys(c.AppSecret, c.AppSecrets)}, nil
 }

@@ -46,18 +46,7 @@ func NewConfig() *Config { return &Config{Tolerance: DefaultTolerance} }
 
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
-	var errs []error
-	switch {
-	case c.Secret == "" && len(c.Secrets) == 0:
-		errs = append(errs, config.Invalid("secret", "is required unless secrets is given"))
-	case c.Secret != "" && len(c.Secrets) > 0:
-		errs = append(errs, config.Invalid("secrets", "and secret exclude each other: list every secret under secrets"))
-	}
-	for i, s := range c.Secrets {
-		if s == "" {
-			errs = append(errs, config.Invalid("secrets", "entry %d is empty", i+1))
-		}
-	}
+	errs := sources.CheckSecrets("secret", c.Secret, "secrets", c.Secrets, nil)
 	if c.Tolerance < 0 {
 		errs = append(errs, config.Invalid("tolerance", "must not be negative (0 turns the check off)"))
 	}
@@ -69,13 +58,5 @@ func (c *Config) NewSource() (sources.Source, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	all := c.Secrets
-	if c.Secret != "" {
-		all = []string{c.Secret}
-	}
-	keys := make([][]byte, len(all))
-	for i, s := range all {
-		keys[i] = []byte(s)
-	}
-	return &Source{keys: keys, tolerance: c.Tolerance}, nil
+	return &Source{keys: sources.SecretKeys(c.Secret, c.Secrets), tolerance: c.Tolerance}, nil
 }

@@ -69,14 +69,7 @@ func (s *Source) Verify(req *sources.Request) error {
 	if err := sources.CheckTimestamp(time.Unix(secs, 0), req.ReceivedAt, s.tolerance); err != nil {
 		return fmt.Errorf("%s: %w", TimestampHeader, err)
 	}
-	match := false
-	for _, key := range s.keys {
-		// Check every key so timing does not depend on which matched.
-		if sources.EqualHex(sig, mac(key, stamp, req.Body)) {
-			match = true
-		}
-	}
-	if !match {
+	if !sources.SignedByAny(sig, s.keys, func(key []byte) []byte { return mac(key, stamp, req.Body) }) {
 		return fmt.Errorf("%w: %s is not the HMAC-SHA256 of v0:<timestamp>:<body> under a configured secret", sources.ErrSignatureMismatch, SignatureHeader)
 	}
 	return nil

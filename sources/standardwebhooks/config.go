@@ -72,22 +72,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	switch {
-	case c.Secret == "" && len(c.Secrets) == 0:
-		add(config.Invalid("secret", "is required unless secrets is given"))
-	case c.Secret != "" && len(c.Secrets) > 0:
-		add(config.Invalid("secrets", "and secret exclude each other: list every secret under secrets"))
-	}
-	if c.Secret != "" {
-		if _, err := DecodeSecret(c.Secret); err != nil {
-			add(config.Invalid("secret", "%v", err))
-		}
-	}
-	for i, s := range c.Secrets {
-		if _, err := DecodeSecret(s); err != nil {
-			add(config.Invalid("secrets", "entry %d: %v", i+1, err))
-		}
-	}
+	errs = append(errs, sources.CheckSecrets("secret", c.Secret, "secrets", c.Secrets, func(s string) error {
+		_, err := DecodeSecret(s)
+		return err
+	})...)
 	if c.Tolerance < 0 {
 		add(config.Invalid("tolerance", "must not be negative"))
 	}

@@ -55,24 +55,7 @@ func NewConfig() *Config { return &Config{Tolerance: DefaultTolerance} }
 
 // Validate implements config.Validator. Its errors never quote a secret.
 func (c *Config) Validate() error {
-	var errs []error
-	switch {
-	case c.Secret == "" && len(c.Secrets) == 0:
-		errs = append(errs, config.Invalid("secret", "is required unless secrets is given"))
-	case c.Secret != "" && len(c.Secrets) > 0:
-		errs = append(errs, config.Invalid("secrets", "and secret exclude each other: list every secret under secrets"))
-	case c.Secret != "":
-		if p := secretProblem(c.Secret); p != "" {
-			errs = append(errs, config.Invalid("secret", "%s", p))
-		}
-	}
-	for i, s := range c.Secrets {
-		if s == "" {
-			errs = append(errs, config.Invalid("secrets", "entry %d is empty", i+1))
-		} else if p := secretProblem(s); p != "" {
-			errs = append(errs, config.Invalid("secrets", "entry %d %s", i+1, p))
-		}
-	}
+	errs := sources.CheckSecrets("secret", c.Secret, "secrets", c.Secrets, checkSecret)
 	if c.Tolerance < 0 {
 		errs = append(errs, config.Invalid("tolerance", "must not be negative (0 turns the check off)"))
 	}
@@ -82,11 +65,11 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// secretProblem says why s cannot be an endpoint's signing secret (an API
-// key pasted in its place, say), without quoting it; "" when it can be.
-func secretProblem(s string) string {
+// checkSecret says why s cannot be an endpoint's signing secret (an API
+// key pasted in its place, say), without quoting it.
+func checkSecret(s string) error {
 	if strings.HasPrefix(s, secretPrefix) && len(s) > len(secretPrefix) {
-		return ""
+		return nil
 	}
 	what := "the value given does not"
 	for _, p := range []string{"sk_", "rk_", "pk_"} {
@@ -94,7 +77,7 @@ func secretProblem(s string) string {
 			what = "this is an API key (" + p + "...), not the endpoint's signing secret"
 		}
 	}
-	return "must be the endpoint's signing secret, which starts with " + secretPrefix + "; " + what
+	return errors.New("must be the endpoint's signing secret, which starts with " + secretPrefix + "; " + what)
 }
 
 // isAccountID reports whether s is shaped as a Stripe account id:
@@ -117,16 +100,8 @@ func (c *Config) NewSource() (sources.Source, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	all := c.Secrets
-	if c.Secret != "" {
-		all = []string{c.Secret}
-	}
-	keys := make([][]byte, len(all))
-	for i, s := range all {
-		// Stripe keys the HMAC with the secret string as shown, whsec_ and all.
-		keys[i] = []byte(s)
-	}
-	src := &Source{keys: keys, tolerance: c.Tolerance, source: dashboard}
+	// Stripe keys the HMAC with the secret string as shown, whsec_ and all.
+	src := &Source{keys: sources.SecretKeys(c.Secret, c.Secrets), tolerance: c.Tolerance, source: dashboard}
 	if c.Account != "" {
 		src.source = dashboard + "/" + c.Account
 	}
