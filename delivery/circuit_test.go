@@ -229,3 +229,41 @@ func TestCircuitBreakerHoldsABatchingSink(t *testing.T) {
 		t.Errorf("hookbridge_sink_circuit_state = %v after recovery, want 0 (closed)", got)
 	}
 }
+
+// A batch some of whose events were delivered counts as a success: the
+// destination is up, and the failures are the events' own. Here the file
+// sink writes each event under a directory named in its data, and one
+// directory cannot be made: that event alone is retried and dead-lettered
+// when out of attempts, and the breaker, which needs two failed sends in a
+// row, never opens.
+func TestCircuitBreakerCountsAPartlyDeliveredBatchAsSuccess(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, filepath.Join(dir, "queue"))
+	defer q.Close()
+	if err := os.WriteFile(filepath.Join(dir, "blocked"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		enqueueData(t, q, fmt.Sprint("ok", i), `{"dir":"ok"}`, "archive")
+	}
+	enqueueData(t, q, "stuck", `{"dir":"blocked"}`, "archive")
+	p := fastPolicy(2)
+	p.BatchWait = time.Second // the five in one batch
+	p.CircuitBreaker = CircuitBreaker{Failures: 2, Cooldown: time.Hour, MaxCooldown: time.Hour}
+	m := metrics.New()
+	e := New(q, nil, m)
+	e.Start("archive", fileSink(t, filepath.Join(dir, "{{ .Data.dir }}", "events.jsonl")), p)
+	defer e.StopAll(context.Background())
+	waitUntil(t, "the stuck event dead-lettered", func() bool { return q.Stats().DeadLetters == 1 })
+	waitUntil(t, "the queue to empty", func() bool { return q.Stats().Pending["archive"] == 0 })
+	if calls := deliveryCalls(t, m, "archive"); calls != 2 {
+		t.Errorf("%d sends, want 2: the batch, then the stuck event's retry", calls)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "ok", "events.jsonl"))
+	if err != nil || strings.Count(string(b), "\n") != 4 {
+		t.Errorf("the four events that could be written: %q, %v", b, err)
+	}
+	if got := metricValue(t, m, "hookbridge_sink_circuit_openings_total", "archive"); got != 0 {
+		t.Errorf("the breaker opened %v times", got)
+	}
+}
