@@ -20,9 +20,10 @@ import (
 // The Kafka sink starts a batch before the one before it is answered. When
 // the broker refuses every produce request (NOT_ENOUGH_REPLICAS) for longer
 // than the retry schedule lasts, the breaker holds the batches, started and
-// not, without a deadlock between the batch awaiting its retry and the
-// next one: nothing is dead-lettered, and every event reaches the topic
-// once the broker takes them again.
+// not: nothing is dead-lettered, and every event reaches the topic once the
+// broker takes them again. A batch taken while the one before it awaits
+// its retry must not be the probe: its answer would wait behind that retry,
+// which waits for the probe's result.
 func TestCircuitBreakerHoldsAPipelinedSink(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
 	if err != nil {
@@ -31,7 +32,6 @@ func TestCircuitBreakerHoldsAPipelinedSink(t *testing.T) {
 	t.Cleanup(c.Close)
 	var down atomic.Bool
 	var refused atomic.Int64
-	down.Store(true)
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		if !down.Load() {
@@ -56,10 +56,7 @@ func TestCircuitBreakerHoldsAPipelinedSink(t *testing.T) {
 
 	q := openQueue(t, t.TempDir())
 	defer q.Close()
-	const n = 20
-	for i := range n {
-		enqueue(t, q, fmt.Sprint("e", i), "kafka")
-	}
+	const n = 15 // three batches
 	cfg := kafkasink.NewConfig()
 	cfg.Brokers = c.ListenAddrs()
 	cfg.Topic = tmpl.MustParse("events")
@@ -75,13 +72,24 @@ func TestCircuitBreakerHoldsAPipelinedSink(t *testing.T) {
 	e := New(q, nil, m)
 	p := fastPolicy(2)
 	p.BatchSize = 5
-	p.CircuitBreaker = CircuitBreaker{Failures: 2, Cooldown: 300 * time.Millisecond, MaxCooldown: 300 * time.Millisecond}
+	p.BatchWait = time.Second // each five enqueued one by one make one batch
+	p.CircuitBreaker = CircuitBreaker{Failures: 1, Cooldown: 300 * time.Millisecond, MaxCooldown: 300 * time.Millisecond}
 	if err := e.Start("kafka", sink, p); err != nil {
 		t.Fatal(err)
 	}
 	defer e.StopAll(context.Background())
 
+	batch := func(first int) {
+		for i := first; i < first+5; i++ {
+			enqueue(t, q, fmt.Sprint("e", i), "kafka")
+		}
+	}
+	batch(0)
+	waitUntil(t, "the first batch delivered", func() bool { return q.Stats().Pending["kafka"] == 0 })
+	down.Store(true)
+	batch(5)
 	waitUntil(t, "the breaker to open", func() bool { return metricValue(t, m, "hookbridge_sink_circuit_openings_total", "kafka") == 1 })
+	batch(10) // taken while the second awaits its retry
 	time.Sleep(2 * time.Second)
 	if st := q.Stats(); st.DeadLetters != 0 {
 		t.Fatalf("%d events dead-lettered during the outage", st.DeadLetters)
