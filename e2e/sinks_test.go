@@ -526,8 +526,8 @@ func TestExampleRoutesDeliverToAllFourSinks(t *testing.T) {
 }
 
 // TestSlackOutageThenRecovery has Slack answer 500 for 30 s: the example
-// config's retry policy carries the alert past the outage, and it arrives
-// exactly once, after recovery.
+// config's retry policy and the default circuit breaker carry the alert
+// past the outage, and it arrives exactly once, after recovery.
 func TestSlackOutageThenRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 30 s outage; skipped with -short")
@@ -540,9 +540,10 @@ func TestSlackOutageThenRecovery(t *testing.T) {
 
 	l := newLead("0b6f4e8d-2c1a-4f3e-9d7b-5a8c6e4f2d10")
 	id := sendLead(t, b, l.body(t))
-	// Retries wait 0.5-1 s, 1-2 s, 2-4 s, 4-8 s, 8-16 s, 16-32 s (initial 1s,
-	// doubled, jittered down to half): the 7th attempt comes 31.5-63 s after
-	// the first, past the outage, and the 8th and last no sooner than 63.5 s.
+	// Retries wait 0.5-1 s, 1-2 s, 2-4 s, 4-8 s (initial 1s, doubled,
+	// jittered down to half): the 5th attempt fails 7.5-15 s after the
+	// first and opens the sink's circuit breaker (5 failures in a row) for
+	// 30 s; its probe, 37.5-45 s after the first, is past the outage.
 	waitFor(t, 90*time.Second, "the alert to be accepted", func() bool { return len(slack.accepted()) >= 1 })
 	time.Sleep(quiet)
 
