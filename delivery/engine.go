@@ -567,8 +567,8 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 		}
 		errs := l.send(items, send)
 		send = nil
-		o, cause, hint := l.judge(errs)
-		l.cb.done(tk, o, cause, hint)
+		o, cause, after := l.judge(errs)
+		l.cb.done(tk, o, cause, after)
 		// While the breaker is open, an event out of attempts is not given
 		// up: the destination is down, not refusing it. It waits with the
 		// others, and its next send, once the breaker has closed, is its
