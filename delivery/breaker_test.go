@@ -317,3 +317,33 @@ func TestCircuitBreakerKey(t *testing.T) {
 		t.Fatalf("a policy without the key: %v", err)
 	}
 }
+
+// FuzzCircuitBreakerKey: whatever the circuit_breaker value, decoding it
+// does not panic, and a value that decodes and validates is off or a
+// breaker the engine can run.
+func FuzzCircuitBreakerKey(f *testing.F) {
+	for _, s := range []string{"off", "false", "on", "{failures: 3, cooldown: 10s, max_cooldown: 1m}", "{cooldown: 10m}",
+		"{failures: -1}", "{failures: 99999999999999999999}", "{cooldown: -5s}", "[1, 2]", "{failures: {a: b}}", "~", `"off"`,
+		"{failures: 2, failures: 3}", "{cooldown: 1ns, max_cooldown: 1ns}", "&a {failures: 2}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		var root yaml.Node
+		if yaml.Unmarshal([]byte("circuit_breaker: "+value), &root) != nil || len(root.Content) == 0 {
+			return
+		}
+		p := DefaultPolicy()
+		d := &config.Decoder{File: "bridge.yaml"}
+		d.Decode(&root, &p)
+		if d.Err() != nil {
+			return
+		}
+		if p.Validate() != nil {
+			return
+		}
+		cb := p.CircuitBreaker
+		if !cb.Off && (cb.Failures < 1 || cb.Cooldown <= 0 || cb.MaxCooldown < cb.Cooldown) {
+			t.Fatalf("%q decoded and validated as %+v", value, cb)
+		}
+	})
+}
