@@ -3,8 +3,10 @@ package bridge
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookbridge/hookbridge/config"
+	"github.com/hookbridge/hookbridge/delivery"
 
 	_ "github.com/hookbridge/hookbridge/sinks/all"
 	_ "github.com/hookbridge/hookbridge/sources/all"
@@ -205,5 +207,48 @@ routes:
 	}
 	if _, errs := parse(t, base+"  slow: {type: file, path: x, rate_limit: 5/d}\n", nil); errs == nil || !strings.Contains(errs.Error(), `"5/d" is not a rate`) {
 		t.Errorf("a bad rate: %v", errs)
+	}
+}
+
+// circuit_breaker is on unless a sink turns it off; a partial mapping keeps
+// the other defaults, and every bad value is reported at once, at its line.
+func TestCircuitBreakerInTheFile(t *testing.T) {
+	f, errs := parse(t, `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  crm: {type: http, url: "https://crm.example.com/leads"}
+  fallback: {type: http, url: "https://crm.example.com/leads", circuit_breaker: off}
+  patient: {type: http, url: "https://crm.example.com/leads", circuit_breaker: {failures: 10, cooldown: "${COOLDOWN}"}}
+routes:
+  - {name: all, sinks: [crm, fallback, patient]}
+`, map[string]string{"COOLDOWN": "2m"})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	for name, want := range map[string]delivery.CircuitBreaker{
+		"crm":      delivery.DefaultCircuitBreaker,
+		"fallback": {Off: true},
+		"patient":  {Failures: 10, Cooldown: 2 * time.Minute, MaxCooldown: 5 * time.Minute},
+	} {
+		if got := f.Sink(name).Common.CircuitBreaker; got != want {
+			t.Errorf("%s: circuit_breaker %+v, want %+v", name, got, want)
+		}
+	}
+	_, errs = parse(t, base+`  a: {type: file, path: x, circuit_breaker: {failures: 0}}
+  b: {type: file, path: x, circuit_breaker: {failures: 3, cooldown: soon}}
+  c: {type: file, path: x, circuit_breaker: sometimes}
+`, nil)
+	want := []string{
+		"c.yaml:6:28: circuit_breaker: failures must be at least 1, not 0",
+		`c.yaml:7:45: circuit_breaker.cooldown: "soon" is not a duration`,
+		`c.yaml:8:45: circuit_breaker: "sometimes" is neither off nor a mapping`,
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("errors:\n%v\nwant %d", errs, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(errs[i].Error(), w) {
+			t.Errorf("error %d: %s\nwant %s...", i, errs[i], w)
+		}
 	}
 }

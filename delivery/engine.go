@@ -73,6 +73,7 @@ type loop struct {
 	pipe   sinks.Pipeliner    // nil unless the sink's client keeps several batches in order
 	dec    eventcodec.Decoder // used by the reader goroutine alone
 	pace   *pacer
+	cb     *breaker // nil: circuit_breaker off
 	policy Policy
 	e      *Engine
 	log    *slog.Logger
@@ -124,6 +125,11 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 		// waiting, taken, for their whole size's worth.
 		l.policy.BatchSize = l.pace.burst
 	}
+	e.m.CircuitState.WithLabelValues(name).Set(float64(circuitClosed))
+	if !l.policy.CircuitBreaker.Off {
+		l.policy.CircuitBreaker = l.policy.CircuitBreaker.orDefault()
+		l.cb = newBreaker(l.policy.CircuitBreaker, time.Now, l.circuitChanged)
+	}
 	if l.policy.Concurrency == 0 {
 		switch {
 		case l.pipe != nil:
@@ -172,7 +178,7 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 				if !ok {
 					return
 				}
-				l.deliver(items, nil)
+				l.deliver(items, nil, ticket{})
 			}
 		}()
 	}
@@ -233,6 +239,23 @@ func (l *loop) shutdown(ctx context.Context) {
 		<-l.finished
 	}
 	l.kill()
+	l.e.m.CircuitState.DeleteLabelValues(l.name)
+}
+
+// circuitChanged shows a change of the sink's circuit breaker on /metrics,
+// and in the log when it opens or closes.
+func (l *loop) circuitChanged(tr transition) {
+	l.e.m.CircuitState.WithLabelValues(l.name).Set(float64(tr.to))
+	switch {
+	case tr.to == circuitOpen && tr.from == circuitClosed:
+		l.e.m.CircuitOpenings.WithLabelValues(l.name).Inc()
+		l.log.Warn("circuit breaker open: holding deliveries to the sink until a probe succeeds",
+			"failures_in_a_row", tr.failures, "cooldown", tr.cooldown, "err", tr.err)
+	case tr.to == circuitOpen && tr.err != nil:
+		l.log.Warn("circuit breaker probe failed: holding deliveries longer", "cooldown", tr.cooldown, "err", tr.err)
+	case tr.to == circuitClosed:
+		l.log.Info("circuit breaker closed: the probe succeeded, delivering again", "held_for", tr.openFor.Round(time.Millisecond))
+	}
 }
 
 type item struct {
@@ -378,6 +401,7 @@ func (l *loop) decode(ds []queue.Delivery) []item {
 type prepared struct {
 	items []item
 	send  func(context.Context) []error
+	tk    ticket // the circuit breaker's leave to send it
 }
 
 // pipeline is a worker of a sink that prepares batches apart from sending
@@ -397,7 +421,7 @@ func (l *loop) pipeline(ready chan<- request, depth int) {
 	go func() {
 		defer close(sent)
 		for p := range sendq {
-			l.deliver(p.items, p.send)
+			l.deliver(p.items, p.send, p.tk)
 			settled <- struct{}{}
 		}
 	}()
@@ -446,24 +470,42 @@ func (l *loop) pipeline(ready chan<- request, depth int) {
 			return
 		}
 		var send func(context.Context) []error
-		if l.pipe != nil {
-			for inflight >= depth {
-				if !settle() {
-					l.releaseAll(items)
-					return
-				}
-			}
-			send = l.start(items)
-		} else {
-			send = l.prepare(items)
-			for inflight >= depth {
-				if !settle() {
-					l.releaseAll(items)
-					return
-				}
+		if l.pipe == nil {
+			send = l.prepare(items) // no I/O: done while a send is under way
+		}
+		for inflight >= depth {
+			if !settle() {
+				l.releaseAll(items)
+				return
 			}
 		}
-		sendq <- prepared{items: items, send: send} // has room: inflight < depth
+		// The circuit breaker's leave comes last: a probe taken here must be
+		// sent at once. While batches are in flight, their retries come
+		// first (the sender settles in order), so this batch may take only
+		// a closed breaker's leave, and otherwise waits for them.
+		var tk ticket
+		for {
+			if inflight == 0 {
+				var err error
+				if tk, err = l.cb.wait(l.stopCtx); err != nil {
+					l.releaseAll(items)
+					return
+				}
+				break
+			}
+			var ok bool
+			if tk, ok, _, _ = l.cb.admit(false); ok {
+				break
+			}
+			if !settle() {
+				l.releaseAll(items)
+				return
+			}
+		}
+		if l.pipe != nil {
+			send = l.start(items)
+		}
+		sendq <- prepared{items: items, send: send, tk: tk} // has room: inflight < depth
 		inflight++
 	}
 }
@@ -510,11 +552,28 @@ func sameError(n int, err error) []error {
 
 // deliver tries items until each is delivered, dead-lettered, or the loop
 // stops (then they are released, still queued). The first attempt uses
-// send when it is not nil: the batch as the sink prepared it.
-func (l *loop) deliver(items []item, send func(context.Context) []error) {
+// send when it is not nil: the batch as the sink prepared it, already let
+// through by the circuit breaker with tk. Every other attempt waits for
+// the breaker's leave first: while it is open, items wait here, spending
+// no attempt.
+func (l *loop) deliver(items []item, send func(context.Context) []error, tk ticket) {
 	for len(items) > 0 {
+		if send == nil {
+			var err error
+			if tk, err = l.cb.wait(l.stopCtx); err != nil {
+				l.releaseAll(items)
+				return
+			}
+		}
 		errs := l.send(items, send)
 		send = nil
+		o, cause, after := l.judge(errs)
+		l.cb.done(tk, o, cause, after)
+		// While the breaker is open, an event out of attempts is not given
+		// up: the destination is down, not refusing it. It waits with the
+		// others, and its next send, once the breaker has closed, is its
+		// last unless it succeeds.
+		held := l.cb.current() != circuitClosed
 		var retry []item
 		var wait time.Duration
 		delivered := make([]uint64, 0, len(items))
@@ -534,7 +593,7 @@ func (l *loop) deliver(items []item, send func(context.Context) []error) {
 				l.release(it)
 				continue
 			}
-			if sinks.IsPermanent(err) || it.d.Attempts >= l.policy.Retry.MaxAttempts {
+			if sinks.IsPermanent(err) || (it.d.Attempts >= l.policy.Retry.MaxAttempts && !held) {
 				l.giveUp(it, err)
 				continue
 			}
@@ -546,7 +605,7 @@ func (l *loop) deliver(items []item, send func(context.Context) []error) {
 			if w := l.policy.Retry.Backoff(it.d.Attempts, hint); wait == 0 || w < wait {
 				wait = w
 			}
-			l.log.Warn("delivery failed, will retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "max_attempts", l.policy.Retry.MaxAttempts, "err", err)
+			l.log.Warn("delivery failed, will retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "max_attempts", l.policy.Retry.MaxAttempts, "circuit", l.cb.current(), "err", err)
 			l.e.m.Retries.WithLabelValues(l.name).Inc()
 			retry = append(retry, it)
 		}
@@ -571,6 +630,32 @@ func (l *loop) deliver(items []item, send func(context.Context) []error) {
 		}
 		items = retry
 	}
+}
+
+// judge tells what one send's results say of the destination's health: a
+// batch counts as one send, a success if the destination took any of its
+// events (the others failed for reasons of their own), a failure if it
+// took none and any failed retryably. cause is then the first such
+// failure, and hint the longest Retry-After among them.
+func (l *loop) judge(errs []error) (o outcome, cause error, hint time.Duration) {
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			return outcomeSuccess, nil, 0
+		case sinks.IsPermanent(err), l.killCtx.Err() != nil && errors.Is(err, context.Canceled):
+			continue
+		}
+		if cause == nil {
+			cause = err
+		}
+		if h, ok := sinks.RetryAfterOf(err); ok && h > hint {
+			hint = h
+		}
+	}
+	if cause != nil {
+		return outcomeFailure, cause, hint
+	}
+	return outcomeNeutral, nil, 0
 }
 
 // send delivers items once: with prepared, the sink's prepared batch, when

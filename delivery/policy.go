@@ -2,14 +2,19 @@ package delivery
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/hookbridge/hookbridge/config"
 )
 
 // Policy is a sink's delivery settings: its `retry`, `dead_letter`,
-// `concurrency` and `batch_size` keys.
+// `concurrency`, `batch_size`, `batch_wait`, `rate_limit` and
+// `circuit_breaker` keys.
 type Policy struct {
 	Retry Retry `yaml:"retry"`
 	// DeadLetter names the sink that receives events this sink gives up on.
@@ -38,6 +43,115 @@ type Policy struct {
 	// (sinks.Registration.DefaultRateLimit), else none; "none" turns a
 	// kind's default off.
 	RateLimit config.Rate `yaml:"rate_limit"`
+	// CircuitBreaker holds every delivery to the sink while its endpoint
+	// looks down, instead of letting each worker spend its events' attempts
+	// on it. Default: on, DefaultCircuitBreaker; "off" turns it off.
+	CircuitBreaker CircuitBreaker `yaml:"circuit_breaker"`
+}
+
+// CircuitBreaker is the `circuit_breaker` key: `off`, or a mapping of
+// failures, cooldown and max_cooldown (a key left out keeps its default).
+//
+// Closed, deliveries go as usual. After Failures sends in a row that fail
+// with a retryable error, it opens: no delivery to the sink is sent until
+// Cooldown has passed (nor sooner than the destination's Retry-After, when
+// the last failure carried one). The workers wait holding their events,
+// which spend no attempt while they wait. Then exactly one send goes as a
+// probe: success closes the breaker, failure opens it again for twice the
+// cooldown before, up to MaxCooldown.
+type CircuitBreaker struct {
+	// Failures is how many sends in a row must fail, retryably, to open the
+	// breaker. A send is one call to the sink: one event, or one batch for
+	// a batching sink. Default 5.
+	Failures int `yaml:"failures"`
+	// Cooldown is how long the breaker stays open the first time. Default 30s.
+	Cooldown time.Duration `yaml:"cooldown"`
+	// MaxCooldown caps the doubling of the cooldown after failed probes.
+	// Default 5m, or Cooldown if that is longer.
+	MaxCooldown time.Duration `yaml:"max_cooldown"`
+	// Off is `circuit_breaker: off`: every worker retries on its own
+	// backoff, spending attempts however long the destination is down.
+	Off bool `yaml:"-"`
+}
+
+// DefaultCircuitBreaker is the circuit_breaker of a sink that sets none.
+var DefaultCircuitBreaker = CircuitBreaker{Failures: 5, Cooldown: 30 * time.Second, MaxCooldown: 5 * time.Minute}
+
+// breakerKeys are the keys of a circuit_breaker mapping, sorted.
+var breakerKeys = []string{"cooldown", "failures", "max_cooldown"}
+
+// UnmarshalYAML implements yaml.Unmarshaler: `off` (or false), or a
+// mapping whose keys are checked as strictly as the rest of the file.
+func (c *CircuitBreaker) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		if v := strings.TrimSpace(n.Value); v == "off" || v == "false" {
+			*c = CircuitBreaker{Off: true}
+			return nil
+		}
+		return fmt.Errorf("circuit_breaker: %q is neither off nor a mapping such as {failures: 5, cooldown: 30s, max_cooldown: 5m}", n.Value)
+	}
+	if n.Kind != yaml.MappingNode {
+		return errors.New("circuit_breaker: expected off or a mapping such as {failures: 5, cooldown: 30s, max_cooldown: 5m}")
+	}
+	out := DefaultCircuitBreaker
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i].Value, n.Content[i+1]
+		if seen[k] {
+			return fmt.Errorf("circuit_breaker: duplicate key %q", k)
+		}
+		seen[k] = true
+		switch k {
+		case "failures":
+			var f int
+			if v.Kind != yaml.ScalarNode || v.Decode(&f) != nil {
+				return fmt.Errorf("circuit_breaker.failures: %q is not a whole number", v.Value)
+			}
+			out.Failures = f
+		case "cooldown", "max_cooldown":
+			d, err := time.ParseDuration(strings.TrimSpace(v.Value))
+			if v.Kind != yaml.ScalarNode || err != nil {
+				return fmt.Errorf("circuit_breaker.%s: %q is not a duration such as 30s or 5m", k, v.Value)
+			}
+			if k == "cooldown" {
+				out.Cooldown = d
+			} else {
+				out.MaxCooldown = d
+			}
+		default:
+			return fmt.Errorf("circuit_breaker: unknown key %q (known keys: %s)", k, strings.Join(breakerKeys, ", "))
+		}
+	}
+	if !seen["max_cooldown"] && out.Cooldown > out.MaxCooldown {
+		out.MaxCooldown = out.Cooldown
+	}
+	*c = out
+	return nil
+}
+
+// orDefault is c, or DefaultCircuitBreaker when c was never set (a Policy
+// built in code rather than read from a file).
+func (c CircuitBreaker) orDefault() CircuitBreaker {
+	if c == (CircuitBreaker{}) {
+		return DefaultCircuitBreaker
+	}
+	return c
+}
+
+// Validate checks a breaker that is on.
+func (c CircuitBreaker) Validate() error {
+	if c.Off {
+		return nil
+	}
+	c = c.orDefault()
+	var errs []error
+	if c.Failures < 1 {
+		errs = append(errs, config.Invalid("circuit_breaker", "failures must be at least 1, not %d (off turns the breaker off)", c.Failures))
+	}
+	if c.Cooldown <= 0 || c.MaxCooldown < c.Cooldown {
+		errs = append(errs, config.Invalid("circuit_breaker", "needs 0 < cooldown <= max_cooldown, not cooldown %s and max_cooldown %s", c.Cooldown, c.MaxCooldown))
+	}
+	return errors.Join(errs...)
 }
 
 // Retry is the `retry` key.
@@ -63,8 +177,9 @@ const MaxBatchWait = 10 * time.Second
 // DefaultPolicy is the policy of a sink that sets none of the keys.
 func DefaultPolicy() Policy {
 	return Policy{
-		Retry:     Retry{MaxAttempts: 8, InitialBackoff: time.Second, MaxBackoff: 5 * time.Minute},
-		BatchWait: DefaultBatchWait,
+		Retry:          Retry{MaxAttempts: 8, InitialBackoff: time.Second, MaxBackoff: 5 * time.Minute},
+		BatchWait:      DefaultBatchWait,
+		CircuitBreaker: DefaultCircuitBreaker,
 	}
 }
 
@@ -82,6 +197,9 @@ func (p *Policy) Validate() error {
 	}
 	if p.BatchWait < 0 || p.BatchWait > MaxBatchWait {
 		errs = append(errs, config.Invalid("batch_wait", "must be between 0s and %s, not %s", MaxBatchWait, p.BatchWait))
+	}
+	if err := p.CircuitBreaker.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

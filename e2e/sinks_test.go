@@ -526,8 +526,8 @@ func TestExampleRoutesDeliverToAllFourSinks(t *testing.T) {
 }
 
 // TestSlackOutageThenRecovery has Slack answer 500 for 30 s: the example
-// config's retry policy carries the alert past the outage, and it arrives
-// exactly once, after recovery.
+// config's retry policy and the default circuit breaker carry the alert
+// past the outage, and it arrives exactly once, after recovery.
 func TestSlackOutageThenRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 30 s outage; skipped with -short")
@@ -540,9 +540,10 @@ func TestSlackOutageThenRecovery(t *testing.T) {
 
 	l := newLead("0b6f4e8d-2c1a-4f3e-9d7b-5a8c6e4f2d10")
 	id := sendLead(t, b, l.body(t))
-	// Retries wait 0.5-1 s, 1-2 s, 2-4 s, 4-8 s, 8-16 s, 16-32 s (initial 1s,
-	// doubled, jittered down to half): the 7th attempt comes 31.5-63 s after
-	// the first, past the outage, and the 8th and last no sooner than 63.5 s.
+	// Retries wait 0.5-1 s, 1-2 s, 2-4 s, 4-8 s (initial 1s, doubled,
+	// jittered down to half): the 5th attempt fails 7.5-15 s after the
+	// first and opens the sink's circuit breaker (5 failures in a row) for
+	// 30 s; its probe, 37.5-45 s after the first, is past the outage.
 	waitFor(t, 90*time.Second, "the alert to be accepted", func() bool { return len(slack.accepted()) >= 1 })
 	time.Sleep(quiet)
 
@@ -951,5 +952,133 @@ func TestReloadReplacesKafkaSinkWithBatchesInFlight(t *testing.T) {
 	}
 	if !strings.Contains(b.Log(), "config reloaded") {
 		t.Error("no log line says the config was reloaded")
+	}
+}
+
+// circuitConfig routes Hello Client leads to a CRM whose retry schedule
+// lasts well under a second, behind a circuit breaker, with the archive as
+// its dead-letter sink.
+const circuitConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {path: "{{DIR}}/queue"}
+sources:
+  helloclient: {type: helloclient, secret: "${HELLOCLIENT_SIGNING_KEY}", tolerance: 5m}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl"}
+  crm:
+    type: http
+    url: "${CRM_URL}"
+    body: {email: "{{ .Data.Email }}"}
+    concurrency: 4
+    retry: {max_attempts: 3, initial_backoff: 100ms, max_backoff: 200ms}
+    circuit_breaker: {failures: 3, cooldown: 1s, max_cooldown: 2s}
+    dead_letter: archive
+routes:
+  - {name: leads, sinks: [crm]}
+`
+
+// TestCRMOutageIsHeldByTheCircuitBreaker has the CRM answer 503 for 8 s,
+// many times what its retry schedule lasts (3 attempts, 0.1-0.2 s apart),
+// then 201. The circuit breaker opens and holds the leads: the CRM gets
+// about one request a cooldown while down, no lead is dead-lettered, and
+// every lead arrives once, after the CRM is back; the breaker's metrics
+// show it opened and closed again.
+func TestCRMOutageIsHeldByTheCircuitBreaker(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	down.Store(true)
+	var mu sync.Mutex
+	var refused int
+	created := map[string]int{} // Idempotency-Key -> leads created
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if down.Load() {
+			refused++
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		created[r.Header.Get("Idempotency-Key")]++
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(crm.Close)
+	counts := func() (int, map[string]int) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := make(map[string]int, len(created))
+		for k, v := range created {
+			c[k] = v
+		}
+		return refused, c
+	}
+	b := newBridge(t, circuitConfig, "HELLOCLIENT_SIGNING_KEY="+exampleHelloClientKey, "CRM_URL="+crm.URL+"/api/leads")
+	b.Start()
+
+	const leads = 10
+	const outage = 8 * time.Second
+	ids := map[string]bool{}
+	for i := range leads {
+		ids[sendLead(t, b, newLead(fmt.Sprintf("7c1d0e2f-0000-4000-8000-%012d", i)).body(t))] = true
+	}
+	waitFor(t, 20*time.Second, "the circuit breaker to open", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_sink_circuit_openings_total", `sink="crm"`) >= 1
+	})
+	opened := time.Now()
+	time.Sleep(outage)
+	if state := metricValue(t, b.Admin, "hookbridge_sink_circuit_state", `sink="crm"`); state == 0 {
+		t.Errorf("hookbridge_sink_circuit_state{sink=crm} = 0 during the outage, want open (1) or half-open (2)")
+	}
+	if dead := archiveLines(t, filepath.Join(b.Dir, "events.jsonl")); len(dead) != 0 {
+		t.Errorf("%d leads dead-lettered during the outage", len(dead))
+	}
+	down.Store(false)
+	recovered := time.Now()
+	waitFor(t, 20*time.Second, "every lead created in the CRM", func() bool { _, c := counts(); return len(c) >= leads })
+	t.Logf("the CRM had every lead %.1fs after it came back", time.Since(recovered).Seconds())
+	time.Sleep(quiet)
+
+	failed, c := counts()
+	for id := range ids {
+		if c[id] != 1 {
+			t.Errorf("lead %s created %d times, want once", id, c[id])
+		}
+	}
+	// Before it opened: 3 failures in a row and the other workers' sends
+	// under way; then a probe a cooldown (1 s, then 2 s) at most.
+	limit := 3 + 3 + int(time.Since(opened)/time.Second) + 1
+	t.Logf("the CRM refused %d requests while down (at most %d allowed; %d without the breaker)", failed, limit, leads*3)
+	if failed > limit {
+		t.Errorf("the CRM got %d requests while down, want at most %d", failed, limit)
+	}
+	for _, line := range archiveLines(t, filepath.Join(b.Dir, "events.jsonl")) {
+		t.Errorf("lead %v dead-lettered: %v", line["id"], line["deadletterreason"])
+	}
+	for _, m := range []struct {
+		name string
+		want float64
+	}{
+		{"hookbridge_dead_letters_total", 0},
+		{"hookbridge_sink_circuit_openings_total", 1},
+		{"hookbridge_sink_circuit_state", 0},
+		{"hookbridge_deliveries_total", leads},
+	} {
+		labels := []string{`sink="crm"`}
+		if m.name == "hookbridge_deliveries_total" {
+			labels = append(labels, `outcome="delivered"`)
+		}
+		if got := metricValue(t, b.Admin, m.name, labels...); got != m.want {
+			t.Errorf("%s{sink=crm} = %v, want %v", m.name, got, m.want)
+		}
+	}
+	log := b.Log()
+	for _, want := range []string{"circuit breaker open", "503 Service Unavailable", "circuit breaker closed"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log does not say %q", want)
+		}
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
 	}
 }

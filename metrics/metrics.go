@@ -25,6 +25,8 @@ type Metrics struct {
 	Retries              *prometheus.CounterVec   // sink
 	DeadLetters          *prometheus.CounterVec   // sink
 	DeliveryDuration     *prometheus.HistogramVec // sink: one delivery call
+	CircuitState         *prometheus.GaugeVec     // sink: 0 closed, 1 open, 2 half-open
+	CircuitOpenings      *prometheus.CounterVec   // sink
 	ConfigReloads        *prometheus.CounterVec   // result: ok|rejected
 	CertificateNotAfter  *prometheus.GaugeVec     // listener: only with server.tls
 }
@@ -68,6 +70,12 @@ func New() *Metrics {
 			Name: "hookbridge_delivery_duration_seconds", Help: "Duration of one delivery call (a batch for batching sinks), by sink.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
 		}, []string{"sink"}),
+		CircuitState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hookbridge_sink_circuit_state", Help: "A sink's circuit breaker: 0 closed (delivering), 1 open (holding deliveries until a probe may go), 2 half-open (one probe under way).",
+		}, []string{"sink"}),
+		CircuitOpenings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookbridge_sink_circuit_openings_total", Help: "Times a sink's circuit breaker opened after its failures in a row (a failed probe opening it again is not counted).",
+		}, []string{"sink"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookbridge_config_reloads_total", Help: "Configuration reloads by result (ok, rejected).",
 		}, []string{"result"}),
@@ -80,7 +88,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.VerificationFailures, m.RequestDuration, m.EventsAccepted, m.EventsDuplicate,
 		m.EventsUnrouted, m.DuplicatesRead, m.Deliveries, m.Retries, m.DeadLetters, m.DeliveryDuration, m.ConfigReloads,
-		m.CertificateNotAfter,
+		m.CertificateNotAfter, m.CircuitState, m.CircuitOpenings,
 	)
 	return m
 }
