@@ -263,7 +263,10 @@ func TestThreadTTL(t *testing.T) {
 // make one parent; the others wait for its ts and reply under it.
 func TestThreadConcurrentFirstEvents(t *testing.T) {
 	fake, api := startThreadedSlack(t)
-	fake.hold = make(chan struct{})
+	hold := make(chan struct{})
+	var release sync.Once
+	fake.hold = hold
+	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before the server's Close
 	s := mustSink(t, threadedConfig(api, t.TempDir(), ""), nil)
 	const n = 8
 	var wg sync.WaitGroup
@@ -279,7 +282,7 @@ func TestThreadConcurrentFirstEvents(t *testing.T) {
 	// Let every delivery reach Slack or the key's queue before the
 	// parent's answer comes back.
 	waitFor(t, func() bool { return len(fake.sent()) == 1 && s.keys.waiting("#sales\x00sessions/a") == n-1 })
-	close(fake.hold)
+	release.Do(func() { close(hold) })
 	wg.Wait()
 	posts := fake.sent()
 	if len(posts) != n {
