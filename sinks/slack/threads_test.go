@@ -33,6 +33,7 @@ type threadedSlack struct {
 	gone    string          // the error a reply to a deleted parent gets
 	refuse  string          // when set, the next post is refused with it
 	hold    chan struct{}   // when set, answers to parents wait for it
+	noEcho  bool            // answer without the message, as a proxy may
 }
 
 func (f *threadedSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +45,7 @@ func (f *threadedSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.posts = append(f.posts, form)
-	hold := f.hold
+	hold, noEcho := f.hold, f.noEcho
 	refuse := f.refuse
 	f.refuse = ""
 	w.Header().Set("Content-Type", "application/json")
@@ -76,6 +77,10 @@ func (f *threadedSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if threadTS != "" {
 		message["thread_ts"] = threadTS
 		message["parent_user_id"] = "U0BRIDGE"
+	}
+	if noEcho {
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": channel, "ts": ts})
+		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": channel, "ts": ts, "message": message})
 }
@@ -405,6 +410,20 @@ func TestThreadParentGone(t *testing.T) {
 			wantPosts(t, fake, tc.want...)
 		})
 	}
+}
+
+// TestThreadAnswerWithoutMessage: an answer that does not echo the message
+// says nothing about its thread, so the thread stays.
+func TestThreadAnswerWithoutMessage(t *testing.T) {
+	fake, api := startThreadedSlack(t)
+	fake.noEcho = true
+	s := mustSink(t, threadedConfig(api, t.TempDir(), ""), nil)
+	deliver(t, s, chat(t, "1", "sessions/a", "hello"), chat(t, "2", "sessions/a", "two"), chat(t, "3", "sessions/a", "three"))
+	wantPosts(t, fake,
+		form("channel", "#sales", "text", "hello"),
+		form("channel", "C0SALES", "text", "two", "thread_ts", "1795169730.000001"),
+		form("channel", "C0SALES", "text", "three", "thread_ts", "1795169730.000001"),
+	)
 }
 
 // TestThreadFailedParent: a parent Slack refused leaves no thread: the
