@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -39,8 +40,18 @@ func init() {
 
 // NewConfig returns a Config with its defaults filled in.
 func NewConfig() *Config {
-	return &Config{APIURL: DefaultAPIURL, EscapeData: true, Timeout: 10 * time.Second}
+	return &Config{APIURL: DefaultAPIURL, EscapeData: true, Timeout: 10 * time.Second, ThreadTTL: DefaultThreadTTL}
 }
+
+// DefaultThreadTTL is how long a thread is remembered after its last
+// message unless thread_ttl says otherwise: a chat or an email exchange
+// that goes quiet for longer starts a new thread.
+const DefaultThreadTTL = 72 * time.Hour
+
+// DefaultThreadStoreDir is the directory under which each slack sink with
+// a thread_key keeps its threads, in a subdirectory named after the sink,
+// unless thread_store says otherwise.
+const DefaultThreadStoreDir = "./data/slack-threads"
 
 // Config is the slack sink's own keys.
 type Config struct {
@@ -72,6 +83,23 @@ type Config struct {
 	EscapeData bool `yaml:"escape_data"`
 	// Timeout bounds one post. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// ThreadKey groups messages into Slack threads; a template, e.g.
+	// "{{ .Subject }}". The first event with a key (in a channel) posts to
+	// the channel; later ones reply in that message's thread. An event
+	// whose key renders empty is posted on its own. Needs token and
+	// channel: an incoming webhook does not answer with the message's ts.
+	// Default none (no threads).
+	ThreadKey *tmpl.Template `yaml:"thread_key"`
+	// ReplyBroadcast also shows each reply in the channel, as "Also send
+	// to #channel" does. Default false.
+	ReplyBroadcast bool `yaml:"reply_broadcast"`
+	// ThreadTTL is how long a thread is remembered after its last message;
+	// an event with its key after that starts a new thread. Default 72h.
+	ThreadTTL time.Duration `yaml:"thread_ttl"`
+	// ThreadStore is the directory of the store that maps thread keys to
+	// threads; it survives restarts and must not be shared with another
+	// sink or bridge process. Default ./data/slack-threads/<sink name>.
+	ThreadStore string `yaml:"thread_store"`
 }
 
 // Validate implements config.Validator; it does no I/O.
@@ -104,6 +132,20 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, config.Invalid("timeout", "must be positive"))
 	}
+	switch {
+	case !c.ThreadKey.IsZero() && hasWebhook:
+		errs = append(errs, config.Invalid("thread_key", "needs token and channel: replies are threaded under the ts of their thread's first message, which chat.postMessage answers with and an incoming webhook does not"))
+	case c.ThreadKey.IsZero():
+		if c.ReplyBroadcast {
+			errs = append(errs, config.Invalid("reply_broadcast", "applies only with thread_key"))
+		}
+		if c.ThreadStore != "" {
+			errs = append(errs, config.Invalid("thread_store", "applies only with thread_key"))
+		}
+	}
+	if c.ThreadTTL <= 0 {
+		errs = append(errs, config.Invalid("thread_ttl", "must be positive"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -113,6 +155,14 @@ func (c *Config) NewSink(name string) (sinks.Sink, error) {
 		return nil, err
 	}
 	return newSink(name, c), nil
+}
+
+// threadStorePath is where the sink named name keeps its threads.
+func (c *Config) threadStorePath(name string) string {
+	if p := strings.TrimSpace(c.ThreadStore); p != "" {
+		return p
+	}
+	return filepath.Join(DefaultThreadStoreDir, url.PathEscape(name))
 }
 
 // checkURL accepts an absolute http(s) URL; its text never goes into the

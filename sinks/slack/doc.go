@@ -30,4 +30,20 @@
 //	  username: Hookbridge
 //	  icon_emoji: ":incoming_envelope:"
 //	  text: "{{ .Type }} from {{ .Extensions.bridgesource }}: {{ .Subject }}"
+//	  thread_key: "{{ .Subject }}"
+//
+// thread_key (token mode only) puts the messages of one conversation in one
+// Slack thread: the first event with a key in a channel posts there, and
+// the later ones reply under the ts Slack answered with (reply_broadcast
+// shows them in the channel too). The key -> (channel ID, ts) map is a
+// small Pebble store per sink (thread_store), synced to disk when a thread
+// starts, so restarts keep the threads; a thread is forgotten thread_ttl
+// after its latest message. Deliveries of one key take turns, first come
+// first served, so concurrent events of a new conversation make one
+// parent. A reply whose parent was deleted starts a new thread: Slack
+// either posts it to the channel un-threaded (it then becomes the parent)
+// or refuses it (thread_not_found, message_not_found, invalid_thread_ts;
+// it is then posted again as the parent). A parent Slack posted but whose
+// answer was lost (a timeout, a crash) is posted again by the retry: the
+// conversation goes on in that second thread.
 package slack

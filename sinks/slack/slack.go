@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +40,18 @@ var transientErrors = map[string]bool{
 	"team_added_to_org":   true,
 }
 
+// threadGoneErrors are the chat.postMessage refusals of a reply whose
+// thread cannot be replied to any more (its parent was deleted, or its ts
+// is not one Slack knows): the reply starts a new thread instead.
+var threadGoneErrors = map[string]bool{
+	"thread_not_found":  true,
+	"message_not_found": true,
+	"invalid_thread_ts": true,
+}
+
+// errThreadGone marks a refusal in threadGoneErrors.
+var errThreadGone = errors.New("the thread's parent message is gone")
+
 // Sink posts events to Slack. It is safe for concurrent use.
 type Sink struct {
 	name       string
@@ -51,6 +65,17 @@ type Sink struct {
 	escape     bool
 	timeout    time.Duration
 	client     *http.Client
+
+	// Threads (token mode with thread_key only).
+	threadKey      *tmpl.Template
+	replyBroadcast bool
+	threadTTL      time.Duration
+	threadPath     string
+	now            func() time.Time
+	keys           keyLocks
+	storeMu        sync.Mutex
+	store          *threadStore // opened by Start or the first threaded delivery
+	closed         bool
 }
 
 func newSink(name string, c *Config) *Sink {
@@ -63,6 +88,7 @@ func newSink(name string, c *Config) *Sink {
 		iconEmoji: c.IconEmoji,
 		escape:    c.EscapeData,
 		timeout:   c.Timeout,
+		now:       time.Now,
 		client: &http.Client{
 			Transport: &recordingTransport{base: newTransport(c.Timeout)},
 			// A redirect that turns the POST into a GET would answer 200
@@ -82,6 +108,12 @@ func newSink(name string, c *Config) *Sink {
 		apiURL += "/" // slack-go appends the method name
 	}
 	s.api = slackgo.New(strings.TrimSpace(c.Token), slackgo.OptionAPIURL(apiURL), slackgo.OptionHTTPClient(s.client))
+	if !c.ThreadKey.IsZero() {
+		s.threadKey = c.ThreadKey
+		s.replyBroadcast = c.ReplyBroadcast
+		s.threadTTL = c.ThreadTTL
+		s.threadPath = c.threadStorePath(name)
+	}
 	return s
 }
 
@@ -99,7 +131,10 @@ func newTransport(timeout time.Duration) *http.Transport {
 // `bridge routes test` shows it. Errors are permanent: the same event always
 // renders the same way.
 func (s *Sink) Render(ev *event.Event) (*slackgo.WebhookMessage, error) {
-	view := tmpl.NewView(ev)
+	return s.render(tmpl.NewView(ev))
+}
+
+func (s *Sink) render(view *tmpl.View) (*slackgo.WebhookMessage, error) {
 	if s.escape {
 		view = escapedView(view)
 	}
@@ -166,35 +201,193 @@ func RenderBlocks(blocks *tmpl.JSON, view *tmpl.View) (*slackgo.Blocks, error) {
 
 // Deliver posts ev. A nil error means Slack accepted the message.
 func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
-	msg, err := s.Render(ev)
+	view := tmpl.NewView(ev)
+	msg, err := s.render(view)
 	if err != nil {
 		return err
 	}
+	if s.api == nil {
+		return s.postWebhook(ctx, msg)
+	}
+	key, err := s.renderThreadKey(view)
+	if err != nil {
+		return err
+	}
+	if key == "" {
+		_, err := s.post(ctx, msg, msg.Channel, "")
+		return err
+	}
+	return s.deliverThreaded(ctx, ev, msg, key)
+}
+
+// renderThreadKey renders thread_key over the payload as it came (the key
+// is never shown, so it is not escaped); "" means no thread.
+func (s *Sink) renderThreadKey(view *tmpl.View) (string, error) {
+	if s.threadKey == nil {
+		return "", nil
+	}
+	key, err := s.threadKey.Render(view)
+	if err != nil {
+		return "", sinks.Permanent(fmt.Errorf("thread_key: %w", err))
+	}
+	return strings.TrimSpace(key), nil
+}
+
+// deliverThreaded posts msg in the thread of key in msg's channel, or
+// starts that thread. The deliveries of one key take turns: a second event
+// of a new conversation waits for the first one's parent.
+//
+// The parent is remembered once Slack has answered with its ts: a post
+// Slack made but whose answer never came (a timeout, a crash before the
+// store's fsync) is retried as any delivery is, and so posts a second
+// parent, under which the later events then go.
+func (s *Sink) deliverThreaded(ctx context.Context, ev *event.Event, msg *slackgo.WebhookMessage, key string) error {
+	st, err := s.threads()
+	if err != nil {
+		return fmt.Errorf("slack sink %q: %w", s.name, err)
+	}
+	unlock, err := s.keys.lock(ctx, msg.Channel+"\x00"+key)
+	if err != nil {
+		return fmt.Errorf("slack sink %q: waiting for the earlier messages of thread %q: %w", s.name, key, err)
+	}
+	defer unlock()
+	log := slog.Default().With("sink", s.name, "thread_key", key, "id", ev.ID())
+	th, found, err := st.get(msg.Channel, key)
+	if err != nil {
+		return fmt.Errorf("slack sink %q: %w", s.name, err)
+	}
+	if found {
+		p, err := s.post(ctx, msg, th.Channel, th.TS)
+		switch {
+		case err == nil && p.unthreaded():
+			// Slack posts a reply whose parent was deleted in the channel
+			// instead, un-threaded: that message is the new parent.
+			log.Info("slack thread's parent is gone; the reply was posted to the channel and starts a new thread",
+				"channel", p.channel, "old_ts", th.TS, "ts", p.ts)
+			s.remember(st, log, msg.Channel, key, p)
+			return nil
+		case err == nil:
+			if err := st.put(msg.Channel, key, th, false); err != nil {
+				log.Warn("slack thread store: could not note the thread's latest message; it may expire early", "err", err)
+			}
+			return nil
+		case errors.Is(err, errThreadGone):
+			log.Info("slack thread's parent is gone; starting a new thread", "channel", th.Channel, "old_ts", th.TS, "err", err)
+			if err := st.forget(msg.Channel, key); err != nil {
+				return fmt.Errorf("slack sink %q: %w", s.name, err)
+			}
+		default:
+			return err
+		}
+	}
+	p, err := s.post(ctx, msg, msg.Channel, "")
+	if err != nil {
+		return err // nothing remembered: the retry starts the thread
+	}
+	log.Info("slack thread started", "channel", p.channel, "ts", p.ts)
+	s.remember(st, log, msg.Channel, key, p)
+	return nil
+}
+
+// remember stores the thread whose parent p is. The message is in Slack
+// whatever happens here, so a failure is logged, not returned: a retry
+// would post it again.
+func (s *Sink) remember(st *threadStore, log *slog.Logger, channel, key string, p posted) {
+	if p.channel == "" || p.ts == "" {
+		log.Warn("slack answered without the message's channel and ts; the next message of this key starts another thread")
+		return
+	}
+	if err := st.put(channel, key, thread{Channel: p.channel, TS: p.ts}, true); err != nil {
+		log.Error("slack thread store: could not remember the thread; the next message of this key starts another one", "err", err)
+	}
+}
+
+// threads opens the thread store on first use.
+func (s *Sink) threads() (*threadStore, error) {
+	s.storeMu.Lock()
+	defer s.storeMu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	if s.store == nil {
+		st, err := openThreadStore(s.threadPath, s.threadTTL, s.now, slog.Default().With("sink", s.name))
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+	}
+	return s.store, nil
+}
+
+// Start opens the thread store of a sink with thread_key, so a store that
+// cannot be opened is said at start. Deliveries before Start open it
+// themselves.
+func (s *Sink) Start(context.Context) error {
+	if s.threadKey == nil {
+		return nil
+	}
+	if _, err := s.threads(); err != nil {
+		return fmt.Errorf("slack sink %q: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *Sink) postWebhook(ctx context.Context, msg *slackgo.WebhookMessage) error {
 	reqCtx, cancel := context.WithTimeoutCause(ctx, s.timeout, errTimedOut)
 	defer cancel()
 	answer := &answer{}
 	reqCtx = context.WithValue(reqCtx, answerKey{}, answer)
-	method := "incoming webhook"
-	if s.api == nil {
-		err = slackgo.PostWebhookCustomHTTPContext(reqCtx, s.webhookURL, s.client, msg)
-	} else {
-		method = "chat.postMessage"
-		opts := []slackgo.MsgOption{slackgo.MsgOptionText(msg.Text, false)}
-		if msg.Blocks != nil {
-			opts = append(opts, slackgo.MsgOptionBlocks(msg.Blocks.BlockSet...))
-		}
-		if msg.Username != "" {
-			opts = append(opts, slackgo.MsgOptionUsername(msg.Username))
-		}
-		if msg.IconEmoji != "" {
-			opts = append(opts, slackgo.MsgOptionIconEmoji(msg.IconEmoji))
-		}
-		_, _, err = s.api.PostMessageContext(reqCtx, msg.Channel, opts...)
-	}
+	err := slackgo.PostWebhookCustomHTTPContext(reqCtx, s.webhookURL, s.client, msg)
 	if err == nil {
 		return nil
 	}
-	return s.explain(ctx, reqCtx, method, answer, err)
+	return s.explain(ctx, reqCtx, "incoming webhook", answer, err)
+}
+
+// posted is Slack's answer to a chat.postMessage.
+type posted struct {
+	channel, ts string
+	echoed      bool   // the answer holds the message (with its ts)
+	threadTS    string // the message's thread_ts, as the answer's message holds it
+	asked       string // the thread_ts the post asked for
+}
+
+// unthreaded reports whether a reply was posted to the channel instead of
+// its thread: Slack does that, without an error, when the parent was
+// deleted, and then echoes the message without a thread_ts.
+func (p posted) unthreaded() bool {
+	// An answer without the message says nothing about its thread.
+	return p.asked != "" && p.echoed && p.threadTS == ""
+}
+
+// post sends msg with chat.postMessage to channel, as a reply in the
+// thread of threadTS unless that is "".
+func (s *Sink) post(ctx context.Context, msg *slackgo.WebhookMessage, channel, threadTS string) (posted, error) {
+	reqCtx, cancel := context.WithTimeoutCause(ctx, s.timeout, errTimedOut)
+	defer cancel()
+	answer := &answer{}
+	reqCtx = context.WithValue(reqCtx, answerKey{}, answer)
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(msg.Text, false)}
+	if msg.Blocks != nil {
+		opts = append(opts, slackgo.MsgOptionBlocks(msg.Blocks.BlockSet...))
+	}
+	if msg.Username != "" {
+		opts = append(opts, slackgo.MsgOptionUsername(msg.Username))
+	}
+	if msg.IconEmoji != "" {
+		opts = append(opts, slackgo.MsgOptionIconEmoji(msg.IconEmoji))
+	}
+	if threadTS != "" {
+		opts = append(opts, slackgo.MsgOptionTS(threadTS))
+		if s.replyBroadcast {
+			opts = append(opts, slackgo.MsgOptionBroadcast())
+		}
+	}
+	respChannel, ts, m, err := s.api.PostMessageWithResponseContext(reqCtx, channel, opts...)
+	if err != nil {
+		return posted{}, s.explain(ctx, reqCtx, "chat.postMessage", answer, err)
+	}
+	return posted{channel: respChannel, ts: ts, echoed: m.Timestamp != "", threadTS: m.ThreadTimestamp, asked: threadTS}, nil
 }
 
 var errTimedOut = errors.New("timed out")
@@ -214,6 +407,9 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 	var refused slackgo.SlackErrorResponse
 	if errors.As(err, &refused) {
 		e := fmt.Errorf("slack %s: %s", method, refused.Err)
+		if threadGoneErrors[refused.Err] {
+			e = fmt.Errorf("%w: %w", e, errThreadGone)
+		}
 		if transientErrors[refused.Err] {
 			return e
 		}
@@ -252,18 +448,37 @@ func (s *Sink) webhookURLOrNone() string {
 	return s.webhookURL
 }
 
-// Preview renders the message as Slack would receive it, for dry runs.
+// Preview renders the message as Slack would receive it, for dry runs,
+// with the thread key it would be threaded by (not sent) as thread_key.
 func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
-	msg, err := s.Render(ev)
+	view := tmpl.NewView(ev)
+	msg, err := s.render(view)
 	if err != nil {
 		return nil, err
 	}
-	return json.MarshalIndent(msg, "", "  ")
+	key, err := s.renderThreadKey(view)
+	if err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(struct {
+		*slackgo.WebhookMessage
+		ThreadKey string `json:"thread_key,omitempty"`
+	}{msg, key}, "", "  ")
 }
 
-// Close releases idle connections.
+// Close closes the thread store and releases idle connections. It is safe
+// without Start and more than once; deliveries after it fail, retryably.
 func (s *Sink) Close(context.Context) error {
+	s.storeMu.Lock()
+	st := s.store
+	s.store, s.closed = nil, true
+	s.storeMu.Unlock()
 	s.client.CloseIdleConnections()
+	if st != nil {
+		if err := st.close(); err != nil {
+			return fmt.Errorf("slack sink %q: %w", s.name, err)
+		}
+	}
 	return nil
 }
 
@@ -338,6 +553,7 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 }
 
 var (
-	_ sinks.Sink   = (*Sink)(nil)
-	_ sinks.Config = (*Config)(nil)
+	_ sinks.Sink    = (*Sink)(nil)
+	_ sinks.Starter = (*Sink)(nil)
+	_ sinks.Config  = (*Config)(nil)
 )

@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// slackWebAPI answers chat.postMessage as Slack's Web API does: each
+// message gets the next ts, and the answer echoes the message, with its
+// thread_ts when it is a reply.
+type slackWebAPI struct {
+	*httptest.Server
+	mu    sync.Mutex
+	next  int
+	posts []url.Values
+}
+
+func newSlackWebAPI(t *testing.T) *slackWebAPI {
+	s := &slackWebAPI{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, err := url.ParseQuery(string(body))
+		if r.URL.Path != "/api/chat.postMessage" || err != nil || form.Get("token") != "xoxb-e2e" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.next++
+		ts := fmt.Sprintf("1795169730.%06d", s.next)
+		s.posts = append(s.posts, form)
+		s.mu.Unlock()
+		message := map[string]any{"type": "message", "text": form.Get("text"), "ts": ts}
+		if th := form.Get("thread_ts"); th != "" {
+			message["thread_ts"] = th
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts, "message": message})
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *slackWebAPI) sent() []url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]url.Values(nil), s.posts...)
+}
+
+const threadsConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {path: "{{DIR}}/queue"}
+log: {level: info}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  slack-chats:
+    type: slack
+    token: xoxb-e2e
+    api_url: "${SLACK_API_URL}"
+    channel: C0CHATS
+    text: "{{ .Data.LastName }}"
+    thread_key: "{{ .Subject }}"
+    thread_store: "{{DIR}}/slack-threads"
+    concurrency: 4
+    rate_limit: none
+routes:
+  - {name: chats, sinks: [slack-chats]}
+`
+
+// TestSlackThreadsSurviveKillNine: the events of one chat session go to
+// one Slack thread, even delivered four at a time, and a bridge killed
+// with SIGKILL and started again goes on replying in that thread.
+func TestSlackThreadsSurviveKillNine(t *testing.T) {
+	slack := newSlackWebAPI(t)
+	b := newBridge(t, threadsConfig, "HC_KEY="+hcSecret, "SLACK_API_URL="+slack.URL+"/api/")
+	send := func(session string, n int) {
+		t.Helper()
+		body := []byte(fmt.Sprintf(`{"Type":"lead","SerialNumber":"HC-8842","SessionID":%q,"FirstName":"Ada","LastName":"message %d","CreateTime":"2026-11-20T10:15:00Z"}`, session, n))
+		resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+			map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+		if err != nil || resp.Status != 200 {
+			t.Fatalf("webhook answered %v %v", resp, err)
+		}
+	}
+	b.Start()
+	for n := 1; n <= 4; n++ {
+		send("chat-1", n)
+	}
+	waitFor(t, 10*time.Second, "four posts", func() bool { return len(slack.sent()) == 4 })
+	// The first post is the parent (its ts the first one given); every
+	// other one replies under it.
+	const parent = "1795169730.000001"
+	posts := slack.sent()
+	for i, p := range posts {
+		want := parent
+		if i == 0 {
+			want = ""
+		}
+		if p.Get("thread_ts") != want || p.Get("channel") != "C0CHATS" {
+			t.Errorf("post %d: %v, want thread_ts %q in C0CHATS", i+1, p, want)
+		}
+	}
+	if !strings.Contains(b.Log(), "slack thread started") {
+		t.Errorf("no log line for the thread started:\n%s", b.Log())
+	}
+
+	waitFor(t, 10*time.Second, "nothing pending", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_queue_pending", `sink="slack-chats"`) == 0
+	})
+	b.Kill()
+	b.Start()
+	send("chat-1", 5)
+	send("chat-2", 6)
+	has := func(text string) bool {
+		for _, p := range slack.sent() {
+			if p.Get("text") == text {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 10*time.Second, "the posts after the restart", func() bool { return has("message 5") && has("message 6") })
+	// chat-1 goes on in its thread (as would an event delivered again after
+	// the kill); chat-2 starts its own.
+	for _, p := range slack.sent()[4:] {
+		want := parent
+		if p.Get("text") == "message 6" {
+			want = ""
+		}
+		if p.Get("thread_ts") != want {
+			t.Errorf("after the restart: %v, want thread_ts %q", p, want)
+		}
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
