@@ -63,6 +63,8 @@ type App struct {
 	path string
 	log  *slog.Logger
 	m    *metrics.Metrics
+	// defaultLog: Run makes its logger slog's default (UseAsDefaultLogger).
+	defaultLog bool
 
 	q      eventQueue
 	rec    *inspect.Recorder
@@ -88,6 +90,13 @@ type App struct {
 func New(path string) *App {
 	return &App{path: path, m: metrics.New(), rec: inspect.NewRecorder(1000), log: slog.Default(), started: make(chan struct{})}
 }
+
+// UseAsDefaultLogger makes Run install the logger the config asks for as
+// slog's default, so that what logs through slog.Default (sinks, the
+// libraries they drive) comes out in the same format and at the same level.
+// The bridge binary does; an App inside another program leaves that
+// program's default alone.
+func (a *App) UseAsDefaultLogger() { a.defaultLog = true }
 
 // NewLogger makes the logger the config asks for, writing to stderr.
 func NewLogger(c LogConfig) *slog.Logger {
@@ -121,6 +130,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	a.log = NewLogger(f.Log)
+	if a.defaultLog {
+		slog.SetDefault(a.log)
+	}
 	rt, err := Build(f, nil)
 	if err != nil {
 		return err

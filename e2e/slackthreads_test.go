@@ -58,7 +58,7 @@ const threadsConfig = `
 server: {listen: "{{WEBHOOK}}"}
 admin: {listen: "{{ADMIN}}"}
 queue: {path: "{{DIR}}/queue"}
-log: {level: info}
+log: {level: info, format: json}
 sources:
   helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
 sinks:
@@ -111,6 +111,12 @@ func TestSlackThreadsSurviveKillNine(t *testing.T) {
 	}
 	if !strings.Contains(b.Log(), "slack thread started") {
 		t.Errorf("no log line for the thread started:\n%s", b.Log())
+	}
+	// log.format: json holds for the sink's own lines too.
+	for _, line := range strings.Split(strings.TrimSpace(b.Log()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line that is not JSON: %s", line)
+		}
 	}
 
 	waitFor(t, 10*time.Second, "nothing pending", func() bool {

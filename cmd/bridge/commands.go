@@ -52,6 +52,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	app := bridge.New(*path)
+	app.UseAsDefaultLogger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
