@@ -237,6 +237,34 @@ func TestSendAndRoutesTest(t *testing.T) {
 	}
 }
 
+// TestRoutesTestSeesTheProvidersRequest: routes test converts a payload as
+// it arrives from the provider, with the headers bridge send would set: a
+// GitHub payload's event name, a Slack slash command's form content type.
+func TestRoutesTestSeesTheProvidersRequest(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "bridge.yaml")
+	os.WriteFile(config, []byte(`
+sources:
+  github: {type: github, secret: gh-secret}
+  slack: {type: slack, secret: slack-secret}
+sinks:
+  archive: {type: file, path: "`+dir+`/events.jsonl"}
+routes:
+  - {name: everything, sinks: [archive]}
+`), 0o644)
+	slash := filepath.Join(dir, "slash.txt")
+	os.WriteFile(slash, []byte("token=x&team_id=T0TEAM&channel_id=C0CHAN&user_id=U0USER&command=%2Fweather&text=94070&trigger_id=13345224609.738474920.8088930838d88f008e0"), 0o644)
+	for _, c := range []struct{ source, payload, want string }{
+		{"github", "../sources/github/testdata/issues_opened/body", `"type": "com.github.issues.opened"`},
+		{"slack", slash, `"type": "com.slack.command.weather"`},
+	} {
+		out, err := exec.Command(bridgeBin, "routes", "test", "-c", config, "--source", c.source, c.payload).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("routes test of %s (%v) lacks %s:\n%s", c.payload, err, c.want, out)
+		}
+	}
+}
+
 // TestSendOverHTTPS: with server.tls the binary serves HTTPS only, bridge
 // send reaches it over TLS trusting the configured certificate (issued for
 // a name, reached at 127.0.0.1), and a certificate renewed on disk is served

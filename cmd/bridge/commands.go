@@ -170,7 +170,11 @@ func cmdRoutesTest(args []string, stdout io.Writer) error {
 		return err
 	}
 	now := time.Now()
-	evs, err := src.Convert(&sources.Request{Method: http.MethodPost, Header: http.Header{}, Body: body, ReceivedAt: now})
+	req, err := providerRequest(src, "", body, now)
+	if err != nil {
+		return err
+	}
+	evs, err := src.Convert(req)
 	if err != nil {
 		return fmt.Errorf("the payload does not convert (a provider would get 400): %w", err)
 	}
@@ -209,6 +213,22 @@ func cmdRoutesTest(args []string, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// providerRequest is the POST of body as src's provider would send it at
+// now: a JSON content type, then whatever the source's Signer sets (its
+// signature, and the headers the provider adds, such as GitHub's event
+// name or a Slack form's content type), so that send and routes test see
+// the same request.
+func providerRequest(src sources.Source, path string, body []byte, now time.Time) (*sources.Request, error) {
+	req := &sources.Request{Method: http.MethodPost, Path: path, Header: http.Header{}, Body: body, ReceivedAt: now}
+	req.Header.Set("Content-Type", "application/json")
+	if s, ok := src.(sources.Signer); ok {
+		if err := s.Sign(req); err != nil {
+			return nil, fmt.Errorf("signing: %w", err)
+		}
+	}
+	return req, nil
 }
 
 func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
@@ -251,12 +271,9 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	req := &sources.Request{Method: http.MethodPost, Path: spec.Common.Path, Header: http.Header{}, Body: body, ReceivedAt: time.Now()}
-	req.Header.Set("Content-Type", "application/json")
-	if s, ok := src.(sources.Signer); ok {
-		if err := s.Sign(req); err != nil {
-			return fmt.Errorf("signing: %w", err)
-		}
+	req, err := providerRequest(src, spec.Common.Path, body, time.Now())
+	if err != nil {
+		return err
 	}
 	status, err := do(ctx, client, target, req, stdout, "webhook")
 	if err != nil {
