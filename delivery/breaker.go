@@ -80,6 +80,9 @@ type breaker struct {
 	cooldown time.Duration // the open period's, before any Retry-After
 	until    time.Time     // open: when the probe may go
 	openedAt time.Time     // when it last opened from closed
+	// succeeded: a send has reached the destination since the breaker was
+	// made (its loop started).
+	succeeded bool
 	changed  chan struct{} // closed and replaced at every change of state
 }
 
@@ -170,6 +173,9 @@ func (b *breaker) done(t ticket, o outcome, cause error, hint time.Duration) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if o == outcomeSuccess {
+		b.succeeded = true
+	}
 	if t.probe {
 		switch o {
 		case outcomeSuccess:
@@ -209,6 +215,23 @@ func (b *breaker) open(cause error, hint time.Duration, failures int) {
 	d := max(b.cooldown, min(hint, b.cfg.MaxCooldown))
 	b.until = b.now().Add(d)
 	b.set(transition{to: circuitOpen, failures: failures, cooldown: d, err: cause})
+}
+
+// mayGiveUp says whether an event out of attempts may be dead-lettered
+// after a failed send: only while the breaker is closed, and, for an event
+// that had spent attempts before its loop read it (carried), only once the
+// sink has taken an event since the breaker was made. A breaker starts
+// closed, also after a restart in the middle of an outage; the events it
+// held before had spent their attempts on probes, and their first
+// failures after the restart say no more than the probes did. True for a
+// nil breaker (off).
+func (b *breaker) mayGiveUp(carried bool) bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == circuitClosed && (b.succeeded || !carried)
 }
 
 // current is the breaker's state, closed for a nil breaker.

@@ -142,6 +142,40 @@ func TestBreakerIgnoresNeutralOutcomes(t *testing.T) {
 	}
 }
 
+// An event out of attempts may be dead-lettered only while the breaker is
+// closed; one that had spent attempts before its loop read it (held
+// through a restart, when the breaker starts closed again) only once the
+// destination has taken a send since the breaker was made.
+func TestBreakerMayGiveUp(t *testing.T) {
+	if !(*breaker)(nil).mayGiveUp(true) {
+		t.Fatal("without a breaker (off), an event out of attempts must be given up")
+	}
+	b, clk, _ := testBreaker(CircuitBreaker{Failures: 2, Cooldown: time.Second, MaxCooldown: time.Minute})
+	check := func(when string, fresh, carried bool) {
+		t.Helper()
+		if got := b.mayGiveUp(false); got != fresh {
+			t.Errorf("%s: giving up an event read with no attempts spent: %v, want %v", when, got, fresh)
+		}
+		if got := b.mayGiveUp(true); got != carried {
+			t.Errorf("%s: giving up an event read with attempts spent: %v, want %v", when, got, carried)
+		}
+	}
+	check("new breaker", true, false)
+	b.done(mustAdmit(t, b), outcomeFailure, errDown, 0)
+	check("a failure, no success yet", true, false)
+	b.done(mustAdmit(t, b), outcomeSuccess, nil, 0)
+	check("after a success", true, true)
+	b.done(mustAdmit(t, b), outcomeFailure, errDown, 0)
+	b.done(mustAdmit(t, b), outcomeFailure, errDown, 0)
+	if b.current() != circuitOpen {
+		t.Fatalf("state %s, want open", b.current())
+	}
+	check("open", false, false)
+	clk.advance(time.Second)
+	b.done(mustAdmit(t, b), outcomeSuccess, nil, 0)
+	check("closed by a probe", true, true)
+}
+
 // A probe that says nothing (a permanent rejection of its event) lets the
 // next send probe at once.
 func TestBreakerNeutralProbeLetsAnotherProbe(t *testing.T) {

@@ -261,6 +261,8 @@ func (l *loop) circuitChanged(tr transition) {
 type item struct {
 	d  queue.Delivery
 	ev *event.Event
+	// carried: the event had spent attempts when the loop read it.
+	carried bool
 }
 
 // request is a worker asking the reader for its next batch.
@@ -391,7 +393,7 @@ func (l *loop) decode(ds []queue.Delivery) []item {
 			ev.SetExtension(ExtDeadLetterSink, d.From)
 			ev.SetExtension(ExtDeadLetterReason, d.Reason)
 		}
-		items = append(items, item{d: d, ev: ev})
+		items = append(items, item{d: d, ev: ev, carried: d.Attempts > 0})
 	}
 	return items
 }
@@ -572,8 +574,9 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 		// While the breaker is open, an event out of attempts is not given
 		// up: the destination is down, not refusing it. It waits with the
 		// others, and its next send, once the breaker has closed, is its
-		// last unless it succeeds.
-		held := l.cb.current() != circuitClosed
+		// last unless it succeeds. One that came out of the queue with
+		// attempts spent (held through a restart) waits, too, until the
+		// sink has taken an event since the loop started.
 		var retry []item
 		var wait time.Duration
 		delivered := make([]uint64, 0, len(items))
@@ -593,7 +596,7 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 				l.release(it)
 				continue
 			}
-			if sinks.IsPermanent(err) || (it.d.Attempts >= l.policy.Retry.MaxAttempts && !held) {
+			if sinks.IsPermanent(err) || (it.d.Attempts >= l.policy.Retry.MaxAttempts && l.cb.mayGiveUp(it.carried)) {
 				l.giveUp(it, err)
 				continue
 			}

@@ -1082,3 +1082,68 @@ func TestCRMOutageIsHeldByTheCircuitBreaker(t *testing.T) {
 		t.Errorf("SIGTERM exit code %d", code)
 	}
 }
+
+// TestCRMOutageSurvivesARestart: the bridge is killed (SIGKILL) while the
+// circuit breaker holds the leads of a CRM that is down, and started again
+// while it is still down. The breaker starts closed after the restart, and
+// the leads, whose attempts ran out on probes, must still be held, not
+// dead-lettered: every lead arrives once when the CRM is back.
+func TestCRMOutageSurvivesARestart(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	down.Store(true)
+	var mu sync.Mutex
+	created := map[string]int{} // Idempotency-Key -> leads created
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		created[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(crm.Close)
+	// One worker: the lead it holds is every probe, and runs out of attempts.
+	config := strings.Replace(circuitConfig, "concurrency: 4", "concurrency: 1", 1)
+	b := newBridge(t, config, "HELLOCLIENT_SIGNING_KEY="+exampleHelloClientKey, "CRM_URL="+crm.URL+"/api/leads")
+	b.Start()
+
+	const leads = 10
+	ids := map[string]bool{}
+	for i := range leads {
+		ids[sendLead(t, b, newLead(fmt.Sprintf("5b2e8a10-0000-4000-8000-%012d", i)).body(t))] = true
+	}
+	waitFor(t, 20*time.Second, "the circuit breaker to open", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_sink_circuit_openings_total", `sink="crm"`) >= 1
+	})
+	time.Sleep(4 * time.Second) // probes fail: held leads run out of attempts
+	b.Kill()
+	b.Start()
+	waitFor(t, 20*time.Second, "the circuit breaker to open after the restart", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_sink_circuit_openings_total", `sink="crm"`) >= 1
+	})
+	time.Sleep(2 * time.Second)
+	down.Store(false)
+	waitFor(t, 20*time.Second, "every lead created in the CRM", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(created) >= leads
+	})
+	time.Sleep(quiet)
+	mu.Lock()
+	for id := range ids {
+		if created[id] != 1 {
+			t.Errorf("lead %s created %d times, want once", id, created[id])
+		}
+	}
+	mu.Unlock()
+	for _, line := range archiveLines(t, filepath.Join(b.Dir, "events.jsonl")) {
+		t.Errorf("lead %v dead-lettered: %v", line["id"], line["deadletterreason"])
+	}
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
