@@ -1147,3 +1147,99 @@ func TestCRMOutageSurvivesARestart(t *testing.T) {
 		t.Errorf("SIGTERM exit code %d", code)
 	}
 }
+
+// TestHungCRMHoldsBackNothing: a CRM that takes requests and never answers
+// holds up neither the providers' answers (each well under Crisp's 2 s)
+// nor the archive, which has every lead while the CRM still hangs; once
+// the CRM answers again it gets every lead too.
+func TestHungCRMHoldsBackNothing(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	created := map[string]bool{}
+	var hanging atomic.Int32 // requests the CRM holds unanswered
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		hanging.Add(1)
+		defer hanging.Add(-1)
+		select {
+		case <-release:
+		case <-r.Context().Done(): // the sink gave up on it
+			return
+		}
+		mu.Lock()
+		created[r.Header.Get("Idempotency-Key")] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(crm.Close)
+	config := strings.Replace(circuitConfig, "    dead_letter: archive\n", "    timeout: 5s\n", 1)
+	config = strings.Replace(config, "sinks: [crm]", "sinks: [crm, archive]", 1)
+	config = strings.Replace(config, "max_attempts: 3", "max_attempts: 100", 1)
+	if !strings.Contains(config, "timeout: 5s") || !strings.Contains(config, "sinks: [crm, archive]") {
+		t.Fatalf("the config was not adapted:\n%s", config)
+	}
+	b := newBridge(t, config, "HELLOCLIENT_SIGNING_KEY="+exampleHelloClientKey, "CRM_URL="+crm.URL+"/api/leads")
+	b.Start()
+
+	const workers, each = 8, 25
+	var slowest atomic.Int64
+	ids := make(chan string, workers*each)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := range each {
+				body := newLead(fmt.Sprintf("3d9c7b44-0000-4000-8000-%06d%06d", w, i)).body(t)
+				start := time.Now()
+				resp, err := post(t, client, "http://"+b.Addr+"/webhooks/helloclient", body,
+					map[string]string{"X-Webhook-Signature": helloclientSign(exampleHelloClientKey, time.Now().Unix(), body)})
+				took := time.Since(start)
+				if err != nil || resp.Status != http.StatusOK {
+					t.Errorf("lead answered %v %v", resp.Status, err)
+					continue
+				}
+				for {
+					old := slowest.Load()
+					if int64(took) <= old || slowest.CompareAndSwap(old, int64(took)) {
+						break
+					}
+				}
+				ids <- sha256Hex(body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	t.Logf("slowest acknowledgement with the CRM hung: %s", time.Duration(slowest.Load()))
+	if took := time.Duration(slowest.Load()); took > 2*time.Second {
+		t.Errorf("a lead took %s to be acknowledged while the CRM hung; providers such as Crisp give up after 2 s", took)
+	}
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	archive := filepath.Join(b.Dir, "events.jsonl")
+	waitFor(t, 20*time.Second, "every lead in the archive while the CRM hangs", func() bool {
+		return len(archiveLines(t, archive)) >= len(want)
+	})
+	if pending := metricValue(t, b.Admin, "hookbridge_queue_pending", `sink="crm"`); pending == 0 || hanging.Load() == 0 {
+		t.Errorf("with every lead archived, %v pending for the CRM and %d requests hanging there: the CRM was not hung", pending, hanging.Load())
+	}
+	close(release)
+	waitFor(t, 60*time.Second, "every lead in the CRM once it answers", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range want {
+			if !created[id] {
+				return false
+			}
+		}
+		return true
+	})
+	if code := b.Stop(); code != 0 {
+		t.Errorf("SIGTERM exit code %d", code)
+	}
+}
