@@ -989,6 +989,38 @@ func TestStatsOldestPending(t *testing.T) {
 	}
 }
 
+// Each sink's oldest pending delivery is its own: a sink that has
+// delivered its old events shows its newer ones' age, not another sink's
+// backlog's, and a sink with nothing pending has no entry.
+func TestStatsOldestPendingBySink(t *testing.T) {
+	clk := newClock()
+	s := openStore(t, Options{now: clk.Now})
+	t0 := clk.Now()
+	enqueue(t, s, item("a", "slow", "fast"))
+	clk.Advance(time.Minute)
+	enqueue(t, s, item("b", "slow", "fast"))
+	clk.Advance(time.Minute)
+	enqueue(t, s, item("c", "idle"))
+	ds := next(t, s, "fast", 1)
+	if got := s.Stats().OldestPendingBySink; !got["slow"].Equal(t0) || !got["fast"].Equal(t0) || !got["idle"].Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("OldestPendingBySink = %v, want slow and fast at %v (fast's in flight), idle at %v", got, t0, t0.Add(2*time.Minute))
+	}
+	if err := s.Ack("fast", ds[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	ds = next(t, s, "idle", 1)
+	if err := s.Ack("idle", ds[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if got := st.OldestPendingBySink; len(got) != 2 || !got["slow"].Equal(t0) || !got["fast"].Equal(t0.Add(time.Minute)) {
+		t.Fatalf("OldestPendingBySink = %v, want slow at %v, fast at %v, none for idle", got, t0, t0.Add(time.Minute))
+	}
+	if !st.OldestPending.Equal(t0) {
+		t.Fatalf("OldestPending = %v, want %v", st.OldestPending, t0)
+	}
+}
+
 func TestSettleErrors(t *testing.T) {
 	s := openStore(t, Options{})
 	enqueue(t, s, item("a", "s"))

@@ -702,8 +702,11 @@ func checkSinkName(name string) error {
 type Stats struct {
 	Pending       map[string]int // pending deliveries per sink, in flight or not
 	OldestPending time.Time      // acceptance time of the oldest pending delivery; zero when none
-	DeadLetters   int            // entries in the dead-letter list
-	Events        int            // events stored: bodies shared by several sinks, and pending records that carry their body
+	// OldestPendingBySink is the acceptance time of each sink's oldest
+	// pending delivery, for the sinks that have one.
+	OldestPendingBySink map[string]time.Time
+	DeadLetters         int // entries in the dead-letter list
+	Events              int // events stored: bodies shared by several sinks, and pending records that carry their body
 
 	DedupFilterBytes  int   // memory held by the dedup filter
 	DedupFilterBudget int   // memory the dedup filter may hold (Options.DedupMemory)
@@ -720,11 +723,12 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	_ = s.space.check(s.now()) // fresh free space for an idle store too
 	st := Stats{
-		Pending:     make(map[string]int),
-		DeadLetters: int(s.deadLetters.Load()),
-		Events:      int(s.events.Load()),
-		DiskFree:    s.space.free.Load(),
-		DiskReserve: s.space.floor.Load(),
+		Pending:             make(map[string]int),
+		OldestPendingBySink: make(map[string]time.Time),
+		DeadLetters:         int(s.deadLetters.Load()),
+		Events:              int(s.events.Load()),
+		DiskFree:            s.space.free.Load(),
+		DiskReserve:         s.space.floor.Load(),
 	}
 	st.DedupFilterBytes, st.DedupFilterBlind = s.dedup.usage(s.now().UnixNano())
 	st.DedupFilterBudget = s.dedup.budget
@@ -736,13 +740,14 @@ func (s *Store) Stats() Stats {
 	}
 	s.sinksMu.RUnlock()
 
-	var oldest int64
+	var oldest, sinkOldest int64
 	older := func(at int64) {
-		if at > 0 && (oldest == 0 || at < oldest) {
-			oldest = at
+		if at > 0 && (sinkOldest == 0 || at < sinkOldest) {
+			sinkOldest = at
 		}
 	}
 	for _, sk := range sinks {
+		sinkOldest = 0
 		sk.mu.Lock()
 		st.Pending[sk.name] = sk.pending
 		for _, h := range sk.inFlight {
@@ -756,6 +761,12 @@ func (s *Store) Stats() Stats {
 		sk.mu.Unlock()
 		if backlog {
 			older(s.firstPendingAt(sk, cursor))
+		}
+		if sinkOldest != 0 {
+			st.OldestPendingBySink[sk.name] = time.Unix(0, sinkOldest)
+			if oldest == 0 || sinkOldest < oldest {
+				oldest = sinkOldest
+			}
 		}
 	}
 	if oldest != 0 {

@@ -262,17 +262,25 @@ func (q *Queue) Refusing() error { return nil }
 func (q *Queue) Stats() queue.Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	st := queue.Stats{Pending: make(map[string]int, len(q.sinks)), DeadLetters: int(q.buried.Load())}
+	st := queue.Stats{Pending: make(map[string]int, len(q.sinks)), OldestPendingBySink: make(map[string]time.Time, len(q.readers)),
+		DeadLetters: int(q.buried.Load())}
 	for name, s := range q.sinks {
 		if n := len(s.pending) + len(s.inFlight); n > 0 {
 			st.Pending[name] = n
 			st.Events += n
 		}
 	}
-	for _, r := range q.readers {
+	for sink, r := range q.readers {
 		for _, p := range r.parts {
-			if len(p.open) > 0 && (st.OldestPending.IsZero() || p.open[0].at.Before(st.OldestPending)) {
-				st.OldestPending = p.open[0].at
+			if len(p.open) == 0 {
+				continue
+			}
+			at := p.open[0].at
+			if old, ok := st.OldestPendingBySink[sink]; !ok || at.Before(old) {
+				st.OldestPendingBySink[sink] = at
+			}
+			if st.OldestPending.IsZero() || at.Before(st.OldestPending) {
+				st.OldestPending = at
 			}
 		}
 	}
