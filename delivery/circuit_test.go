@@ -267,3 +267,39 @@ func TestCircuitBreakerCountsAPartlyDeliveredBatchAsSuccess(t *testing.T) {
 		t.Errorf("the breaker opened %v times", got)
 	}
 }
+
+// CircuitStates tells each running sink's breaker state as the inspector
+// shows it: open while the CRM is down, closed once a probe gets through,
+// off for a sink whose breaker is off, and nothing for a stopped sink.
+func TestCircuitStatesReportsEachRunningSink(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	crm := newOutageCRM(t)
+	other := newOutageCRM(t)
+	other.down.Store(false)
+	enqueue(t, q, "lead0", "crm")
+	p := fastPolicy(3)
+	p.Concurrency = 1
+	p.CircuitBreaker = CircuitBreaker{Failures: 2, Cooldown: 200 * time.Millisecond, MaxCooldown: 200 * time.Millisecond}
+	off := fastPolicy(3)
+	off.CircuitBreaker = CircuitBreaker{Off: true}
+	e := New(q, nil, metrics.New())
+	if err := e.Start("crm", httpSink(t, crm.srv.URL), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start("other", httpSink(t, other.srv.URL), off); err != nil {
+		t.Fatal(err)
+	}
+	defer e.StopAll(context.Background())
+
+	waitUntil(t, "crm's breaker to open", func() bool { return e.CircuitStates()["crm"] == CircuitOpen })
+	if got := e.CircuitStates(); got["other"] != CircuitOff || len(got) != 2 {
+		t.Errorf("CircuitStates() = %v, want crm open and other off", got)
+	}
+	crm.down.Store(false)
+	waitUntil(t, "crm's breaker to close", func() bool { return e.CircuitStates()["crm"] == CircuitClosed })
+	e.Stop(context.Background(), "other")
+	if got := e.CircuitStates(); len(got) != 1 || got["crm"] != CircuitClosed {
+		t.Errorf("CircuitStates() after stopping other = %v, want only crm, closed", got)
+	}
+}

@@ -230,6 +230,34 @@ func (e *Engine) Running() []string {
 	return out
 }
 
+// Circuit breaker states as CircuitStates reports them.
+const (
+	CircuitClosed   = "closed"
+	CircuitOpen     = "open"
+	CircuitHalfOpen = "half-open"
+	CircuitOff      = "off" // the sink's circuit_breaker is off
+)
+
+// CircuitStates reports the circuit breaker state of every sink with a
+// running loop: CircuitClosed, CircuitOpen, CircuitHalfOpen, or CircuitOff.
+func (e *Engine) CircuitStates() map[string]string {
+	e.mu.Lock()
+	loops := make([]*loop, 0, len(e.loops))
+	for _, l := range e.loops {
+		loops = append(loops, l)
+	}
+	e.mu.Unlock()
+	out := make(map[string]string, len(loops))
+	for _, l := range loops {
+		if l.cb == nil {
+			out[l.name] = CircuitOff
+			continue
+		}
+		out[l.name] = l.cb.current().String()
+	}
+	return out
+}
+
 func (l *loop) shutdown(ctx context.Context) {
 	l.stop()
 	select {
