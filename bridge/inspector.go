@@ -3,6 +3,7 @@ package bridge
 import (
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/hookbridge/hookbridge/inspect"
 )
@@ -13,11 +14,12 @@ import (
 // sinks the running config delivers to, as of the latest reload.
 func (a *App) InspectorHandler(token string) http.Handler {
 	h, err := inspect.NewHandler(inspect.Options{
-		Recorder: a.rec,
-		Queue:    a.q,
-		Token:    token,
-		Logger:   a.log,
-		Sinks:    a.runningSinks,
+		Recorder:   a.rec,
+		Queue:      a.q,
+		Token:      token,
+		Logger:     a.log,
+		Sinks:      a.runningSinks,
+		SinkStates: a.sinkStates,
 	})
 	if err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,6 +27,37 @@ func (a *App) InspectorHandler(token string) http.Handler {
 		})
 	}
 	return h
+}
+
+// sinkStates tells the inspector of each sink with a running delivery
+// loop: its type, circuit breaker, and, on a Kafka queue, its consumer
+// group's lag as last measured.
+func (a *App) sinkStates() []inspect.SinkState {
+	rt := a.rt.Load()
+	if rt == nil || a.engine == nil {
+		return nil
+	}
+	var lag map[string]int64
+	var measured map[string]time.Time
+	if lr, ok := a.q.(lagReporter); ok {
+		lag, measured = lr.Lag() // no broker call: measured in the background
+	}
+	circuits := a.engine.CircuitStates()
+	out := make([]inspect.SinkState, 0, len(circuits))
+	for name, circuit := range circuits {
+		s := inspect.SinkState{Name: name, Circuit: circuit}
+		if spec := rt.File.Sink(name); spec != nil {
+			s.Type = spec.Common.Type
+		}
+		if n, ok := lag[name]; ok {
+			s.Lag = &n
+			if at, ok := measured[name]; ok && !at.IsZero() {
+				s.LagMeasured = &at
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // runningSinks lists the enabled sinks of the current config.

@@ -60,6 +60,11 @@ type Options struct {
 	// other sink is refused, since nothing would deliver it. Default nil:
 	// any sink is accepted.
 	Sinks func() []string
+	// SinkStates tells what the bridge knows of each running sink (its
+	// type, circuit breaker, consumer-group lag) for GET sinks, which adds
+	// the queue's pending count. It is called once per request and must
+	// not block. Default nil: GET sinks answers 501.
+	SinkStates func() []SinkState
 	// Logger records replays. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -74,10 +79,11 @@ type DeadLetterStore interface {
 }
 
 type handler struct {
-	rec   *Recorder
-	q     DeadLetterStore
-	sinks func() []string
-	log   *slog.Logger
+	rec        *Recorder
+	q          DeadLetterStore
+	sinks      func() []string
+	sinkStates func() []SinkState
+	log        *slog.Logger
 
 	tokenSum [sha256.Size]byte
 	hasToken bool
@@ -97,6 +103,7 @@ type handler struct {
 //	POST /inspector/api/deadletters/{key}/replay    queue a dead-lettered event again (?sink= or {"sink":...}; default the sink that gave up)
 //	DELETE /inspector/api/deadletters/{key}         remove a dead letter for good
 //	GET  /inspector/api/stats                       queue depth per sink and dead-letter count
+//	GET  /inspector/api/sinks                       each running sink: type, circuit breaker, pending, lag
 //
 // Cross-origin requests that change state are refused, as are requests
 // without the token when one is set.
@@ -107,7 +114,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handler{rec: o.Recorder, q: o.Queue, sinks: o.Sinks, log: o.Logger, origin: http.NewCrossOriginProtection()}
+	h := &handler{rec: o.Recorder, q: o.Queue, sinks: o.Sinks, sinkStates: o.SinkStates, log: o.Logger, origin: http.NewCrossOriginProtection()}
 	if o.Token != "" {
 		h.tokenSum, h.hasToken = sha256.Sum256([]byte(o.Token)), true
 	}
@@ -121,6 +128,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	mux.HandleFunc("POST "+Prefix+"api/deadletters/{key}/replay", h.replay)
 	mux.HandleFunc("DELETE "+Prefix+"api/deadletters/{key}", h.discard)
 	mux.HandleFunc("GET "+Prefix+"api/stats", h.stats)
+	mux.HandleFunc("GET "+Prefix+"api/sinks", h.listSinks)
 	mux.HandleFunc(Prefix+"api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such inspector API: "+r.URL.Path)
 	})
@@ -458,6 +466,55 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 		v.OldestPending = &st.OldestPending
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// SinkState is what the bridge knows of one running sink.
+type SinkState struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // kafka, slack, http, file
+	// Circuit is its circuit breaker's state: closed, open (deliveries
+	// held until a probe gets through), half-open (the probe is under
+	// way), or off.
+	Circuit string `json:"circuit"`
+	// Lag is its consumer group's lag in records, as last measured at
+	// LagMeasured (queue.type kafka only; nil until measured).
+	Lag         *int64     `json:"lag,omitempty"`
+	LagMeasured *time.Time `json:"lag_measured,omitempty"`
+}
+
+// SinkView is one entry of GET sinks: the sink's state and its queue.
+type SinkView struct {
+	SinkState
+	Pending int `json:"pending"` // deliveries queued for it, in flight or not
+	// OldestPending is the acceptance time of its oldest pending delivery,
+	// and OldestPendingSeconds that delivery's age, where the queue tells.
+	OldestPending        *time.Time `json:"oldest_pending,omitempty"`
+	OldestPendingSeconds *float64   `json:"oldest_pending_seconds,omitempty"`
+}
+
+type sinkList struct {
+	Sinks []SinkView `json:"sinks"`
+}
+
+func (h *handler) listSinks(w http.ResponseWriter, r *http.Request) {
+	if h.sinkStates == nil {
+		writeError(w, http.StatusNotImplemented, "this inspector was set up without sink states")
+		return
+	}
+	states := h.sinkStates()
+	st := h.q.Stats()
+	now := time.Now()
+	out := sinkList{Sinks: make([]SinkView, 0, len(states))}
+	for _, s := range states {
+		v := SinkView{SinkState: s, Pending: st.Pending[s.Name]}
+		if at, ok := st.OldestPendingBySink[s.Name]; ok && !at.IsZero() && v.Pending > 0 {
+			age := max(now.Sub(at), 0).Seconds()
+			v.OldestPending, v.OldestPendingSeconds = &at, &age
+		}
+		out.Sinks = append(out.Sinks, v)
+	}
+	slices.SortFunc(out.Sinks, func(a, b SinkView) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, out)
 }
 
 func limitParam(r *http.Request, def, max int) (int, error) {

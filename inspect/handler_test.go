@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -55,6 +56,16 @@ type fixture struct {
 // newFixture opens a real store and serves the inspector over HTTP.
 func newFixture(t *testing.T, token string, running []string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, token, func(o *Options) {
+		if running != nil {
+			o.Sinks = func() []string { return running }
+		}
+	})
+}
+
+// newFixtureWith is newFixture with options set by set.
+func newFixtureWith(t *testing.T, token string, set func(*Options)) *fixture {
+	t.Helper()
 	q, err := queue.Open(queue.Options{Path: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +73,7 @@ func newFixture(t *testing.T, token string, running []string) *fixture {
 	t.Cleanup(func() { q.Close() })
 	rec := NewRecorder(10)
 	opts := Options{Recorder: rec, Queue: q, Token: token}
-	if running != nil {
-		opts.Sinks = func() []string { return running }
-	}
+	set(&opts)
 	h, err := NewHandler(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +167,8 @@ func TestTokenIsRequiredEverywhere(t *testing.T) {
 		{"unknown path without token", "GET", "/inspector/api/nope", "", 401},
 		{"unknown path with bearer", "GET", "/inspector/api/nope", "Bearer " + testToken, 404},
 		{"stats with bearer", "GET", "/inspector/api/stats", "Bearer " + testToken, 200},
+		{"sinks without token", "GET", "/inspector/api/sinks", "", 401},
+		{"sinks with bearer", "GET", "/inspector/api/sinks", "Bearer " + testToken, 501},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -518,5 +529,95 @@ func TestDiscardRemovesADeadLetter(t *testing.T) {
 	}
 	if n := f.q.Stats().DeadLetters; n != 0 {
 		t.Fatalf("%d dead letters after discarding both", n)
+	}
+}
+
+// GET sinks lists the running sinks the bridge tells of, by name, each
+// with its circuit breaker and lag as told and its pending deliveries and
+// their age as the queue holds them; a sink that is not running is not
+// listed, even with events waiting for it.
+func TestSinksShowCircuitPendingAndLag(t *testing.T) {
+	lag := int64(42)
+	measured := time.Date(2026, 11, 20, 10, 16, 0, 0, time.UTC)
+	states := []SinkState{
+		{Name: "crm", Type: "http", Circuit: "open"},
+		{Name: "archive", Type: "file", Circuit: "off"},
+		{Name: "kafka-events", Type: "kafka", Circuit: "closed", Lag: &lag, LagMeasured: &measured},
+	}
+	var calls int
+	f := newFixtureWith(t, testToken, func(o *Options) {
+		o.SinkStates = func() []SinkState { calls++; return states }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	before := time.Now()
+	for i, sinks := range [][]string{{"crm", "archive"}, {"crm"}, {"gone"}} {
+		ev, enc := newEvent(t, fmt.Sprint("lead-", i), "sessions/s1")
+		if _, err := f.q.Enqueue(ctx, []queue.Item{{ID: Key(ev), Event: enc, Sinks: sinks}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// archive delivers its event: nothing pending for it any more.
+	ds, err := f.q.Next(ctx, "archive", 1, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("next: %v %d", err, len(ds))
+	}
+	if err := f.q.Ack("archive", ds[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+
+	var got struct {
+		Sinks []struct {
+			Name                 string     `json:"name"`
+			Type                 string     `json:"type"`
+			Circuit              string     `json:"circuit"`
+			Pending              int        `json:"pending"`
+			OldestPending        *time.Time `json:"oldest_pending"`
+			OldestPendingSeconds *float64   `json:"oldest_pending_seconds"`
+			Lag                  *int64     `json:"lag"`
+			LagMeasured          *time.Time `json:"lag_measured"`
+		} `json:"sinks"`
+	}
+	f.getJSON("/inspector/api/sinks", &got)
+	if calls != 1 {
+		t.Errorf("SinkStates called %d times for one request", calls)
+	}
+	var names []string
+	for _, s := range got.Sinks {
+		names = append(names, s.Name)
+	}
+	if want := []string{"archive", "crm", "kafka-events"}; !slices.Equal(names, want) {
+		t.Fatalf("sinks %v, want %v", names, want)
+	}
+	archive, crm, kafka := got.Sinks[0], got.Sinks[1], got.Sinks[2]
+	if archive.Type != "file" || archive.Circuit != "off" || archive.Pending != 0 || archive.OldestPending != nil || archive.OldestPendingSeconds != nil || archive.Lag != nil {
+		t.Errorf("archive = %+v, want file, off, nothing pending, no lag", archive)
+	}
+	if crm.Type != "http" || crm.Circuit != "open" || crm.Pending != 2 {
+		t.Errorf("crm = %+v, want http, open, 2 pending", crm)
+	}
+	if crm.OldestPending == nil || crm.OldestPending.Before(before.Add(-time.Second)) || crm.OldestPending.After(time.Now()) {
+		t.Errorf("crm oldest_pending = %v, want the first event's acceptance, after %v", crm.OldestPending, before)
+	}
+	if crm.OldestPendingSeconds == nil || *crm.OldestPendingSeconds < 0.02 || *crm.OldestPendingSeconds > 5 {
+		t.Errorf("crm oldest_pending_seconds = %v, want the age of the first event", crm.OldestPendingSeconds)
+	}
+	if kafka.Lag == nil || *kafka.Lag != 42 || kafka.LagMeasured == nil || !kafka.LagMeasured.Equal(measured) || kafka.Circuit != "closed" {
+		t.Errorf("kafka-events = %+v, want closed, lag 42 measured at %v", kafka, measured)
+	}
+}
+
+// A JSON answer, even when the bridge tells of no running sink.
+func TestSinksWithNoneRunning(t *testing.T) {
+	f := newFixtureWith(t, "", func(o *Options) { o.SinkStates = func() []SinkState { return nil } })
+	code, body := f.do(http.MethodGet, "/inspector/api/sinks", nil, nil)
+	if code != http.StatusOK || strings.TrimSpace(string(body)) != `{"sinks":[]}` {
+		t.Fatalf("GET sinks: %d %s, want 200 {\"sinks\":[]}", code, body)
+	}
+	f = newFixture(t, "", nil)
+	code, body = f.do(http.MethodGet, "/inspector/api/sinks", nil, nil)
+	if code != http.StatusNotImplemented || !strings.Contains(string(body), `"error"`) {
+		t.Fatalf("GET sinks without SinkStates: %d %s, want 501 with an error", code, body)
 	}
 }
