@@ -308,3 +308,117 @@ func startChromium(t *testing.T, chromium string) context.Context {
 	}
 	return ctx
 }
+
+// inspectorSinksConfig has a CRM behind a circuit breaker that opens after
+// a few failures and probes every 2 s, and an archive without one.
+const inspectorSinksConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}", token: "${ADMIN_TOKEN}"}
+queue: {path: "{{DIR}}/queue"}
+sources:
+  helloclient: {type: helloclient, secret: "${HELLOCLIENT_SIGNING_KEY}", tolerance: 5m}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl", circuit_breaker: off}
+  crm:
+    type: http
+    url: "${CRM_URL}"
+    body: {email: "{{ .Data.Email }}"}
+    retry: {max_attempts: 3, initial_backoff: 100ms, max_backoff: 200ms}
+    circuit_breaker: {failures: 3, cooldown: 2s, max_cooldown: 2s}
+routes:
+  - {name: leads, sinks: [archive, crm]}
+`
+
+// TestInspectorSinksPanelInBrowser runs the bridge with a CRM that answers
+// 503, and in headless Chromium sees the Sinks panel list the config's
+// sinks, the CRM's circuit open and marked, its leads pending; then, once
+// the CRM is back, closed with nothing pending.
+func TestInspectorSinksPanelInBrowser(t *testing.T) {
+	chromium := chromiumPath()
+	if chromium == "" {
+		t.Skip("Chromium not found: install Debian's chromium package (apt-get install -y chromium) to run the inspector browser test")
+	}
+	var down atomic.Bool
+	down.Store(true)
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer crm.Close()
+	b := newBridge(t, inspectorSinksConfig, "HELLOCLIENT_SIGNING_KEY="+exampleHelloClientKey,
+		"ADMIN_TOKEN="+inspectorToken, "CRM_URL="+crm.URL+"/api/leads")
+	b.Start()
+	admin := "http://" + b.Admin
+
+	const leads = 4
+	for i := range leads {
+		sendLead(t, b, newLead(fmt.Sprintf("5a0c2d1e-0000-4000-8000-%012d", i)).body(t))
+	}
+	waitFor(t, 10*time.Second, "every lead in the archive", func() bool {
+		return len(readLines(t, filepath.Join(b.Dir, "events.jsonl"))) == leads
+	})
+
+	ctx := startChromium(t, chromium)
+	step := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		return s
+	}
+	sinkRow := func(name, circuit string) string {
+		return `#sinks tr.sink-row[data-sink="` + name + `"][data-circuit="` + circuit + `"]`
+	}
+	cells := func(name string) string {
+		return eval(`Array.from(document.querySelectorAll('#sinks tr.sink-row[data-sink="` + name + `"] td')).map((td) => td.textContent).join('|')`)
+	}
+
+	step("seeing the CRM's circuit open", 20*time.Second,
+		chromedp.Navigate(admin+"/inspector/?token="+inspectorToken),
+		chromedp.WaitVisible(chromedp.CSS(sinkRow("archive", "off"))),
+		chromedp.WaitVisible(chromedp.CSS(sinkRow("crm", "open"))),
+	)
+	if names := eval(`Array.from(document.querySelectorAll('#sinks tr.sink-row')).map((tr) => tr.dataset.sink).join(',')`); names != "archive,crm" {
+		t.Errorf("the Sinks panel lists %q, want archive,crm", names)
+	}
+	if row := cells("archive"); !strings.HasPrefix(row, "archive|file|off|0|—|") {
+		t.Errorf("archive row %q, want archive, file, off, nothing pending", row)
+	}
+	// The CRM holds every lead, the oldest for some seconds already.
+	row := cells("crm")
+	if !strings.HasPrefix(row, fmt.Sprintf("crm|http|open|%d|", leads)) || !strings.Contains(row, " s|") {
+		t.Errorf("crm row %q, want crm, http, open, %d pending and the oldest's age", row, leads)
+	}
+	// An open circuit stands out from the others.
+	bg := func(sel string) string {
+		return eval(`getComputedStyle(document.querySelector('` + sel + `')).backgroundColor`)
+	}
+	if open, off := bg(sinkRow("crm", "open")+" td"), bg(sinkRow("archive", "off")+" td"); open == off {
+		t.Errorf("the open circuit's row has the same background as the others (%s)", open)
+	}
+	if got := eval(`document.querySelector('#sinks-count').textContent`); got != "(2, 1 held)" {
+		t.Errorf("the panel's count says %q, want (2, 1 held)", got)
+	}
+
+	down.Store(false)
+	step("seeing the CRM's circuit closed and its leads delivered", 20*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(sinkRow("crm", "closed"))))
+	waitFor(t, 10*time.Second, "the CRM row with nothing pending", func() bool {
+		return strings.HasPrefix(cells("crm"), "crm|http|closed|0|—|")
+	})
+}

@@ -117,6 +117,52 @@
     $('stats').replaceChildren(...chips);
   }
 
+  // ---- sinks -------------------------------------------------------------
+
+  const CIRCUIT_TITLES = {
+    closed: 'delivering',
+    open: 'held: the destination failed; deliveries wait for a probe to get through',
+    'half-open': 'a probe is under way; other deliveries wait for its result',
+    off: 'no circuit breaker: each delivery retries on its own',
+  };
+
+  function fmtAge(seconds) {
+    if (typeof seconds !== 'number' || !isFinite(seconds)) return '—';
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+    return Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+  }
+
+  function renderSinks(list) {
+    const sinks = list.sinks || [];
+    const rows = sinks.map((s) => {
+      const circuit = String(s.circuit || 'unknown');
+      const lag = typeof s.lag === 'number'
+        ? el('td', { class: 'num', title: s.lag_measured ? 'measured ' + fmtTime(s.lag_measured) : null }, String(s.lag))
+        : el('td', null, '—');
+      return el('tr', { class: 'sink-row circuit-' + circuit, 'data-sink': s.name, 'data-circuit': circuit },
+        el('td', null, s.name),
+        el('td', null, s.type || '—'),
+        el('td', null, el('span', { class: 'badge c-' + circuit, title: CIRCUIT_TITLES[circuit] || null }, circuit)),
+        el('td', { class: 'num' }, String(s.pending || 0)),
+        el('td', { class: 'num', title: s.oldest_pending ? 'accepted ' + fmtTime(s.oldest_pending) : null }, fmtAge(s.oldest_pending_seconds)),
+        lag);
+    });
+    $('sinks').tBodies[0].replaceChildren(...rows);
+    $('sinks-empty').hidden = sinks.length > 0;
+    $('sinks-empty').textContent = list.note || 'No sink is running.';
+    const held = sinks.filter((s) => s.circuit === 'open' || s.circuit === 'half-open').length;
+    $('sinks-count').textContent = sinks.length ? '(' + sinks.length + (held ? ', ' + held + ' held' : '') + ')' : '';
+  }
+
+  // sinksUnknown stands for the list when the inspector cannot tell it.
+  function sinksUnknown(err) {
+    if (err instanceof AuthError) throw err;
+    return { sinks: [], note: err.message || String(err) };
+  }
+
   // ---- recent events -----------------------------------------------------
 
   function statusBadges(e) {
@@ -305,8 +351,10 @@
     if (busy) return;
     busy = true;
     try {
-      const [events, dead, stats] = await Promise.all([
-        call('GET', 'events'), call('GET', 'deadletters').catch(deadLettersElsewhere), call('GET', 'stats')]);
+      const [events, dead, stats, sinks] = await Promise.all([
+        call('GET', 'events'), call('GET', 'deadletters').catch(deadLettersElsewhere), call('GET', 'stats'),
+        call('GET', 'sinks').catch(sinksUnknown)]);
+      renderSinks(sinks);
       renderEvents(events);
       renderDeadLetters(dead);
       renderStats(stats);
