@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -52,6 +53,19 @@ type Engine struct {
 
 	mu    sync.Mutex
 	loops map[string]*loop
+	// counts are each sink's deliveries since New, kept across its loop's
+	// restarts.
+	counts map[string]*counts
+}
+
+// counts are a sink's deliveries, as DeliveryCounts.
+type counts struct{ delivered, failed, deadLettered atomic.Int64 }
+
+// DeliveryCounts are a sink's deliveries since the engine was made, as
+// hookbridge_deliveries_total counts them: events delivered, attempts
+// failed, events dead-lettered.
+type DeliveryCounts struct {
+	Delivered, Failed, DeadLettered int64
 }
 
 // New makes an engine over q.
@@ -62,7 +76,7 @@ func New(q Queue, log *slog.Logger, m *metrics.Metrics) *Engine {
 	if m == nil {
 		m = metrics.New()
 	}
-	return &Engine{q: q, log: log, m: m, loops: map[string]*loop{}}
+	return &Engine{q: q, log: log, m: m, loops: map[string]*loop{}, counts: map[string]*counts{}}
 }
 
 type loop struct {
@@ -76,6 +90,7 @@ type loop struct {
 	cb     *breaker // nil: circuit_breaker off
 	policy Policy
 	e      *Engine
+	n      *counts
 	log    *slog.Logger
 
 	stop     context.CancelFunc // no new work, no more waiting
@@ -106,7 +121,12 @@ func (e *Engine) Start(name string, sink sinks.Sink, p Policy) error {
 	if p.Retry.MaxAttempts == 0 {
 		p.Retry = def.Retry
 	}
-	l := &loop{name: name, sink: sink, policy: p, e: e, log: e.log.With("sink", name), finished: make(chan struct{})}
+	n := e.counts[name]
+	if n == nil {
+		n = &counts{}
+		e.counts[name] = n
+	}
+	l := &loop{name: name, sink: sink, policy: p, e: e, n: n, log: e.log.With("sink", name), finished: make(chan struct{})}
 	l.batch, _ = sink.(sinks.BatchSink)
 	l.prep, _ = sink.(sinks.Preparer)
 	l.pipe, _ = sink.(sinks.Pipeliner)
@@ -254,6 +274,18 @@ func (e *Engine) CircuitStates() map[string]string {
 			continue
 		}
 		out[l.name] = l.cb.current().String()
+	}
+	return out
+}
+
+// Counts reports the deliveries of every sink that has run since New,
+// running or not.
+func (e *Engine) Counts() map[string]DeliveryCounts {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]DeliveryCounts, len(e.counts))
+	for name, n := range e.counts {
+		out[name] = DeliveryCounts{Delivered: n.delivered.Load(), Failed: n.failed.Load(), DeadLettered: n.deadLettered.Load()}
 	}
 	return out
 }
@@ -612,11 +644,13 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 			err := errs[i]
 			if err == nil {
 				l.e.m.Deliveries.WithLabelValues(l.name, "delivered").Inc()
+				l.n.delivered.Add(1)
 				l.e.observe(l.name, it.ev, it.d.Attempts+1, nil, true, "")
 				delivered = append(delivered, it.d.Seq)
 				continue
 			}
 			l.e.m.Deliveries.WithLabelValues(l.name, "failed").Inc()
+			l.n.failed.Add(1)
 			it.d.Attempts++
 			if l.killCtx.Err() != nil && errors.Is(err, context.Canceled) {
 				// Abandoned by a stop, not a failure of the sink: try again later.
@@ -766,6 +800,7 @@ func (l *loop) giveUp(it item, cause error) {
 		id = it.ev.ID()
 	}
 	l.e.m.Deliveries.WithLabelValues(l.name, "dead_lettered").Inc()
+	l.n.deadLettered.Add(1)
 	l.e.m.DeadLetters.WithLabelValues(l.name).Inc()
 	if dl := l.policy.DeadLetter; dl != "" && it.d.From == "" {
 		l.e.observe(l.name, it.ev, it.d.Attempts, cause, true, dl)

@@ -576,3 +576,43 @@ func TestPolicyValidateBatchWait(t *testing.T) {
 		}
 	}
 }
+
+// Counts tells each sink's deliveries as hookbridge_deliveries_total does:
+// events delivered, attempts failed, events dead-lettered, kept when the
+// sink's loop restarts.
+func TestCountsKeepEachSinksDeliveries(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	// One event fails twice then goes; the next is rejected for good.
+	c := newCRM(t, 503, 503, 200, 400)
+	p := fastPolicy(5)
+	p.Concurrency = 1
+	p.CircuitBreaker = CircuitBreaker{Off: true}
+	e := New(q, nil, metrics.New())
+	if err := e.Start("crm", httpSink(t, c.srv.URL), p); err != nil {
+		t.Fatal(err)
+	}
+	defer e.StopAll(context.Background())
+	enqueue(t, q, "a", "crm")
+	waitUntil(t, "a delivered", func() bool { return e.Counts()["crm"].Delivered == 1 })
+	enqueue(t, q, "b", "crm")
+	waitUntil(t, "b dead-lettered", func() bool { return q.Stats().DeadLetters == 1 })
+	want := DeliveryCounts{Delivered: 1, Failed: 3, DeadLettered: 1}
+	if got := e.Counts(); len(got) != 1 || got["crm"] != want {
+		t.Fatalf("Counts() = %+v, want crm %+v", got, want)
+	}
+	// A restart (as a reload that changed the sink does) keeps them.
+	e.Stop(context.Background(), "crm")
+	c.mu.Lock()
+	c.answers = []int{200}
+	c.mu.Unlock()
+	if err := e.Start("crm", httpSink(t, c.srv.URL), p); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, "c", "crm")
+	waitUntil(t, "c delivered", func() bool { return e.Counts()["crm"].Delivered == 2 })
+	want.Delivered = 2
+	if got := e.Counts()["crm"]; got != want {
+		t.Fatalf("Counts()[crm] after a restart = %+v, want %+v", got, want)
+	}
+}
