@@ -30,8 +30,8 @@ func (a *App) InspectorHandler(token string) http.Handler {
 }
 
 // sinkStates tells the inspector of each sink with a running delivery
-// loop: its type, circuit breaker, and, on a Kafka queue, its consumer
-// group's lag as last measured.
+// loop: its type, circuit breaker, deliveries since start, and, on a Kafka
+// queue, its consumer group's lag as last measured.
 func (a *App) sinkStates() []inspect.SinkState {
 	rt := a.rt.Load()
 	if rt == nil || a.engine == nil {
@@ -42,10 +42,12 @@ func (a *App) sinkStates() []inspect.SinkState {
 	if lr, ok := a.q.(lagReporter); ok {
 		lag, measured = lr.Lag() // no broker call: measured in the background
 	}
-	circuits := a.engine.CircuitStates()
+	circuits, counts := a.engine.CircuitStates(), a.engine.Counts()
 	out := make([]inspect.SinkState, 0, len(circuits))
 	for name, circuit := range circuits {
-		s := inspect.SinkState{Name: name, Circuit: circuit}
+		n := counts[name]
+		s := inspect.SinkState{Name: name, Circuit: circuit,
+			Delivered: n.Delivered, FailedAttempts: n.Failed, DeadLettered: n.DeadLettered}
 		if spec := rt.File.Sink(name); spec != nil {
 			s.Type = spec.Common.Type
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -396,13 +397,21 @@ func TestInspectorSinksPanelInBrowser(t *testing.T) {
 	if names := eval(`Array.from(document.querySelectorAll('#sinks tr.sink-row')).map((tr) => tr.dataset.sink).join(',')`); names != "archive,crm" {
 		t.Errorf("the Sinks panel lists %q, want archive,crm", names)
 	}
-	if row := cells("archive"); !strings.HasPrefix(row, "archive|file|off|0|—|") {
-		t.Errorf("archive row %q, want archive, file, off, nothing pending", row)
+	// Sink, type, circuit, pending, oldest's age, lag (none: an embedded
+	// queue), delivered, failed attempts, dead-lettered.
+	if row, want := cells("archive"), fmt.Sprintf("archive|file|off|0|—|—|%d|0|0", leads); row != want {
+		t.Errorf("archive row %q, want %q", row, want)
 	}
-	// The CRM holds every lead, the oldest for some seconds already.
-	row := cells("crm")
-	if !strings.HasPrefix(row, fmt.Sprintf("crm|http|open|%d|", leads)) || !strings.Contains(row, " s|") {
-		t.Errorf("crm row %q, want crm, http, open, %d pending and the oldest's age", row, leads)
+	// The CRM holds every lead, the oldest for some seconds already, after
+	// the failures that opened its circuit; none is dead-lettered.
+	row := strings.Split(cells("crm"), "|")
+	failed := -1
+	if len(row) == 9 {
+		failed, _ = strconv.Atoi(row[7])
+	}
+	if len(row) != 9 || strings.Join(row[:4], "|") != fmt.Sprintf("crm|http|open|%d", leads) ||
+		!strings.HasSuffix(row[4], " s") || row[5] != "—" || row[6] != "0" || failed < 3 || row[8] != "0" {
+		t.Errorf("crm row %q, want crm, http, open, %d pending, the oldest's age, no lag, none delivered, 3 or more failed attempts, none dead-lettered", row, leads)
 	}
 	// An open circuit stands out from the others.
 	bg := func(sel string) string {
@@ -419,6 +428,6 @@ func TestInspectorSinksPanelInBrowser(t *testing.T) {
 	step("seeing the CRM's circuit closed and its leads delivered", 20*time.Second,
 		chromedp.WaitVisible(chromedp.CSS(sinkRow("crm", "closed"))))
 	waitFor(t, 10*time.Second, "the CRM row with nothing pending", func() bool {
-		return strings.HasPrefix(cells("crm"), "crm|http|closed|0|—|")
+		return strings.HasPrefix(cells("crm"), fmt.Sprintf("crm|http|closed|0|—|—|%d|", leads))
 	})
 }

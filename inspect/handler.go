@@ -480,6 +480,11 @@ type SinkState struct {
 	// LagMeasured (queue.type kafka only; nil until measured).
 	Lag         *int64     `json:"lag,omitempty"`
 	LagMeasured *time.Time `json:"lag_measured,omitempty"`
+	// Since the bridge started: events delivered, attempts that failed,
+	// events dead-lettered.
+	Delivered      int64 `json:"delivered"`
+	FailedAttempts int64 `json:"failed_attempts"`
+	DeadLettered   int64 `json:"dead_lettered"`
 }
 
 // SinkView is one entry of GET sinks: the sink's state and its queue.

@@ -540,7 +540,7 @@ func TestSinksShowCircuitPendingAndLag(t *testing.T) {
 	lag := int64(42)
 	measured := time.Date(2026, 11, 20, 10, 16, 0, 0, time.UTC)
 	states := []SinkState{
-		{Name: "crm", Type: "http", Circuit: "open"},
+		{Name: "crm", Type: "http", Circuit: "open", Delivered: 7, FailedAttempts: 12, DeadLettered: 1},
 		{Name: "archive", Type: "file", Circuit: "off"},
 		{Name: "kafka-events", Type: "kafka", Circuit: "closed", Lag: &lag, LagMeasured: &measured},
 	}
@@ -577,6 +577,9 @@ func TestSinksShowCircuitPendingAndLag(t *testing.T) {
 			OldestPendingSeconds *float64   `json:"oldest_pending_seconds"`
 			Lag                  *int64     `json:"lag"`
 			LagMeasured          *time.Time `json:"lag_measured"`
+			Delivered            int64      `json:"delivered"`
+			FailedAttempts       int64      `json:"failed_attempts"`
+			DeadLettered         int64      `json:"dead_lettered"`
 		} `json:"sinks"`
 	}
 	f.getJSON("/inspector/api/sinks", &got)
@@ -594,8 +597,8 @@ func TestSinksShowCircuitPendingAndLag(t *testing.T) {
 	if archive.Type != "file" || archive.Circuit != "off" || archive.Pending != 0 || archive.OldestPending != nil || archive.OldestPendingSeconds != nil || archive.Lag != nil {
 		t.Errorf("archive = %+v, want file, off, nothing pending, no lag", archive)
 	}
-	if crm.Type != "http" || crm.Circuit != "open" || crm.Pending != 2 {
-		t.Errorf("crm = %+v, want http, open, 2 pending", crm)
+	if crm.Type != "http" || crm.Circuit != "open" || crm.Pending != 2 || crm.Delivered != 7 || crm.FailedAttempts != 12 || crm.DeadLettered != 1 {
+		t.Errorf("crm = %+v, want http, open, 2 pending, 7 delivered, 12 failed attempts, 1 dead-lettered", crm)
 	}
 	if crm.OldestPending == nil || crm.OldestPending.Before(before.Add(-time.Second)) || crm.OldestPending.After(time.Now()) {
 		t.Errorf("crm oldest_pending = %v, want the first event's acceptance, after %v", crm.OldestPending, before)

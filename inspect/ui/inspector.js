@@ -148,7 +148,10 @@
         el('td', null, el('span', { class: 'badge c-' + circuit, title: CIRCUIT_TITLES[circuit] || null }, circuit)),
         el('td', { class: 'num' }, String(s.pending || 0)),
         el('td', { class: 'num', title: s.oldest_pending ? 'accepted ' + fmtTime(s.oldest_pending) : null }, fmtAge(s.oldest_pending_seconds)),
-        lag);
+        lag,
+        el('td', { class: 'num' }, String(s.delivered || 0)),
+        el('td', { class: 'num' }, String(s.failed_attempts || 0)),
+        el('td', { class: 'num' }, String(s.dead_lettered || 0)));
     });
     $('sinks').tBodies[0].replaceChildren(...rows);
     $('sinks-empty').hidden = sinks.length > 0;
