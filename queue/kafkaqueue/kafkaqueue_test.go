@@ -362,7 +362,7 @@ func TestBury(t *testing.T) {
 		sameEvent(t, got, tc.ev)
 	}
 	waitCommitted(t, brokers, group+".a", 2)
-	if st := q.Stats(); st.DeadLetters != 2 || st.Events != 0 || !st.OldestPending.IsZero() {
+	if st := q.Stats(); st.DeadLetters != 2 || st.Events != 0 || !st.OldestPending.IsZero() || len(st.OldestPendingBySink) != 0 {
 		t.Errorf("Stats %+v", st)
 	}
 	if err := q.Close(); err != nil {
@@ -572,6 +572,8 @@ func TestMaxHeld(t *testing.T) {
 	waitPending(t, q, "a", 10)
 	if st := q.Stats(); st.Events != 10 || st.OldestPending.Before(enqueued.Add(-time.Second)) || st.OldestPending.After(time.Now()) {
 		t.Errorf("Stats: %d events, oldest %v (enqueued at %v)", st.Events, st.OldestPending, enqueued)
+	} else if got := st.OldestPendingBySink; len(got) != 1 || !got["a"].Equal(st.OldestPending) {
+		t.Errorf("Stats: oldest by sink %v, want a's at %v", got, st.OldestPending)
 	}
 	ds := take(t, q, "a", 3, time.Second) // in flight count as held too
 	time.Sleep(300 * time.Millisecond)
