@@ -43,6 +43,7 @@ validate: build
 
 ## test: every test, with the race detector
 test:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 

@@ -83,7 +83,7 @@ type breaker struct {
 	// succeeded: a send has reached the destination since the breaker was
 	// made (its loop started).
 	succeeded bool
-	changed  chan struct{} // closed and replaced at every change of state
+	changed   chan struct{} // closed and replaced at every change of state
 }
 
 // newBreaker makes a closed breaker; cfg must be valid. now is the clock
