@@ -132,14 +132,7 @@ func TestInspectorInBrowser(t *testing.T) {
 
 	// The browser.
 	ctx := startChromium(t, chromium)
-	step := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	step := browserStep(t, ctx)
 	text := func(sel string) string {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -364,14 +357,7 @@ func TestInspectorSinksPanelInBrowser(t *testing.T) {
 	})
 
 	ctx := startChromium(t, chromium)
-	step := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	step := browserStep(t, ctx)
 	eval := func(expr string) string {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -430,4 +416,17 @@ func TestInspectorSinksPanelInBrowser(t *testing.T) {
 	waitFor(t, 10*time.Second, "the CRM row with nothing pending", func() bool {
 		return strings.HasPrefix(cells("crm"), fmt.Sprintf("crm|http|closed|0|—|—|%d|", leads))
 	})
+}
+
+// browserStep returns a function that runs actions in the browser of ctx
+// within timeout, and fails the test, naming what, if they do not end.
+func browserStep(t *testing.T, ctx context.Context) func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	return func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
 }
