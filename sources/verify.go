@@ -130,3 +130,18 @@ func SignedByAny(sig string, keys [][]byte, mac func(key []byte) []byte) bool {
 	}
 	return match
 }
+
+// CheckSHA256Signature checks value, the signature header name carries: prefix
+// (such as "sha256=") and the hex HMAC-SHA256 of body under one of keys, as
+// GitHub's and Meta's X-Hub-Signature-256 are. A missing header is the
+// caller's to report, with what its provider sends.
+func CheckSHA256Signature(name, value, prefix string, keys [][]byte, body []byte) error {
+	sig, ok := strings.CutPrefix(value, prefix)
+	if !ok || !IsHexDigest(sig, sha256.Size) {
+		return fmt.Errorf("%w: %s is not %s<64 hex digits>", ErrMalformedSignature, name, prefix)
+	}
+	if !SignedByAny(sig, keys, func(key []byte) []byte { return HMAC(sha256.New, key, body) }) {
+		return fmt.Errorf("%w: %s is not the HMAC-SHA256 of the body under a configured secret", ErrSignatureMismatch, name)
+	}
+	return nil
+}

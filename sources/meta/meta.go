@@ -120,14 +120,7 @@ func (s *Source) Verify(req *sources.Request) error {
 		}
 		return fmt.Errorf("%w: no %s header", sources.ErrMissingSignature, SignatureHeader)
 	}
-	sig, ok := strings.CutPrefix(header, signaturePrefix)
-	if !ok || !sources.IsHexDigest(sig, sha256.Size) {
-		return fmt.Errorf("%w: %s is not sha256=<64 hex digits>", sources.ErrMalformedSignature, SignatureHeader)
-	}
-	if !sources.SignedByAny(sig, s.keys, func(key []byte) []byte { return sources.HMAC(sha256.New, key, req.Body) }) {
-		return fmt.Errorf("%w: %s is not the HMAC-SHA256 of the body under a configured app secret", sources.ErrSignatureMismatch, SignatureHeader)
-	}
-	return nil
+	return sources.CheckSHA256Signature(SignatureHeader, header, signaturePrefix, s.keys, req.Body)
 }
 
 // Sign sets X-Hub-Signature-256 under the first app secret, as Meta signs a
