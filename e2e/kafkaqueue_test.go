@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"path/filepath"
@@ -137,6 +138,31 @@ func TestInspectorWithKafkaQueue(t *testing.T) {
 	if !strings.Contains(note, "Kafka topic bridge.ingress.deadletter") {
 		t.Errorf("dead-letter section says %q, want where the dead letters are", note)
 	}
+	// The sinks' API gives the archive's consumer-group lag once measured:
+	// 0, the lead delivered and its offset committed.
+	waitFor(t, 20*time.Second, "the archive's lag measured at 0 in the inspector's sinks", func() bool {
+		resp, err := http.Get("http://" + b.Admin + "/inspector/api/sinks")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var got struct {
+			Sinks []struct {
+				Name        string     `json:"name"`
+				Lag         *int64     `json:"lag"`
+				LagMeasured *time.Time `json:"lag_measured"`
+			} `json:"sinks"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&got) != nil {
+			return false
+		}
+		for _, s := range got.Sinks {
+			if s.Name == "archive" {
+				return s.Lag != nil && *s.Lag == 0 && s.LagMeasured != nil && time.Since(*s.LagMeasured) < time.Minute
+			}
+		}
+		return false
+	})
 }
 
 // kafkaQueueCRMConfig adds a CRM that gives up after two attempts.
