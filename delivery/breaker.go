@@ -24,11 +24,11 @@ const (
 func (s circuitState) String() string {
 	switch s {
 	case circuitClosed:
-		return "closed"
+		return CircuitClosed
 	case circuitOpen:
-		return "open"
+		return CircuitOpen
 	case circuitHalfOpen:
-		return "half-open"
+		return CircuitHalfOpen
 	}
 	return "unknown"
 }
