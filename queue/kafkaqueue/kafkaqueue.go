@@ -171,6 +171,7 @@ func Open(o Options) (*Queue, error) {
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	q.writer = q.newWriter(o.Topic, time.Millisecond)
+	q.writer.Balancer = conversationBalancer{}
 	q.dlq = q.newWriter(o.DeadLetterTopic, time.Nanosecond)
 	go q.buryLoop()
 	go q.lagLoop()
@@ -226,6 +227,7 @@ func (q *Queue) Enqueue(ctx context.Context, items []queue.Item) (dup []bool, er
 			return nil, fmt.Errorf("kafkaqueue: item %d: %w", i, err)
 		}
 		msgs[i].Key = []byte(it.ID)
+		msgs[i].WriterData = conversationKey(ev, msgs[i].Key)
 	}
 	// Past the timeout the write may still land: the provider's retry is
 	// then dropped as a duplicate where the records are read.
