@@ -122,6 +122,13 @@ type QueueConfig struct {
 	// MaxHeld is how many events each sink's reader holds in memory, read
 	// and not yet delivered, before it pauses. Default 10000.
 	MaxHeld int `yaml:"max_held"`
+	// DedupIDs is how many ids each sink's reader remembers within
+	// dedup_window. Default 100000.
+	DedupIDs int `yaml:"dedup_ids"`
+	// DedupLookback is how many records before where a reader starts in a
+	// partition (at its start, or after a rebalance) it reads back for their
+	// ids. Default 10000.
+	DedupLookback int `yaml:"dedup_lookback"`
 	// SessionTimeout is how long the group waits for a replica that stopped
 	// answering before its partitions go to the others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
@@ -245,7 +252,8 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
 		Queue: QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace,
-			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, SessionTimeout: kafkaqueue.DefaultSessionTimeout},
+			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, SessionTimeout: kafkaqueue.DefaultSessionTimeout,
+			DedupIDs: kafkaqueue.DefaultMaxDedupIDs, DedupLookback: kafkaqueue.DefaultDedupLookback},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
 	top := root.Content[0]
@@ -322,7 +330,7 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 		if f.Queue.Path == "" {
 			d.Errorf(at("queue", "path"), "queue.path must not be empty")
 		}
-		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "max_held", "session_timeout", "tls", "sasl")
+		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "max_held", "dedup_ids", "dedup_lookback", "session_timeout", "tls", "sasl")
 	case "kafka":
 		checkKafkaQueue(d, f.Queue, at)
 		otherType("embedded", "path", "dedup_memory", "min_free_space")
@@ -368,6 +376,12 @@ func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key stri
 	}
 	if q.MaxHeld < 1 {
 		d.Errorf(at("queue", "max_held"), "queue.max_held must be at least 1, not %d", q.MaxHeld)
+	}
+	if q.DedupIDs < 1 {
+		d.Errorf(at("queue", "dedup_ids"), "queue.dedup_ids must be at least 1, not %d", q.DedupIDs)
+	}
+	if q.DedupLookback < 1 {
+		d.Errorf(at("queue", "dedup_lookback"), "queue.dedup_lookback must be at least 1, not %d", q.DedupLookback)
 	}
 	if q.SessionTimeout < time.Second {
 		d.Errorf(at("queue", "session_timeout"), "queue.session_timeout must be at least 1s, not %s", q.SessionTimeout)

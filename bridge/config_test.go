@@ -98,10 +98,14 @@ sources:
   group: ""
   session_timeout: 10ms
   sasl: {mechanism: plain}
+  dedup_ids: 0
+  dedup_lookback: -5
 `, []string{`c.yaml:8:3: queue.brokers: "kafka1" is not host:port`, "c.yaml:9:3: queue.topic:", "c.yaml:10:3: queue.group must not be empty",
-			"c.yaml:11:3: queue.session_timeout must be at least 1s", "c.yaml:12:3: queue.sasl: username is required"}},
+			"c.yaml:11:3: queue.session_timeout must be at least 1s", "c.yaml:12:3: queue.sasl: username is required",
+			"c.yaml:13:3: queue.dedup_ids must be at least 1, not 0", "c.yaml:14:3: queue.dedup_lookback must be at least 1, not -5"}},
 		{"kafka queue dead letters onto the ingress", base + "queue: {type: kafka, brokers: [\"k:9092\"], topic: t, dead_letter_topic: t}\n", []string{"queue.dead_letter_topic must differ from queue.topic"}},
 		{"kafka keys on the embedded queue", base + "queue: {path: q, brokers: [\"k:9092\"]}\n", []string{"c.yaml:6:18: queue.brokers is for queue type kafka, and this queue is embedded"}},
+		{"dedup keys of kafka on the embedded queue", base + "queue: {dedup_lookback: 100}\n", []string{"c.yaml:6:9: queue.dedup_lookback is for queue type kafka, and this queue is embedded"}},
 		{"embedded keys on the kafka queue", base + "queue: {type: kafka, brokers: [\"k:9092\"], min_free_space: 1GiB}\n", []string{"c.yaml:6:43: queue.min_free_space is for queue type embedded, and this queue is kafka"}},
 		{"unknown queue type", base + "queue: {type: redis}\n", []string{`unknown queue type "redis" (embedded or kafka)`}},
 		{"dedup window too long", base + "queue: {dedup_window: 9000h}\n", []string{"c.yaml:6:9: queue.dedup_window must be between 0 and 8784h0m0s (366 days), not 9000h0m0s"}},
