@@ -16,6 +16,11 @@ export SOCIALBOARDS_KEY ?= dev-socialboards-key
 export USERECHO_KEY ?= dev-userecho-key
 export HMAC_SECRET ?= dev-hmac-secret
 export STANDARDWEBHOOKS_SECRET ?= whsec_ZGV2LXN0YW5kYXJkLXdlYmhvb2tzLXNlY3JldA==
+export GITHUB_WEBHOOK_SECRET ?= dev-github-webhook-secret
+export SLACK_SIGNING_SECRET ?= dev-slack-signing-secret
+export META_VERIFY_TOKEN ?= dev-meta-verify-token
+export META_APP_SECRET ?= dev-meta-app-secret
+export STRIPE_WEBHOOK_SECRET ?= whsec_devstripewebhooksigningsecret
 
 .PHONY: build run send routes-test validate test fuzz bench clean
 
