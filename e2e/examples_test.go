@@ -166,7 +166,7 @@ sinks: {}
 // TestExampleSamplesAreDelivered runs the binary on config.example.yaml
 // and `bridge send`s every source's sample to it: each is answered 2xx and
 // lands in the file sink as a CloudEvent of the sample's type whose
-// bridgesource is that source.
+// bridgesource is that source; sent again, each is dropped as a duplicate.
 func TestExampleSamplesAreDelivered(t *testing.T) {
 	t.Parallel()
 	b := exampleBridge(t)
@@ -256,6 +256,29 @@ func TestExampleSamplesAreDelivered(t *testing.T) {
 			if !json.Valid(ev.Data) || ev.DataBase64 != "" {
 				t.Errorf("source %s: event %s has no JSON data (data_base64 %q)", name, ev.ID, ev.DataBase64)
 			}
+		}
+	}
+
+	// Every sample sent again, in a later second (the signers' timestamps
+	// are in seconds), is a provider's retry: answered 2xx, and each of its
+	// events dropped as a duplicate.
+	accepted := map[string]float64{}
+	for _, name := range names {
+		accepted[name] = metricValue(t, b.Admin, "hookbridge_events_accepted_total", `source="`+name+`"`)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	for _, name := range names {
+		for _, f := range samples[name] {
+			send(name, f)
+		}
+	}
+	for _, name := range names {
+		label := `source="` + name + `"`
+		if got := metricValue(t, b.Admin, "hookbridge_events_accepted_total", label); got != accepted[name] {
+			t.Errorf("source %s: %v events accepted after sending its samples again, %v before", name, got, accepted[name])
+		}
+		if got := metricValue(t, b.Admin, "hookbridge_events_duplicate_total", label); got != accepted[name] {
+			t.Errorf("source %s: %v duplicates dropped of the %v events sent again", name, got, accepted[name])
 		}
 	}
 

@@ -128,6 +128,36 @@ func TestSignMatchesSpecification(t *testing.T) {
 	}
 }
 
+// bridge send of the same payload a second later is a retry of the same
+// message: the same webhook-id under a new timestamp and signature.
+func TestSignKeepsTheIDOfAPayload(t *testing.T) {
+	src := newSource(t, testConfig(t))
+	sign := func(at time.Time) *sources.Request {
+		req := sourcetest.Load(t, "testdata/invoice_paid")
+		req.Header, req.ReceivedAt = http.Header{}, at
+		if err := src.Sign(req); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	first, again := sign(time.Unix(1700000000, 0)), sign(time.Unix(1700000001, 0))
+	if first.Header.Get(IDHeader) != again.Header.Get(IDHeader) {
+		t.Errorf("webhook-id %q, then %q for the same payload", first.Header.Get(IDHeader), again.Header.Get(IDHeader))
+	}
+	if first.Header.Get(SignatureHeader) == again.Header.Get(SignatureHeader) {
+		t.Errorf("the same signature at two timestamps")
+	}
+	other := sourcetest.Load(t, "testdata/invoice_paid")
+	other.Header, other.ReceivedAt = http.Header{}, time.Unix(1700000000, 0)
+	other.Body = append(append([]byte(nil), other.Body...), '\n') // another payload
+	if err := src.Sign(other); err != nil {
+		t.Fatal(err)
+	}
+	if other.Header.Get(IDHeader) == first.Header.Get(IDHeader) {
+		t.Errorf("two payloads share webhook-id %q", first.Header.Get(IDHeader))
+	}
+}
+
 func TestSignWithRotatedSecrets(t *testing.T) {
 	both := testConfig(t)
 	both.Secret, both.Secrets = "", []string{readSecret(t), otherSecret}
