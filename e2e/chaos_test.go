@@ -25,12 +25,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The chaos test runs the binary under a steady stream of webhooks from
 // three providers while everything around it misbehaves: the CRM answers
 // 503 for a while and sometimes answers after the sink's timeout, Slack
-// answers 429 with Retry-After, and the bridge itself is killed with
+// answers 429 with Retry-After, the Kafka broker (kfake, over TCP) answers
+// produce requests late for a while, and the bridge itself is killed with
 // SIGKILL and started again three times. Providers retry what was not
 // answered and, now and then, what was. At the end every sink must hold
 // every acknowledged event, nothing else, and no copy that a kill does not
@@ -86,10 +90,17 @@ sinks:
     retry: {max_attempts: 100, initial_backoff: 20ms, max_backoff: 300ms}
     circuit_breaker: {failures: 5, cooldown: 200ms, max_cooldown: 1s}
     dead_letter: graveyard
+  topic:
+    type: kafka
+    brokers: ["${KAFKA_BROKERS}"]
+    topic: chaos.events
+    mode: binary
+    retry: {max_attempts: 100, initial_backoff: 20ms, max_backoff: 300ms}
+    dead_letter: graveyard
   graveyard: {type: file, path: "{{DIR}}/dead.jsonl"}
 routes:
   - {name: new-leads, filters: [{exact: {type: com.helloclient.lead}}], sinks: [slack-sales]}
-  - {name: everything, sinks: [archive, crm]}
+  - {name: everything, sinks: [archive, crm, topic]}
 `
 
 // chaosDelivery is one webhook delivery as a provider makes it: the same
@@ -379,6 +390,20 @@ func fileArrivals(t *testing.T, path string) (out []arrival, bad []string) {
 	return out, bad
 }
 
+// topicArrivals reads every message of a topic of one partition, with its
+// offset; its content is the headers and the value.
+func topicArrivals(t *testing.T, broker, topic string) []arrival {
+	t.Helper()
+	end := topicEnd(t, broker, topic)
+	var out []arrival
+	for _, m := range consumeTopic(t, broker, topic, 30*time.Second, func(m []kafkago.Message) bool { return int64(len(m)) >= end }) {
+		h := headerMap(t, m)
+		content, _ := json.Marshal(map[string]any{"headers": h, "key": string(m.Key), "value": string(m.Value)})
+		out = append(out, arrival{id: h["ce_id"], content: content, data: m.Value, at: m.Offset})
+	}
+	return out
+}
+
 func fileSize(path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -408,13 +433,23 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 
 	crm := newChaosCRM(t)
 	slack := newChaosSlack(t)
+	kafka := startKafka(t, 0)
+	var kafkaSlow atomic.Bool
+	kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kafka.KeepControl()
+		if kafkaSlow.Load() {
+			kafka.SleepControl(func() { time.Sleep(100 * time.Millisecond) })
+		}
+		return nil, nil, false
+	})
+	broker := kafka.ListenAddrs()[0]
 	b := newBridge(t, chaosConfig, "HC_KEY="+chaosHelloClientKey, "BILLING_KEY="+chaosHMACKey, "STD_KEY="+chaosStdKey,
-		"CRM_URL="+crm.URL+"/api/leads", "SLACK_URL="+slack.URL+"/services/T0001/B0001/e2eCHAOS")
+		"CRM_URL="+crm.URL+"/api/leads", "SLACK_URL="+slack.URL+"/services/T0001/B0001/e2eCHAOS", "KAFKA_BROKERS="+broker)
 	archive := filepath.Join(b.Dir, "events.jsonl")
 	b.Start()
 
 	// The plan, in time since the load started: three kills, a CRM outage
-	// and a slow spell, a Slack rate limit.
+	// and a slow spell, a Slack rate limit, a slow Kafka broker.
 	const loadFor = 20 * time.Second
 	type step struct {
 		at   time.Duration
@@ -430,10 +465,12 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	crmDown := jitter(1*time.Second, 6*time.Second)
 	crmSlow := jitter(5*time.Second, 8*time.Second)
 	slackLimited := jitter(3*time.Second, 10*time.Second)
+	kafkaSlowAt := jitter(2*time.Second, 10*time.Second)
 	plan = append(plan,
 		step{crmDown, "crm down"}, step{crmDown + jitter(2*time.Second, 2*time.Second), "crm up"},
 		step{crmSlow, "crm slow"}, step{crmSlow + jitter(3*time.Second, 2*time.Second), "crm fast"},
 		step{slackLimited, "slack limited"}, step{slackLimited + jitter(2*time.Second, 2*time.Second), "slack unlimited"},
+		step{kafkaSlowAt, "kafka slow"}, step{kafkaSlowAt + jitter(3*time.Second, 3*time.Second), "kafka fast"},
 	)
 	sort.Slice(plan, func(i, j int) bool { return plan[i].at < plan[j].at })
 	var planText []string
@@ -445,7 +482,7 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	// Where each sink's destination was at each kill: a copy before a mark
 	// and one after it are the redelivery of an event the bridge sent and
 	// had not yet marked delivered when it died.
-	type marks struct{ file, crm, slack []int64 }
+	type marks struct{ file, crm, slack, topic []int64 }
 	var killedAt marks
 
 	load, stopLoad := runChaosLoad(t, "http://"+b.Addr, seed, 4, 5*time.Millisecond)
@@ -459,6 +496,8 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 			crm.slow.Store(s.what == "crm slow")
 		case "slack limited", "slack unlimited":
 			slack.limited.Store(s.what == "slack limited")
+		case "kafka slow", "kafka fast":
+			kafkaSlow.Store(s.what == "kafka slow")
 		default:
 			b.Kill()
 			// What the dead bridge sent is at its destination by now.
@@ -466,6 +505,7 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 			killedAt.file = append(killedAt.file, fileSize(archive))
 			killedAt.crm = append(killedAt.crm, int64(len(crm.arrivals())))
 			killedAt.slack = append(killedAt.slack, int64(len(slack.arrivals())))
+			killedAt.topic = append(killedAt.topic, topicEnd(t, broker, "chaos.events"))
 			time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
 			b.Start()
 		}
@@ -475,6 +515,7 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	crm.down.Store(false)
 	crm.slow.Store(false)
 	slack.limited.Store(false)
+	kafkaSlow.Store(false)
 
 	load.mu.Lock()
 	acked := load.acked
@@ -511,7 +552,7 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	for id := range acked {
 		all = append(all, id)
 	}
-	sinkNames := []string{"archive", "crm", "slack-sales", "graveyard"}
+	sinkNames := []string{"archive", "crm", "slack-sales", "topic", "graveyard"}
 	pending := func() map[string]float64 {
 		out := map[string]float64{}
 		for _, s := range sinkNames {
@@ -588,6 +629,7 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 		first := map[string]arrival{}
 		prev := map[string]arrival{}
 		dups, stray := 0, 0
+		perKill := make([]int, len(kills))
 		for _, a := range got {
 			if !acked[a.id] && !load.inFlight[a.id] {
 				stray++
@@ -607,9 +649,10 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 				report("the copies of %s differ:\n%s\n%s", a.id, first[a.id].content, a.content)
 			}
 			straddles := false
-			for _, k := range kills {
+			for i, k := range kills {
 				if p.at < k && k <= a.at {
 					straddles = true
+					perKill[i]++
 				}
 			}
 			if !straddles {
@@ -620,11 +663,12 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 				report("%s arrived again (at %d, before at %d) with no kill in between; %s", a.id, a.at, p.at, why)
 			}
 		}
-		t.Logf("%s: %d arrived, %d distinct, %d duplicates (each across a kill), %d stray", sink, len(got), len(first), dups, stray)
+		t.Logf("%s: %d arrived, %d distinct, %d duplicates (across each kill: %v), %d stray", sink, len(got), len(first), dups, perKill, stray)
 	}
 	check("archive", files, all, killedAt.file)
 	check("crm", crm.arrivals(), all, killedAt.crm)
 	check("slack-sales", slack.arrivals(), leads, killedAt.slack)
+	check("topic", topicArrivals(t, broker, "chaos.events"), all, killedAt.topic)
 	// The trouble happened: a test whose chaos missed proves nothing.
 	crm.mu.Lock()
 	t.Logf("crm answered 503 %d times; %d slow requests abandoned by the sink", crm.refused, crm.abandoned)
