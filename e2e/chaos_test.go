@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -391,12 +392,23 @@ func fileArrivals(t *testing.T, path string) (out []arrival, bad []string) {
 }
 
 // topicArrivals reads every message of a topic of one partition, with its
-// offset; its content is the headers and the value.
+// offset; its content is the headers and the value. Fetches are kept to
+// 1 MiB and given a second: the reader gives up on a fetch whose answer
+// has not begun within MaxWait, and kfake, in a process built with -race
+// on a busy machine, can take longer than that to assemble a large one.
 func topicArrivals(t *testing.T, broker, topic string) []arrival {
 	t.Helper()
 	end := topicEnd(t, broker, topic)
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: 0, MaxWait: time.Second, MaxBytes: 1 << 20})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	var out []arrival
-	for _, m := range consumeTopic(t, broker, topic, 30*time.Second, func(m []kafkago.Message) bool { return int64(len(m)) >= end }) {
+	for int64(len(out)) < end {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading %s: %d of %d messages: %v", topic, len(out), end, err)
+		}
 		h := headerMap(t, m)
 		content, _ := json.Marshal(map[string]any{"headers": h, "key": string(m.Key), "value": string(m.Value)})
 		out = append(out, arrival{id: h["ce_id"], content: content, data: m.Value, at: m.Offset})
@@ -500,8 +512,9 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 			kafkaSlow.Store(s.what == "kafka slow")
 		default:
 			b.Kill()
-			// What the dead bridge sent is at its destination by now.
-			time.Sleep(200 * time.Millisecond)
+			// What the dead bridge sent is at its destination by now (a
+			// produce request kfake holds back lands within 100 ms).
+			time.Sleep(500 * time.Millisecond)
 			killedAt.file = append(killedAt.file, fileSize(archive))
 			killedAt.crm = append(killedAt.crm, int64(len(crm.arrivals())))
 			killedAt.slack = append(killedAt.slack, int64(len(slack.arrivals())))
