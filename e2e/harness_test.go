@@ -212,7 +212,7 @@ func readLines(t *testing.T, path string) []fileEvent {
 	for sc.Scan() {
 		var ev fileEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			// A line cut short by a kill is not a delivered event; only the last line may be partial.
+			// A line cut short by a kill is not a delivered event; the file sink ends it before writing more.
 			continue
 		}
 		out = append(out, ev)

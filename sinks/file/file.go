@@ -34,6 +34,7 @@ type Sink struct {
 }
 
 type openFile struct {
+	path    string
 	f       *os.File
 	w       *bufio.Writer
 	size    int64
@@ -105,6 +106,7 @@ func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
 			if s.maxSize > 0 && of.size > 0 && of.size+int64(len(line)) > s.maxSize {
 				if err := s.flush(of, touched[of]); err != nil {
 					markAll(errs, touched[of], err)
+					s.discard(of)
 				}
 				delete(touched, of)
 				if of, err = s.rotate(e.path, of); err != nil {
@@ -119,6 +121,7 @@ func (s *Sink) PrepareBatch(evs []*event.Event) func(context.Context) []error {
 		for of, idx := range touched {
 			if err := s.flush(of, idx); err != nil {
 				markAll(errs, idx, err)
+				s.discard(of)
 			}
 		}
 		return errs
@@ -167,9 +170,43 @@ func (s *Sink) open(path string) (*openFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
-	of := &openFile{f: f, w: bufio.NewWriterSize(f, 64<<10), size: st.Size(), lastUse: time.Now()}
+	of := &openFile{path: path, f: f, w: bufio.NewWriterSize(f, 64<<10), size: st.Size(), lastUse: time.Now()}
+	if endsMidLine(path, of.size) {
+		// A write cut short: its batch failed and comes again. The next
+		// line must not be glued to the fragment.
+		of.w.WriteByte('\n')
+		of.size++
+	}
 	s.files[path] = of
 	return of, nil
+}
+
+// endsMidLine says whether the file at path, size bytes long, ends in part
+// of a line. A file it cannot read is taken to end with a whole line.
+func endsMidLine(path string, size int64) bool {
+	if size == 0 {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return false
+	}
+	return last[0] != '\n'
+}
+
+// discard closes a file whose write failed, so the next batch opens it
+// afresh: a bufio.Writer keeps its first error for good, and the failed
+// write may have left part of a line, which open ends.
+func (s *Sink) discard(of *openFile) {
+	of.f.Close()
+	if s.files[of.path] == of {
+		delete(s.files, of.path)
+	}
 }
 
 // rotate renames the full file to <base>-<UTC time><ext> and opens a new one.

@@ -211,3 +211,74 @@ func TestPermIsOctalAsChmodTakesIt(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialLastLineIsEndedFirst: a write cut short (the bridge killed
+// between two writes of a large batch, a full disk) leaves the file ending
+// in part of a line. That batch was not acknowledged and comes again; the
+// events written next must each start a line of their own, not be glued
+// to the fragment, where no JSON Lines reader would find them.
+func TestPartialLastLineIsEndedFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	whole := `{"specversion":"1.0","id":"before","source":"https://example.com/hc","type":"com.example.test"}` + "\n"
+	fragment := `{"specversion":"1.0","id":"torn","source":"https://exa`
+	if err := os.WriteFile(path, []byte(whole+fragment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t, path, 0)
+	if err := s.Deliver(context.Background(), testEvent("after", "hc", `{"n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 3 || lines[0]+"\n" != whole || lines[1] != fragment {
+		t.Fatalf("file:\n%s\nwant the whole line, the fragment on a line of its own, then the new event", raw)
+	}
+	var ev event.Event
+	if err := json.Unmarshal([]byte(lines[2]), &ev); err != nil || ev.ID() != "after" {
+		t.Fatalf("the new event's line %q: %v", lines[2], err)
+	}
+	// A file that ends with a whole line gets no empty line.
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = newSink(t, path, 0)
+	if err := s.Deliver(context.Background(), testEvent("later", "hc", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(path)
+	if strings.Contains(string(raw), "\n\n") {
+		t.Fatalf("an empty line was added to a file that ended with a whole line:\n%s", raw)
+	}
+}
+
+// TestFailedWriteIsRetriedOnAFreshFile: a write that fails (a full disk,
+// an I/O error) fails its batch, retryably, and the next batch opens the
+// file again: the buffered writer keeps its first error forever, so
+// reusing it would fail every later delivery until a restart.
+func TestFailedWriteIsRetriedOnAFreshFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	s := newSink(t, path, 0)
+	if err := s.Deliver(context.Background(), testEvent("a", "hc", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The descriptor fails under the sink, as a disk that went away would.
+	s.mu.Lock()
+	s.files[path].f.Close()
+	s.mu.Unlock()
+	if err := s.Deliver(context.Background(), testEvent("b", "hc", `{}`)); err == nil || sinks.IsPermanent(err) {
+		t.Fatalf("a failed write answered %v, want a retryable error", err)
+	}
+	if err := s.Deliver(context.Background(), testEvent("b", "hc", `{}`)); err != nil {
+		t.Fatalf("the retry after a failed write: %v", err)
+	}
+	var ids []string
+	for _, ev := range readEvents(t, path) {
+		ids = append(ids, ev.ID())
+	}
+	if strings.Join(ids, ",") != "a,b" {
+		t.Fatalf("file holds %v, want a,b", ids)
+	}
+}
