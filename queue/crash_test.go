@@ -133,3 +133,100 @@ func TestKill9LosesNothing(t *testing.T) {
 	}
 	t.Logf("killed after %d acknowledged events; %d pending on reopen", len(acked), len(pending))
 }
+
+// settleDirEnv, when set, turns TestSettleChild into the child process of
+// TestKill9KeepsSettledDeliveries.
+const settleDirEnv = "HOOKBRIDGE_QUEUE_SETTLE_DIR"
+
+// settleEvents is how many events the child queues and settles: all but
+// the last are acknowledged; the last fails its first attempt.
+const settleEvents = 300
+
+func TestSettleChild(t *testing.T) {
+	dir := os.Getenv(settleDirEnv)
+	if dir == "" {
+		t.Skip("only runs as the child of TestKill9KeepsSettledDeliveries")
+	}
+	fail := func(msg string, err error) {
+		fmt.Fprintln(os.Stderr, msg, err)
+		os.Exit(2)
+	}
+	s, err := Open(Options{Path: dir, Logger: quietLogger()})
+	if err != nil {
+		fail("open:", err)
+	}
+	for i := range settleEvents {
+		if _, err := s.Enqueue(context.Background(), []Item{item(fmt.Sprintf("ev-%d", i), "crm")}); err != nil {
+			fail("enqueue:", err)
+		}
+	}
+	var taken []Delivery
+	for len(taken) < settleEvents {
+		ds, err := s.TryNext("crm", settleEvents, 0)
+		if err != nil {
+			fail("next:", err)
+		}
+		taken = append(taken, ds...)
+	}
+	var acked []uint64
+	for _, d := range taken[:settleEvents-1] {
+		acked = append(acked, d.Seq)
+	}
+	if err := s.AckAll("crm", acked...); err != nil {
+		fail("ack:", err)
+	}
+	last := taken[settleEvents-1]
+	if err := s.Attempted("crm", last.Seq, 1, "503 Service Unavailable"); err != nil {
+		fail("attempted:", err)
+	}
+	if err := s.Release("crm", last.Seq); err != nil {
+		fail("release:", err)
+	}
+	// Nothing is written from here on: no synced write carries the
+	// settled deliveries to disk but the store's own.
+	_, _ = os.Stdout.WriteString("settled\n")
+	select {}
+}
+
+// TestKill9KeepsSettledDeliveries: deliveries settled (acknowledged, or an
+// attempt counted) a moment before a SIGKILL stay settled after it, even
+// though no event was queued after them. They used to wait in Pebble's
+// buffer for the next synced write, and a bridge killed a while after an
+// outage had drained delivered the whole outage again.
+func TestKill9KeepsSettledDeliveries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSettleChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), settleDirEnv+"="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "settled\n" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("child said %q (%v)\n%s", line, err, stderr.String())
+	}
+	time.Sleep(10 * settleSyncDelay)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	s := openStore(t, Options{Path: dir})
+	left := drain(t, s, "crm")
+	if len(left) != 1 {
+		t.Fatalf("%d deliveries pending after the kill, want only the one that failed (of %d settled)", len(left), settleEvents)
+	}
+	if id := string(left[0].Event); !strings.Contains(id, fmt.Sprintf(`"ev-%d"`, settleEvents-1)) || left[0].Attempts != 1 {
+		t.Fatalf("pending after the kill: %s with %d attempts, want ev-%d with 1", id, left[0].Attempts, settleEvents-1)
+	}
+}

@@ -422,6 +422,7 @@ func (s *Store) dropPending(sink string, picks []pick, extra func(*pebble.Batch)
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		return err
 	}
+	s.noteUnsynced()
 	s.events.Add(int64(-gone))
 	return nil
 }
@@ -560,6 +561,7 @@ func (s *Store) Attempted(sink string, seq uint64, attempts int, lastErr string)
 	if err := s.db.Set(pendingKey(nil, sink, seq), next.record(seq).encode(), pebble.NoSync); err != nil {
 		return fmt.Errorf("queue: attempted %s/%d: %w", sink, seq, err)
 	}
+	s.noteUnsynced()
 	*h = next
 	return nil
 }
@@ -614,6 +616,7 @@ func (s *Store) Forward(from string, seq uint64, to, reason string) error {
 	err = batch.Commit(pebble.NoSync)
 	_ = batch.Close()
 	if err == nil {
+		s.noteUnsynced()
 		st.addPending(-1)
 		target.addPending(1)
 	}
@@ -685,6 +688,7 @@ func (s *Store) buryOrphan(st *sinkState, seq uint64, h *held) error {
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("queue: dead-letter %s/%d: %w", st.name, seq, err)
 	}
+	s.noteUnsynced()
 	st.addPending(-1)
 	s.deadLetters.Add(1)
 	return nil

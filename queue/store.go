@@ -79,6 +79,8 @@ type Store struct {
 	closing     chan struct{} // closed when Close starts; wakes waiting Next calls
 	closeOnce   sync.Once
 	janitorDone chan struct{}
+	unsynced    chan struct{} // noteUnsynced wakes the syncer through it
+	syncerDone  chan struct{}
 
 	claimMu sync.Mutex
 	claims  map[string]*claim // event ids being accepted right now
@@ -268,6 +270,8 @@ func Open(opts Options) (*Store, error) {
 		dedup:       newDedupFilter(opts.DedupWindow, opts.DedupMemory),
 		closing:     make(chan struct{}),
 		janitorDone: make(chan struct{}),
+		unsynced:    make(chan struct{}, 1),
+		syncerDone:  make(chan struct{}),
 		claims:      make(map[string]*claim),
 		sinks:       make(map[string]*sinkState),
 		// A bucket per generation of the dedup filter: a lookup reads
@@ -286,6 +290,7 @@ func Open(opts Options) (*Store, error) {
 	// Look at the disk now, so that a full one is said at start.
 	_ = s.space.check(s.now())
 	go s.janitor(opts.janitorInterval)
+	go s.syncer()
 	return s, nil
 }
 
@@ -592,6 +597,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.janitorDone
+		<-s.syncerDone
 		s.closeMu.Lock()
 		defer s.closeMu.Unlock()
 		s.closed = true
