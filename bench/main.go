@@ -148,7 +148,7 @@ func main() {
 		r, seen := br.openLoop(*openRate, *duration)
 		br.stop()
 		fmt.Printf("\nopen loop at %.0f requests/s, %s per target\n", *openRate, *duration)
-		fmt.Printf("%-28s %12s %10s %10s %10s %8s %14s %14s\n", "target", "requests/s", "p50", "p99", "max", "errors", "server CPU/req", "client CPU/req")
+		printHeader()
 		printResult("bare fiber (200)", bareOpen)
 		printResult("floor (bare+synced Pebble)", floorOpen)
 		printResult("bridge (verify+fsync queue)", r)
@@ -231,7 +231,7 @@ func main() {
 
 	fmt.Printf("disk: fdatasync of a 4 KiB append in the bench's directory, 500 times, before the runs: %s; after: %s\n", fsyncBefore, fsyncAfter)
 	fmt.Printf("\nfull load: %d connections, %s per phase, %d round(s) (best shown)\n", *conns, *duration, *rounds)
-	fmt.Printf("%-28s %12s %10s %10s %10s %8s %14s %14s\n", "target", "requests/s", "p50", "p99", "max", "errors", "server CPU/req", "client CPU/req")
+	printHeader()
 	for _, r := range bareFull {
 		printResult("bare fiber (200)", r)
 	}
@@ -471,8 +471,9 @@ func (b *bridgeTarget) peakRSS() int64 { return proc.PeakRSS(b.cmd.Process.Pid) 
 // --- load ------------------------------------------------------------------
 
 type result struct {
-	serverCPU time.Duration // CPU time of the server process during the phase
-	clientCPU time.Duration // CPU time of the load generator (this process)
+	serverCPU time.Duration     // CPU time of the server process during the phase
+	clientCPU time.Duration     // CPU time of the load generator (this process)
+	machine   proc.MachineTimes // the whole machine's CPU ticks during the phase, by state
 	rps       float64
 	latencies []time.Duration
 	overslept []time.Duration // open loop: how late the load generator's sleeps ended, sorted
@@ -488,10 +489,20 @@ func (r result) pct(p float64) time.Duration {
 	return r.latencies[i]
 }
 
+// printHeader heads the columns printResult prints. "machine idle" and
+// "softirq" are shares of all the machine's CPU time during the phase, from
+// /proc/stat: the CPU/req columns count the two processes only, and the
+// loopback's packet processing (softirq) is in neither.
+func printHeader() {
+	fmt.Printf("%-28s %12s %10s %10s %10s %8s %14s %14s %13s %8s\n", "target", "requests/s", "p50", "p99", "max", "errors", "server CPU/req", "client CPU/req", "machine idle", "softirq")
+}
+
 func printResult(name string, r result) {
 	fmt.Printf("%-28s %12.0f %10s %10s %10s %8d", name, r.rps, r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond), r.errors)
 	if n := r.ok + r.errors; n > 0 && r.serverCPU > 0 {
 		fmt.Printf(" %12.1fµs %12.1fµs", cpuPerRequest(r), float64(r.clientCPU.Microseconds())/float64(n))
+		m := r.machine
+		fmt.Printf(" %12.0f%% %7.0f%%", 100*m.Share(m.Idle+m.IOWait), 100*m.Share(m.SoftIRQ))
 	}
 	fmt.Println()
 	if o := r.overslept; len(o) > 0 {
@@ -532,10 +543,11 @@ func cpuPerRequest(r result) float64 {
 // measured runs a load phase and adds the CPU time the server process and
 // this process (the load generator) used during it.
 func measured(server *exec.Cmd, run func() result) result {
-	s0, c0 := proc.CPUTime(server.Process.Pid), proc.CPUTime(os.Getpid())
+	s0, c0, m0 := proc.CPUTime(server.Process.Pid), proc.CPUTime(os.Getpid()), proc.ReadMachineTimes()
 	r := run()
 	r.serverCPU = proc.CPUTime(server.Process.Pid) - s0
 	r.clientCPU = proc.CPUTime(os.Getpid()) - c0
+	r.machine = proc.ReadMachineTimes().Since(m0)
 	return r
 }
 

@@ -72,3 +72,52 @@ func Machine() string {
 	}
 	return fmt.Sprintf("%d CPUs (%s), %s %s, %s", runtime.NumCPU(), model, runtime.GOOS, release, runtime.Version())
 }
+
+// MachineTimes are the clock ticks all CPUs spent in each state since boot,
+// from the first line of /proc/stat.
+type MachineTimes struct {
+	User, Nice, System, Idle, IOWait, IRQ, SoftIRQ, Steal int64
+}
+
+// ReadMachineTimes reads /proc/stat; the zero value when it cannot.
+func ReadMachineTimes() MachineTimes {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineTimes{}
+	}
+	t, _ := ParseMachineTimes(string(data))
+	return t
+}
+
+// ParseMachineTimes reads the aggregate "cpu" line of a /proc/stat text.
+func ParseMachineTimes(stat string) (MachineTimes, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return MachineTimes{}, fmt.Errorf("proc: /proc/stat starts with %q, not the cpu line", line)
+	}
+	var v [8]int64
+	for i := range v {
+		n, err := strconv.ParseInt(fields[i+1], 10, 64)
+		if err != nil {
+			return MachineTimes{}, fmt.Errorf("proc: /proc/stat cpu field %d: %w", i+1, err)
+		}
+		v[i] = n
+	}
+	return MachineTimes{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}, nil
+}
+
+// Since is the ticks spent in each state between before and t.
+func (t MachineTimes) Since(before MachineTimes) MachineTimes {
+	return MachineTimes{t.User - before.User, t.Nice - before.Nice, t.System - before.System, t.Idle - before.Idle,
+		t.IOWait - before.IOWait, t.IRQ - before.IRQ, t.SoftIRQ - before.SoftIRQ, t.Steal - before.Steal}
+}
+
+// Share is the fraction of all ticks in t that ticks is; 0 for no ticks.
+func (t MachineTimes) Share(ticks int64) float64 {
+	total := t.User + t.Nice + t.System + t.Idle + t.IOWait + t.IRQ + t.SoftIRQ + t.Steal
+	if total <= 0 {
+		return 0
+	}
+	return float64(ticks) / float64(total)
+}
