@@ -101,12 +101,16 @@ func TestPrettyDataStaysOnOneLine(t *testing.T) {
 	if err := s.Deliver(context.Background(), testEvent("q", "hc", `{"x": 1}`)); err != nil {
 		t.Fatal(err)
 	}
+	// Carriage returns alone, as old Mac files end their lines.
+	if err := s.Deliver(context.Background(), testEvent("r", "hc", "{\r\"y\": 2\r}")); err != nil {
+		t.Fatal(err)
+	}
 	raw, _ := os.ReadFile(path)
-	if n := strings.Count(string(raw), "\n"); n != 2 || strings.Contains(string(raw), "\r") {
-		t.Fatalf("want two lines and no carriage return, got %d newlines in %q", n, raw)
+	if n := strings.Count(string(raw), "\n"); n != 3 || strings.Contains(string(raw), "\r") {
+		t.Fatalf("want three lines and no carriage return, got %d newlines in %q", n, raw)
 	}
 	evs := readEvents(t, path)
-	if len(evs) != 2 || string(evs[0].Data()) != `{"name":"Ana <a&b>","n":[1,2]}` || string(evs[1].Data()) != `{"x": 1}` {
+	if len(evs) != 3 || string(evs[0].Data()) != `{"name":"Ana <a&b>","n":[1,2]}` || string(evs[1].Data()) != `{"x": 1}` || string(evs[2].Data()) != `{"y":2}` {
 		t.Fatalf("got %d events, data %q", len(evs), evs[0].Data())
 	}
 }
