@@ -31,7 +31,7 @@ build:
 
 ## run: build and run the bridge on config.example.yaml (events go to ./data/events.jsonl)
 run: build
-	@echo "hookbridge: webhooks on http://127.0.0.1:8080/webhooks/<source>, events written to $(CURDIR)/data/events.jsonl"
+	@echo "hookbridge: webhooks on http://$(or $(BRIDGE_LISTEN),127.0.0.1:8080)/webhooks/<source>, events written to $(or $(BRIDGE_DATA),$(CURDIR)/data)/events.jsonl"
 	@echo "hookbridge: in another terminal: make send   (then: tail -f data/events.jsonl)"
 	./$(BIN) run -c $(CONFIG)
 
