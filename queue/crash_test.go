@@ -59,17 +59,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		t.Skip("spawns a child process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startChild(t, "TestCrashChild", crashDirEnv, dir)
 
 	acked := make(map[string]bool)
 	r := bufio.NewReader(stdout)
@@ -93,7 +83,7 @@ func TestKill9LosesNothing(t *testing.T) {
 			killed = true
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if !killed {
 		t.Fatalf("child exited by itself: %v\n%s", err, stderr.String())
 	}
@@ -198,17 +188,7 @@ func TestKill9KeepsSettledDeliveries(t *testing.T) {
 		t.Skip("spawns a child process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSettleChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), settleDirEnv+"="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startChild(t, "TestSettleChild", settleDirEnv, dir)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || line != "settled\n" {
 		_ = cmd.Process.Kill()
@@ -229,4 +209,22 @@ func TestKill9KeepsSettledDeliveries(t *testing.T) {
 	if id := string(left[0].Event); !strings.Contains(id, fmt.Sprintf(`"ev-%d"`, settleEvents-1)) || left[0].Attempts != 1 {
 		t.Fatalf("pending after the kill: %s with %d attempts, want ev-%d with 1", id, left[0].Attempts, settleEvents-1)
 	}
+}
+
+// startChild runs this test binary's test named child in a process of its
+// own, with env set to dir, and returns it with its stdout and stderr.
+func startChild(t *testing.T, child, env, dir string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
 }
