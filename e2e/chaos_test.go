@@ -124,41 +124,56 @@ func newChaosDelivery(rng *rand.Rand, worker, n int) chaosDelivery {
 		l := newLead("chaos-" + tag)
 		l.Email = tag + "@example.com"
 		body, _ := json.Marshal(l)
-		return chaosDelivery{id: sha256Hex(body), kind: "lead", path: "/webhooks/helloclient", body: body,
-			sign: func(now time.Time) map[string]string {
-				return map[string]string{"X-Webhook-Signature": helloclientSign(chaosHelloClientKey, now.Unix(), body)}
-			}}
+		return helloclientDelivery("lead", body)
 	case k < 5:
 		body := []byte(fmt.Sprintf(`{"Type":"appointment","SerialNumber":"HC-8842","SessionID":"chaos-%s","FirstName":"Alan","LastName":"Turing","Email":"%s@example.com","AppointmentTime":"2026-11-24T15:00:00Z","CreateTime":"2026-11-20T10:20:00Z"}`, tag, tag))
-		return chaosDelivery{id: sha256Hex(body), kind: "appointment", path: "/webhooks/helloclient", body: body,
-			sign: func(now time.Time) map[string]string {
-				return map[string]string{"X-Webhook-Signature": helloclientSign(chaosHelloClientKey, now.Unix(), body)}
-			}}
+		return helloclientDelivery("appointment", body)
 	case k < 8:
 		id := "evt_" + tag
 		body := []byte(fmt.Sprintf(`{"id":%q,"event":"invoice.paid","invoice":{"number":"INV-%s","amount":%d}}`, id, tag, 100+rng.IntN(9900)))
-		return chaosDelivery{id: id, kind: "billing", path: "/webhooks/billing", body: body,
-			sign: func(now time.Time) map[string]string {
-				ts := strconv.FormatInt(now.Unix(), 10)
-				m := hmac.New(sha256.New, []byte(chaosHMACKey))
-				io.WriteString(m, ts+".")
-				m.Write(body)
-				return map[string]string{"X-Timestamp": ts, "X-Signature": "sha256=" + hex.EncodeToString(m.Sum(nil))}
-			}}
+		return billingDelivery(id, body)
 	default:
 		id := "msg_" + tag
 		body := []byte(fmt.Sprintf(`{"type":"customer.updated","timestamp":"2026-11-20T10:30:00Z","data":{"id":"cus_%s","plan":"pro"}}`, tag))
-		return chaosDelivery{id: id, kind: "stdhooks", path: "/webhooks/stdhooks", body: body,
-			sign: func(now time.Time) map[string]string {
-				key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(chaosStdKey, "whsec_"))
-				ts := strconv.FormatInt(now.Unix(), 10)
-				m := hmac.New(sha256.New, key)
-				io.WriteString(m, id+"."+ts+".")
-				m.Write(body)
-				return map[string]string{"webhook-id": id, "webhook-timestamp": ts,
-					"webhook-signature": "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))}
-			}}
+		return stdhooksDelivery(id, body)
 	}
+}
+
+// helloclientDelivery is a Hello Client webhook of kind (lead or
+// appointment), signed with chaosHelloClientKey.
+func helloclientDelivery(kind string, body []byte) chaosDelivery {
+	return chaosDelivery{id: sha256Hex(body), kind: kind, path: "/webhooks/helloclient", body: body,
+		sign: func(now time.Time) map[string]string {
+			return map[string]string{"X-Webhook-Signature": helloclientSign(chaosHelloClientKey, now.Unix(), body)}
+		}}
+}
+
+// billingDelivery is a webhook of the billing (hmac) source, signed with
+// chaosHMACKey.
+func billingDelivery(id string, body []byte) chaosDelivery {
+	return chaosDelivery{id: id, kind: "billing", path: "/webhooks/billing", body: body,
+		sign: func(now time.Time) map[string]string {
+			ts := strconv.FormatInt(now.Unix(), 10)
+			m := hmac.New(sha256.New, []byte(chaosHMACKey))
+			io.WriteString(m, ts+".")
+			m.Write(body)
+			return map[string]string{"X-Timestamp": ts, "X-Signature": "sha256=" + hex.EncodeToString(m.Sum(nil))}
+		}}
+}
+
+// stdhooksDelivery is a Standard Webhooks message with webhook-id id,
+// signed with chaosStdKey.
+func stdhooksDelivery(id string, body []byte) chaosDelivery {
+	return chaosDelivery{id: id, kind: "stdhooks", path: "/webhooks/stdhooks", body: body,
+		sign: func(now time.Time) map[string]string {
+			key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(chaosStdKey, "whsec_"))
+			ts := strconv.FormatInt(now.Unix(), 10)
+			m := hmac.New(sha256.New, key)
+			io.WriteString(m, id+"."+ts+".")
+			m.Write(body)
+			return map[string]string{"webhook-id": id, "webhook-timestamp": ts,
+				"webhook-signature": "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))}
+		}}
 }
 
 // chaosLoad is the providers' side: what was sent, what was acknowledged,

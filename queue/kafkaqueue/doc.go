@@ -20,7 +20,10 @@
 // to the same delivery loops as the embedded queue (the delivery package).
 // A partition's offset is committed only past records whose every delivery
 // has ended: delivered, forwarded to a dead-letter sink and delivered
-// there, or written to the dead-letter topic. A replica that dies leaves
+// there, or written to the dead-letter topic; and only forward of the
+// offset the group has committed there, so that a replica settling late
+// what it read from a partition a rebalance gave to another does not move
+// the group back. A replica that dies leaves
 // its uncommitted records to the member that takes its partitions over,
 // which delivers them again (at-least-once).
 //

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -558,6 +559,80 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("q2 delivered %v again, want %v", have, want)
 	}
 	takeNone(t, q2, "a", 300*time.Millisecond)
+}
+
+// A replica that lost partitions in a rebalance still delivers what it
+// had read from them, and settles it late: it must not commit those
+// partitions back below where their new owner committed. If it did, the
+// group's lag would stay above 0 once the topic is idle, and the next
+// owner would deliver everything since again.
+func TestLatePartitionCommitDoesNotMoveOffsetsBack(t *testing.T) {
+	brokers := newCluster(t, 3)
+	q1 := openQueue(t, brokers, nil)
+	subscribe(t, q1, "a")
+	waitMembers(t, brokers, group+".a", 1)
+	enqueue(t, q1, newEvents(30, "t.a")...)
+	held := take(t, q1, "a", 30, 15*time.Second) // q1 reads all three partitions and holds them
+
+	// q2 joins and takes some partitions over from the offsets committed
+	// (none past the start): it delivers their records again, and the new
+	// records written to them.
+	q2 := openQueue(t, brokers, nil)
+	subscribe(t, q2, "a")
+	waitMembers(t, brokers, group+".a", 2)
+	var more []*event.Event
+	for i := range 30 {
+		more = append(more, newEvent(100+i, "t.a"))
+	}
+	enqueue(t, q1, more...)
+	ends := endOffsets(t, brokers)
+	newIDs := map[string]bool{}
+	for _, id := range idsOfEvents(more) {
+		newIDs[id] = true
+	}
+	byQ2 := 0
+	deadline := time.Now().Add(15 * time.Second)
+	for len(newIDs) > 0 || byQ2 == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d new events not delivered; q2 delivered %d", len(newIDs), byQ2)
+		}
+		for _, q := range []*Queue{q1, q2} {
+			ds, err := q.TryNext("a", 100, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ack(t, q, "a", ds...)
+			for _, id := range idsOf(t, ds) {
+				delete(newIDs, id)
+			}
+			if q == q2 {
+				byQ2 += len(ds)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// q2's partitions are committed to their ends.
+	var moved []int
+	until := time.Now().Add(5 * time.Second)
+	for len(moved) == 0 && time.Now().Before(until) {
+		for p, off := range committed(t, brokers, group+".a", 0, 1, 2) {
+			if off == ends[p] {
+				moved = append(moved, p)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(moved) == 0 {
+		t.Fatalf("no partition committed to its end %v by q2", ends)
+	}
+
+	// q1 now delivers what it held, from every partition it read.
+	ack(t, q1, "a", held...)
+	waitCommittedAll(t, brokers, group+".a", ends)
+	time.Sleep(10 * q1.o.CommitInterval) // and no late commit moves one back
+	if got := committed(t, brokers, group+".a", 0, 1, 2); !maps.Equal(got, ends) {
+		t.Fatalf("committed %v after q1 settled what it held, want the ends %v (q2 took %v over)", got, ends, moved)
+	}
 }
 
 // A sink's reader holds at most MaxHeld records not settled; acks let it

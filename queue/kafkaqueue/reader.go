@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -16,9 +17,10 @@ import (
 // reader reads the ingress topic for one sink, as a member of that sink's
 // consumer group, and commits the offsets it has settled.
 type reader struct {
-	q    *Queue
-	sink string
-	kr   *kafkago.Reader
+	q       *Queue
+	sink    string
+	kr      *kafkago.Reader
+	offsets *kafkago.Client // asks the group's committed offsets before a commit
 
 	// Guarded by q.mu.
 	parts map[int]*partition
@@ -102,6 +104,9 @@ func (r *reader) run() {
 		return
 	}
 	r.join()
+	offsets, closeOffsets := r.q.client()
+	r.offsets = offsets
+	defer closeOffsets()
 	commits := make(chan struct{})
 	go func() {
 		defer close(commits)
@@ -406,28 +411,51 @@ func (r *reader) settle(rec *record) {
 	}
 }
 
-// commit commits each partition's settled offset, when it moved.
+// commit commits each partition's settled offset where it is past the
+// offset the group has committed there, as the brokers have it. A replica
+// that lost a partition in a rebalance still delivers and settles what it
+// had read from it, and its settled offset there can be behind what the
+// partition's new owner has committed since: committing it would move the
+// group back, its lag would stay above 0 once the topic is idle, and the
+// next owner would deliver everything since again. Comparing with the
+// brokers' offset also makes the owner commit again when such a commit
+// raced with its own. When the brokers do not answer, a partition is
+// committed when its settled offset moved past this reader's last commit.
 func (r *reader) commit() {
 	q := r.q
 	if r.kr == nil {
 		return
 	}
 	q.mu.Lock()
-	var msgs []kafkago.Message
+	settled, own := map[int]int64{}, map[int]int64{}
 	for id, p := range r.parts {
-		if p.settled > p.committed {
-			msgs = append(msgs, kafkago.Message{Topic: q.o.Topic, Partition: id, Offset: p.settled - 1})
+		if p.settled > 0 {
+			settled[id], own[id] = p.settled, p.committed
 		}
 	}
 	q.mu.Unlock()
-	if len(msgs) == 0 {
+	if len(settled) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), q.o.WriteTimeout)
 	defer cancel()
+	group, err := q.committed(ctx, r.offsets, r.group(), slices.Sorted(maps.Keys(settled)))
+	if err != nil {
+		q.log.Debug("fetching the group's offsets before a commit; comparing with this replica's last commit", "sink", r.sink, "group", r.group(), "err", err)
+		group = own
+	}
+	var msgs []kafkago.Message
+	for id, off := range settled {
+		if off > group[id] {
+			msgs = append(msgs, kafkago.Message{Topic: q.o.Topic, Partition: id, Offset: off - 1})
+		}
+	}
+	if len(msgs) == 0 {
+		return
+	}
 	if err := r.kr.CommitMessages(ctx, msgs...); err != nil {
 		if !errors.Is(err, context.Canceled) {
-			q.log.Warn("committing offsets; they are committed again next time", "sink", r.sink, "group", q.o.Group+"."+r.sink, "err", err)
+			q.log.Warn("committing offsets; they are committed again next time", "sink", r.sink, "group", r.group(), "err", err)
 		}
 		return
 	}
