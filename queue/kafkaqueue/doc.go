@@ -7,9 +7,10 @@
 // the record key, and returns only once the brokers have it (acks=all): a
 // provider's 2xx means the event is in Kafka. A record's partition is
 // chosen by conversation, the event's source and subject (else the key):
-// one conversation is read in order by one replica at a time, and every
-// delivery of one event id, which carries the same payload and subject,
-// lands on the same partition, where its duplicates are dropped.
+// one conversation is read in order by the replica holding its partition
+// (around a rebalance the one that lost it finishes what it had read), and
+// every delivery of one event id, which carries the same payload and
+// subject, lands on the same partition, where its duplicates are dropped.
 //
 // Each sink reads the topic as a consumer group of its own, "<Group>.<sink>",
 // every replica a member, so that one sink's backlog never holds back

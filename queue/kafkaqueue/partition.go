@@ -9,8 +9,9 @@ import (
 // conversationKey is what places an event on a partition of the ingress
 // topic: its source and subject (a chat session, a ticket, a customer),
 // else its record key. One conversation's events are then on one
-// partition, read in the order they were accepted and by one replica at a
-// time, so that a sink that keeps per-conversation state in its process
+// partition, read in the order they were accepted by the replica that
+// holds it (around a rebalance, also by the one finishing what it had
+// read), so that a sink that keeps per-conversation state in its process
 // (a Slack thread per subject) sees the whole conversation. A provider's
 // retry of an event carries the same payload, hence the same subject, and
 // lands where the first copy did, next to the ids the reader deduplicates.
