@@ -176,17 +176,21 @@ func stdhooksDelivery(id string, body []byte) chaosDelivery {
 		}}
 }
 
-// chaosLoad is the providers' side: what was sent, what was acknowledged,
-// what went unanswered.
+// chaosLoad is the providers' side: what was sent, what was acknowledged
+// and when, what went unanswered, and each event's conversation.
 type chaosLoad struct {
 	mu       sync.Mutex
 	sent     map[string]chaosDelivery
+	subject  map[string]string // the conversation of an event that has one
 	acked    map[string]bool
-	inFlight map[string]bool // a request the bridge took and never answered: it died
-	refused  map[int]int     // non-2xx answers by status
-	resent   map[string]bool // acknowledged, then sent again and acknowledged again
+	ackedAt  map[string]time.Time // the first 2xx
+	ackSeq   map[string]int       // the order of the first 2xx
+	inFlight map[string]bool      // unanswered (the bridge died), or a 5xx that may land: maybe queued
+	refused  map[int]int
+	resent   map[string]bool
 	toResend []chaosDelivery
 	tries    int
+	byCopy   []int // 2xx answers by bridge
 }
 
 func (l *chaosLoad) note(f func()) {
@@ -195,14 +199,22 @@ func (l *chaosLoad) note(f func()) {
 	f()
 }
 
-// runChaosLoad posts deliveries from workers goroutines, each pausing pace
-// between requests, until stop is called. A delivery not answered 2xx is
-// tried again, as its provider would, until it is; one in twenty
-// acknowledged deliveries is sent again later, as a provider does when the
-// answer got lost on its way back.
-func runChaosLoad(t *testing.T, base string, seed uint64, workers int, pace time.Duration) (*chaosLoad, func()) {
-	l := &chaosLoad{sent: map[string]chaosDelivery{}, acked: map[string]bool{}, inFlight: map[string]bool{},
-		refused: map[int]int{}, resent: map[string]bool{}}
+// runChaosLoad posts the events newDelivery makes from workers goroutines
+// to the bridges at bases (the replicas of one, or a single bridge), each
+// pausing pace between events, until stop is called. Each event goes to a
+// bridge picked at random; one not answered 2xx is tried again, at the
+// next bridge, as a provider retries and a load balancer moves on from a
+// replica that refuses or drops connections, until one answers 2xx. One in
+// twenty acknowledged events is sent again later, to any bridge, as a
+// provider does when the answer got lost on its way back. With
+// serverErrorMayLand a 5xx answer counts the event as in flight (a Kafka
+// queue's write that timed out may land late); else a 5xx means nothing
+// was queued.
+func runChaosLoad(t *testing.T, bases []string, seed uint64, workers int, pace time.Duration,
+	newDelivery func(rng *rand.Rand, worker, n int) (d chaosDelivery, conversation string), serverErrorMayLand bool) (*chaosLoad, func()) {
+	l := &chaosLoad{sent: map[string]chaosDelivery{}, subject: map[string]string{}, acked: map[string]bool{},
+		ackedAt: map[string]time.Time{}, ackSeq: map[string]int{}, inFlight: map[string]bool{},
+		refused: map[int]int{}, resent: map[string]bool{}, byCopy: make([]int, len(bases))}
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -230,21 +242,32 @@ func runChaosLoad(t *testing.T, base string, seed uint64, workers int, pace time
 				})
 				if !resend {
 					n++
-					d = newChaosDelivery(rng, w, n)
-					l.note(func() { l.sent[d.id] = d })
+					var conv string
+					d, conv = newDelivery(rng, w, n)
+					l.note(func() {
+						l.sent[d.id] = d
+						if conv != "" {
+							l.subject[d.id] = conv
+						}
+					})
 				}
-				// Try until the bridge answers 2xx, or the test ends.
+				replica := rng.IntN(len(bases))
 				for {
 					l.note(func() { l.tries++ })
-					resp, err := post(t, client, base+d.path, d.body, d.sign(time.Now()))
+					resp, err := post(t, client, bases[replica]+d.path, d.body, d.sign(time.Now()))
 					if err == nil && resp.Status >= 200 && resp.Status < 300 {
 						l.note(func() {
+							l.byCopy[replica]++
 							if resend {
 								l.resent[d.id] = true
 							} else if rng.IntN(20) == 0 {
 								l.toResend = append(l.toResend, d)
 							}
-							l.acked[d.id] = true
+							if !l.acked[d.id] {
+								l.acked[d.id] = true
+								l.ackedAt[d.id] = time.Now()
+								l.ackSeq[d.id] = len(l.ackSeq)
+							}
 						})
 						break
 					}
@@ -252,11 +275,16 @@ func runChaosLoad(t *testing.T, base string, seed uint64, workers int, pace time
 						switch {
 						case err == nil:
 							l.refused[resp.Status]++
+							if resp.Status >= 500 && serverErrorMayLand {
+								// The brokers may have it, late.
+								l.inFlight[d.id] = true
+							}
 						case !errors.Is(err, syscall.ECONNREFUSED):
 							// The bridge may have queued it before it died.
 							l.inFlight[d.id] = true
 						}
 					})
+					replica = (replica + 1) % len(bases)
 					select {
 					case <-quit:
 						return
@@ -512,7 +540,8 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	type marks struct{ file, crm, slack, topic []int64 }
 	var killedAt marks
 
-	load, stopLoad := runChaosLoad(t, "http://"+b.Addr, seed, 4, 5*time.Millisecond)
+	load, stopLoad := runChaosLoad(t, []string{"http://" + b.Addr}, seed, 4, 5*time.Millisecond,
+		func(rng *rand.Rand, w, n int) (chaosDelivery, string) { return newChaosDelivery(rng, w, n), "" }, false)
 	start := time.Now()
 	for _, s := range plan {
 		time.Sleep(time.Until(start.Add(s.at)))

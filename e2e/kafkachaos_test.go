@@ -3,10 +3,8 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,29 +67,6 @@ routes:
   - {name: everything, sinks: [archive, crm]}
 `
 
-// kchaosLoad is the providers' side, with what the conversation check
-// needs: each event's conversation and when it was acknowledged.
-type kchaosLoad struct {
-	mu       sync.Mutex
-	sent     map[string]chaosDelivery
-	subject  map[string]string // the conversation of an event that has one
-	acked    map[string]bool
-	ackedAt  map[string]time.Time // the first 2xx
-	ackSeq   map[string]int       // the order of the first 2xx
-	inFlight map[string]bool      // unanswered (the replica died) or answered 5xx: maybe on the topic
-	refused  map[int]int
-	resent   map[string]bool
-	toResend []chaosDelivery
-	tries    int
-	byCopy   []int // 2xx answers by replica
-}
-
-func (l *kchaosLoad) note(f func()) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f()
-}
-
 // newKChaosDelivery makes worker's n-th event. Each worker has conversations
 // of its own (three Hello Client sessions, two customers of the Standard
 // Webhooks provider) and sends one event at a time, waiting for its 2xx:
@@ -120,98 +94,6 @@ func newKChaosDelivery(rng *rand.Rand, worker, n int) (d chaosDelivery, conversa
 		body := []byte(fmt.Sprintf(`{"type":"customer.updated","timestamp":"2026-11-20T10:30:00Z","data":{"id":%q,"plan":"pro","seq":%q}}`, customer, tag))
 		return stdhooksDelivery("msg_"+tag, body), "stdhooks " + customer
 	}
-}
-
-// runKChaosLoad posts from workers goroutines to the replicas at bases,
-// each pausing pace between events, until stop is called. Each event goes
-// to a replica picked at random; one not answered 2xx goes to the next
-// replica, as a load balancer does with a replica that refuses or drops
-// connections, until one answers 2xx. One in twenty acknowledged events is
-// sent again later, to any replica.
-func runKChaosLoad(t *testing.T, bases []string, seed uint64, workers int, pace time.Duration) (*kchaosLoad, func()) {
-	l := &kchaosLoad{sent: map[string]chaosDelivery{}, subject: map[string]string{}, acked: map[string]bool{},
-		ackedAt: map[string]time.Time{}, ackSeq: map[string]int{}, inFlight: map[string]bool{},
-		refused: map[int]int{}, resent: map[string]bool{}, byCopy: make([]int, len(bases))}
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(w)+1))
-			client := &http.Client{Timeout: 5 * time.Second}
-			n := 0
-			for {
-				select {
-				case <-quit:
-					return
-				case <-time.After(pace):
-				}
-				var d chaosDelivery
-				resend := false
-				l.note(func() {
-					if len(l.toResend) > 0 && rng.IntN(10) == 0 {
-						i := rng.IntN(len(l.toResend))
-						d = l.toResend[i]
-						l.toResend = append(l.toResend[:i], l.toResend[i+1:]...)
-						resend = true
-					}
-				})
-				if !resend {
-					n++
-					var conv string
-					d, conv = newKChaosDelivery(rng, w, n)
-					l.note(func() {
-						l.sent[d.id] = d
-						if conv != "" {
-							l.subject[d.id] = conv
-						}
-					})
-				}
-				replica := rng.IntN(len(bases))
-				for {
-					l.note(func() { l.tries++ })
-					resp, err := post(t, client, bases[replica]+d.path, d.body, d.sign(time.Now()))
-					if err == nil && resp.Status >= 200 && resp.Status < 300 {
-						l.note(func() {
-							l.byCopy[replica]++
-							if resend {
-								l.resent[d.id] = true
-							} else if rng.IntN(20) == 0 {
-								l.toResend = append(l.toResend, d)
-							}
-							if !l.acked[d.id] {
-								l.acked[d.id] = true
-								l.ackedAt[d.id] = time.Now()
-								l.ackSeq[d.id] = len(l.ackSeq)
-							}
-						})
-						break
-					}
-					l.note(func() {
-						switch {
-						case err == nil:
-							l.refused[resp.Status]++
-							if resp.Status >= 500 {
-								// The brokers may have it, late.
-								l.inFlight[d.id] = true
-							}
-						case !errors.Is(err, syscall.ECONNREFUSED):
-							// The replica may have written it before it died.
-							l.inFlight[d.id] = true
-						}
-					})
-					replica = (replica + 1) % len(bases)
-					select {
-					case <-quit:
-						return
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
-			}
-		}()
-	}
-	return l, func() { close(quit); wg.Wait() }
 }
 
 // TestKafkaQueueChaosEveryAcknowledgedEventArrives: see the top of this
@@ -368,7 +250,7 @@ func TestKafkaQueueChaosEveryAcknowledgedEventArrives(t *testing.T) {
 		}()
 	}
 
-	load, stopLoad := runKChaosLoad(t, bases, seed, 6, 15*time.Millisecond)
+	load, stopLoad := runChaosLoad(t, bases, seed, 6, 15*time.Millisecond, newKChaosDelivery, true)
 	start := time.Now()
 	for _, s := range plan {
 		time.Sleep(time.Until(start.Add(s.at)))
