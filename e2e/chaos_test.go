@@ -297,6 +297,46 @@ func runChaosLoad(t *testing.T, bases []string, seed uint64, workers int, pace t
 	return l, func() { close(quit); wg.Wait() }
 }
 
+// chaosSpells runs the spells of trouble of a chaos test's plan. A spell of
+// the CRM or Slack ends at its planned time once it has refused or
+// abandoned enough requests (a CRM outage opens the breaker); while the
+// bridge is down, or a Kafka queue's groups rebalance, nothing is sent to
+// them and a spell can pass unnoticed, so it lasts until it is noticed (for
+// at most 8 s more).
+type chaosSpells struct {
+	wg    sync.WaitGroup
+	start map[string]int // each spell's count when it began
+}
+
+func newChaosSpells() *chaosSpells { return &chaosSpells{start: map[string]int{}} }
+
+// chaosCounter reads *n under mu.
+func chaosCounter(mu *sync.Mutex, n *int) func() int {
+	return func() int { mu.Lock(); defer mu.Unlock(); return *n }
+}
+
+// begin sets flag, the spell name, whose effect count counts.
+func (s *chaosSpells) begin(flag *atomic.Bool, name string, count func() int) {
+	s.start[name] = count()
+	flag.Store(true)
+}
+
+// end clears flag once count has grown by enough since the spell began.
+func (s *chaosSpells) end(flag *atomic.Bool, name string, count func() int, enough int) {
+	from := s.start[name] + enough - 1
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for until := time.Now().Add(8 * time.Second); count() <= from && time.Now().Before(until); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		flag.Store(false)
+	}()
+}
+
+// wait waits for every spell to end.
+func (s *chaosSpells) wait() { s.wg.Wait() }
+
 // arrival is one copy of an event a sink delivered, in the order the
 // destination got them.
 type arrival struct {
@@ -542,16 +582,24 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 
 	load, stopLoad := runChaosLoad(t, []string{"http://" + b.Addr}, seed, 4, 5*time.Millisecond,
 		func(rng *rand.Rand, w, n int) (chaosDelivery, string) { return newChaosDelivery(rng, w, n), "" }, false)
+	spells := newChaosSpells()
+	crmRefused, crmAbandoned, slackRefused := chaosCounter(&crm.mu, &crm.refused), chaosCounter(&crm.mu, &crm.abandoned), chaosCounter(&slack.mu, &slack.refused)
 	start := time.Now()
 	for _, s := range plan {
 		time.Sleep(time.Until(start.Add(s.at)))
 		switch s.what {
-		case "crm down", "crm up":
-			crm.down.Store(s.what == "crm down")
-		case "crm slow", "crm fast":
-			crm.slow.Store(s.what == "crm slow")
-		case "slack limited", "slack unlimited":
-			slack.limited.Store(s.what == "slack limited")
+		case "crm down":
+			spells.begin(&crm.down, s.what, crmRefused)
+		case "crm up":
+			spells.end(&crm.down, "crm down", crmRefused, 5)
+		case "crm slow":
+			spells.begin(&crm.slow, s.what, crmAbandoned)
+		case "crm fast":
+			spells.end(&crm.slow, "crm slow", crmAbandoned, 2)
+		case "slack limited":
+			spells.begin(&slack.limited, s.what, slackRefused)
+		case "slack unlimited":
+			spells.end(&slack.limited, "slack limited", slackRefused, 3)
 		case "kafka slow", "kafka fast":
 			kafkaSlow.Store(s.what == "kafka slow")
 		default:
@@ -569,6 +617,7 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	}
 	time.Sleep(time.Until(start.Add(loadFor)))
 	stopLoad()
+	spells.wait()
 	crm.down.Store(false)
 	crm.slow.Store(false)
 	slack.limited.Store(false)

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,32 +222,8 @@ func TestKafkaQueueChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	kills := 0
 	killed := make([]bool, replicas)
 
-	// A spell of the CRM or Slack ends at its planned time once it has
-	// refused or abandoned enough requests (the CRM's outage opens the
-	// breakers); while the groups rebalance no replica reads, and a spell
-	// can pass unnoticed, so it lasts until it is noticed (for at most 8 s
-	// more).
-	var spells sync.WaitGroup
-	counter := func(mu *sync.Mutex, n *int) func() int {
-		return func() int { mu.Lock(); defer mu.Unlock(); return *n }
-	}
-	crmRefused, crmAbandoned, slackRefused := counter(&crm.mu, &crm.refused), counter(&crm.mu, &crm.abandoned), counter(&slack.mu, &slack.refused)
-	spellStart := map[string]int{}
-	begin := func(flag *atomic.Bool, name string, count func() int) {
-		spellStart[name] = count()
-		flag.Store(true)
-	}
-	end := func(flag *atomic.Bool, name string, count func() int, enough int) {
-		from := spellStart[name] + enough - 1
-		spells.Add(1)
-		go func() {
-			defer spells.Done()
-			for until := time.Now().Add(8 * time.Second); count() <= from && time.Now().Before(until); {
-				time.Sleep(20 * time.Millisecond)
-			}
-			flag.Store(false)
-		}()
-	}
+	spells := newChaosSpells()
+	crmRefused, crmAbandoned, slackRefused := chaosCounter(&crm.mu, &crm.refused), chaosCounter(&crm.mu, &crm.abandoned), chaosCounter(&slack.mu, &slack.refused)
 
 	load, stopLoad := runChaosLoad(t, bases, seed, 6, 15*time.Millisecond, newKChaosDelivery, true)
 	start := time.Now()
@@ -256,17 +231,17 @@ func TestKafkaQueueChaosEveryAcknowledgedEventArrives(t *testing.T) {
 		time.Sleep(time.Until(start.Add(s.at)))
 		switch s.what {
 		case "crm down":
-			begin(&crm.down, s.what, crmRefused)
+			spells.begin(&crm.down, s.what, crmRefused)
 		case "crm up":
-			end(&crm.down, "crm down", crmRefused, 5)
+			spells.end(&crm.down, "crm down", crmRefused, 5)
 		case "crm slow":
-			begin(&crm.slow, s.what, crmAbandoned)
+			spells.begin(&crm.slow, s.what, crmAbandoned)
 		case "crm fast":
-			end(&crm.slow, "crm slow", crmAbandoned, 2)
+			spells.end(&crm.slow, "crm slow", crmAbandoned, 2)
 		case "slack limited":
-			begin(&slack.limited, s.what, slackRefused)
+			spells.begin(&slack.limited, s.what, slackRefused)
 		case "slack unlimited":
-			end(&slack.limited, "slack limited", slackRefused, 3)
+			spells.end(&slack.limited, "slack limited", slackRefused, 3)
 		case "restart":
 			disturb("restart")
 			bridges[s.replica].Start()
@@ -279,7 +254,7 @@ func TestKafkaQueueChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	}
 	time.Sleep(time.Until(start.Add(loadFor)))
 	stopLoad()
-	spells.Wait()
+	spells.wait()
 
 	load.mu.Lock()
 	acked := load.acked
