@@ -87,6 +87,9 @@ func (r *reader) join() {
 		SessionTimeout:        q.o.SessionTimeout,
 		RebalanceTimeout:      q.o.SessionTimeout,
 		WatchPartitionChanges: true,
+		// Sticky first; a group whose members do not all offer it (during an
+		// upgrade) agrees on range.
+		GroupBalancers: []kafkago.GroupBalancer{stickyBalancer{held: r.heldPartitions}, kafkago.RangeGroupBalancer{}, kafkago.RoundRobinGroupBalancer{}},
 		Logger: kafkago.LoggerFunc(func(format string, args ...any) {
 			q.log.Debug("kafka reader: "+fmt.Sprintf(format, args...), "sink", sink)
 		}),
@@ -520,4 +523,18 @@ func (d *dedupWindow) forget(drop func(at int64) bool) {
 		d.order[0] = seenKey{}
 		d.order = d.order[1:]
 	}
+}
+
+// heldPartitions is what this reader holds of each partition: records read
+// and not yet settled. The sticky balancer keeps them here if it can.
+func (r *reader) heldPartitions() map[int]int {
+	r.q.mu.Lock()
+	defer r.q.mu.Unlock()
+	held := map[int]int{}
+	for id, p := range r.parts {
+		if len(p.open) > 0 {
+			held[id] = len(p.open)
+		}
+	}
+	return held
 }
