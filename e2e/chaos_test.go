@@ -304,11 +304,41 @@ func runChaosLoad(t *testing.T, bases []string, seed uint64, workers int, pace t
 // them and a spell can pass unnoticed, so it lasts until it is noticed (for
 // at most 8 s more).
 type chaosSpells struct {
+	crm   *chaosCRM
+	slack *chaosSlack
 	wg    sync.WaitGroup
 	start map[string]int // each spell's count when it began
 }
 
-func newChaosSpells() *chaosSpells { return &chaosSpells{start: map[string]int{}} }
+func newChaosSpells(crm *chaosCRM, slack *chaosSlack) *chaosSpells {
+	return &chaosSpells{crm: crm, slack: slack, start: map[string]int{}}
+}
+
+// step carries out a plan's step if it starts or ends a spell of the CRM
+// ("crm down", "crm up", "crm slow", "crm fast") or of Slack ("slack
+// limited", "slack unlimited"), and says whether it did.
+func (s *chaosSpells) step(what string) bool {
+	crm, slack := s.crm, s.slack
+	refused, abandoned := chaosCounter(&crm.mu, &crm.refused), chaosCounter(&crm.mu, &crm.abandoned)
+	limited := chaosCounter(&slack.mu, &slack.refused)
+	switch what {
+	case "crm down":
+		s.begin(&crm.down, what, refused)
+	case "crm up":
+		s.end(&crm.down, "crm down", refused, 5)
+	case "crm slow":
+		s.begin(&crm.slow, what, abandoned)
+	case "crm fast":
+		s.end(&crm.slow, "crm slow", abandoned, 2)
+	case "slack limited":
+		s.begin(&slack.limited, what, limited)
+	case "slack unlimited":
+		s.end(&slack.limited, "slack limited", limited, 3)
+	default:
+		return false
+	}
+	return true
+}
 
 // chaosCounter reads *n under mu.
 func chaosCounter(mu *sync.Mutex, n *int) func() int {
@@ -582,24 +612,14 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 
 	load, stopLoad := runChaosLoad(t, []string{"http://" + b.Addr}, seed, 4, 5*time.Millisecond,
 		func(rng *rand.Rand, w, n int) (chaosDelivery, string) { return newChaosDelivery(rng, w, n), "" }, false)
-	spells := newChaosSpells()
-	crmRefused, crmAbandoned, slackRefused := chaosCounter(&crm.mu, &crm.refused), chaosCounter(&crm.mu, &crm.abandoned), chaosCounter(&slack.mu, &slack.refused)
+	spells := newChaosSpells(crm, slack)
 	start := time.Now()
 	for _, s := range plan {
 		time.Sleep(time.Until(start.Add(s.at)))
+		if spells.step(s.what) {
+			continue
+		}
 		switch s.what {
-		case "crm down":
-			spells.begin(&crm.down, s.what, crmRefused)
-		case "crm up":
-			spells.end(&crm.down, "crm down", crmRefused, 5)
-		case "crm slow":
-			spells.begin(&crm.slow, s.what, crmAbandoned)
-		case "crm fast":
-			spells.end(&crm.slow, "crm slow", crmAbandoned, 2)
-		case "slack limited":
-			spells.begin(&slack.limited, s.what, slackRefused)
-		case "slack unlimited":
-			spells.end(&slack.limited, "slack limited", slackRefused, 3)
 		case "kafka slow", "kafka fast":
 			kafkaSlow.Store(s.what == "kafka slow")
 		default:

@@ -222,26 +222,16 @@ func TestKafkaQueueChaosEveryAcknowledgedEventArrives(t *testing.T) {
 	kills := 0
 	killed := make([]bool, replicas)
 
-	spells := newChaosSpells()
-	crmRefused, crmAbandoned, slackRefused := chaosCounter(&crm.mu, &crm.refused), chaosCounter(&crm.mu, &crm.abandoned), chaosCounter(&slack.mu, &slack.refused)
+	spells := newChaosSpells(crm, slack)
 
 	load, stopLoad := runChaosLoad(t, bases, seed, 6, 15*time.Millisecond, newKChaosDelivery, true)
 	start := time.Now()
 	for _, s := range plan {
 		time.Sleep(time.Until(start.Add(s.at)))
+		if spells.step(s.what) {
+			continue
+		}
 		switch s.what {
-		case "crm down":
-			spells.begin(&crm.down, s.what, crmRefused)
-		case "crm up":
-			spells.end(&crm.down, "crm down", crmRefused, 5)
-		case "crm slow":
-			spells.begin(&crm.slow, s.what, crmAbandoned)
-		case "crm fast":
-			spells.end(&crm.slow, "crm slow", crmAbandoned, 2)
-		case "slack limited":
-			spells.begin(&slack.limited, s.what, slackRefused)
-		case "slack unlimited":
-			spells.end(&slack.limited, "slack limited", slackRefused, 3)
 		case "restart":
 			disturb("restart")
 			bridges[s.replica].Start()
