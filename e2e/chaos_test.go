@@ -367,6 +367,24 @@ func (s *chaosSpells) end(flag *atomic.Bool, name string, count func() int, enou
 // wait waits for every spell to end.
 func (s *chaosSpells) wait() { s.wg.Wait() }
 
+// sinkProblems reports a sink's problems as a chaos test finds them, the
+// first ten in full; done says how many there were when there were more.
+func sinkProblems(t *testing.T, sink string) (report func(format string, args ...any), done func()) {
+	problems := 0
+	report = func(format string, args ...any) {
+		t.Helper()
+		if problems++; problems <= 10 {
+			t.Errorf(sink+": "+format, args...)
+		}
+	}
+	done = func() {
+		if problems > 10 {
+			t.Errorf("%s: %d problems in all", sink, problems)
+		}
+	}
+	return report, done
+}
+
 // arrival is one copy of an event a sink delivered, in the order the
 // destination got them.
 type arrival struct {
@@ -739,19 +757,8 @@ func TestChaosEveryAcknowledgedEventArrives(t *testing.T) {
 		if m := missing(got, want); len(m) > 0 {
 			t.Errorf("%s: %d of %d acknowledged events never arrived, e.g. %v", sink, len(m), len(want), m[:min(5, len(m))])
 		}
-		// Every problem is counted; the first few of each sink are shown.
-		problems := 0
-		report := func(format string, args ...any) {
-			t.Helper()
-			if problems++; problems <= 10 {
-				t.Errorf(sink+": "+format, args...)
-			}
-		}
-		defer func() {
-			if problems > 10 {
-				t.Errorf("%s: %d problems in all", sink, problems)
-			}
-		}()
+		report, reported := sinkProblems(t, sink)
+		defer reported()
 		first := map[string]arrival{}
 		prev := map[string]arrival{}
 		dups, stray := 0, 0

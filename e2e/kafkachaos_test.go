@@ -347,18 +347,8 @@ func TestKafkaQueueChaosEveryAcknowledgedEventArrives(t *testing.T) {
 			sort.Strings(m)
 			t.Errorf("%s: %d of %d acknowledged events never arrived, e.g. %v", sink, len(m), len(want), m[:min(5, len(m))])
 		}
-		problems := 0
-		report := func(format string, args ...any) {
-			t.Helper()
-			if problems++; problems <= 10 {
-				t.Errorf(sink+": "+format, args...)
-			}
-		}
-		defer func() {
-			if problems > 10 {
-				t.Errorf("%s: %d problems in all", sink, problems)
-			}
-		}()
+		report, reported := sinkProblems(t, sink)
+		defer reported()
 		first := map[string]arrival{}
 		dups, stray, resentDups := 0, 0, 0
 		for _, a := range got {
