@@ -153,13 +153,17 @@ func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error
 }
 
 // Release hands an in-flight delivery back: Next hands it out again before
-// any delivery with a higher seq.
+// any delivery with a higher seq. When its record's generation is ending,
+// it is dropped instead, to be read again by the partition's next holder.
 func (q *Queue) Release(sink string, seq uint64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s, e, err := q.inFlight(sink, seq)
 	if err != nil {
 		return err
+	}
+	if e.rec.handedBack() {
+		return nil
 	}
 	i := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].seq > e.seq })
 	s.pending = append(s.pending, nil)
@@ -181,6 +185,9 @@ func (q *Queue) Forward(from string, seq uint64, to, reason string) error {
 	_, e, err := q.inFlight(from, seq)
 	if err != nil {
 		return err
+	}
+	if e.rec.handedBack() {
+		return nil
 	}
 	q.seq++
 	q.sinkLocked(to).push(&entry{seq: q.seq, body: e.body, rec: e.rec, from: from, reason: reason})

@@ -7,9 +7,8 @@
 // the record key, and returns only once the brokers have it (acks=all): a
 // provider's 2xx means the event is in Kafka. A record's partition is
 // chosen by conversation, the event's source and subject (else the key):
-// one conversation is read in order by the replica holding its partition
-// (around a rebalance the one that lost it finishes what it had read), and
-// every delivery of one event id, which carries the same payload and
+// one conversation is read in order by the replica holding its partition,
+// and every delivery of one event id, which carries the same payload and
 // subject, lands on the same partition, where its duplicates are dropped.
 //
 // Each sink reads the topic as a consumer group of its own, "<Group>.<sink>",
@@ -21,18 +20,24 @@
 // to the same delivery loops as the embedded queue (the delivery package).
 // A partition's offset is committed only past records whose every delivery
 // has ended: delivered, forwarded to a dead-letter sink and delivered
-// there, or written to the dead-letter topic; and only forward of the
-// offset the group has committed there, so that a replica settling late
-// what it read from a partition a rebalance gave to another does not move
-// the group back. A replica that dies leaves
-// its uncommitted records to the member that takes its partitions over,
-// which delivers them again (at-least-once).
+// there, or written to the dead-letter topic.
+//
+// When a group rebalances (a replica joins or leaves, partitions are
+// added), each member hands back before the partitions move: it drops the
+// deliveries it had not yet handed to its delivery loops, waits for those
+// under way (at most half the session timeout), commits what settled with
+// the ending generation, and forgets the rest, which the partition's next
+// holder reads again from that commit. Two replicas never deliver one
+// partition at once, and no offset moves back; only a delivery still under
+// way when the wait is up may be delivered again. A replica that dies
+// leaves its uncommitted records to the member that takes its partitions
+// over, which delivers them again (at-least-once).
 //
 // What the embedded store keeps on disk is kept in memory here, and lost
 // with the process (the records themselves are not: they are read again):
 //
-//   - delivery attempts and retry back-off, which start over when another
-//     replica reads the record again;
+//   - delivery attempts and retry back-off, which start over when the
+//     record is read again after a rebalance, by this replica or another;
 //   - the dedup window, which holds the ids this replica read (up to
 //     MaxDedupIDs). When a reader takes records of a partition that it did
 //     not read up to there (at its start, or when a rebalance hands it

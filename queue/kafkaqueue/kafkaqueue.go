@@ -327,6 +327,13 @@ func (q *Queue) Unsubscribe(sink string) {
 		for _, e := range s.pending {
 			if e.rec.r != r {
 				orphans = append(orphans, e)
+			} else {
+				e.rec.dropped = true
+			}
+		}
+		for _, e := range s.inFlight {
+			if e.rec.r == r {
+				e.rec.dropped = true // its end is not waited for
 			}
 		}
 		// This sink's own deliveries are dropped unsettled: its reader is

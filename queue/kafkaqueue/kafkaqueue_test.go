@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -561,78 +562,170 @@ func TestReplicas(t *testing.T) {
 	takeNone(t, q2, "a", 300*time.Millisecond)
 }
 
-// A replica that lost partitions in a rebalance still delivers what it
-// had read from them, and settles it late: it must not commit those
-// partitions back below where their new owner committed. If it did, the
-// group's lag would stay above 0 once the topic is idle, and the next
-// owner would deliver everything since again.
-func TestLatePartitionCommitDoesNotMoveOffsetsBack(t *testing.T) {
-	brokers := newCluster(t, 3)
+// A replica that holds records of partitions a rebalance gives to another
+// hands them back before the other starts: each record is delivered once,
+// by one replica, none is lost (nor taken for a duplicate of itself when
+// the replica that kept its partition reads it again), and the offsets
+// end at the partitions' ends, never moving back.
+func TestRebalanceDeliversEachRecordOnce(t *testing.T) {
+	brokers := newCluster(t, 4)
+	withDedup := func(o *Options) { o.DedupWindow = time.Hour } // as the bridge runs it
+	q1 := openQueue(t, brokers, withDedup)
+	subscribe(t, q1, "a")
+	waitMembers(t, brokers, group+".a", 1)
+	evs := newEvents(300, "t.a")
+	for i, ev := range evs {
+		ev.SetSubject(fmt.Sprintf("sessions/%d", i%40)) // spread over the partitions
+	}
+	enqueue(t, q1, evs...)
+	ends := endOffsets(t, brokers, 4)
+
+	// Each replica delivers one event at a time, as a slow sink would, so
+	// that the first holds most of the records when the second joins.
+	var mu sync.Mutex
+	deliveries := map[string][]string{} // id -> the replicas that delivered it
+	deliver := func(q *Queue, name string, stop <-chan struct{}) {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ds, err := q.TryNext("a", 1, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(ds) == 0 {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			time.Sleep(3 * time.Millisecond)
+			mu.Lock()
+			for _, id := range idsOf(t, ds) {
+				deliveries[id] = append(deliveries[id], name)
+			}
+			mu.Unlock()
+			ack(t, q, "a", ds...)
+		}
+	}
+	delivered := func() (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deliveries)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { deliver(q1, "q1", stop) })
+	for delivered() < 20 {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	q2 := openQueue(t, brokers, withDedup)
+	subscribe(t, q2, "a")
+	wg.Go(func() { deliver(q2, "q2", stop) })
+	waitMembers(t, brokers, group+".a", 2)
+	deadline := time.Now().Add(20 * time.Second)
+	for delivered() < len(evs) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitCommittedAll(t, brokers, group+".a", ends)
+	time.Sleep(5 * q1.o.CommitInterval) // nothing more arrives, no commit moves back
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	by := map[string]int{}
+	for _, id := range idsOfEvents(evs) {
+		switch ds := deliveries[id]; len(ds) {
+		case 0:
+			t.Errorf("%s not delivered", id)
+		case 1:
+			by[ds[0]]++
+		default:
+			t.Errorf("%s delivered %d times, by %v", id, len(ds), ds)
+		}
+	}
+	if by["q2"] == 0 {
+		t.Errorf("q2 delivered nothing: no partition moved to it")
+	}
+	if got := committed(t, brokers, group+".a", 0, 1, 2, 3); !maps.Equal(got, ends) {
+		t.Errorf("committed %v, want the ends %v", got, ends)
+	}
+	t.Logf("delivered %d by q1, %d by q2", by["q1"], by["q2"])
+}
+
+// Deliveries under way when a rebalance begins are waited for, and
+// committed with the ending generation, before the partitions move: the
+// replica that takes a partition over is not handed them again.
+func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
+	brokers := newCluster(t, 2)
 	q1 := openQueue(t, brokers, nil)
 	subscribe(t, q1, "a")
 	waitMembers(t, brokers, group+".a", 1)
-	enqueue(t, q1, newEvents(30, "t.a")...)
-	held := take(t, q1, "a", 30, 15*time.Second) // q1 reads all three partitions and holds them
+	evs := newEvents(20, "t.a")
+	for i, ev := range evs {
+		ev.SetSubject(fmt.Sprintf("sessions/%d", i))
+	}
+	enqueue(t, q1, evs...)
+	underWay := take(t, q1, "a", len(evs), 15*time.Second)
 
-	// q2 joins and takes some partitions over from the offsets committed
-	// (none past the start): it delivers their records again, and the new
-	// records written to them.
 	q2 := openQueue(t, brokers, nil)
 	subscribe(t, q2, "a")
+	joined := time.Now()
+	acked := make(chan time.Duration)
+	go func() {
+		time.Sleep(q1.o.SessionTimeout / 4) // within the wait, half the rebalance timeout
+		ack(t, q1, "a", underWay...)
+		acked <- time.Since(joined)
+	}()
 	waitMembers(t, brokers, group+".a", 2)
-	var more []*event.Event
-	for i := range 30 {
-		more = append(more, newEvent(100+i, "t.a"))
+	t.Logf("deliveries under way ended %v after the second replica joined", <-acked)
+
+	more := make([]*event.Event, 10)
+	for i := range more {
+		more[i] = newEvent(100+i, "t.a")
+		more[i].SetSubject(fmt.Sprintf("sessions/%d", 100+i))
 	}
 	enqueue(t, q1, more...)
-	ends := endOffsets(t, brokers)
-	newIDs := map[string]bool{}
+	ends := endOffsets(t, brokers, 2)
+	old := map[string]bool{}
+	for _, id := range idsOfEvents(evs) {
+		old[id] = true
+	}
+	left := map[string]bool{}
 	for _, id := range idsOfEvents(more) {
-		newIDs[id] = true
+		left[id] = true
 	}
 	byQ2 := 0
 	deadline := time.Now().Add(15 * time.Second)
-	for len(newIDs) > 0 || byQ2 == 0 {
+	for len(left) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d new events not delivered; q2 delivered %d", len(newIDs), byQ2)
+			t.Fatalf("%d of the new events not delivered", len(left))
 		}
 		for _, q := range []*Queue{q1, q2} {
 			ds, err := q.TryNext("a", 100, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ack(t, q, "a", ds...)
 			for _, id := range idsOf(t, ds) {
-				delete(newIDs, id)
+				if old[id] {
+					t.Errorf("%s handed out again after its delivery ended", id)
+				}
+				delete(left, id)
+				if q == q2 {
+					byQ2++
+				}
 			}
-			if q == q2 {
-				byQ2 += len(ds)
-			}
+			ack(t, q, "a", ds...)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// q2's partitions are committed to their ends.
-	var moved []int
-	until := time.Now().Add(5 * time.Second)
-	for len(moved) == 0 && time.Now().Before(until) {
-		for p, off := range committed(t, brokers, group+".a", 0, 1, 2) {
-			if off == ends[p] {
-				moved = append(moved, p)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	if byQ2 == 0 {
+		t.Errorf("q2 delivered none of the new events: no partition moved to it")
 	}
-	if len(moved) == 0 {
-		t.Fatalf("no partition committed to its end %v by q2", ends)
-	}
-
-	// q1 now delivers what it held, from every partition it read.
-	ack(t, q1, "a", held...)
 	waitCommittedAll(t, brokers, group+".a", ends)
-	time.Sleep(10 * q1.o.CommitInterval) // and no late commit moves one back
-	if got := committed(t, brokers, group+".a", 0, 1, 2); !maps.Equal(got, ends) {
-		t.Fatalf("committed %v after q1 settled what it held, want the ends %v (q2 took %v over)", got, ends, moved)
-	}
 }
 
 // A sink's reader holds at most MaxHeld records not settled; acks let it

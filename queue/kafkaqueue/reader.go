@@ -16,40 +16,68 @@ import (
 
 // reader reads the ingress topic for one sink, as a member of that sink's
 // consumer group, and commits the offsets it has settled.
+//
+// It works generation by generation of the group. In each it reads the
+// partitions assigned to it, from the offsets the group committed, and
+// commits as their records settle. When the generation ends (a member
+// joins or leaves, partitions are added, the reader stops), it hands back
+// before it joins the next one: deliveries not yet handed to the delivery
+// loops are dropped, those under way are given until half the rebalance
+// timeout to end, what settled is committed with the ending generation,
+// and whatever did not settle is forgotten, to be read again by whoever
+// holds the partition next. So two replicas never deliver a partition's
+// records at once; only a delivery still under way when that time is up
+// can be delivered again by the next holder.
 type reader struct {
-	q       *Queue
-	sink    string
-	kr      *kafkago.Reader
-	offsets *kafkago.Client // asks the group's committed offsets before a commit
+	q    *Queue
+	sink string
 
 	// Guarded by q.mu.
-	parts map[int]*partition
-	held  int // records read and not settled
+	parts    map[int]*partition // the partitions of the current generation
+	read     map[int]int64      // per partition, where the reader's last generation stopped reading
+	lastHeld map[int]int        // per partition, the records held when the last generation ended
+	held     int                // records read and not settled
 
 	since  time.Time     // when the sink subscribed: where a new group starts
 	room   chan struct{} // a record settled
-	dedup  *dedupWindow  // the fetch goroutine's alone
+	dedup  *dedupWindow  // the take goroutine's alone
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// partition is what a reader knows of one partition it has read from.
+// partition is what a reader knows of one partition assigned to it in the
+// current generation.
 type partition struct {
-	next      int64     // offsets below were read already: a record read again after a rebalance is skipped
+	next      int64     // offsets below were read already
 	open      []*record // read and not yet committable, in offset order
 	settled   int64     // every record below this offset has settled
 	committed int64     // the offset last committed
+	revoking  bool      // the generation is ending: a delivery handed back is dropped
+	gone      bool      // the generation has ended: its records no longer settle
 }
 
 // record is one record read, held until each delivery it made has ended.
 type record struct {
-	r      *reader
-	p      *partition
-	offset int64
-	at     time.Time // the record's broker time: when the event was accepted
-	key    []byte
-	left   int // deliveries not yet ended
+	r       *reader
+	p       *partition
+	offset  int64
+	at      time.Time // the record's broker time: when the event was accepted
+	key     []byte
+	seenKey string // the key the dedup window knows it by; "" when it was not routed
+	left    int    // deliveries not yet ended
+	dropped bool   // handed back unsettled as its generation ended, to be read again
+}
+
+// handedBack drops rec when its generation is ending or has ended, for a
+// delivery that would otherwise go on (a release, a forward): it is read
+// again by the partition's next holder. q.mu held.
+func (rec *record) handedBack() bool {
+	if rec.p.revoking || rec.p.gone {
+		rec.dropped = true
+		return true
+	}
+	return false
 }
 
 func (q *Queue) newReader(sink string) *reader {
@@ -57,6 +85,7 @@ func (q *Queue) newReader(sink string) *reader {
 		q:     q,
 		sink:  sink,
 		parts: map[int]*partition{},
+		read:  map[int]int64{},
 		room:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
@@ -71,64 +100,269 @@ func (q *Queue) newReader(sink string) *reader {
 // group is the reader's consumer group.
 func (r *reader) group() string { return r.q.o.Group + "." + r.sink }
 
-// join makes the kafka-go reader, which joins the group at once.
-func (r *reader) join() {
-	q, sink := r.q, r.sink
-	r.kr = kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:               q.o.Brokers,
-		GroupID:               r.group(),
-		Topic:                 q.o.Topic,
-		Dialer:                q.dialer,
-		MinBytes:              1,
-		MaxBytes:              16 << 20,
-		MaxWait:               500 * time.Millisecond,
-		StartOffset:           kafkago.FirstOffset,
-		HeartbeatInterval:     q.o.SessionTimeout / 10,
-		SessionTimeout:        q.o.SessionTimeout,
-		RebalanceTimeout:      q.o.SessionTimeout,
-		WatchPartitionChanges: true,
-		// Sticky first; a group whose members do not all offer it (during an
-		// upgrade) agrees on range.
-		GroupBalancers: []kafkago.GroupBalancer{stickyBalancer{held: r.heldPartitions}, kafkago.RangeGroupBalancer{}, kafkago.RoundRobinGroupBalancer{}},
-		Logger: kafkago.LoggerFunc(func(format string, args ...any) {
-			q.log.Debug("kafka reader: "+fmt.Sprintf(format, args...), "sink", sink)
-		}),
-		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
-			q.log.Debug("kafka reader: "+fmt.Sprintf(format, args...), "sink", sink)
-		}),
-	})
+func (r *reader) logger() kafkago.LoggerFunc {
+	return func(format string, args ...any) {
+		r.q.log.Debug("kafka consumer group: "+fmt.Sprintf(format, args...), "sink", r.sink)
+	}
 }
 
-// run places a new group at the reader's start, joins it, fetches records
-// until stop, then commits what settled and leaves the group.
+// run places a new group at the reader's start, joins it, and serves each
+// generation it is given until stop; then the last generation hands back
+// and commits, and the reader leaves the group.
 func (r *reader) run() {
 	defer close(r.done)
 	if !r.placeNewGroup() {
 		return
 	}
-	r.join()
-	offsets, closeOffsets := r.q.client()
-	r.offsets = offsets
-	defer closeOffsets()
-	commits := make(chan struct{})
-	go func() {
-		defer close(commits)
-		t := time.NewTicker(r.q.o.CommitInterval)
+	q := r.q
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                    r.group(),
+		Brokers:               q.o.Brokers,
+		Dialer:                q.dialer,
+		Topics:                []string{q.o.Topic},
+		HeartbeatInterval:     q.o.SessionTimeout / 10,
+		SessionTimeout:        q.o.SessionTimeout,
+		RebalanceTimeout:      q.o.SessionTimeout,
+		WatchPartitionChanges: true,
+		StartOffset:           kafkago.FirstOffset,
+		// Sticky first; a group whose members do not all offer it (during an
+		// upgrade) agrees on range.
+		GroupBalancers: []kafkago.GroupBalancer{stickyBalancer{held: r.heldPartitions}, kafkago.RangeGroupBalancer{}, kafkago.RoundRobinGroupBalancer{}},
+		Logger:         r.logger(),
+		ErrorLogger:    r.logger(),
+	})
+	if err != nil {
+		q.log.Error("the sink cannot read the queue: consumer group", "sink", r.sink, "group", r.group(), "err", err)
+		return
+	}
+	for {
+		gen, err := cg.Next(r.ctx)
+		if err != nil {
+			if r.ctx.Err() != nil {
+				break
+			}
+			// The group retries by itself, with a back-off.
+			q.log.Warn("joining the sink's consumer group; retrying", "sink", r.sink, "group", r.group(), "err", err)
+			continue
+		}
+		r.serve(gen)
+	}
+	// Closing ends the generation (which hands back and commits) and leaves.
+	if err := cg.Close(); err != nil {
+		q.log.Warn("leaving the consumer group", "sink", r.sink, "group", r.group(), "err", err)
+	}
+}
+
+func (r *reader) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// serve starts the reader's work in one generation: a reader per assigned
+// partition, the goroutine that takes their records (and hands back at the
+// end), and the periodic commit. kafka-go waits for all of them to return
+// before it joins the next generation.
+func (r *reader) serve(gen *kafkago.Generation) {
+	q := r.q
+	assigned := gen.Assignments[q.o.Topic]
+	q.mu.Lock()
+	r.parts = make(map[int]*partition, len(assigned))
+	for _, a := range assigned {
+		p := &partition{}
+		if a.Offset >= 0 {
+			p.committed = a.Offset
+			// Where the last generation read on from here, the ids before
+			// it are in the dedup window already: nothing to read back.
+			if last, ok := r.read[a.ID]; ok && last >= a.Offset {
+				p.next = a.Offset
+			}
+		}
+		r.parts[a.ID] = p
+	}
+	q.mu.Unlock()
+	q.log.Debug("reading the queue in a new generation of the sink's group", "sink", r.sink, "group", r.group(), "generation", gen.ID, "partitions", len(assigned))
+
+	msgs := make(chan kafkago.Message, 64)
+	for _, a := range assigned {
+		gen.Start(func(ctx context.Context) { r.readPartition(ctx, a.ID, a.Offset, msgs) })
+	}
+	gen.Start(func(ctx context.Context) {
+		r.takeAll(ctx, msgs)
+		r.handBack(gen)
+	})
+	gen.Start(func(ctx context.Context) {
+		t := time.NewTicker(q.o.CommitInterval)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				r.commit()
-			case <-r.ctx.Done():
+				r.commit(gen)
+			case <-ctx.Done():
 				return
 			}
 		}
-	}()
-	r.fetch()
-	<-commits
-	r.commit()
-	if err := r.kr.Close(); err != nil {
-		r.q.log.Warn("leaving the consumer group", "sink", r.sink, "err", err)
+	})
+}
+
+// readPartition reads one partition from offset until the generation ends.
+func (r *reader) readPartition(ctx context.Context, partition int, offset int64, out chan<- kafkago.Message) {
+	q := r.q
+	kr := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:     q.o.Brokers,
+		Topic:       q.o.Topic,
+		Partition:   partition,
+		Dialer:      q.dialer,
+		MinBytes:    1,
+		MaxBytes:    16 << 20,
+		MaxWait:     500 * time.Millisecond,
+		Logger:      r.logger(),
+		ErrorLogger: r.logger(),
+	})
+	defer kr.Close()
+	if err := kr.SetOffset(offset); err != nil {
+		q.log.Error("reading the ingress topic", "topic", q.o.Topic, "partition", partition, "offset", offset, "sink", r.sink, "err", err)
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		m, err := kr.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			q.log.Warn("reading the ingress topic; retrying", "topic", q.o.Topic, "partition", partition, "sink", r.sink, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// takeAll takes the generation's records as they are read, while the
+// reader holds fewer than MaxHeld, until the generation ends.
+func (r *reader) takeAll(ctx context.Context, msgs <-chan kafkago.Message) {
+	for r.waitRoom(ctx) {
+		select {
+		case m := <-msgs:
+			r.take(m)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// waitRoom waits until the reader holds fewer than MaxHeld records; false
+// when the generation ends.
+func (r *reader) waitRoom(ctx context.Context) bool {
+	for {
+		r.q.mu.Lock()
+		full := r.held >= r.q.o.MaxHeld
+		r.q.mu.Unlock()
+		if !full {
+			return ctx.Err() == nil
+		}
+		select {
+		case <-r.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// handBack ends the reader's part in a generation, before kafka-go joins
+// the next one (see reader). Deliveries under way are given until half the
+// rebalance timeout, past which the group would drop this member; none
+// when the queue is closing, as the delivery loops have stopped.
+func (r *reader) handBack(gen *kafkago.Generation) {
+	q := r.q
+	q.mu.Lock()
+	for _, p := range r.parts {
+		p.revoking = true
+	}
+	dropped := 0
+	for _, s := range q.sinks {
+		s.pending = slices.DeleteFunc(s.pending, func(e *entry) bool {
+			if e.rec.r == r && !e.rec.p.gone {
+				e.rec.dropped = true
+				dropped++
+				return true
+			}
+			return false
+		})
+	}
+	closing := q.closed
+	q.mu.Unlock()
+
+	waited := time.Duration(0)
+	if !closing {
+		waited = r.waitUnderWay(q.o.SessionTimeout / 2)
+	}
+	r.commit(gen)
+
+	q.mu.Lock()
+	held, late := map[int]int{}, 0
+	for id, p := range r.parts {
+		p.gone = true
+		r.read[id] = p.next
+		for _, rec := range p.open {
+			if rec.left <= 0 {
+				continue
+			}
+			held[id]++
+			r.held--
+			if !rec.dropped {
+				late++
+			}
+			// Read again, it must not be taken for a duplicate of itself.
+			if r.dedup != nil && rec.seenKey != "" {
+				r.dedup.unsee(rec.seenKey)
+			}
+		}
+	}
+	r.lastHeld = held
+	r.parts = map[int]*partition{}
+	q.mu.Unlock()
+	select {
+	case r.room <- struct{}{}:
+	default:
+	}
+	if late > 0 {
+		q.log.Warn("deliveries still under way when the sink's group rebalanced; the next holder of their partitions may deliver them again", "sink", r.sink, "group", r.group(), "deliveries", late, "waited", waited)
+	} else if dropped > 0 || waited > 0 {
+		q.log.Debug("handed back the records not delivered as the sink's group rebalanced", "sink", r.sink, "group", r.group(), "dropped", dropped, "waited", waited)
+	}
+}
+
+// waitUnderWay waits until every record of the ending generation has
+// settled or been dropped, for at most limit, and says how long it waited.
+func (r *reader) waitUnderWay(limit time.Duration) time.Duration {
+	start := time.Now()
+	for {
+		r.q.mu.Lock()
+		left := 0
+		for _, p := range r.parts {
+			for _, rec := range p.open {
+				if rec.left > 0 && !rec.dropped {
+					left++
+				}
+			}
+		}
+		r.q.mu.Unlock()
+		waited := time.Since(start)
+		if left == 0 || waited >= limit {
+			return waited
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -230,62 +464,13 @@ func (r *reader) tryPlaceNewGroup() error {
 	return nil
 }
 
-func (r *reader) stop() {
-	r.cancel()
-	<-r.done
-}
-
-func (r *reader) fetch() {
-	backoff := 100 * time.Millisecond
-	for r.waitRoom() {
-		m, err := r.kr.FetchMessage(r.ctx)
-		if err != nil {
-			if r.ctx.Err() != nil {
-				return
-			}
-			r.q.log.Warn("reading the ingress topic; retrying", "topic", r.q.o.Topic, "sink", r.sink, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-r.ctx.Done():
-				return
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		r.take(m)
-	}
-}
-
-// waitRoom waits until the reader holds fewer than MaxHeld records; false
-// when it is stopping.
-func (r *reader) waitRoom() bool {
-	for {
-		r.q.mu.Lock()
-		full := r.held >= r.q.o.MaxHeld
-		r.q.mu.Unlock()
-		if !full {
-			return r.ctx.Err() == nil
-		}
-		select {
-		case <-r.room:
-		case <-r.ctx.Done():
-			return false
-		}
-	}
-}
-
 // take holds m until its delivery to the reader's sink ends, or settles it
 // at once when the sink is not for it.
 func (r *reader) take(m kafkago.Message) {
 	q := r.q
 	q.mu.Lock()
 	p := r.parts[m.Partition]
-	if p == nil {
-		p = &partition{}
-		r.parts[m.Partition] = p
-	}
-	if m.Offset < p.next {
+	if p == nil || p.gone || m.Offset < p.next {
 		q.mu.Unlock()
 		return
 	}
@@ -325,6 +510,7 @@ func (r *reader) take(m kafkago.Message) {
 		r.settleNow(rec)
 		return
 	}
+	rec.seenKey = key
 	if !slices.Contains(q.o.Route(ev), r.sink) {
 		r.settleNow(rec)
 		return
@@ -333,6 +519,7 @@ func (r *reader) take(m kafkago.Message) {
 	if q.readers[r.sink] != r {
 		// Unsubscribed while reading m: the sink is gone, and the record
 		// is read again when it returns.
+		rec.dropped = true
 		q.mu.Unlock()
 		return
 	}
@@ -395,8 +582,13 @@ func (r *reader) settleNow(rec *record) {
 }
 
 // settle ends one of rec's deliveries; once none is left, rec and every
-// settled record after it in its partition become committable. q.mu held.
+// settled record after it in its partition become committable. A record
+// of a generation that has ended no longer counts: it was handed back.
+// q.mu held.
 func (r *reader) settle(rec *record) {
+	if rec.p.gone {
+		return
+	}
 	rec.left--
 	if rec.left > 0 {
 		return
@@ -414,58 +606,32 @@ func (r *reader) settle(rec *record) {
 	}
 }
 
-// commit commits each partition's settled offset where it is past the
-// offset the group has committed there, as the brokers have it. A replica
-// that lost a partition in a rebalance still delivers and settles what it
-// had read from it, and its settled offset there can be behind what the
-// partition's new owner has committed since: committing it would move the
-// group back, its lag would stay above 0 once the topic is idle, and the
-// next owner would deliver everything since again. Comparing with the
-// brokers' offset also makes the owner commit again when such a commit
-// raced with its own. When the brokers do not answer, a partition is
-// committed when its settled offset moved past this reader's last commit.
-func (r *reader) commit() {
+// commit commits, with the generation gen, each partition's settled
+// offset where it moved past the last commit. Within a generation the
+// partitions are this reader's alone, and the reader that held one before
+// committed what it settled before this generation began (handBack): an
+// offset never moves back.
+func (r *reader) commit(gen *kafkago.Generation) {
 	q := r.q
-	if r.kr == nil {
-		return
-	}
 	q.mu.Lock()
-	settled, own := map[int]int64{}, map[int]int64{}
+	offsets := map[int]int64{}
 	for id, p := range r.parts {
-		if p.settled > 0 {
-			settled[id], own[id] = p.settled, p.committed
+		if !p.gone && p.settled > p.committed {
+			offsets[id] = p.settled
 		}
 	}
 	q.mu.Unlock()
-	if len(settled) == 0 {
+	if len(offsets) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.o.WriteTimeout)
-	defer cancel()
-	group, err := q.committed(ctx, r.offsets, r.group(), slices.Sorted(maps.Keys(settled)))
-	if err != nil {
-		q.log.Debug("fetching the group's offsets before a commit; comparing with this replica's last commit", "sink", r.sink, "group", r.group(), "err", err)
-		group = own
-	}
-	var msgs []kafkago.Message
-	for id, off := range settled {
-		if off > group[id] {
-			msgs = append(msgs, kafkago.Message{Topic: q.o.Topic, Partition: id, Offset: off - 1})
-		}
-	}
-	if len(msgs) == 0 {
-		return
-	}
-	if err := r.kr.CommitMessages(ctx, msgs...); err != nil {
-		if !errors.Is(err, context.Canceled) {
-			q.log.Warn("committing offsets; they are committed again next time", "sink", r.sink, "group", r.group(), "err", err)
-		}
+	if err := gen.CommitOffsets(map[string]map[int]int64{q.o.Topic: offsets}); err != nil {
+		q.log.Warn("committing offsets; they are committed again next time", "sink", r.sink, "group", r.group(), "generation", gen.ID, "err", err)
 		return
 	}
 	q.mu.Lock()
-	for _, m := range msgs {
-		if p := r.parts[m.Partition]; p.committed < m.Offset+1 {
-			p.committed = m.Offset + 1
+	for id, off := range offsets {
+		if p := r.parts[id]; p != nil && p.committed < off {
+			p.committed = off
 		}
 	}
 	q.mu.Unlock()
@@ -514,6 +680,9 @@ func (d *dedupWindow) remember(key string, at time.Time) {
 	d.order = append(d.order, seenKey{key: key, at: at.UnixNano()})
 }
 
+// unsee forgets key, so that it is new when read again.
+func (d *dedupWindow) unsee(key string) { delete(d.at, key) }
+
 // forget drops the oldest keys while drop says so.
 func (d *dedupWindow) forget(drop func(at int64) bool) {
 	for len(d.order) > 0 && drop(d.order[0].at) {
@@ -525,15 +694,21 @@ func (d *dedupWindow) forget(drop func(at int64) bool) {
 	}
 }
 
-// heldPartitions is what this reader holds of each partition: records read
-// and not yet settled. The sticky balancer keeps them here if it can.
+// heldPartitions is what this reader held of each partition, records read
+// and not settled, when its last generation ended (and what it holds now,
+// at its first join: nothing). The sticky balancer gives them back to it if
+// it can: the records are read again where they were read before, and a
+// conversation stays with its replica.
 func (r *reader) heldPartitions() map[int]int {
 	r.q.mu.Lock()
 	defer r.q.mu.Unlock()
-	held := map[int]int{}
+	held := maps.Clone(r.lastHeld)
+	if held == nil {
+		held = map[int]int{}
+	}
 	for id, p := range r.parts {
-		if len(p.open) > 0 {
-			held[id] = len(p.open)
+		if n := len(p.open); n > 0 && !p.gone {
+			held[id] += n
 		}
 	}
 	return held

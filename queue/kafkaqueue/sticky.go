@@ -14,17 +14,18 @@ import (
 const stickyProtocol = "hookbridge-sticky"
 
 // stickyBalancer assigns a sink's consumer group's partitions so that a
-// rebalance moves as few of the records replicas hold as it can. A replica
-// that loses a partition still delivers what it had read from it while the
-// new holder reads the same records again: each partition moved with
-// records held is a run of duplicates, and a conversation that changes
-// replica mid-way (a Slack thread started again). Each member says in its
-// join which partitions it holds records of and how many; the group's
-// leader leaves each partition with its holder, the busiest first, as far
-// as a balanced assignment allows (member counts differing by at most one),
-// and spreads the rest.
+// rebalance moves as few of the records replicas held as it can. A replica
+// hands back what it held undelivered before a rebalance, and whoever gets
+// the partition reads it again: kept with its holder, a conversation stays
+// with its replica (its Slack thread, its order at the CRM) and the
+// records are read again where they were decoded and deduplicated before.
+// Each member says in its join which partitions it held records of when
+// its last generation ended, and how many; the group's leader leaves each
+// partition with its holder, the busiest first, as far as a balanced
+// assignment allows (member counts differing by at most one), and spreads
+// the rest.
 type stickyBalancer struct {
-	// held reports the partitions of the topic this member holds records
+	// held reports the partitions of the topic this member held records
 	// of, with how many.
 	held func() map[int]int
 }

@@ -454,11 +454,18 @@ func waitMembers(t testing.TB, brokers []string, group string, n int) {
 	t.Fatalf("group %s not stable with %d members: %s", group, n, last)
 }
 
-// endOffsets is the offset after the last record of each partition of the
-// ingress topic.
-func endOffsets(t testing.TB, brokers []string) map[int]int64 {
+// endOffsets is the offset after the last record of each of the ingress
+// topic's first partitions (3 unless told).
+func endOffsets(t testing.TB, brokers []string, partitions ...int) map[int]int64 {
 	t.Helper()
-	reqs := []kafkago.OffsetRequest{kafkago.LastOffsetOf(0), kafkago.LastOffsetOf(1), kafkago.LastOffsetOf(2)}
+	n := 3
+	if len(partitions) > 0 {
+		n = partitions[0]
+	}
+	var reqs []kafkago.OffsetRequest
+	for p := range n {
+		reqs = append(reqs, kafkago.LastOffsetOf(p))
+	}
 	resp, err := client(brokers).ListOffsets(context.Background(), &kafkago.ListOffsetsRequest{
 		Addr: kafkago.TCP(brokers[0]), Topics: map[string][]kafkago.OffsetRequest{ingress: reqs},
 	})
