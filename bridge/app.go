@@ -272,7 +272,7 @@ func (a *App) openQueue(c QueueConfig) (eventQueue, error) {
 			Brokers: c.Brokers, Topic: c.Topic, Group: c.Group, DeadLetterTopic: c.DeadLetterTopic,
 			TLS: tlsConfig, SASL: mech, DedupWindow: c.DedupWindow, MaxHeld: c.MaxHeld,
 			MaxDedupIDs: c.DedupIDs, DedupLookback: c.DedupLookback,
-			SessionTimeout: c.SessionTimeout, Logger: a.log,
+			SessionTimeout: c.SessionTimeout, CommitInterval: c.CommitInterval, Logger: a.log,
 			OnDuplicate: func(sink string, _ *event.Event) { a.m.DuplicatesRead.WithLabelValues(sink).Inc() },
 			Route: func(ev *event.Event) []string {
 				_, targets := a.rt.Load().Router.Match(ev)

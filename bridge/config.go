@@ -132,6 +132,11 @@ type QueueConfig struct {
 	// SessionTimeout is how long the group waits for a replica that stopped
 	// answering before its partitions go to the others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// CommitInterval is how often each sink's reader commits the offsets
+	// of what it delivered. A replica killed between two commits has what
+	// it delivered since the last one delivered again by the replica that
+	// takes its partitions over. Default 200ms.
+	CommitInterval time.Duration `yaml:"commit_interval"`
 	// TLS and SASL secure the connections to the brokers, as for the kafka sink.
 	TLS  kafka.TLSConfig  `yaml:"tls"`
 	SASL kafka.SASLConfig `yaml:"sasl"`
@@ -253,7 +258,7 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
 		Queue: QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace,
 			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, SessionTimeout: kafkaqueue.DefaultSessionTimeout,
-			DedupIDs: kafkaqueue.DefaultMaxDedupIDs, DedupLookback: kafkaqueue.DefaultDedupLookback},
+			DedupIDs: kafkaqueue.DefaultMaxDedupIDs, DedupLookback: kafkaqueue.DefaultDedupLookback, CommitInterval: kafkaqueue.DefaultCommitInterval},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
 	top := root.Content[0]
@@ -330,7 +335,7 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 		if f.Queue.Path == "" {
 			d.Errorf(at("queue", "path"), "queue.path must not be empty")
 		}
-		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "max_held", "dedup_ids", "dedup_lookback", "session_timeout", "tls", "sasl")
+		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "max_held", "dedup_ids", "dedup_lookback", "session_timeout", "commit_interval", "tls", "sasl")
 	case "kafka":
 		checkKafkaQueue(d, f.Queue, at)
 		otherType("embedded", "path", "dedup_memory", "min_free_space")
@@ -385,6 +390,9 @@ func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key stri
 	}
 	if q.SessionTimeout < time.Second {
 		d.Errorf(at("queue", "session_timeout"), "queue.session_timeout must be at least 1s, not %s", q.SessionTimeout)
+	}
+	if q.CommitInterval < 10*time.Millisecond || q.CommitInterval > time.Minute {
+		d.Errorf(at("queue", "commit_interval"), "queue.commit_interval must be between 10ms and 1m, not %s", q.CommitInterval)
 	}
 	if err := q.TLS.Validate(); err != nil {
 		d.Errorf(at("queue", "tls"), "queue.%v", err)

@@ -100,9 +100,11 @@ sources:
   sasl: {mechanism: plain}
   dedup_ids: 0
   dedup_lookback: -5
+  commit_interval: 5m
 `, []string{`c.yaml:8:3: queue.brokers: "kafka1" is not host:port`, "c.yaml:9:3: queue.topic:", "c.yaml:10:3: queue.group must not be empty",
 			"c.yaml:11:3: queue.session_timeout must be at least 1s", "c.yaml:12:3: queue.sasl: username is required",
-			"c.yaml:13:3: queue.dedup_ids must be at least 1, not 0", "c.yaml:14:3: queue.dedup_lookback must be at least 1, not -5"}},
+			"c.yaml:13:3: queue.dedup_ids must be at least 1, not 0", "c.yaml:14:3: queue.dedup_lookback must be at least 1, not -5",
+			"c.yaml:15:3: queue.commit_interval must be between 10ms and 1m, not 5m0s"}},
 		{"kafka queue dead letters onto the ingress", base + "queue: {type: kafka, brokers: [\"k:9092\"], topic: t, dead_letter_topic: t}\n", []string{"queue.dead_letter_topic must differ from queue.topic"}},
 		{"kafka keys on the embedded queue", base + "queue: {path: q, brokers: [\"k:9092\"]}\n", []string{"c.yaml:6:18: queue.brokers is for queue type kafka, and this queue is embedded"}},
 		{"dedup keys of kafka on the embedded queue", base + "queue: {dedup_lookback: 100}\n", []string{"c.yaml:6:9: queue.dedup_lookback is for queue type kafka, and this queue is embedded"}},

@@ -26,7 +26,7 @@ const (
 	DefaultMaxDedupIDs    = 100000
 	DefaultDedupLookback  = 10000
 	DefaultWriteTimeout   = 2 * time.Second
-	DefaultCommitInterval = time.Second
+	DefaultCommitInterval = 200 * time.Millisecond
 	DefaultSessionTimeout = 10 * time.Second
 	DefaultNewGroupMargin = time.Minute
 	DefaultLagInterval    = 5 * time.Second
@@ -74,7 +74,9 @@ type Options struct {
 	// waits for its events to be acknowledged: a provider waiting longer
 	// would give up anyway (Crisp waits 2 s). Default 2s.
 	WriteTimeout time.Duration
-	// CommitInterval is how often settled offsets are committed. Default 1s.
+	// CommitInterval is how often settled offsets are committed: a replica
+	// killed in between has what settled since delivered again by the next
+	// holder of its partitions. Default 200ms.
 	CommitInterval time.Duration
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to another. Default 10s.
