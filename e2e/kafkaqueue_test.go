@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,5 +277,112 @@ func TestKafkaQueueGracefulRestart(t *testing.T) {
 	}
 	if code := b.Stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// rollingConfig is kafkaQueueConfig with a CRM beside the file.
+const rollingConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}
+log: {level: info}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  archive: {type: file, path: "{{DIR}}/events.jsonl"}
+  crm: {type: http, url: "${CRM_URL}", body: {id: "{{ .ID }}"}, concurrency: 4}
+routes:
+  - {name: everything, sinks: [archive, crm]}
+`
+
+// TestKafkaQueueRollingDeployDeliversOnce restarts the replicas that
+// deliver beside the one taking the webhooks, one after the other with
+// SIGTERM, as a rolling deploy does, while leads keep coming: each
+// stopping replica commits what it delivered, and the others hand their
+// partitions back before the group moves them, so no lead reaches the
+// file or the CRM twice and none is missing.
+func TestKafkaQueueRollingDeployDeliversOnce(t *testing.T) {
+	c := startQueueBroker(t)
+	var (
+		crmMu sync.Mutex
+		crm   = map[string]int{}
+	)
+	crmSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		crmMu.Lock()
+		crm[r.Header.Get("Idempotency-Key")]++
+		crmMu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(crmSrv.Close)
+	env := []string{"HC_KEY=" + hcSecret, "KAFKA=" + c.ListenAddrs()[0], "CRM_URL=" + crmSrv.URL}
+	var replicas []*bridgeProc
+	var files []string
+	for range 3 {
+		b := newBridge(t, rollingConfig, env...)
+		b.Start()
+		replicas = append(replicas, b)
+		files = append(files, filepath.Join(b.Dir, "events.jsonl"))
+	}
+	count, stop := streamLeads(t, "http://"+replicas[0].Addr+"/webhooks/helloclient", hcSecret, 8, leadBody)
+	waitFor(t, 30*time.Second, "1000 acknowledged leads", func() bool { return count() >= 1000 })
+	for _, b := range replicas[1:] {
+		if code := b.Stop(); code != 0 {
+			t.Fatalf("exit code %d at SIGTERM", code)
+		}
+		at := count()
+		waitFor(t, 30*time.Second, "500 more leads while a replica is down", func() bool { return count() >= at+500 })
+		b.Start()
+		at = count()
+		waitFor(t, 30*time.Second, "1000 more leads after it is back", func() bool { return count() >= at+1000 })
+	}
+	acked := stop()
+	waitDelivered(t, 60*time.Second, acked, files...)
+	waitFor(t, 30*time.Second, "the CRM has every lead", func() bool {
+		crmMu.Lock()
+		defer crmMu.Unlock()
+		for id := range acked {
+			if crm[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second) // a late copy would arrive now
+
+	inFiles := map[string]int{}
+	perReplica := make([]int, len(files))
+	for i, f := range files {
+		for _, ev := range readLines(t, f) {
+			inFiles[ev.ID]++
+			perReplica[i]++
+		}
+	}
+	crmMu.Lock()
+	defer crmMu.Unlock()
+	twiceInFiles, twiceAtCRM := 0, 0
+	for id, n := range inFiles {
+		if n > 1 {
+			twiceInFiles++
+			if twiceInFiles <= 5 {
+				t.Errorf("%s is in the files %d times", id, n)
+			}
+		}
+		if !acked[id] {
+			t.Errorf("%s delivered but never acknowledged", id)
+		}
+	}
+	for id, n := range crm {
+		if n > 1 {
+			twiceAtCRM++
+			if twiceAtCRM <= 5 {
+				t.Errorf("%s reached the CRM %d times", id, n)
+			}
+		}
+	}
+	t.Logf("acknowledged %d; delivered to the files by replica %v; twice: %d in the files, %d at the CRM", len(acked), perReplica, twiceInFiles, twiceAtCRM)
+	for i, b := range replicas {
+		if code := b.Stop(); code != 0 {
+			t.Errorf("replica %d: exit code %d", i, code)
+		}
 	}
 }
