@@ -60,4 +60,14 @@
 // receives, or the raw body with hookbridge_source and hookbridge_reason
 // headers. The inspector cannot list, replay or discard them; a Kafka
 // consumer can.
+//
+// The replicas also share a little state (State): a key-value map, such as
+// the Slack sink's map of conversations to threads, so that a replica that
+// takes a conversation's partition over goes on in the same thread. It is
+// kept on a compacted topic of one partition (by default the ingress
+// topic's name plus ".state"), created on first use, which every replica
+// reads whole into memory: a write returns once the brokers have it, and a
+// read first catches up with the topic's end, so it sees every write any
+// replica had finished before; when the brokers do not answer, a read
+// fails rather than answer what may be stale.
 package kafkaqueue

@@ -52,6 +52,9 @@ type Options struct {
 	Group string
 	// DeadLetterTopic receives what no sink could take. Default Topic+".deadletter".
 	DeadLetterTopic string
+	// StateTopic keeps the replicas' shared state (see State): a compacted
+	// topic of one partition, created on first use. Default Topic+".state".
+	StateTopic string
 	// TLS and SASL secure the connections to the brokers; nil: none.
 	TLS  *tls.Config
 	SASL sasl.Mechanism
@@ -114,6 +117,7 @@ type Queue struct {
 	readers map[string]*reader
 	seq     uint64
 	closed  bool
+	state   *State // the shared state, once asked for
 
 	// Each sink's lag as last measured, and when (see Lag).
 	lag        map[string]int64
@@ -147,6 +151,9 @@ func Open(o Options) (*Queue, error) {
 	}
 	if o.DeadLetterTopic == "" {
 		o.DeadLetterTopic = o.Topic + DeadLetterSuffix
+	}
+	if o.StateTopic == "" {
+		o.StateTopic = o.Topic + StateSuffix
 	}
 	orDefault(&o.MaxDedupIDs, DefaultMaxDedupIDs)
 	orDefault(&o.DedupLookback, DefaultDedupLookback)
@@ -353,7 +360,7 @@ func (q *Queue) Unsubscribe(sink string) {
 }
 
 // Close stops the readers (committing what they settled), the lag
-// measurements and the writers.
+// measurements, the shared state and the writers.
 // The delivery loops must be stopped first.
 func (q *Queue) Close() error {
 	q.mu.Lock()
@@ -369,6 +376,7 @@ func (q *Queue) Close() error {
 	for _, s := range q.sinks {
 		s.wakeAll()
 	}
+	state := q.state
 	q.mu.Unlock()
 	for _, r := range readers {
 		r.stop()
@@ -381,7 +389,11 @@ func (q *Queue) Close() error {
 	clear(q.lag)
 	clear(q.lagUpdated)
 	q.mu.Unlock()
-	return errors.Join(q.writer.Close(), q.dlq.Close())
+	var stateErr error
+	if state != nil {
+		stateErr = state.close()
+	}
+	return errors.Join(q.writer.Close(), q.dlq.Close(), stateErr)
 }
 
 // errUnsupported answers the dead-letter list's operations, which the
