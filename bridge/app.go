@@ -58,6 +58,13 @@ type lagReporter interface {
 	Lag() (records map[string]int64, updated map[string]time.Time)
 }
 
+// stateSharer is a queue that offers the replicas' shared state
+// (kafkaqueue.Queue: a compacted topic), for sinks whose state must follow
+// an event to whichever replica delivers it.
+type stateSharer interface {
+	State() *kafkaqueue.State
+}
+
 // App is a running bridge.
 type App struct {
 	path string
@@ -269,7 +276,7 @@ func (a *App) openQueue(c QueueConfig) (eventQueue, error) {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 		q, err := kafkaqueue.Open(kafkaqueue.Options{
-			Brokers: c.Brokers, Topic: c.Topic, Group: c.Group, DeadLetterTopic: c.DeadLetterTopic,
+			Brokers: c.Brokers, Topic: c.Topic, Group: c.Group, DeadLetterTopic: c.DeadLetterTopic, StateTopic: c.StateTopic,
 			TLS: tlsConfig, SASL: mech, DedupWindow: c.DedupWindow, MaxHeld: c.MaxHeld,
 			MaxDedupIDs: c.DedupIDs, DedupLookback: c.DedupLookback,
 			SessionTimeout: c.SessionTimeout, CommitInterval: c.CommitInterval, Logger: a.log,
@@ -345,6 +352,11 @@ func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
 	for name, b := range rt.Sinks {
 		if prev != nil && prev.Sinks[name] == b {
 			continue
+		}
+		if user, ok := b.Sink.(sinks.StateUser); ok {
+			if sharer, ok := a.q.(stateSharer); ok {
+				user.UseSharedState(sharer.State())
+			}
 		}
 		if st, ok := b.Sink.(sinks.Starter); ok {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)

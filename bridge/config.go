@@ -119,6 +119,10 @@ type QueueConfig struct {
 	// DeadLetterTopic receives the events no sink took and the request
 	// bodies that could not be converted. Default <topic>.deadletter.
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// StateTopic keeps what the replicas share (the Slack sinks' threads):
+	// a compacted topic of one partition, created on first use. Default
+	// <topic>.state.
+	StateTopic string `yaml:"state_topic"`
 	// MaxHeld is how many events each sink's reader holds in memory, read
 	// and not yet delivered, before it pauses. Default 10000.
 	MaxHeld int `yaml:"max_held"`
@@ -266,6 +270,9 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 	if shape.Queue.DeadLetterTopic == "" {
 		shape.Queue.DeadLetterTopic = shape.Queue.Topic + kafkaqueue.DeadLetterSuffix
 	}
+	if shape.Queue.StateTopic == "" {
+		shape.Queue.StateTopic = shape.Queue.Topic + kafkaqueue.StateSuffix
+	}
 	f := &File{Path: path, Server: shape.Server, Admin: shape.Admin, Queue: shape.Queue, Log: shape.Log}
 	checkTop(d, top, f)
 	f.Sources = loadSources(d, &shape.Sources, f)
@@ -335,7 +342,7 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 		if f.Queue.Path == "" {
 			d.Errorf(at("queue", "path"), "queue.path must not be empty")
 		}
-		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "max_held", "dedup_ids", "dedup_lookback", "session_timeout", "commit_interval", "tls", "sasl")
+		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "state_topic", "max_held", "dedup_ids", "dedup_lookback", "session_timeout", "commit_interval", "tls", "sasl")
 	case "kafka":
 		checkKafkaQueue(d, f.Queue, at)
 		otherType("embedded", "path", "dedup_memory", "min_free_space")
@@ -368,13 +375,16 @@ func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key stri
 			d.Errorf(at("queue", "brokers"), "queue.brokers: %q is not host:port", b)
 		}
 	}
-	for key, topic := range map[string]string{"topic": q.Topic, "dead_letter_topic": q.DeadLetterTopic} {
+	for key, topic := range map[string]string{"topic": q.Topic, "dead_letter_topic": q.DeadLetterTopic, "state_topic": q.StateTopic} {
 		if err := kafka.ValidTopic(topic); err != nil {
 			d.Errorf(at("queue", key), "queue.%s: %v", key, err)
 		}
 	}
 	if q.Topic == q.DeadLetterTopic {
 		d.Errorf(at("queue", "dead_letter_topic"), "queue.dead_letter_topic must differ from queue.topic")
+	}
+	if q.StateTopic == q.Topic || q.StateTopic == q.DeadLetterTopic {
+		d.Errorf(at("queue", "state_topic"), "queue.state_topic must differ from queue.topic and queue.dead_letter_topic")
 	}
 	if q.Group == "" {
 		d.Errorf(at("queue", "group"), "queue.group must not be empty")

@@ -106,6 +106,7 @@ sources:
 			"c.yaml:13:3: queue.dedup_ids must be at least 1, not 0", "c.yaml:14:3: queue.dedup_lookback must be at least 1, not -5",
 			"c.yaml:15:3: queue.commit_interval must be between 10ms and 1m, not 5m0s"}},
 		{"kafka queue dead letters onto the ingress", base + "queue: {type: kafka, brokers: [\"k:9092\"], topic: t, dead_letter_topic: t}\n", []string{"queue.dead_letter_topic must differ from queue.topic"}},
+		{"kafka queue state on the ingress", base + "queue: {type: kafka, brokers: [\"k:9092\"], topic: t, state_topic: t}\n", []string{"c.yaml:6:53: queue.state_topic must differ from queue.topic and queue.dead_letter_topic"}},
 		{"kafka keys on the embedded queue", base + "queue: {path: q, brokers: [\"k:9092\"]}\n", []string{"c.yaml:6:18: queue.brokers is for queue type kafka, and this queue is embedded"}},
 		{"dedup keys of kafka on the embedded queue", base + "queue: {dedup_lookback: 100}\n", []string{"c.yaml:6:9: queue.dedup_lookback is for queue type kafka, and this queue is embedded"}},
 		{"embedded keys on the kafka queue", base + "queue: {type: kafka, brokers: [\"k:9092\"], min_free_space: 1GiB}\n", []string{"c.yaml:6:43: queue.min_free_space is for queue type embedded, and this queue is kafka"}},

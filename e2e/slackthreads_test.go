@@ -150,3 +150,114 @@ func TestSlackThreadsSurviveKillNine(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+// kafkaThreadsConfig is threadsConfig on a Kafka queue: the replicas keep
+// their threads in the state they share.
+const kafkaThreadsConfig = `
+server: {listen: "{{WEBHOOK}}"}
+admin: {listen: "{{ADMIN}}"}
+queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}
+log: {level: info}
+sources:
+  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
+sinks:
+  slack-chats:
+    type: slack
+    token: xoxb-e2e
+    api_url: "${SLACK_API_URL}"
+    channel: C0CHATS
+    text: "{{ .Data.LastName }}"
+    thread_key: "{{ .Subject }}"
+    thread_store: "{{DIR}}/slack-threads"
+    rate_limit: none
+routes:
+  - {name: chats, sinks: [slack-chats]}
+`
+
+// TestSlackThreadsFollowAConversationAcrossReplicas: with a Kafka queue, a
+// conversation that moves to another replica (here the first one is
+// stopped, as in a rolling deploy, and the second takes its partitions)
+// goes on in the thread the first replica started, and a new conversation
+// on the second replica starts its own; a replica started afterwards with
+// an empty disk knows both threads.
+func TestSlackThreadsFollowAConversationAcrossReplicas(t *testing.T) {
+	c := startQueueBroker(t)
+	slack := newSlackWebAPI(t)
+	env := []string{"HC_KEY=" + hcSecret, "KAFKA=" + c.ListenAddrs()[0], "SLACK_API_URL=" + slack.URL + "/api/"}
+	send := func(b *bridgeProc, session string, n int) {
+		t.Helper()
+		body := []byte(fmt.Sprintf(`{"Type":"lead","SerialNumber":"HC-8842","SessionID":%q,"FirstName":"Ada","LastName":"message %d","CreateTime":"2026-11-20T10:15:00Z"}`, session, n))
+		resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+			map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+		if err != nil || resp.Status != 200 {
+			t.Fatalf("webhook answered %v %v", resp, err)
+		}
+	}
+	postOf := func(text string) (url.Values, bool) {
+		for _, p := range slack.sent() {
+			if p.Get("text") == text {
+				return p, true
+			}
+		}
+		return nil, false
+	}
+	waitPost := func(text string) url.Values {
+		t.Helper()
+		waitFor(t, 20*time.Second, "the post "+text, func() bool { _, ok := postOf(text); return ok })
+		p, _ := postOf(text)
+		return p
+	}
+
+	a := newBridge(t, kafkaThreadsConfig, env...)
+	a.Start()
+	send(a, "chat-1", 1)
+	parent := waitPost("message 1")
+	if parent.Get("thread_ts") != "" {
+		t.Fatalf("the first message of chat-1 was posted as a reply: %v", parent)
+	}
+	const parentTS = "1795169730.000001"
+
+	b := newBridge(t, kafkaThreadsConfig, env...)
+	b.Start()
+	if code := a.Stop(); code != 0 {
+		t.Fatalf("exit code %d at SIGTERM", code)
+	}
+	send(b, "chat-1", 2)
+	send(b, "chat-2", 3)
+	if p := waitPost("message 2"); p.Get("thread_ts") != parentTS {
+		t.Errorf("chat-1 on the second replica: %v, want a reply under %s", p, parentTS)
+	}
+	chat2 := waitPost("message 3")
+	if chat2.Get("thread_ts") != "" {
+		t.Errorf("chat-2's first message: %v, want a new thread", chat2)
+	}
+	// The fake Web API gives the n-th post the ts ending in n.
+	chat2TS := ""
+	for i, p := range slack.sent() {
+		if p.Get("text") == "message 3" {
+			chat2TS = fmt.Sprintf("1795169730.%06d", i+1)
+		}
+	}
+
+	// A third replica, on a disk of its own that never saw either thread,
+	// takes over both conversations.
+	c3 := newBridge(t, kafkaThreadsConfig, env...)
+	c3.Start()
+	if code := b.Stop(); code != 0 {
+		t.Fatalf("exit code %d at SIGTERM", code)
+	}
+	send(c3, "chat-1", 4)
+	send(c3, "chat-2", 5)
+	if p := waitPost("message 4"); p.Get("thread_ts") != parentTS {
+		t.Errorf("chat-1 on the third replica: %v, want a reply under %s", p, parentTS)
+	}
+	if p := waitPost("message 5"); p.Get("thread_ts") != chat2TS {
+		t.Errorf("chat-2 on the third replica: %v, want a reply under %s", p, chat2TS)
+	}
+	if n := len(slack.sent()); n != 5 {
+		t.Errorf("%d posts, want 5: %v", n, slack.sent())
+	}
+	if code := c3.Stop(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}

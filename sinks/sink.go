@@ -65,6 +65,27 @@ type Starter interface {
 	Start(ctx context.Context) error
 }
 
+// SharedState is a small key-value map that every replica of a bridge
+// shares: with queue type kafka, a compacted topic each replica reads. Get
+// sees every Put and Delete any replica finished before it was called.
+type SharedState interface {
+	Get(ctx context.Context, key string) (value []byte, found bool, err error)
+	Put(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+	// Each calls fn for the keys with prefix until fn returns false.
+	Each(ctx context.Context, prefix string, fn func(key string, value []byte) bool) error
+}
+
+// StateUser is implemented by sinks whose state must follow an event to
+// whichever replica delivers it (Slack's threads: the next message of a
+// conversation goes under the parent another replica posted). When the
+// bridge's queue offers a SharedState, the bridge hands it to the sink
+// before Start, and the sink keeps that state there instead of on its own
+// disk.
+type StateUser interface {
+	UseSharedState(SharedState)
+}
+
 // Config is a sink kind's own configuration: the YAML keys besides the common
 // ones (type, retry, dead_letter, enabled, concurrency).
 type Config interface {

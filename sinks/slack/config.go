@@ -98,7 +98,9 @@ type Config struct {
 	ThreadTTL time.Duration `yaml:"thread_ttl"`
 	// ThreadStore is the directory of the store that maps thread keys to
 	// threads; it survives restarts and must not be shared with another
-	// sink or bridge process. Default ./data/slack-threads/<sink name>.
+	// sink or bridge process. With queue type kafka the map is in the
+	// replicas' shared state instead, and this is not used. Default
+	// ./data/slack-threads/<sink name>.
 	ThreadStore string `yaml:"thread_store"`
 }
 

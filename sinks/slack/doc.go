@@ -37,8 +37,11 @@
 // the later ones reply under the ts Slack answered with (reply_broadcast
 // shows them in the channel too). The key -> (channel ID, ts) map is a
 // small Pebble store per sink (thread_store), synced to disk when a thread
-// starts, so restarts keep the threads; a thread is forgotten thread_ttl
-// after its latest message. Deliveries of one key take turns, first come
+// starts, so restarts keep the threads. When the bridge's queue is on
+// Kafka, the bridge hands the sink the replicas' shared state
+// (sinks.StateUser) and the map is kept there instead, so that a
+// conversation moved to another replica stays in its thread. A thread is
+// forgotten thread_ttl after its latest message. Deliveries of one key take turns, first come
 // first served, so concurrent events of a new conversation make one
 // parent. A reply whose parent was deleted starts a new thread: Slack
 // either posts it to the channel un-threaded (it then becomes the parent)

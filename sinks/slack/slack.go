@@ -74,7 +74,8 @@ type Sink struct {
 	now            func() time.Time
 	keys           keyLocks
 	storeMu        sync.Mutex
-	store          *threadStore // opened by Start or the first threaded delivery
+	shared         sinks.SharedState // the replicas' shared state, when the bridge offers one
+	store          threadMap         // opened by Start or the first threaded delivery
 	closed         bool
 }
 
@@ -252,7 +253,7 @@ func (s *Sink) deliverThreaded(ctx context.Context, ev *event.Event, msg *slackg
 	}
 	defer unlock()
 	log := slog.Default().With("sink", s.name, "thread_key", key, "id", ev.ID())
-	th, found, err := st.get(msg.Channel, key)
+	th, found, err := st.get(ctx, msg.Channel, key)
 	if err != nil {
 		return fmt.Errorf("slack sink %q: %w", s.name, err)
 	}
@@ -264,16 +265,16 @@ func (s *Sink) deliverThreaded(ctx context.Context, ev *event.Event, msg *slackg
 			// instead, un-threaded: that message is the new parent.
 			log.Info("slack thread's parent is gone; the reply was posted to the channel and starts a new thread",
 				"channel", p.channel, "old_ts", th.TS, "ts", p.ts)
-			s.remember(st, log, msg.Channel, key, p)
+			s.remember(ctx, st, log, msg.Channel, key, p)
 			return nil
 		case err == nil:
-			if err := st.put(msg.Channel, key, th, false); err != nil {
+			if err := st.put(ctx, msg.Channel, key, th, false); err != nil {
 				log.Warn("slack thread store: could not note the thread's latest message; it may expire early", "err", err)
 			}
 			return nil
 		case errors.Is(err, errThreadGone):
 			log.Info("slack thread's parent is gone; starting a new thread", "channel", th.Channel, "old_ts", th.TS, "err", err)
-			if err := st.forget(msg.Channel, key); err != nil {
+			if err := st.forget(ctx, msg.Channel, key); err != nil {
 				return fmt.Errorf("slack sink %q: %w", s.name, err)
 			}
 		default:
@@ -285,38 +286,54 @@ func (s *Sink) deliverThreaded(ctx context.Context, ev *event.Event, msg *slackg
 		return err // nothing remembered: the retry starts the thread
 	}
 	log.Info("slack thread started", "channel", p.channel, "ts", p.ts)
-	s.remember(st, log, msg.Channel, key, p)
+	s.remember(ctx, st, log, msg.Channel, key, p)
 	return nil
 }
 
 // remember stores the thread whose parent p is. The message is in Slack
 // whatever happens here, so a failure is logged, not returned: a retry
 // would post it again.
-func (s *Sink) remember(st *threadStore, log *slog.Logger, channel, key string, p posted) {
+func (s *Sink) remember(ctx context.Context, st threadMap, log *slog.Logger, channel, key string, p posted) {
 	if p.channel == "" || p.ts == "" {
 		log.Warn("slack answered without the message's channel and ts; the next message of this key starts another thread")
 		return
 	}
-	if err := st.put(channel, key, thread{Channel: p.channel, TS: p.ts}, true); err != nil {
+	if err := st.put(ctx, channel, key, thread{Channel: p.channel, TS: p.ts}, true); err != nil {
 		log.Error("slack thread store: could not remember the thread; the next message of this key starts another one", "err", err)
 	}
 }
 
-// threads opens the thread store on first use.
-func (s *Sink) threads() (*threadStore, error) {
+// threads opens the thread map on first use: in the replicas' shared
+// state when the bridge offered one, else the store on disk.
+func (s *Sink) threads() (threadMap, error) {
 	s.storeMu.Lock()
 	defer s.storeMu.Unlock()
 	if s.closed {
 		return nil, errClosed
 	}
 	if s.store == nil {
-		st, err := openThreadStore(s.threadPath, s.threadTTL, s.now, slog.Default().With("sink", s.name))
+		log := slog.Default().With("sink", s.name)
+		if s.shared != nil {
+			s.store = newSharedThreads(s.shared, s.name, s.threadTTL, s.now, log)
+			return s.store, nil
+		}
+		st, err := openThreadStore(s.threadPath, s.threadTTL, s.now, log)
 		if err != nil {
 			return nil, err
 		}
 		s.store = st
 	}
 	return s.store, nil
+}
+
+// UseSharedState keeps the sink's threads in the state every replica
+// shares (queue type kafka) instead of thread_store on this bridge's disk,
+// so that a conversation that moves to another replica stays in its
+// thread. The bridge calls it before Start.
+func (s *Sink) UseSharedState(st sinks.SharedState) {
+	s.storeMu.Lock()
+	defer s.storeMu.Unlock()
+	s.shared = st
 }
 
 // Start opens the thread store of a sink with thread_key, so a store that

@@ -17,7 +17,25 @@ import (
 // Thread keys: the first event with a key posts a message to the channel
 // (the thread's parent); later events with the same key, within thread_ttl
 // of the thread's last message, reply under it. The key -> (channel, ts)
-// map is a small Pebble store on disk, so a restart keeps the threads.
+// map is a small Pebble store on disk, so a restart keeps the threads; with
+// a Kafka queue, it is in the state the replicas share (sharedThreads), so
+// that the replica a conversation moves to replies in the same thread.
+
+// threadMap keeps a sink's threads: threadStore or sharedThreads.
+type threadMap interface {
+	// get returns the live thread of (channel, key), if there is one.
+	get(ctx context.Context, channel, key string) (thread, bool, error)
+	// put remembers th for (channel, key), its Used set to now; parent
+	// says th is a new thread, which must not be lost (a reply's refresh
+	// of Used matters less).
+	put(ctx context.Context, channel, key string, th thread, parent bool) error
+	// forget deletes the thread of (channel, key).
+	forget(ctx context.Context, channel, key string) error
+	// expire deletes every thread past its ttl and says how many it
+	// deleted (its janitor calls it every threadJanitorInterval).
+	expire(ctx context.Context) (int, error)
+	close() error
+}
 
 // threadJanitorInterval is how often expired threads are deleted from the
 // store. A lookup ignores an expired thread whatever the janitor did.
@@ -75,7 +93,7 @@ func openThreadStore(path string, ttl time.Duration, now func() time.Time, log *
 		return nil, fmt.Errorf("thread store %s: %w (is it shared with another slack sink? each needs its own thread_store)", path, err)
 	}
 	st := &threadStore{path: path, ttl: ttl, now: now, log: log, db: db, stop: make(chan struct{}), done: make(chan struct{})}
-	if _, err := st.expire(); err != nil {
+	if _, err := st.expire(context.Background()); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -87,8 +105,7 @@ func threadID(channel, key string) []byte {
 	return append(append(append(slices.Clip(threadPrefix), channel...), 0), key...)
 }
 
-// get returns the live thread of (channel, key), if there is one.
-func (st *threadStore) get(channel, key string) (thread, bool, error) {
+func (st *threadStore) get(_ context.Context, channel, key string) (thread, bool, error) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	if st.db == nil {
@@ -119,10 +136,10 @@ func (st *threadStore) expired(th thread) bool {
 	return !st.now().Before(th.Used.Add(st.ttl))
 }
 
-// put remembers th for (channel, key), its Used set to now. A new parent is
-// synced to disk before put returns, so that a crash right after does not
-// start a second thread; a reply's refresh of Used is not worth an fsync.
-func (st *threadStore) put(channel, key string, th thread, sync bool) error {
+// put syncs a new parent to disk before it returns, so that a crash right
+// after does not start a second thread; a reply's refresh of Used is not
+// worth an fsync.
+func (st *threadStore) put(_ context.Context, channel, key string, th thread, sync bool) error {
 	th.Used = st.now().UTC()
 	raw, err := json.Marshal(th)
 	if err != nil {
@@ -143,8 +160,7 @@ func (st *threadStore) put(channel, key string, th thread, sync bool) error {
 	return nil
 }
 
-// forget deletes the thread of (channel, key).
-func (st *threadStore) forget(channel, key string) error {
+func (st *threadStore) forget(_ context.Context, channel, key string) error {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	if st.db == nil {
@@ -156,8 +172,7 @@ func (st *threadStore) forget(channel, key string) error {
 	return nil
 }
 
-// expire deletes every thread past its ttl and says how many it deleted.
-func (st *threadStore) expire() (int, error) {
+func (st *threadStore) expire(context.Context) (int, error) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	if st.db == nil {
@@ -201,7 +216,7 @@ func (st *threadStore) janitor() {
 		case <-st.stop:
 			return
 		case <-tick.C:
-			if n, err := st.expire(); err != nil {
+			if n, err := st.expire(context.Background()); err != nil {
 				st.log.Error("slack thread store: deleting expired threads", "path", st.path, "err", err)
 			} else if n > 0 {
 				st.log.Debug("slack thread store: expired threads deleted", "path", st.path, "threads", n)

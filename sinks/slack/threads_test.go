@@ -253,13 +253,13 @@ func TestThreadTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := st.expire(); err != nil || n != 1 {
+	if n, err := st.expire(context.Background()); err != nil || n != 1 {
 		t.Fatalf("expire = %d, %v; want b's thread deleted", n, err)
 	}
-	if _, found, _ := st.get("#sales", "sessions/a"); !found {
+	if _, found, _ := st.get(context.Background(), "#sales", "sessions/a"); !found {
 		t.Error("a's live thread was deleted")
 	}
-	if n, err := st.expire(); err != nil || n != 0 {
+	if n, err := st.expire(context.Background()); err != nil || n != 0 {
 		t.Errorf("expire again = %d, %v; want nothing left to delete", n, err)
 	}
 }
