@@ -663,7 +663,12 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 				continue
 			}
 			l.e.observe(l.name, it.ev, it.d.Attempts, err, false, "")
-			if aerr := l.e.q.Attempted(l.name, it.d.Seq, it.d.Attempts, err.Error()); aerr != nil {
+			if aerr := l.e.q.Attempted(l.name, it.d.Seq, it.d.Attempts, err.Error()); errors.Is(aerr, queue.ErrNotInFlight) {
+				// The queue took it back (a Kafka queue's rebalance gave its
+				// partition to another replica): not ours to retry.
+				l.log.Info("delivery failed and is no longer this loop's to retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "reason", aerr, "err", err)
+				continue
+			} else if aerr != nil {
 				l.log.Error("recording an attempt", "id", it.ev.ID(), "err", aerr)
 			}
 			hint, _ := sinks.RetryAfterOf(err)

@@ -140,6 +140,10 @@ func (q *Queue) AckAll(sink string, seqs ...uint64) error {
 // Attempted notes the attempts of an in-flight delivery, in memory (the
 // last error is the delivery loop's to log): another replica that reads
 // the record again starts over.
+//
+// A delivery whose record was handed back in a rebalance is ended here
+// instead (ErrNotInFlight): the partition's next holder delivers it, and
+// the delivery loop stops retrying it.
 func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -148,6 +152,10 @@ func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error
 		return fmt.Errorf("%w: %s/%d", queue.ErrNotInFlight, sink, seq)
 	}
 	e := s.inFlight[seq]
+	if e.rec.handedBack() {
+		delete(s.inFlight, seq)
+		return fmt.Errorf("%w: %s/%d: handed back in a rebalance of the sink's group", queue.ErrNotInFlight, sink, seq)
+	}
 	e.attempts = attempts
 	return nil
 }
