@@ -29,6 +29,16 @@ type Queue interface {
 	Bury(sink string, seq uint64, attempts int, reason string) error
 }
 
+// relinquisher is a queue that can take back deliveries it handed out (a
+// Kafka queue whose rebalance gave their partition to another replica).
+// Before each retry the loop asks it which of its deliveries are still its
+// own, and drops the others unsent.
+type relinquisher interface {
+	// Relinquished ends and reports each delivery of seqs that the queue
+	// took back.
+	Relinquished(sink string, seqs []uint64) []bool
+}
+
 // Extensions set on an event delivered to a dead-letter sink.
 const (
 	ExtDeadLetterSink   = "deadlettersink"
@@ -626,6 +636,10 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 				l.releaseAll(items)
 				return
 			}
+			if items = l.stillOwn(items); len(items) == 0 {
+				l.cb.done(tk, outcomeNeutral, nil, 0)
+				return
+			}
 		}
 		errs := l.send(items, send)
 		send = nil
@@ -663,12 +677,7 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 				continue
 			}
 			l.e.observe(l.name, it.ev, it.d.Attempts, err, false, "")
-			if aerr := l.e.q.Attempted(l.name, it.d.Seq, it.d.Attempts, err.Error()); errors.Is(aerr, queue.ErrNotInFlight) {
-				// The queue took it back (a Kafka queue's rebalance gave its
-				// partition to another replica): not ours to retry.
-				l.log.Info("delivery failed and is no longer this loop's to retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "reason", aerr, "err", err)
-				continue
-			} else if aerr != nil {
+			if aerr := l.e.q.Attempted(l.name, it.d.Seq, it.d.Attempts, err.Error()); aerr != nil {
 				l.log.Error("recording an attempt", "id", it.ev.ID(), "err", aerr)
 			}
 			hint, _ := sinks.RetryAfterOf(err)
@@ -779,6 +788,29 @@ func safeSend(ctx context.Context, send func(context.Context) []error, n int) (e
 		}
 	}()
 	return send(ctx)
+}
+
+// stillOwn drops the items the queue took back while they waited for a
+// retry (see relinquisher).
+func (l *loop) stillOwn(items []item) []item {
+	r, ok := l.e.q.(relinquisher)
+	if !ok {
+		return items
+	}
+	seqs := make([]uint64, len(items))
+	for i, it := range items {
+		seqs[i] = it.d.Seq
+	}
+	gone := r.Relinquished(l.name, seqs)
+	kept := items[:0:0]
+	for i, it := range items {
+		if gone[i] {
+			l.log.Info("a delivery waiting for its retry was taken back by the queue; not sent", "id", it.ev.ID(), "attempt", it.d.Attempts)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	return kept
 }
 
 func (l *loop) releaseAll(items []item) {

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -18,10 +19,17 @@ import (
 
 // A delivery being retried when a rebalance of a Kafka queue's group moves
 // its partition to another replica is that replica's to deliver now: the
-// loop that was retrying it stops at its next attempt, instead of going on
-// for as long as its schedule lasts (and delivering it a second time once
-// the CRM is back).
+// loop that was retrying it drops it before its next attempt, instead of
+// going on for as long as its schedule lasts and delivering it a second
+// time once the CRM is back, whether before the next attempt or after.
 func TestRetriesStopWhenTheirPartitionMoves(t *testing.T) {
+	t.Run("back before the next attempt", func(t *testing.T) { retriesStopWhenTheirPartitionMoves(t, time.Second, 0) })
+	t.Run("back after it", func(t *testing.T) { retriesStopWhenTheirPartitionMoves(t, 100*time.Millisecond, 300*time.Millisecond) })
+}
+
+// retriesStopWhenTheirPartitionMoves retries every lead each backoff, and
+// brings the CRM back down for downFor after the partition moved.
+func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Duration) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "ingress"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +53,7 @@ func TestRetriesStopWhenTheirPartitionMoves(t *testing.T) {
 	e := New(q1, nil, nil)
 	if err := e.Start("crm", httpSink(t, down.srv.URL), Policy{
 		Concurrency:    8, // every lead in flight, retried by its own worker
-		Retry:          Retry{MaxAttempts: 1000, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		Retry:          Retry{MaxAttempts: 1000, InitialBackoff: backoff, MaxBackoff: backoff},
 		CircuitBreaker: CircuitBreaker{Off: true}, // each delivery on its own schedule
 	}); err != nil {
 		t.Fatal(err)
@@ -105,20 +113,30 @@ func TestRetriesStopWhenTheirPartitionMoves(t *testing.T) {
 	if len(moved) == len(items) {
 		t.Fatalf("all %d leads moved: the first replica kept no partition", len(items))
 	}
-	time.Sleep(300 * time.Millisecond) // the first replica's last attempt of each
+	time.Sleep(downFor)
 	before := attempts(moved)
-	time.Sleep(time.Second) // ten back-offs
-	if after := attempts(moved); after != before {
-		t.Errorf("the first replica went on retrying the leads that moved: %d attempts, then %d a second later", before, after)
-	}
-	kept := map[string]bool{}
-	for id := range all {
-		if !moved[id] {
-			kept[id] = true
+	down.mu.Lock()
+	down.answers = []int{http.StatusCreated} // the CRM is back
+	since := len(down.got)
+	down.mu.Unlock()
+	// The leads of the partition the first replica kept are its to deliver,
+	// and it does; those that moved it leaves alone.
+	waitUntil(t, "the first replica delivering the leads it kept", func() bool {
+		seen := map[string]bool{}
+		for _, id := range down.requests()[since:] {
+			seen[id] = true
 		}
+		for _, it := range items {
+			if !moved[it.ID] && !seen[it.ID] {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2*backoff + 500*time.Millisecond) // any retry's time to come
+	if after := attempts(moved); after != before {
+		t.Errorf("the first replica went on with the leads that moved (and delivered them once the CRM was back): %d attempts, then %d", before, after)
 	}
-	n := attempts(kept)
-	waitUntil(t, "the first replica retrying the leads it kept", func() bool { return attempts(kept) > n })
 	t.Logf("moved %v", slices.Sorted(func(yield func(string) bool) {
 		for id := range moved {
 			if !yield(id) {

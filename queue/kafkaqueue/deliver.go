@@ -140,10 +140,6 @@ func (q *Queue) AckAll(sink string, seqs ...uint64) error {
 // Attempted notes the attempts of an in-flight delivery, in memory (the
 // last error is the delivery loop's to log): another replica that reads
 // the record again starts over.
-//
-// A delivery whose record was handed back in a rebalance is ended here
-// instead (ErrNotInFlight): the partition's next holder delivers it, and
-// the delivery loop stops retrying it.
 func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -152,12 +148,32 @@ func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error
 		return fmt.Errorf("%w: %s/%d", queue.ErrNotInFlight, sink, seq)
 	}
 	e := s.inFlight[seq]
-	if e.rec.handedBack() {
-		delete(s.inFlight, seq)
-		return fmt.Errorf("%w: %s/%d: handed back in a rebalance of the sink's group", queue.ErrNotInFlight, sink, seq)
-	}
 	e.attempts = attempts
 	return nil
+}
+
+// Relinquished reports, for each of sink's in-flight deliveries seqs,
+// whether the queue took it back: its record was handed back in a
+// rebalance (or the delivery is no longer in flight at all). Those are
+// ended here; the delivery loop drops them instead of retrying them.
+func (q *Queue) Relinquished(sink string, seqs []uint64) []bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	gone := make([]bool, len(seqs))
+	s := q.sinks[sink]
+	for i, seq := range seqs {
+		var e *entry
+		if s != nil {
+			e = s.inFlight[seq]
+		}
+		if e == nil || e.rec.handedBack() {
+			if s != nil {
+				delete(s.inFlight, seq)
+			}
+			gone[i] = true
+		}
+	}
+	return gone
 }
 
 // Release hands an in-flight delivery back: Next hands it out again before

@@ -301,9 +301,9 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 		})
 		// A delivery being retried mostly waits out its back-off (or an open
 		// circuit breaker), which can outlast any wait here: it is handed
-		// back at once. Its loop makes at most one more attempt, which
-		// delivers it a second time should the sink be back by then, and
-		// stops there (Attempted).
+		// back at once, and its loop drops it before its next attempt
+		// (Relinquished). Only an attempt already under way may still
+		// deliver it.
 		for _, e := range s.inFlight {
 			if e.rec.r == r && !e.rec.p.gone && e.attempts > 0 {
 				e.rec.dropped = true
