@@ -54,6 +54,18 @@ func (s *slackWebAPI) sent() []url.Values {
 	return append([]url.Values(nil), s.posts...)
 }
 
+// sendChatLead posts to b a signed Hello Client lead of chat session whose
+// LastName, which the configs below post to Slack, is "message <n>".
+func sendChatLead(t *testing.T, b *bridgeProc, session string, n int) {
+	t.Helper()
+	body := []byte(fmt.Sprintf(`{"Type":"lead","SerialNumber":"HC-8842","SessionID":%q,"FirstName":"Ada","LastName":"message %d","CreateTime":"2026-11-20T10:15:00Z"}`, session, n))
+	resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
+		map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("webhook answered %v %v", resp, err)
+	}
+}
+
 const threadsConfig = `
 server: {listen: "{{WEBHOOK}}"}
 admin: {listen: "{{ADMIN}}"}
@@ -82,15 +94,7 @@ routes:
 func TestSlackThreadsSurviveKillNine(t *testing.T) {
 	slack := newSlackWebAPI(t)
 	b := newBridge(t, threadsConfig, "HC_KEY="+hcSecret, "SLACK_API_URL="+slack.URL+"/api/")
-	send := func(session string, n int) {
-		t.Helper()
-		body := []byte(fmt.Sprintf(`{"Type":"lead","SerialNumber":"HC-8842","SessionID":%q,"FirstName":"Ada","LastName":"message %d","CreateTime":"2026-11-20T10:15:00Z"}`, session, n))
-		resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
-			map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
-		if err != nil || resp.Status != 200 {
-			t.Fatalf("webhook answered %v %v", resp, err)
-		}
-	}
+	send := func(session string, n int) { t.Helper(); sendChatLead(t, b, session, n) }
 	b.Start()
 	for n := 1; n <= 4; n++ {
 		send("chat-1", n)
@@ -152,27 +156,9 @@ func TestSlackThreadsSurviveKillNine(t *testing.T) {
 }
 
 // kafkaThreadsConfig is threadsConfig on a Kafka queue: the replicas keep
-// their threads in the state they share.
-const kafkaThreadsConfig = `
-server: {listen: "{{WEBHOOK}}"}
-admin: {listen: "{{ADMIN}}"}
-queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}
-log: {level: info}
-sources:
-  helloclient: {type: helloclient, secret: "${HC_KEY}", tolerance: 5m}
-sinks:
-  slack-chats:
-    type: slack
-    token: xoxb-e2e
-    api_url: "${SLACK_API_URL}"
-    channel: C0CHATS
-    text: "{{ .Data.LastName }}"
-    thread_key: "{{ .Subject }}"
-    thread_store: "{{DIR}}/slack-threads"
-    rate_limit: none
-routes:
-  - {name: chats, sinks: [slack-chats]}
-`
+// their threads in the state they share (thread_store goes unused).
+var kafkaThreadsConfig = strings.Replace(threadsConfig, `queue: {path: "{{DIR}}/queue"}`,
+	`queue: {type: kafka, brokers: ["${KAFKA}"], session_timeout: 6s}`, 1)
 
 // TestSlackThreadsFollowAConversationAcrossReplicas: with a Kafka queue, a
 // conversation that moves to another replica (here the first one is
@@ -184,15 +170,7 @@ func TestSlackThreadsFollowAConversationAcrossReplicas(t *testing.T) {
 	c := startQueueBroker(t)
 	slack := newSlackWebAPI(t)
 	env := []string{"HC_KEY=" + hcSecret, "KAFKA=" + c.ListenAddrs()[0], "SLACK_API_URL=" + slack.URL + "/api/"}
-	send := func(b *bridgeProc, session string, n int) {
-		t.Helper()
-		body := []byte(fmt.Sprintf(`{"Type":"lead","SerialNumber":"HC-8842","SessionID":%q,"FirstName":"Ada","LastName":"message %d","CreateTime":"2026-11-20T10:15:00Z"}`, session, n))
-		resp, err := post(t, http.DefaultClient, "http://"+b.Addr+"/webhooks/helloclient", body,
-			map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
-		if err != nil || resp.Status != 200 {
-			t.Fatalf("webhook answered %v %v", resp, err)
-		}
-	}
+	send := func(b *bridgeProc, session string, n int) { t.Helper(); sendChatLead(t, b, session, n) }
 	postOf := func(text string) (url.Values, bool) {
 		for _, p := range slack.sent() {
 			if p.Get("text") == text {
@@ -216,12 +194,19 @@ func TestSlackThreadsFollowAConversationAcrossReplicas(t *testing.T) {
 		t.Fatalf("the first message of chat-1 was posted as a reply: %v", parent)
 	}
 	const parentTS = "1795169730.000001"
-
-	b := newBridge(t, kafkaThreadsConfig, env...)
-	b.Start()
-	if code := a.Stop(); code != 0 {
-		t.Fatalf("exit code %d at SIGTERM", code)
+	// takeOver starts a replica and stops from, as a rolling deploy does:
+	// the new one takes every partition.
+	takeOver := func(from *bridgeProc) *bridgeProc {
+		t.Helper()
+		to := newBridge(t, kafkaThreadsConfig, env...)
+		to.Start()
+		if code := from.Stop(); code != 0 {
+			t.Fatalf("exit code %d at SIGTERM", code)
+		}
+		return to
 	}
+
+	b := takeOver(a)
 	send(b, "chat-1", 2)
 	send(b, "chat-2", 3)
 	if p := waitPost("message 2"); p.Get("thread_ts") != parentTS {
@@ -241,11 +226,7 @@ func TestSlackThreadsFollowAConversationAcrossReplicas(t *testing.T) {
 
 	// A third replica, on a disk of its own that never saw either thread,
 	// takes over both conversations.
-	c3 := newBridge(t, kafkaThreadsConfig, env...)
-	c3.Start()
-	if code := b.Stop(); code != 0 {
-		t.Fatalf("exit code %d at SIGTERM", code)
-	}
+	c3 := takeOver(b)
 	send(c3, "chat-1", 4)
 	send(c3, "chat-2", 5)
 	if p := waitPost("message 4"); p.Get("thread_ts") != parentTS {

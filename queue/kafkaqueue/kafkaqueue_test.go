@@ -2,8 +2,6 @@ package kafkaqueue
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,10 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/segmentio/kafka-go/sasl/scram"
-	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/hookbridge/hookbridge/internal/testcert"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks/kafka"
 )
@@ -978,25 +973,10 @@ func TestOpenAndEnqueueCheck(t *testing.T) {
 // new group, reading ids back, dead letters, measuring lag) goes over TLS
 // with SASL when the brokers ask for them.
 func TestOverTLSAndSASL(t *testing.T) {
-	certFile, keyFile, cert := testcert.Write(t, t.TempDir())
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := newCluster(t, 1,
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}),
-		kfake.EnableSASL(),
-		kfake.Superuser("SCRAM-SHA-512", "bridge", "s3cret"),
-	)
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	mech, err := scram.Mechanism(scram.SHA512, "bridge", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
+	brokerOpts, secureConn := tlsAndSASL(t)
+	brokers := newCluster(t, 1, brokerOpts...)
 	secure := func(o *Options) {
-		o.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-		o.SASL = mech
+		secureConn(o)
 		o.DedupWindow = time.Minute
 		fastLag(o)
 	}

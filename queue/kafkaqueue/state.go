@@ -346,17 +346,25 @@ func stateListErr(listed *kafkago.ListOffsetsResponse, topic string) error {
 	return nil
 }
 
+// setUp says whether use has nothing to do: the state is ready, or closed
+// (ErrStateClosed).
+func (s *State) setUp() (done bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return true, ErrStateClosed
+	case s.ready:
+		return true, nil
+	}
+	return false, nil
+}
+
 // use sets the state up on the first call that succeeds: it creates the
 // topic, compacted, unless it exists, and starts the reader.
 func (s *State) use(ctx context.Context) error {
-	s.mu.Lock()
-	closed, ready := s.closed, s.ready
-	s.mu.Unlock()
-	switch {
-	case closed:
-		return ErrStateClosed
-	case ready:
-		return nil
+	if done, err := s.setUp(); done {
+		return err
 	}
 	select {
 	case s.setupLock <- struct{}{}:
@@ -364,14 +372,8 @@ func (s *State) use(ctx context.Context) error {
 		return fmt.Errorf("kafkaqueue: setting up the shared state: %w", ctx.Err())
 	}
 	defer func() { <-s.setupLock }()
-	s.mu.Lock()
-	closed, ready = s.closed, s.ready
-	s.mu.Unlock()
-	switch {
-	case closed:
-		return ErrStateClosed
-	case ready:
-		return nil
+	if done, err := s.setUp(); done {
+		return err
 	}
 	if err := s.createTopic(ctx); err != nil {
 		return err

@@ -1,10 +1,7 @@
 package kafkaqueue
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,11 +13,8 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/hookbridge/hookbridge/internal/testcert"
 )
 
 const stateTopic = ingress + StateSuffix
@@ -528,24 +522,6 @@ func TestStateTopicIsCompacted(t *testing.T) {
 	}
 }
 
-// logBuffer collects a queue's logs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // refuseCreateTopics makes c refuse every CreateTopics as not authorized.
 func refuseCreateTopics(c *kfake.Cluster) {
 	c.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -569,7 +545,7 @@ func TestStateTopicCreationRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		refuseCreateTopics(c)
-		var logs logBuffer
+		var logs syncBuffer
 		logger := slog.New(slog.NewTextHandler(&logs, nil))
 		a := openQueue(t, brokers, func(o *Options) { o.Logger = logger }).State()
 		b := openQueue(t, brokers, func(o *Options) { o.Logger = logger }).State()
@@ -646,26 +622,8 @@ func TestStateClosed(t *testing.T) {
 // The state's connections (creating the topic, listing its end, reading,
 // writing) go over TLS with SASL as the queue's do.
 func TestStateOverTLSAndSASL(t *testing.T) {
-	certFile, keyFile, cert := testcert.Write(t, t.TempDir())
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, brokers := newStateCluster(t,
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}),
-		kfake.EnableSASL(),
-		kfake.Superuser("SCRAM-SHA-512", "bridge", "s3cret"),
-	)
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	mech, err := scram.Mechanism(scram.SHA512, "bridge", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	secure := func(o *Options) {
-		o.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-		o.SASL = mech
-	}
+	brokerOpts, secure := tlsAndSASL(t)
+	_, brokers := newStateCluster(t, brokerOpts...)
 	a, b := openQueue(t, brokers, secure).State(), openQueue(t, brokers, secure).State()
 	put(t, a, "thread/1", "v1")
 	wantValue(t, b, "thread/1", "v1")

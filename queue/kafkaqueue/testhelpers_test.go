@@ -2,6 +2,8 @@ package kafkaqueue
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +18,11 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/internal/testcert"
 	"github.com/hookbridge/hookbridge/queue"
 )
 
@@ -480,4 +484,30 @@ func endOffsets(t testing.TB, brokers []string, partitions ...int) map[int]int64
 		out[p.Partition] = p.LastOffset
 	}
 	return out
+}
+
+// tlsAndSASL gives the options of a kfake cluster that speaks TLS only and
+// asks for SCRAM-SHA-512, and the queue options that connect to it.
+func tlsAndSASL(t testing.TB) (brokerOpts []kfake.Opt, secure func(*Options)) {
+	t.Helper()
+	certFile, keyFile, cert := testcert.Write(t, t.TempDir())
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerOpts = []kfake.Opt{
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-512", "bridge", "s3cret"),
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	mech, err := scram.Mechanism(scram.SHA512, "bridge", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return brokerOpts, func(o *Options) {
+		o.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		o.SASL = mech
+	}
 }
