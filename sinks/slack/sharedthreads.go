@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,9 +19,8 @@ import (
 type sharedThreads struct {
 	state  sinks.SharedState
 	prefix string
-	ttl    time.Duration
-	now    func() time.Time
-	log    *slog.Logger
+	threadRecords
+	log *slog.Logger
 
 	stop     chan struct{} // closed to stop the janitor
 	stopOnce sync.Once
@@ -31,13 +29,12 @@ type sharedThreads struct {
 
 func newSharedThreads(state sinks.SharedState, sink string, ttl time.Duration, now func() time.Time, log *slog.Logger) *sharedThreads {
 	t := &sharedThreads{
-		state:  state,
-		prefix: "slack-threads/" + sink + "/",
-		ttl:    ttl,
-		now:    now,
-		log:    log,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		state:         state,
+		prefix:        "slack-threads/" + sink + "/",
+		threadRecords: threadRecords{ttl: ttl, now: now},
+		log:           log,
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	go t.janitor()
 	return t
@@ -55,26 +52,17 @@ func (t *sharedThreads) get(ctx context.Context, channel, key string) (thread, b
 	if !found {
 		return thread{}, false, nil
 	}
-	var th thread
-	if err := json.Unmarshal(raw, &th); err != nil || th.Channel == "" || th.TS == "" {
+	th, live, readable := t.decode(raw)
+	if !readable {
 		t.log.Warn("shared slack threads: unreadable record replaced by a new thread", "thread_key", key)
-		return thread{}, false, nil
 	}
-	if t.expired(th) {
-		return thread{}, false, nil
-	}
-	return th, true, nil
-}
-
-func (t *sharedThreads) expired(th thread) bool {
-	return !t.now().Before(th.Used.Add(t.ttl))
+	return th, live, nil
 }
 
 // put writes th; whether it is a new parent or a reply's refresh, the
 // write is acknowledged by the brokers before put returns.
 func (t *sharedThreads) put(ctx context.Context, channel, key string, th thread, _ bool) error {
-	th.Used = t.now().UTC()
-	raw, err := json.Marshal(th)
+	raw, err := t.encode(th)
 	if err != nil {
 		return err
 	}
@@ -95,8 +83,7 @@ func (t *sharedThreads) forget(ctx context.Context, channel, key string) error {
 func (t *sharedThreads) expire(ctx context.Context) (int, error) {
 	var old []string
 	err := t.state.Each(ctx, t.prefix, func(key string, raw []byte) bool {
-		var th thread
-		if json.Unmarshal(raw, &th) != nil || t.expired(th) {
+		if _, live, _ := t.decode(raw); !live {
 			old = append(old, key)
 		}
 		return true

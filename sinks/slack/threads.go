@@ -53,13 +53,38 @@ type thread struct {
 	Used    time.Time `json:"used"`
 }
 
+// threadRecords reads and writes the records of both thread maps: a
+// thread as JSON, live until ttl after its Used.
+type threadRecords struct {
+	ttl time.Duration
+	now func() time.Time
+}
+
+// decode reads a record: the thread, whether it is live, and whether it
+// was readable at all (one this code did not write is replaced by a new
+// thread, as an expired one is).
+func (r threadRecords) decode(raw []byte) (th thread, live, readable bool) {
+	if err := json.Unmarshal(raw, &th); err != nil || th.Channel == "" || th.TS == "" {
+		return thread{}, false, false
+	}
+	if !r.now().Before(th.Used.Add(r.ttl)) {
+		return thread{}, false, true
+	}
+	return th, true, true
+}
+
+// encode writes th's record, its Used set to now.
+func (r threadRecords) encode(th thread) ([]byte, error) {
+	th.Used = r.now().UTC()
+	return json.Marshal(th)
+}
+
 // threadStore maps a sink's (channel, thread key) pairs to threads. It is
 // safe for concurrent use; after close every call fails with errClosed.
 type threadStore struct {
 	path string
-	ttl  time.Duration
-	now  func() time.Time
-	log  *slog.Logger
+	threadRecords
+	log *slog.Logger
 
 	mu       sync.RWMutex // held for reading by each call; close takes it whole
 	db       *pebble.DB
@@ -92,7 +117,7 @@ func openThreadStore(path string, ttl time.Duration, now func() time.Time, log *
 	if err != nil {
 		return nil, fmt.Errorf("thread store %s: %w (is it shared with another slack sink? each needs its own thread_store)", path, err)
 	}
-	st := &threadStore{path: path, ttl: ttl, now: now, log: log, db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	st := &threadStore{path: path, threadRecords: threadRecords{ttl: ttl, now: now}, log: log, db: db, stop: make(chan struct{}), done: make(chan struct{})}
 	if _, err := st.expire(context.Background()); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -118,30 +143,19 @@ func (st *threadStore) get(_ context.Context, channel, key string) (thread, bool
 	if err != nil {
 		return thread{}, false, fmt.Errorf("thread store %s: %w", st.path, err)
 	}
-	var th thread
-	err = json.Unmarshal(raw, &th)
+	th, live, readable := st.decode(raw)
 	_ = closer.Close()
-	if err != nil || th.Channel == "" || th.TS == "" {
-		// Not one this code wrote: a new thread replaces it.
+	if !readable {
 		st.log.Warn("slack thread store: unreadable record replaced by a new thread", "path", st.path)
-		return thread{}, false, nil
 	}
-	if st.expired(th) {
-		return thread{}, false, nil
-	}
-	return th, true, nil
-}
-
-func (st *threadStore) expired(th thread) bool {
-	return !st.now().Before(th.Used.Add(st.ttl))
+	return th, live, nil
 }
 
 // put syncs a new parent to disk before it returns, so that a crash right
 // after does not start a second thread; a reply's refresh of Used is not
 // worth an fsync.
 func (st *threadStore) put(_ context.Context, channel, key string, th thread, sync bool) error {
-	th.Used = st.now().UTC()
-	raw, err := json.Marshal(th)
+	raw, err := st.encode(th)
 	if err != nil {
 		return err
 	}
@@ -186,8 +200,7 @@ func (st *threadStore) expire(context.Context) (int, error) {
 	defer batch.Close()
 	n := 0
 	for it.First(); it.Valid(); it.Next() {
-		var th thread
-		if json.Unmarshal(it.Value(), &th) != nil || st.expired(th) {
+		if _, live, _ := st.decode(it.Value()); !live {
 			if err := batch.Delete(it.Key(), nil); err != nil {
 				_ = it.Close()
 				return 0, err
