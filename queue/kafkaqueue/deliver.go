@@ -166,10 +166,11 @@ func (q *Queue) Relinquished(sink string, seqs []uint64) []bool {
 		if s != nil {
 			e = s.inFlight[seq]
 		}
-		if e == nil || e.rec.handedBack() {
-			if s != nil {
-				delete(s.inFlight, seq)
-			}
+		switch {
+		case e == nil:
+			gone[i] = true
+		case e.rec.handedBack():
+			delete(s.inFlight, seq)
 			gone[i] = true
 		}
 	}

@@ -47,12 +47,9 @@ type State struct {
 	mu     sync.Mutex
 	closed bool
 	ready  bool // the topic was created (or found) and the reader started
-	// The local copy: the latest value of each live key, with the offset of
-	// the record it came from.
-	m map[string]stateValue
-	// deleted holds the keys this replica deleted whose tombstones the
-	// reader has not read back yet, with the tombstones' offsets.
-	deleted map[string]int64
+	// The local copy: the latest value of each live key, as the reader
+	// applied the topic's records, in offset order.
+	m map[string][]byte
 	// read is the offset after the last record applied: every record below
 	// it was read (or removed by compaction).
 	read int64
@@ -61,13 +58,6 @@ type State struct {
 	moved   chan struct{}
 	waiting bool
 	readErr error // the reader's last error, cleared by a record read
-}
-
-// stateValue is one key's value in the local copy and the offset of the
-// record that carried it.
-type stateValue struct {
-	value  []byte
-	offset int64
 }
 
 // State opens (once; later calls return the same *State) the queue's shared
@@ -86,8 +76,7 @@ func (q *Queue) State() *State {
 		topic:     q.o.StateTopic,
 		setupLock: make(chan struct{}, 1),
 		readDone:  make(chan struct{}),
-		m:         map[string]stateValue{},
-		deleted:   map[string]int64{},
+		m:         map[string][]byte{},
 		moved:     make(chan struct{}),
 		closed:    q.closed,
 	}
@@ -99,24 +88,9 @@ func (q *Queue) State() *State {
 	s.writer.Balancer = kafkago.BalancerFunc(func(kafkago.Message, ...int) int { return 0 })
 	// The topic must be compacted: one the brokers create on the fly is not.
 	s.writer.AllowAutoTopicCreation = false
-	// A write learns its record's offset here, before WriteMessages returns.
-	s.writer.Completion = func(msgs []kafkago.Message, err error) {
-		if err != nil {
-			return
-		}
-		for _, m := range msgs {
-			if w, ok := m.WriterData.(*stateWrite); ok {
-				w.offset = m.Offset
-			}
-		}
-	}
 	q.state = s
 	return s
 }
-
-// stateWrite carries the offset a Put or Delete's record was written at
-// back from the writer's Completion.
-type stateWrite struct{ offset int64 }
 
 // Get returns the value of key as of the call: it sees every Put and Delete
 // any replica had acknowledged before Get was called. It asks the brokers
@@ -133,11 +107,11 @@ func (s *State) Get(ctx context.Context, key string) (value []byte, found bool, 
 	if !ok {
 		return nil, false, nil
 	}
-	return bytes.Clone(v.value), true, nil
+	return bytes.Clone(v), true, nil
 }
 
 // Put sets key to value, returning once the brokers have the record
-// (acks=all). The local copy has it at return. The value must not be
+// (acks=all): a Get that starts after, on any replica, sees it. The value must not be
 // empty: kafka-go reads an empty record value as null, a tombstone.
 func (s *State) Put(ctx context.Context, key string, value []byte) error {
 	if len(value) == 0 {
@@ -147,7 +121,7 @@ func (s *State) Put(ctx context.Context, key string, value []byte) error {
 }
 
 // Delete removes key: it writes a tombstone, and returns once the brokers
-// have it (acks=all). The local copy no longer has the key at return.
+// have it (acks=all).
 func (s *State) Delete(ctx context.Context, key string) error {
 	return s.write(ctx, key, nil)
 }
@@ -167,7 +141,7 @@ func (s *State) Each(ctx context.Context, prefix string, fn func(key string, val
 	s.mu.Lock()
 	for k, v := range s.m {
 		if strings.HasPrefix(k, prefix) {
-			found = append(found, kv{k, bytes.Clone(v.value)})
+			found = append(found, kv{k, bytes.Clone(v)})
 		}
 	}
 	s.mu.Unlock()
@@ -180,8 +154,10 @@ func (s *State) Each(ctx context.Context, prefix string, fn func(key string, val
 	return nil
 }
 
-// write writes the record of a Put (value not nil) or a Delete (value nil)
-// and applies it to the local copy.
+// write writes the record of a Put (value not nil) or a Delete (value
+// nil). The local copy takes it when the reader reads it back: Get and Each
+// catch up with the topic's end before they look, so applying it here too
+// would change nothing they can see.
 func (s *State) write(ctx context.Context, key string, value []byte) error {
 	if key == "" {
 		return errors.New("kafkaqueue: the shared state's keys must not be empty")
@@ -189,58 +165,13 @@ func (s *State) write(ctx context.Context, key string, value []byte) error {
 	if err := s.use(ctx); err != nil {
 		return err
 	}
-	w := &stateWrite{offset: -1}
 	ctx, cancel := context.WithTimeout(ctx, s.q.o.WriteTimeout)
 	defer cancel()
-	msg := kafkago.Message{Key: []byte(key), Value: bytes.Clone(value), WriterData: w}
+	msg := kafkago.Message{Key: []byte(key), Value: bytes.Clone(value)}
 	if err := s.writer.WriteMessages(ctx, msg); err != nil {
 		return fmt.Errorf("kafkaqueue: writing key %q to topic %s: %w", key, s.topic, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.applyLocal(key, msg.Value, w.offset)
 	return nil
-}
-
-// The local copy takes records from two sides: the reader, in offset order,
-// and this replica's own writes, as each returns. A write's record reaches
-// the reader later, and by then the copy may hold a newer value of its key
-// (a later write by this replica), and the reader may have gone past it
-// before the write returns (and applied a later record of the key written
-// by another replica). So the copy keeps with each value the offset of the
-// record it came from, and with each key this replica deleted, until the
-// reader reads the tombstone, the tombstone's offset: a record never
-// replaces one of a higher offset, whichever side brings it, and a write
-// the reader has already gone past is not applied again. Both sides then
-// converge on the topic's latest record of each key.
-//
-// The last rule is the one a Get could see broken: Get and Each wait for
-// the reader to reach the topic's end, and the reader applies records in
-// offset order, so a stale record it brings is replaced before they look;
-// but a write applied after the reader went past a later record of its key
-// would stay until the key is written again.
-
-// applyLocal applies this replica's own write of key at offset (-1: not
-// known). s.mu held.
-func (s *State) applyLocal(key string, value []byte, offset int64) {
-	if offset < 0 || offset < s.read {
-		// The reader has applied it already, and what followed it; or the
-		// writer did not say where it went (it always does on success), and
-		// the reader brings it.
-		return
-	}
-	if v, ok := s.m[key]; ok && v.offset > offset {
-		return
-	}
-	if d, ok := s.deleted[key]; ok && d > offset {
-		return
-	}
-	s.set(key, value, offset)
-	if value == nil {
-		s.deleted[key] = offset
-	} else {
-		delete(s.deleted, key) // the value's offset guards the key now
-	}
 }
 
 // applyRead applies the record the reader read at offset, and moves the
@@ -255,36 +186,11 @@ func (s *State) applyRead(key string, value []byte, offset int64) {
 		close(s.moved)
 		s.moved, s.waiting = make(chan struct{}), false
 	}
-	if d, ok := s.deleted[key]; ok {
-		if offset < d {
-			return // this replica deleted the key since
-		}
-		delete(s.deleted, key) // the tombstone read back, or a later record
-	}
-	if v, ok := s.m[key]; ok && v.offset > offset {
-		return // this replica wrote the key since
-	}
-	s.set(key, value, offset)
-}
-
-// set sets key to value (nil: deletes it). s.mu held.
-func (s *State) set(key string, value []byte, offset int64) {
 	if value == nil {
 		delete(s.m, key)
 		return
 	}
-	s.m[key] = stateValue{value: value, offset: offset}
-}
-
-// forgetDeleted drops the deletes of this replica whose tombstones the
-// reader has gone past without reading them (compaction removed them,
-// which it does only after delete.retention.ms). s.mu held.
-func (s *State) forgetDeleted() {
-	for k, off := range s.deleted {
-		if off < s.read {
-			delete(s.deleted, k)
-		}
-	}
+	s.m[key] = value
 }
 
 // catchUp waits until the local copy has read up to the end the brokers
@@ -488,9 +394,6 @@ func (s *State) readFrom(offset int64) (progressed bool, err error) {
 		progressed = true
 		s.mu.Lock()
 		s.applyRead(string(m.Key), m.Value, m.Offset)
-		if m.Offset+1 >= m.HighWaterMark && len(s.deleted) > 0 {
-			s.forgetDeleted()
-		}
 		s.mu.Unlock()
 	}
 }

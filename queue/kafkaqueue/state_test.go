@@ -141,89 +141,27 @@ func TestStateSharedBetweenReplicas(t *testing.T) {
 	}
 }
 
-// A write applies to the local copy at once, and its read-back (or an
-// older record read late) does not undo a newer local value.
-func TestStateLocalWriteAndReadBack(t *testing.T) {
+// A replica reads its own writes: a Get right after a Put or Delete sees
+// it, write after write, and the other replica ends with the same.
+func TestStateReadsItsOwnWrites(t *testing.T) {
 	_, brokers := newStateCluster(t)
 	qa, qb := openQueue(t, brokers, nil), openQueue(t, brokers, nil)
 	a, b := qa.State(), qb.State()
 	wantNone(t, a, "k")
 	wantNone(t, b, "k")
 
-	// The local copy has each write when it returns, before any read.
+	// A Get right after each write sees it on the replica that wrote it.
 	for i := range 50 {
 		put(t, a, "k", fmt.Sprint(i))
-		if got := localValue(a, "k"); got != fmt.Sprint(i) {
-			t.Fatalf("after Put %d the local copy holds %q", i, got)
-		}
+		wantValue(t, a, "k", fmt.Sprint(i))
 	}
 	del(t, a, "k")
-	if got := localValue(a, "k"); got != "<none>" {
-		t.Fatalf("after Delete the local copy holds %q", got)
-	}
+	wantNone(t, a, "k")
 
 	// And every replica ends with the topic's values.
 	put(t, b, "k", "2")
 	wantValue(t, a, "k", "2")
 	wantValue(t, b, "k", "2")
-}
-
-// The local copy takes this replica's writes as they return and the
-// records the reader reads, in whichever order they come; in the end it
-// holds each key's record of the highest offset, and never a write the
-// reader had gone past. (No brokers: the offsets are made up.)
-func TestStateApplyOrder(t *testing.T) {
-	s := &State{m: map[string]stateValue{}, deleted: map[string]int64{}, moved: make(chan struct{})}
-	step := func(what, key, want string) {
-		t.Helper()
-		if got := localValue(s, key); got != want {
-			t.Fatalf("%s: %s = %q, want %q", what, key, got, want)
-		}
-	}
-	s.applyLocal("k", []byte("v5"), 5)
-	step("a write returns before the reader gets there", "k", "v5")
-	s.applyRead("k", []byte("v3"), 3)
-	step("an older record read after it", "k", "v5")
-	s.applyRead("k", []byte("v5"), 5)
-	step("the write read back", "k", "v5")
-	s.applyLocal("k", nil, 8)
-	step("a delete returns", "k", "<none>")
-	s.applyRead("k", []byte("v7"), 7)
-	step("a record older than the delete read after it", "k", "<none>")
-	s.applyRead("k", nil, 8)
-	step("the tombstone read back", "k", "<none>")
-	if len(s.deleted) != 0 {
-		t.Fatalf("the delete is still remembered after its tombstone was read: %v", s.deleted)
-	}
-	s.applyRead("k", []byte("v9"), 9)
-	step("another replica's write read", "k", "v9")
-
-	s.applyRead("j", []byte("theirs"), 12)
-	s.applyLocal("j", []byte("mine"), 11)
-	step("a write returning after the reader read a later record of its key", "j", "theirs")
-	s.applyLocal("j", nil, 10)
-	step("a delete returning after the reader read a later record of its key", "j", "theirs")
-	s.applyRead("d", []byte("theirs"), 14)
-	s.applyRead("d", nil, 15)
-	s.applyLocal("d", []byte("mine"), 13)
-	step("a write returning after the reader read a later tombstone of its key", "d", "<none>")
-
-	s.applyLocal("c", []byte("v21"), 21)
-	s.applyLocal("c", []byte("v20"), 20)
-	step("two writes returning out of order", "c", "v21")
-	s.applyRead("c", []byte("v20"), 20)
-	s.applyRead("c", []byte("v21"), 21)
-	step("and read back", "c", "v21")
-
-	s.applyLocal("x", nil, 30)
-	s.applyRead("y", []byte("y"), 31) // compaction removed the tombstone at 30
-	s.forgetDeleted()
-	if len(s.deleted) != 0 {
-		t.Fatalf("a delete the reader went past is still remembered: %v", s.deleted)
-	}
-	if s.read != 32 {
-		t.Fatalf("read = %d, want 32", s.read)
-	}
 }
 
 // localValue is what the local copy of s holds under key, without
@@ -235,7 +173,7 @@ func localValue(s *State, key string) string {
 	if !ok {
 		return "<none>"
 	}
-	return string(v.value)
+	return string(v)
 }
 
 func TestStateRestartedReplicaReadsItBack(t *testing.T) {
