@@ -479,6 +479,7 @@ type result struct {
 	overslept []time.Duration // open loop: how late the load generator's sleeps ended, sorted
 	errors    int64
 	ok        int64
+	peakRSS   int64 // the server's high-water resident set at the phase's end, bytes
 }
 
 func (r result) pct(p float64) time.Duration {
@@ -515,13 +516,13 @@ func printResult(name string, r result) {
 // their CPU per request, the measure least moved by the machine's drift.
 func printComparison(a, b string, as, bs []result) {
 	fmt.Printf("\nA/B at full load: A = %s, B = %s (B ran first in odd rounds)\n", a, b)
-	fmt.Printf("%-6s %12s %12s %12s %12s %10s\n", "round", "A req/s", "A CPU/req", "B req/s", "B CPU/req", "B/A CPU")
+	fmt.Printf("%-6s %12s %12s %10s %12s %12s %10s %10s\n", "round", "A req/s", "A CPU/req", "A RSS", "B req/s", "B CPU/req", "B RSS", "B/A CPU")
 	var ratios []float64
 	for i := range min(len(as), len(bs)) {
 		ca, cb := cpuPerRequest(as[i]), cpuPerRequest(bs[i])
 		ratio := cb / ca
 		ratios = append(ratios, ratio)
-		fmt.Printf("%-6d %12.0f %10.1fµs %12.0f %10.1fµs %10.3f\n", i, as[i].rps, ca, bs[i].rps, cb, ratio)
+		fmt.Printf("%-6d %12.0f %10.1fµs %7.1f MB %12.0f %10.1fµs %7.1f MB %10.3f\n", i, as[i].rps, ca, float64(as[i].peakRSS)/1e6, bs[i].rps, cb, float64(bs[i].peakRSS)/1e6, ratio)
 	}
 	if len(ratios) > 0 {
 		slices.Sort(ratios)
@@ -548,6 +549,7 @@ func measured(server *exec.Cmd, run func() result) result {
 	r.serverCPU = proc.CPUTime(server.Process.Pid) - s0
 	r.clientCPU = proc.CPUTime(os.Getpid()) - c0
 	r.machine = proc.ReadMachineTimes().Since(m0)
+	r.peakRSS = proc.PeakRSS(server.Process.Pid)
 	return r
 }
 

@@ -72,6 +72,10 @@ type App struct {
 	m    *metrics.Metrics
 	// defaultLog: Run makes its logger slog's default (UseAsDefaultLogger).
 	defaultLog bool
+	// manageMemory: Run and Reload set the runtime's soft memory limit
+	// (ManageMemoryLimit); memoryLimitLogged once it has been logged.
+	manageMemory      bool
+	memoryLimitLogged bool
 
 	q      eventQueue
 	rec    *inspect.Recorder
@@ -104,6 +108,12 @@ func New(path string) *App {
 // The bridge binary does; an App inside another program leaves that
 // program's default alone.
 func (a *App) UseAsDefaultLogger() { a.defaultLog = true }
+
+// ManageMemoryLimit makes Run and Reload set the Go runtime's soft memory
+// limit (debug.SetMemoryLimit) from the config's memory_limit. The bridge
+// binary does; an App inside another program leaves that program's limit
+// alone.
+func (a *App) ManageMemoryLimit() { a.manageMemory = true }
 
 // NewLogger makes the logger the config asks for, writing to stderr.
 func NewLogger(c LogConfig) *slog.Logger {
@@ -140,6 +150,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if a.defaultLog {
 		slog.SetDefault(a.log)
 	}
+	a.applyMemoryLimit(f, os.LookupEnv)
 	rt, err := Build(f, nil)
 	if err != nil {
 		return err
@@ -473,6 +484,7 @@ func (a *App) Reload(ctx context.Context) error {
 	a.startSinks(ctx, rt, prev)
 	a.rt.Store(rt)
 	a.srv.SetTable(rt.Table)
+	a.applyMemoryLimit(f, os.LookupEnv)
 	a.m.ConfigReloads.WithLabelValues("ok").Inc()
 	a.log.Info("config reloaded", "file", a.path, "sources", len(f.Sources), "sinks", len(rt.Sinks), "routes", len(f.Routes))
 	a.warnOrphans(rt)

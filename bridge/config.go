@@ -27,14 +27,17 @@ import (
 
 // File is a loaded, checked configuration file.
 type File struct {
-	Path    string
-	Server  ServerConfig
-	Admin   AdminConfig
-	Queue   QueueConfig
-	Log     LogConfig
-	Sources []*SourceSpec // in file order
-	Sinks   []*SinkSpec   // in file order
-	Routes  []router.Route
+	Path   string
+	Server ServerConfig
+	Admin  AdminConfig
+	Queue  QueueConfig
+	Log    LogConfig
+	// MemoryLimit is the `memory_limit` key (memoryLimitUnset when the file
+	// leaves it out): see memoryLimit.
+	MemoryLimit config.Size
+	Sources     []*SourceSpec // in file order
+	Sinks       []*SinkSpec   // in file order
+	Routes      []router.Route
 }
 
 // ServerConfig is the `server` key: the webhook listener.
@@ -219,13 +222,18 @@ func (f *File) Sink(name string) *SinkSpec {
 }
 
 type fileShape struct {
-	Server  ServerConfig `yaml:"server"`
-	Admin   AdminConfig  `yaml:"admin"`
-	Queue   QueueConfig  `yaml:"queue"`
-	Log     LogConfig    `yaml:"log"`
-	Sources yaml.Node    `yaml:"sources"`
-	Sinks   yaml.Node    `yaml:"sinks"`
-	Routes  yaml.Node    `yaml:"routes"`
+	Server ServerConfig `yaml:"server"`
+	Admin  AdminConfig  `yaml:"admin"`
+	Queue  QueueConfig  `yaml:"queue"`
+	Log    LogConfig    `yaml:"log"`
+	// MemoryLimit is the soft limit on the memory of the Go runtime (heap,
+	// stacks, the queue's cache and memtables): as the bridge nears it, the
+	// collector runs more often. 0 turns it off. Default 64MiB, plus what
+	// queue.dedup_memory asks beyond its default, unless GOMEMLIMIT is set.
+	MemoryLimit config.Size `yaml:"memory_limit"`
+	Sources     yaml.Node   `yaml:"sources"`
+	Sinks       yaml.Node   `yaml:"sinks"`
+	Routes      yaml.Node   `yaml:"routes"`
 }
 
 // Load reads and checks a configuration file, expanding ${VAR} from the
@@ -263,7 +271,8 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 		Queue: QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace,
 			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, SessionTimeout: kafkaqueue.DefaultSessionTimeout,
 			DedupIDs: kafkaqueue.DefaultMaxDedupIDs, DedupLookback: kafkaqueue.DefaultDedupLookback, CommitInterval: kafkaqueue.DefaultCommitInterval},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:         LogConfig{Level: "info", Format: "text"},
+		MemoryLimit: memoryLimitUnset,
 	}
 	top := root.Content[0]
 	d.Decode(top, &shape)
@@ -273,7 +282,7 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 	if shape.Queue.StateTopic == "" {
 		shape.Queue.StateTopic = shape.Queue.Topic + kafkaqueue.StateSuffix
 	}
-	f := &File{Path: path, Server: shape.Server, Admin: shape.Admin, Queue: shape.Queue, Log: shape.Log}
+	f := &File{Path: path, Server: shape.Server, Admin: shape.Admin, Queue: shape.Queue, Log: shape.Log, MemoryLimit: shape.MemoryLimit}
 	checkTop(d, top, f)
 	f.Sources = loadSources(d, &shape.Sources, f)
 	f.Sinks = loadSinks(d, &shape.Sinks)
@@ -362,6 +371,10 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	}
 	if f.Log.Format != "text" && f.Log.Format != "json" {
 		d.Errorf(at("log", "format"), "log.format must be text or json, not %q", f.Log.Format)
+	}
+	if f.MemoryLimit > 0 && f.MemoryLimit < minMemoryLimit {
+		k, _ := config.Lookup(top, "memory_limit")
+		d.Errorf(k, "memory_limit must be 0 (off) or at least %s, not %s: below it the collector would run without pause", minMemoryLimit, f.MemoryLimit)
 	}
 }
 

@@ -223,3 +223,39 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	}
 	b.Stop()
 }
+
+// TestMemoryLimit checks the soft memory limit the binary gives the Go
+// runtime, as its own /metrics report it: the default, then the file's
+// memory_limit after a reload, then GOMEMLIMIT's when the file has none.
+func TestMemoryLimit(t *testing.T) {
+	limit := func(b *bridgeProc) float64 {
+		v, ok := metricSeries(t, b.Admin, "go_gc_gomemlimit_bytes")
+		if !ok {
+			t.Fatal("go_gc_gomemlimit_bytes is not exported")
+		}
+		return v
+	}
+	b := newBridge(t, coreConfig, "HC_KEY="+hcSecret, "GOMEMLIMIT=")
+	b.Start()
+	if got := limit(b); got != 64<<20 {
+		t.Errorf("default limit %v, want 64 MiB", got)
+	}
+	b.WriteConfig(coreConfig + "memory_limit: 200MiB\n")
+	waitFor(t, 10*time.Second, "the reload", func() bool {
+		return metricValue(t, b.Admin, "hookbridge_config_reloads_total", `result="ok"`) >= 1
+	})
+	if got := limit(b); got != 200<<20 {
+		t.Errorf("limit after the reload %v, want 200 MiB", got)
+	}
+	if !strings.Contains(b.Log(), "soft memory limit") || !strings.Contains(b.Log(), "limit=200MiB") {
+		t.Errorf("the change is not logged:\n%s", b.Log())
+	}
+	b.Stop()
+
+	b = newBridge(t, coreConfig, "HC_KEY="+hcSecret, "GOMEMLIMIT=96MiB")
+	b.Start()
+	if got := limit(b); got != 96<<20 {
+		t.Errorf("with GOMEMLIMIT=96MiB: limit %v", got)
+	}
+	b.Stop()
+}

@@ -53,6 +53,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	app := bridge.New(*path)
 	app.UseAsDefaultLogger()
+	app.ManageMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
