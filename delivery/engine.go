@@ -31,11 +31,14 @@ type Queue interface {
 
 // relinquisher is a queue that can take back deliveries it handed out (a
 // Kafka queue whose rebalance gave their partition to another replica).
-// Before each retry the loop asks it which of its deliveries are still its
-// own, and drops the others unsent.
+// Right before each send, first attempts included, the loop asks it which
+// of the deliveries are still its own, and drops the others unsent: a
+// delivery waiting for its batch, a rate limit, the circuit breaker or a
+// retry can be taken back at once, and only one being sent is waited for.
 type relinquisher interface {
 	// Relinquished ends and reports each delivery of seqs that the queue
-	// took back.
+	// took back; the others are under way until their attempt ends
+	// (Attempted, Release, or settled).
 	Relinquished(sink string, seqs []uint64) []bool
 }
 
@@ -574,6 +577,16 @@ func (l *loop) pipeline(ready chan<- request, depth int) {
 				return
 			}
 		}
+		if kept := l.stillOwn(items); len(kept) < len(items) {
+			items = kept
+			if len(items) == 0 {
+				l.cb.done(tk, outcomeNeutral, nil, 0)
+				continue
+			}
+			if l.pipe == nil {
+				send = l.prepare(items)
+			}
+		}
 		if l.pipe != nil {
 			send = l.start(items)
 		}
@@ -633,6 +646,11 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 		if send == nil {
 			var err error
 			if tk, err = l.cb.wait(l.stopCtx); err != nil {
+				l.releaseAll(items)
+				return
+			}
+			if err := l.pace.wait(l.killCtx, len(items)); err != nil {
+				l.cb.done(tk, outcomeNeutral, nil, 0)
 				l.releaseAll(items)
 				return
 			}
@@ -737,14 +755,10 @@ func (l *loop) judge(errs []error) (o outcome, cause error, hint time.Duration) 
 	return outcomeNeutral, nil, 0
 }
 
-// send delivers items once: with prepared, the sink's prepared batch, when
-// it is not nil; else in one DeliverBatch call, or one Deliver per event.
+// send delivers items once, paced already: with prepared, the sink's
+// prepared batch, when it is not nil; else in one DeliverBatch call, or one
+// Deliver per event.
 func (l *loop) send(items []item, prepared func(context.Context) []error) []error {
-	if prepared == nil { // else paced when it was prepared or started
-		if err := l.pace.wait(l.killCtx, len(items)); err != nil {
-			return sameError(len(items), err)
-		}
-	}
 	start := time.Now()
 	defer func() { l.e.m.DeliveryDuration.WithLabelValues(l.name).Observe(time.Since(start).Seconds()) }()
 	if prepared != nil || (l.batch != nil && len(items) > 1) {
@@ -790,8 +804,8 @@ func safeSend(ctx context.Context, send func(context.Context) []error, n int) (e
 	return send(ctx)
 }
 
-// stillOwn drops the items the queue took back while they waited for a
-// retry (see relinquisher).
+// stillOwn drops the items the queue took back while they waited to be
+// sent (see relinquisher); the queue counts the others under way.
 func (l *loop) stillOwn(items []item) []item {
 	r, ok := l.e.q.(relinquisher)
 	if !ok {
@@ -805,7 +819,7 @@ func (l *loop) stillOwn(items []item) []item {
 	kept := items[:0:0]
 	for i, it := range items {
 		if gone[i] {
-			l.log.Info("a delivery waiting for its retry was taken back by the queue; not sent", "id", it.ev.ID(), "attempt", it.d.Attempts)
+			l.log.Info("a delivery waiting to be sent was taken back by the queue; not sent", "id", it.ev.ID(), "attempts", it.d.Attempts)
 			continue
 		}
 		kept = append(kept, it)

@@ -1,10 +1,16 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/queue/kafkaqueue"
 	"github.com/hookbridge/hookbridge/sources"
@@ -35,18 +42,7 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	open := func() *kafkaqueue.Queue {
-		q, err := kafkaqueue.Open(kafkaqueue.Options{
-			Brokers: c.ListenAddrs(), Topic: "ingress", Group: "g",
-			Route:          func(*event.Event) []string { return []string{"crm"} },
-			SessionTimeout: 2 * time.Second, CommitInterval: 50 * time.Millisecond,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Close() })
-		return q
-	}
+	open := func() *kafkaqueue.Queue { return openReplica(t, c, "crm", nil) }
 
 	q1 := open()
 	down := newCRM(t, 503)
@@ -62,19 +58,7 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 	if err := q1.Subscribe("crm"); err != nil {
 		t.Fatal(err)
 	}
-	var items []queue.Item
-	for i := range 8 {
-		id := fmt.Sprintf("lead-%d", i)
-		ev := sources.NewEvent(id, "com.example.lead", "https://example.com", fmt.Sprintf("sessions/%d", i), time.Now(), []byte(`{"n":1}`))
-		b, err := eventcodec.Encode(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, queue.Item{ID: id, Event: b, Sinks: []string{"crm"}, CloudEvent: ev})
-	}
-	if _, err := q1.Enqueue(context.Background(), items); err != nil {
-		t.Fatal(err)
-	}
+	items := enqueueLeads(t, q1, "crm", 0, 8)
 	attempts := func(ids map[string]bool) (n int) {
 		for _, id := range down.requests() {
 			if ids[id] {
@@ -144,4 +128,155 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 			}
 		}
 	}))
+}
+
+// openReplica opens a bridge replica's Kafka queue on c's topic "ingress",
+// routing every event to sink, logging to log (nil: the default).
+func openReplica(t *testing.T, c *kfake.Cluster, sink string, log *slog.Logger) *kafkaqueue.Queue {
+	t.Helper()
+	q, err := kafkaqueue.Open(kafkaqueue.Options{
+		Brokers: c.ListenAddrs(), Topic: "ingress", Group: "g",
+		Route:          func(*event.Event) []string { return []string{sink} },
+		SessionTimeout: 2 * time.Second, CommitInterval: 50 * time.Millisecond,
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
+
+// enqueueLeads queues leads from lead-<from> to lead-<from+n-1> for sink,
+// each with a subject of its own (spread over the partitions).
+func enqueueLeads(t *testing.T, q *kafkaqueue.Queue, sink string, from, n int) []queue.Item {
+	t.Helper()
+	var items []queue.Item
+	for i := from; i < from+n; i++ {
+		id := fmt.Sprintf("lead-%d", i)
+		ev := sources.NewEvent(id, "com.example.lead", "https://example.com", fmt.Sprintf("sessions/%d", i), time.Now(), []byte(`{"n":1}`))
+		b, err := eventcodec.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, queue.Item{ID: id, Event: b, Sinks: []string{sink}, CloudEvent: ev})
+	}
+	if _, err := q.Enqueue(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	return items
+}
+
+// A batch that has not been sent yet, held back by an open circuit
+// breaker, is not under way: when a rebalance moves its partition, the
+// queue takes it back at once, without waiting for it, and the loop drops
+// it when the breaker lets sends through again, instead of writing it
+// beside the replica the partition went to. Here the first replica's
+// archive is a file sink whose directory cannot be made (a file is in its
+// way) until the test removes that file.
+func TestHeldBatchesStopWhenTheirPartitionMoves(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "ingress"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "one")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{filepath.Join(blocker, "events.jsonl"), filepath.Join(dir, "two.jsonl")}
+	var logs lockedBuffer
+	q1 := openReplica(t, c, "archive", slog.New(slog.NewTextHandler(&logs, nil)))
+	p := Policy{
+		BatchSize: 100,
+		Retry:     Retry{MaxAttempts: 1000, InitialBackoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+		// Open for longer than a rebalance waits for deliveries under way
+		// (half the session timeout), as with the default 30s.
+		CircuitBreaker: CircuitBreaker{Failures: 1, Cooldown: 1500 * time.Millisecond, MaxCooldown: 1500 * time.Millisecond},
+	}
+	m := metrics.New()
+	e1 := New(q1, nil, m)
+	if err := e1.Start("archive", fileSink(t, paths[0]), p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e1.StopAll(context.Background()) })
+	if err := q1.Subscribe("archive"); err != nil {
+		t.Fatal(err)
+	}
+	items := enqueueLeads(t, q1, "archive", 0, 8)
+	waitUntil(t, "the breaker to open", func() bool { return metricValue(t, m, "hookbridge_sink_circuit_openings_total", "archive") == 1 })
+	// More leads: the loop takes them as its next batch, which waits
+	// behind the first one's retries, unsent.
+	items = append(items, enqueueLeads(t, q1, "archive", 8, 8)...)
+	waitUntil(t, "the second batch read", func() bool { return q1.Stats().Pending["archive"] == len(items) })
+	time.Sleep(100 * time.Millisecond) // for the loop to take it
+
+	q2 := openReplica(t, c, "archive", nil)
+	e2 := New(q2, nil, nil)
+	if err := e2.Start("archive", fileSink(t, paths[1]), p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.StopAll(context.Background()) })
+	if err := q2.Subscribe("archive"); err != nil {
+		t.Fatal(err)
+	}
+	written := func() map[string][]int {
+		by := map[string][]int{}
+		for i, path := range paths {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.SplitAfter(string(b), "\n") {
+				if !strings.HasSuffix(line, "\n") {
+					break // none, or a line being written
+				}
+				var ev event.Event
+				if err := ev.UnmarshalJSON([]byte(line)); err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				by[ev.ID()] = append(by[ev.ID()], i+1)
+			}
+		}
+		return by
+	}
+	waitUntil(t, "the second replica writing what moved to it", func() bool { return len(written()) > 0 })
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "every lead written", func() bool { return len(written()) == len(items) })
+	time.Sleep(time.Second) // any late write's time to come
+	by, count := written(), map[int]int{}
+	for _, it := range items {
+		if ws := by[it.ID]; len(ws) != 1 {
+			t.Errorf("%s written %d times, by replicas %v", it.ID, len(ws), ws)
+		} else {
+			count[ws[0]]++
+		}
+	}
+	if count[1] == 0 || count[2] == 0 {
+		t.Errorf("written %d by the first replica and %d by the second: want some by each", count[1], count[2])
+	}
+	if strings.Contains(logs.String(), "deliveries still under way") {
+		t.Errorf("the rebalance waited for batches that were not under way:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -20,6 +20,11 @@ type entry struct {
 	seq      uint64
 	body     []byte // eventcodec form
 	attempts int
+	// underWay: the delivery loop is sending it (Relinquished found it
+	// still this replica's, and its attempt has not ended). A delivery
+	// handed out and not under way (waiting for its batch, a rate limit,
+	// the circuit breaker, a retry's back-off) can be taken back at once.
+	underWay bool
 	from     string // the sink that forwarded it here, for a dead letter
 	reason   string
 	rec      *record
@@ -61,6 +66,7 @@ func (s *sinkQueue) take(sink string, limit, maxBytes int) []queue.Delivery {
 	}
 	ds := make([]queue.Delivery, n)
 	for i, e := range s.pending[:n] {
+		e.underWay = false
 		s.inFlight[e.seq] = e
 		ds[i] = queue.Delivery{Seq: e.seq, Sink: sink, Event: e.body, Attempts: e.attempts, From: e.from, Reason: e.reason}
 		s.pending[i] = nil
@@ -149,13 +155,16 @@ func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error
 	}
 	e := s.inFlight[seq]
 	e.attempts = attempts
+	e.underWay = false // the attempt has ended: a retry waits
 	return nil
 }
 
 // Relinquished reports, for each of sink's in-flight deliveries seqs,
 // whether the queue took it back: its record was handed back in a
 // rebalance (or the delivery is no longer in flight at all). Those are
-// ended here; the delivery loop drops them instead of retrying them.
+// ended here; the delivery loop drops them instead of sending them. The
+// others are under way from now until their attempt ends (Attempted,
+// Release, or settled): a rebalance waits for them, for a while.
 func (q *Queue) Relinquished(sink string, seqs []uint64) []bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -172,6 +181,8 @@ func (q *Queue) Relinquished(sink string, seqs []uint64) []bool {
 		case e.rec.handedBack():
 			delete(s.inFlight, seq)
 			gone[i] = true
+		default:
+			e.underWay = true
 		}
 	}
 	return gone

@@ -24,10 +24,12 @@
 //
 // When a group rebalances (a replica joins or leaves, partitions are
 // added), each member hands back before the partitions move: it drops the
-// deliveries it had not yet handed to its delivery loops, waits for those
-// under way (at most half the session timeout), commits what settled with
-// the ending generation, and forgets the rest, which the partition's next
-// holder reads again from that commit. Two replicas never deliver one
+// deliveries it had not yet handed to its delivery loops and those handed
+// out and not being sent (a loop asks Relinquished right before each send,
+// and drops what was taken back), waits for those under way (at most half
+// the session timeout), commits what settled with the ending generation,
+// and forgets the rest, which the partition's next holder reads again from
+// that commit. Two replicas never deliver one
 // partition at once, and no offset moves back; only a delivery still under
 // way when the wait is up may be delivered again. A replica that dies
 // leaves its uncommitted records to the member that takes its partitions

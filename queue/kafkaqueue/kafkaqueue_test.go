@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -595,6 +597,9 @@ func TestRebalanceDeliversEachRecordOnce(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 				continue
 			}
+			if ds = send(t, q, "a", ds); len(ds) == 0 {
+				continue // handed back in a rebalance
+			}
 			time.Sleep(3 * time.Millisecond)
 			mu.Lock()
 			for _, id := range idsOf(t, ds) {
@@ -664,7 +669,7 @@ func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
 		ev.SetSubject(fmt.Sprintf("sessions/%d", i))
 	}
 	enqueue(t, q1, evs...)
-	underWay := take(t, q1, "a", len(evs), 15*time.Second)
+	underWay := send(t, q1, "a", take(t, q1, "a", len(evs), 15*time.Second))
 
 	q2 := openQueue(t, brokers, nil)
 	subscribe(t, q2, "a")
@@ -721,6 +726,79 @@ func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
 		t.Errorf("q2 delivered none of the new events: no partition moved to it")
 	}
 	waitCommittedAll(t, brokers, group+".a", ends)
+}
+
+// Deliveries handed out and not under way (waiting for their batch, a
+// rate limit, an open circuit breaker) are taken back at once when a
+// rebalance begins: the partitions move without waiting for them, and the
+// replica that held them learns, when it comes to send them, that they are
+// no longer its own. Each record is then delivered once, by the replica
+// its partition went to.
+func TestRebalanceTakesBackDeliveriesNotUnderWay(t *testing.T) {
+	brokers := newCluster(t, 2)
+	var logs syncBuffer
+	q1 := openQueue(t, brokers, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	subscribe(t, q1, "a")
+	waitMembers(t, brokers, group+".a", 1)
+	evs := newEvents(20, "t.a")
+	for i, ev := range evs {
+		ev.SetSubject(fmt.Sprintf("sessions/%d", i))
+	}
+	enqueue(t, q1, evs...)
+	waiting := take(t, q1, "a", len(evs), 15*time.Second) // held, not sent
+
+	q2 := openQueue(t, brokers, nil)
+	subscribe(t, q2, "a")
+	joined := time.Now()
+	by := map[string][]string{} // id -> the replicas that delivered it
+	deliver := func(q *Queue, name string) {
+		for _, d := range send(t, q, "a", tryNext(t, q, "a")) {
+			id := decode(t, d).ID()
+			by[id] = append(by[id], name)
+			ack(t, q, "a", d)
+		}
+	}
+	deadline := joined.Add(15 * time.Second)
+	for len(by) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no record moved to the second replica")
+		}
+		deliver(q2, "q2")
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the second replica was handed its first record %v after it joined", time.Since(joined))
+	// The first replica comes to send what it held: none of it is its own
+	// any more (its partitions were all handed back in the rebalance, and
+	// those it kept are read again).
+	for i, gone := range q1.Relinquished("a", seqsOf(waiting)) {
+		if !gone {
+			t.Errorf("%s was not taken back", decode(t, waiting[i]).ID())
+		}
+	}
+	for len(by) < len(evs) && time.Now().Before(deadline) {
+		deliver(q1, "q1")
+		deliver(q2, "q2")
+		time.Sleep(10 * time.Millisecond)
+	}
+	count := map[string]int{}
+	for _, id := range idsOfEvents(evs) {
+		if ds := by[id]; len(ds) != 1 {
+			t.Errorf("%s delivered %d times, by %v", id, len(ds), ds)
+		} else {
+			count[ds[0]]++
+		}
+	}
+	if count["q1"] == 0 || count["q2"] == 0 {
+		t.Errorf("delivered %d by q1 and %d by q2: want some by each", count["q1"], count["q2"])
+	}
+	if strings.Contains(logs.String(), "deliveries still under way") {
+		t.Errorf("the rebalance waited for deliveries that were not under way:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "handed back the records not delivered") {
+		t.Errorf("the hand-back is not logged:\n%s", logs.String())
+	}
 }
 
 // A sink's reader holds at most MaxHeld records not settled; acks let it

@@ -299,13 +299,13 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 			}
 			return false
 		})
-		// A delivery being retried mostly waits out its back-off (or an open
-		// circuit breaker), which can outlast any wait here: it is handed
-		// back at once, and its loop drops it before its next attempt
-		// (Relinquished). Only an attempt already under way may still
-		// deliver it.
+		// A delivery handed out and not under way waits (for its batch, a
+		// rate limit, the circuit breaker, a retry's back-off) and may wait
+		// longer than any wait here: it is handed back at once, and its
+		// loop drops it before it sends it (Relinquished). Only a send
+		// already under way may still deliver it.
 		for _, e := range s.inFlight {
-			if e.rec.r == r && !e.rec.p.gone && e.attempts > 0 {
+			if e.rec.r == r && !e.rec.p.gone && !e.underWay {
 				e.rec.dropped = true
 				dropped++
 			}

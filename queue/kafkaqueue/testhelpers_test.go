@@ -188,6 +188,31 @@ func take(t testing.TB, q *Queue, sink string, n int, timeout time.Duration) []q
 	return out
 }
 
+// send does what a delivery loop does right before it sends ds: asks the
+// queue which are still this replica's (which puts them under way) and
+// returns those.
+func send(t testing.TB, q *Queue, sink string, ds []queue.Delivery) []queue.Delivery {
+	t.Helper()
+	gone := q.Relinquished(sink, seqsOf(ds))
+	kept := ds[:0:0]
+	for i, d := range ds {
+		if !gone[i] {
+			kept = append(kept, d)
+		}
+	}
+	return kept
+}
+
+// tryNext is TryNext of up to 100 deliveries, failing the test on an error.
+func tryNext(t testing.TB, q *Queue, sink string) []queue.Delivery {
+	t.Helper()
+	ds, err := q.TryNext(sink, 100, 0)
+	if err != nil {
+		t.Fatalf("TryNext(%s): %v", sink, err)
+	}
+	return ds
+}
+
 // takeNone checks that sink is handed nothing within d.
 func takeNone(t testing.TB, q *Queue, sink string, d time.Duration) {
 	t.Helper()
