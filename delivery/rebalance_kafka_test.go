@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +16,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/internal/testlog"
 	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/queue/kafkaqueue"
+	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/sources"
 )
 
@@ -46,18 +46,11 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 
 	q1 := open()
 	down := newCRM(t, 503)
-	e := New(q1, nil, nil)
-	if err := e.Start("crm", httpSink(t, down.srv.URL), Policy{
+	deliverFrom(t, q1, "crm", httpSink(t, down.srv.URL), Policy{
 		Concurrency:    8, // every lead in flight, retried by its own worker
 		Retry:          Retry{MaxAttempts: 1000, InitialBackoff: backoff, MaxBackoff: backoff},
 		CircuitBreaker: CircuitBreaker{Off: true}, // each delivery on its own schedule
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.StopAll(context.Background()) })
-	if err := q1.Subscribe("crm"); err != nil {
-		t.Fatal(err)
-	}
+	}, nil)
 	items := enqueueLeads(t, q1, "crm", 0, 8)
 	attempts := func(ids map[string]bool) (n int) {
 		for _, id := range down.requests() {
@@ -147,6 +140,20 @@ func openReplica(t *testing.T, c *kfake.Cluster, sink string, log *slog.Logger) 
 	return q
 }
 
+// deliverFrom starts a delivery loop of q's events for sink name to s,
+// counted in m (nil: metrics of its own), and subscribes q's sink.
+func deliverFrom(t *testing.T, q *kafkaqueue.Queue, name string, s sinks.Sink, p Policy, m *metrics.Metrics) {
+	t.Helper()
+	e := New(q, nil, m)
+	if err := e.Start(name, s, p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.StopAll(context.Background()) })
+	if err := q.Subscribe(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // enqueueLeads queues leads from lead-<from> to lead-<from+n-1> for sink,
 // each with a subject of its own (spread over the partitions).
 func enqueueLeads(t *testing.T, q *kafkaqueue.Queue, sink string, from, n int) []queue.Item {
@@ -186,7 +193,7 @@ func TestHeldBatchesStopWhenTheirPartitionMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := []string{filepath.Join(blocker, "events.jsonl"), filepath.Join(dir, "two.jsonl")}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	q1 := openReplica(t, c, "archive", slog.New(slog.NewTextHandler(&logs, nil)))
 	p := Policy{
 		BatchSize: 100,
@@ -196,14 +203,7 @@ func TestHeldBatchesStopWhenTheirPartitionMoves(t *testing.T) {
 		CircuitBreaker: CircuitBreaker{Failures: 1, Cooldown: 1500 * time.Millisecond, MaxCooldown: 1500 * time.Millisecond},
 	}
 	m := metrics.New()
-	e1 := New(q1, nil, m)
-	if err := e1.Start("archive", fileSink(t, paths[0]), p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e1.StopAll(context.Background()) })
-	if err := q1.Subscribe("archive"); err != nil {
-		t.Fatal(err)
-	}
+	deliverFrom(t, q1, "archive", fileSink(t, paths[0]), p, m)
 	items := enqueueLeads(t, q1, "archive", 0, 8)
 	waitUntil(t, "the breaker to open", func() bool { return metricValue(t, m, "hookbridge_sink_circuit_openings_total", "archive") == 1 })
 	// More leads: the loop takes them as its next batch, which waits
@@ -213,14 +213,7 @@ func TestHeldBatchesStopWhenTheirPartitionMoves(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // for the loop to take it
 
 	q2 := openReplica(t, c, "archive", nil)
-	e2 := New(q2, nil, nil)
-	if err := e2.Start("archive", fileSink(t, paths[1]), p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e2.StopAll(context.Background()) })
-	if err := q2.Subscribe("archive"); err != nil {
-		t.Fatal(err)
-	}
+	deliverFrom(t, q2, "archive", fileSink(t, paths[1]), p, nil)
 	written := func() map[string][]int {
 		by := map[string][]int{}
 		for i, path := range paths {
@@ -261,22 +254,4 @@ func TestHeldBatchesStopWhenTheirPartitionMoves(t *testing.T) {
 	if strings.Contains(logs.String(), "deliveries still under way") {
 		t.Errorf("the rebalance waited for batches that were not under way:\n%s", logs.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
+
+	"github.com/hookbridge/hookbridge/internal/testlog"
 )
 
 // shrinkingFS is the real file system, but for the free space it reports.
@@ -27,23 +29,6 @@ func (fs *shrinkingFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 	return u, err
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestNearlyFullDiskRefusesNewEventsOnly: below the reserve, new events and
 // rejected bodies are refused with ErrNoSpace (Pebble would otherwise stop
 // the process when a write finally fails), while duplicates are still
@@ -52,7 +37,7 @@ func (b *syncBuffer) String() string {
 func TestNearlyFullDiskRefusesNewEventsOnly(t *testing.T) {
 	fs := &shrinkingFS{FS: vfs.Default}
 	fs.avail.Store(10 << 30)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	clock := time.Unix(1_800_000_000, 0)
 	var mu sync.Mutex
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hookbridge/hookbridge/internal/testcert"
+	"github.com/hookbridge/hookbridge/internal/testlog"
 	"github.com/hookbridge/hookbridge/metrics"
 )
 
@@ -58,7 +59,7 @@ func tlsEcho(t *testing.T, c *CertFiles) string {
 func TestCertFilesServeRenewedCertificates(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, first := testcert.Write(t, dir)
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	var loaded []time.Time
 	var loadedMu sync.Mutex
 	c, err := LoadCertFiles(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)), func(cert *tls.Certificate) {
@@ -160,7 +161,7 @@ func TestShutdownClosesSilentTLSConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	s := New(Options{ReadTimeout: 8 * time.Second, WriteTimeout: 8 * time.Second, IdleTimeout: 30 * time.Second, TLS: c.TLSConfig()}, nil, log, metrics.New())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/hookbridge/hookbridge/internal/testlog"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks/kafka"
 )
@@ -570,10 +571,7 @@ func TestRebalanceDeliversEachRecordOnce(t *testing.T) {
 	q1 := openQueue(t, brokers, withDedup)
 	subscribe(t, q1, "a")
 	waitMembers(t, brokers, group+".a", 1)
-	evs := newEvents(300, "t.a")
-	for i, ev := range evs {
-		ev.SetSubject(fmt.Sprintf("sessions/%d", i%40)) // spread over the partitions
-	}
+	evs := spreadEvents(300, "t.a", 40)
 	enqueue(t, q1, evs...)
 	ends := endOffsets(t, brokers, 4)
 
@@ -664,10 +662,7 @@ func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
 	q1 := openQueue(t, brokers, nil)
 	subscribe(t, q1, "a")
 	waitMembers(t, brokers, group+".a", 1)
-	evs := newEvents(20, "t.a")
-	for i, ev := range evs {
-		ev.SetSubject(fmt.Sprintf("sessions/%d", i))
-	}
+	evs := spreadEvents(20, "t.a", 20)
 	enqueue(t, q1, evs...)
 	underWay := send(t, q1, "a", take(t, q1, "a", len(evs), 15*time.Second))
 
@@ -736,16 +731,13 @@ func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
 // its partition went to.
 func TestRebalanceTakesBackDeliveriesNotUnderWay(t *testing.T) {
 	brokers := newCluster(t, 2)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	q1 := openQueue(t, brokers, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	subscribe(t, q1, "a")
 	waitMembers(t, brokers, group+".a", 1)
-	evs := newEvents(20, "t.a")
-	for i, ev := range evs {
-		ev.SetSubject(fmt.Sprintf("sessions/%d", i))
-	}
+	evs := spreadEvents(20, "t.a", 20)
 	enqueue(t, q1, evs...)
 	waiting := take(t, q1, "a", len(evs), 15*time.Second) // held, not sent
 

@@ -1,16 +1,16 @@
 package kafkaqueue
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/hookbridge/hookbridge/internal/testlog"
 )
 
 // waitLag waits until sink's lag has been measured at n, and returns when.
@@ -130,24 +130,6 @@ func TestLagOfPartitionWithoutOffset(t *testing.T) {
 	waitLag(t, q, "a", want)
 }
 
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // When the brokers go away the last lag stays, its time stops moving, and
 // the failure is logged once, not at every measurement.
 func TestLagKeptWhenBrokersGoAway(t *testing.T) {
@@ -157,7 +139,7 @@ func TestLagKeptWhenBrokersGoAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	q := openQueue(t, c.ListenAddrs(), func(o *Options) {
 		fastLag(o)
 		o.WriteTimeout = 500 * time.Millisecond

@@ -15,6 +15,8 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hookbridge/hookbridge/internal/testlog"
 )
 
 const stateTopic = ingress + StateSuffix
@@ -483,7 +485,7 @@ func TestStateTopicCreationRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		refuseCreateTopics(c)
-		var logs syncBuffer
+		var logs testlog.Buffer
 		logger := slog.New(slog.NewTextHandler(&logs, nil))
 		a := openQueue(t, brokers, func(o *Options) { o.Logger = logger }).State()
 		b := openQueue(t, brokers, func(o *Options) { o.Logger = logger }).State()

@@ -188,10 +188,7 @@ func TestRebalanceLeavesHeldPartitionsWhereTheyAre(t *testing.T) {
 		subscribe(t, q, "a")
 	}
 	waitMembers(t, brokers, group+".a", 3)
-	evs := newEvents(60, "t.a")
-	for i, ev := range evs {
-		ev.SetSubject(fmt.Sprintf("sessions/%d", i)) // spread over the partitions
-	}
+	evs := spreadEvents(60, "t.a", 60)
 	enqueue(t, qs[0], evs...)
 
 	held := make([]map[string]bool, len(qs))

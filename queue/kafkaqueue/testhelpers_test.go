@@ -451,6 +451,16 @@ func newEvents(n int, typ string) []*event.Event {
 	return evs
 }
 
+// spreadEvents is newEvents with subjects sessions/<i mod subjects>, which
+// spread the events over the partitions.
+func spreadEvents(n int, typ string, subjects int) []*event.Event {
+	evs := newEvents(n, typ)
+	for i, ev := range evs {
+		ev.SetSubject(fmt.Sprintf("sessions/%d", i%subjects))
+	}
+	return evs
+}
+
 // waitMembers waits until group is stable with n members, each assigned
 // some partition.
 func waitMembers(t testing.TB, brokers []string, group string, n int) {
