@@ -240,6 +240,10 @@ func TestMemoryLimit(t *testing.T) {
 	if got := limit(b); got != 64<<20 {
 		t.Errorf("default limit %v, want 64 MiB", got)
 	}
+	// What the limit costs is watched through the collector's CPU.
+	if _, ok := metricSeries(t, b.Admin, "go_cpu_classes_gc_total_cpu_seconds_total"); !ok {
+		t.Error("go_cpu_classes_gc_total_cpu_seconds_total is not exported")
+	}
 	b.WriteConfig(coreConfig + "memory_limit: 200MiB\n")
 	waitFor(t, 10*time.Second, "the reload", func() bool {
 		return metricValue(t, b.Admin, "hookbridge_config_reloads_total", `result="ok"`) >= 1
