@@ -38,8 +38,10 @@
 // What the embedded store keeps on disk is kept in memory here, and lost
 // with the process (the records themselves are not: they are read again):
 //
-//   - delivery attempts and retry back-off, which start over when the
-//     record is read again after a rebalance, by this replica or another;
+//   - delivery attempts, which start over when the record is read again
+//     by another replica or after a restart; a reader that reads again a
+//     record it handed back in a rebalance goes on with the attempts spent
+//     (the sticky assignment keeps most partitions where they were);
 //   - the dedup window, which holds the ids this replica read (up to
 //     MaxDedupIDs). When a reader takes records of a partition that it did
 //     not read up to there (at its start, or when a rebalance hands it

@@ -793,6 +793,52 @@ func TestRebalanceTakesBackDeliveriesNotUnderWay(t *testing.T) {
 	}
 }
 
+// A delivery being retried when a rebalance begins is handed back; the
+// replica that reads its record again goes on with the attempts it spent
+// when the partition stayed with it (the sticky assignment keeps most
+// partitions where they were), and starts over when it moved to another.
+func TestRebalanceKeepsAttemptsWhereThePartitionStays(t *testing.T) {
+	brokers := newCluster(t, 4)
+	q1 := openQueue(t, brokers, nil)
+	subscribe(t, q1, "a")
+	waitMembers(t, brokers, group+".a", 1)
+	evs := spreadEvents(20, "t.a", 20)
+	enqueue(t, q1, evs...)
+	for _, d := range send(t, q1, "a", take(t, q1, "a", len(evs), 15*time.Second)) {
+		if err := q1.Attempted("a", d.Seq, 3, "503 Service Unavailable"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	q2 := openQueue(t, brokers, nil)
+	subscribe(t, q2, "a")
+	waitMembers(t, brokers, group+".a", 2)
+	attempts := map[string]map[string]int{"q1": {}, "q2": {}} // replica -> id -> attempts handed out with
+	deadline := time.Now().Add(15 * time.Second)
+	for len(attempts["q1"])+len(attempts["q2"]) < len(evs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d and %d of %d", len(attempts["q1"]), len(attempts["q2"]), len(evs))
+		}
+		for name, q := range map[string]*Queue{"q1": q1, "q2": q2} {
+			for _, d := range send(t, q, "a", tryNext(t, q, "a")) {
+				attempts[name][decode(t, d).ID()] = d.Attempts
+				ack(t, q, "a", d)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for name, want := range map[string]int{"q1": 3, "q2": 0} {
+		if len(attempts[name]) == 0 {
+			t.Errorf("%s delivered none: want some by each replica", name)
+		}
+		for id, n := range attempts[name] {
+			if n != want {
+				t.Errorf("%s handed out %s with %d attempts spent, want %d", name, id, n, want)
+			}
+		}
+	}
+}
+
 // A sink's reader holds at most MaxHeld records not settled; acks let it
 // read on.
 func TestMaxHeld(t *testing.T) {

@@ -37,6 +37,11 @@ type reader struct {
 	read     map[int]int64      // per partition, where the reader's last generation stopped reading
 	lastHeld map[int]int        // per partition, the records held when the last generation ended
 	held     int                // records read and not settled
+	// attempts are, per partition and offset, the attempts spent on
+	// records handed back while their deliveries were being retried: the
+	// reader that reads them again, when the partition stays with it,
+	// goes on from there instead of starting over.
+	attempts map[int]map[int64]int
 
 	since  time.Time     // when the sink subscribed: where a new group starts
 	room   chan struct{} // a record settled
@@ -82,12 +87,13 @@ func (rec *record) handedBack() bool {
 
 func (q *Queue) newReader(sink string) *reader {
 	r := &reader{
-		q:     q,
-		sink:  sink,
-		parts: map[int]*partition{},
-		read:  map[int]int64{},
-		room:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		q:        q,
+		sink:     sink,
+		parts:    map[int]*partition{},
+		read:     map[int]int64{},
+		attempts: map[int]map[int64]int{},
+		room:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	if q.o.DedupWindow > 0 {
 		r.dedup = newDedupWindow(q.o.DedupWindow, q.o.MaxDedupIDs)
@@ -286,15 +292,34 @@ func (r *reader) waitRoom(ctx context.Context) bool {
 func (r *reader) handBack(gen *kafkago.Generation) {
 	q := r.q
 	q.mu.Lock()
-	for _, p := range r.parts {
+	ids := make(map[*partition]int, len(r.parts))
+	for id, p := range r.parts {
 		p.revoking = true
+		ids[p] = id
+	}
+	// Attempts kept for a partition that then went to another replica are
+	// that replica's to count (from zero): they are of no more use here.
+	for id := range r.attempts {
+		if r.parts[id] == nil {
+			delete(r.attempts, id)
+		}
 	}
 	dropped := 0
+	drop := func(e *entry) {
+		e.rec.dropped = true
+		dropped++
+		if e.attempts > 0 && e.from == "" {
+			id := ids[e.rec.p]
+			if r.attempts[id] == nil {
+				r.attempts[id] = map[int64]int{}
+			}
+			r.attempts[id][e.rec.offset] = e.attempts
+		}
+	}
 	for _, s := range q.sinks {
 		s.pending = slices.DeleteFunc(s.pending, func(e *entry) bool {
 			if e.rec.r == r && !e.rec.p.gone {
-				e.rec.dropped = true
-				dropped++
+				drop(e)
 				return true
 			}
 			return false
@@ -306,8 +331,7 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 		// already under way may still deliver it.
 		for _, e := range s.inFlight {
 			if e.rec.r == r && !e.rec.p.gone && !e.underWay {
-				e.rec.dropped = true
-				dropped++
+				drop(e)
 			}
 		}
 	}
@@ -535,7 +559,12 @@ func (r *reader) take(m kafkago.Message) {
 		return
 	}
 	q.seq++
-	q.sinkLocked(r.sink).push(&entry{seq: q.seq, body: body, rec: rec})
+	e := &entry{seq: q.seq, body: body, rec: rec}
+	if n := r.attempts[m.Partition][m.Offset]; n > 0 {
+		e.attempts = n // read again after this reader handed it back
+		delete(r.attempts[m.Partition], m.Offset)
+	}
+	q.sinkLocked(r.sink).push(e)
 	q.mu.Unlock()
 }
 
