@@ -817,12 +817,18 @@ func (l *loop) stillOwn(items []item) []item {
 	}
 	gone := r.Relinquished(l.name, seqs)
 	kept := items[:0:0]
+	var dropped []string // ids, for the log: a batch can hold hundreds
 	for i, it := range items {
 		if gone[i] {
-			l.log.Info("a delivery waiting to be sent was taken back by the queue; not sent", "id", it.ev.ID(), "attempts", it.d.Attempts)
+			dropped = append(dropped, it.ev.ID())
 			continue
 		}
 		kept = append(kept, it)
+	}
+	if len(dropped) > 0 {
+		const shown = 5
+		l.log.Info("deliveries waiting to be sent were taken back by the queue (their partition was handed back in a rebalance); not sent",
+			"count", len(dropped), "ids", dropped[:min(len(dropped), shown)])
 	}
 	return kept
 }
