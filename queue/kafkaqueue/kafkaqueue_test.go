@@ -658,13 +658,8 @@ func TestRebalanceDeliversEachRecordOnce(t *testing.T) {
 // committed with the ending generation, before the partitions move: the
 // replica that takes a partition over is not handed them again.
 func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
-	brokers := newCluster(t, 2)
-	q1 := openQueue(t, brokers, nil)
-	subscribe(t, q1, "a")
-	waitMembers(t, brokers, group+".a", 1)
-	evs := spreadEvents(20, "t.a", 20)
-	enqueue(t, q1, evs...)
-	underWay := send(t, q1, "a", take(t, q1, "a", len(evs), 15*time.Second))
+	brokers, q1, evs, held := oneReplicaHolding(t, 2, 20, nil)
+	underWay := send(t, q1, "a", held)
 
 	q2 := openQueue(t, brokers, nil)
 	subscribe(t, q2, "a")
@@ -730,16 +725,11 @@ func TestRebalanceWaitsForDeliveriesUnderWay(t *testing.T) {
 // no longer its own. Each record is then delivered once, by the replica
 // its partition went to.
 func TestRebalanceTakesBackDeliveriesNotUnderWay(t *testing.T) {
-	brokers := newCluster(t, 2)
 	var logs testlog.Buffer
-	q1 := openQueue(t, brokers, func(o *Options) {
+	// q1 holds every event, and sends none.
+	brokers, q1, evs, waiting := oneReplicaHolding(t, 2, 20, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	subscribe(t, q1, "a")
-	waitMembers(t, brokers, group+".a", 1)
-	evs := spreadEvents(20, "t.a", 20)
-	enqueue(t, q1, evs...)
-	waiting := take(t, q1, "a", len(evs), 15*time.Second) // held, not sent
 
 	q2 := openQueue(t, brokers, nil)
 	subscribe(t, q2, "a")
@@ -798,13 +788,8 @@ func TestRebalanceTakesBackDeliveriesNotUnderWay(t *testing.T) {
 // when the partition stayed with it (the sticky assignment keeps most
 // partitions where they were), and starts over when it moved to another.
 func TestRebalanceKeepsAttemptsWhereThePartitionStays(t *testing.T) {
-	brokers := newCluster(t, 4)
-	q1 := openQueue(t, brokers, nil)
-	subscribe(t, q1, "a")
-	waitMembers(t, brokers, group+".a", 1)
-	evs := spreadEvents(20, "t.a", 20)
-	enqueue(t, q1, evs...)
-	for _, d := range send(t, q1, "a", take(t, q1, "a", len(evs), 15*time.Second)) {
+	brokers, q1, evs, held := oneReplicaHolding(t, 4, 20, nil)
+	for _, d := range send(t, q1, "a", held) {
 		if err := q1.Attempted("a", d.Seq, 3, "503 Service Unavailable"); err != nil {
 			t.Fatal(err)
 		}

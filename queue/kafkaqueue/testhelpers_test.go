@@ -461,6 +461,21 @@ func spreadEvents(n int, typ string, subjects int) []*event.Event {
 	return evs
 }
 
+// oneReplicaHolding starts a cluster of partitions and one replica of sink
+// "a" (options edited by edit), queues n events spread over the
+// partitions, and has the replica hand all of them out: a replica holding
+// deliveries, for a second one to join.
+func oneReplicaHolding(t testing.TB, partitions int32, n int, edit func(*Options)) (brokers []string, q *Queue, evs []*event.Event, held []queue.Delivery) {
+	t.Helper()
+	brokers = newCluster(t, partitions)
+	q = openQueue(t, brokers, edit)
+	subscribe(t, q, "a")
+	waitMembers(t, brokers, group+".a", 1)
+	evs = spreadEvents(n, "t.a", n)
+	enqueue(t, q, evs...)
+	return brokers, q, evs, take(t, q, "a", n, 15*time.Second)
+}
+
 // waitMembers waits until group is stable with n members, each assigned
 // some partition.
 func waitMembers(t testing.TB, brokers []string, group string, n int) {
