@@ -288,7 +288,7 @@ func (a *App) openQueue(c QueueConfig) (eventQueue, error) {
 		}
 		q, err := kafkaqueue.Open(kafkaqueue.Options{
 			Brokers: c.Brokers, Topic: c.Topic, Group: c.Group, DeadLetterTopic: c.DeadLetterTopic, StateTopic: c.StateTopic,
-			TLS: tlsConfig, SASL: mech, DedupWindow: c.DedupWindow, MaxHeld: c.MaxHeld,
+			TLS: tlsConfig, SASL: mech, DedupWindow: c.DedupWindow, MaxHeld: c.MaxHeld, MaxHeldBytes: int64(c.MaxHeldBytes),
 			MaxDedupIDs: c.DedupIDs, DedupLookback: c.DedupLookback,
 			SessionTimeout: c.SessionTimeout, CommitInterval: c.CommitInterval, Logger: a.log,
 			OnDuplicate: func(sink string, _ *event.Event) { a.m.DuplicatesRead.WithLabelValues(sink).Inc() },

@@ -91,6 +91,10 @@ const (
 	maxDedupMemory config.Size = 1 << 30
 )
 
+// minMaxHeldBytes is the least queue.max_held_bytes: less would hold a
+// reader to one ordinary event at a time.
+const minMaxHeldBytes config.Size = 64 << 10
+
 // QueueConfig is the `queue` key.
 type QueueConfig struct {
 	// Type is "embedded" (default), a local store, or "kafka", a Kafka
@@ -129,6 +133,9 @@ type QueueConfig struct {
 	// MaxHeld is how many events each sink's reader holds in memory, read
 	// and not yet delivered, before it pauses. Default 10000.
 	MaxHeld int `yaml:"max_held"`
+	// MaxHeldBytes bounds the same events by size: a reader holding this
+	// much pauses too (it always takes one event). Default 32MiB.
+	MaxHeldBytes config.Size `yaml:"max_held_bytes"`
 	// DedupIDs is how many ids each sink's reader remembers within
 	// dedup_window. Default 100000.
 	DedupIDs int `yaml:"dedup_ids"`
@@ -269,7 +276,7 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
 		Queue: QueueConfig{Type: "embedded", Path: "./data/queue", DedupWindow: 24 * time.Hour, DedupMemory: queue.DefaultDedupMemory, MinFreeSpace: queue.DefaultMinFreeSpace,
-			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, SessionTimeout: kafkaqueue.DefaultSessionTimeout,
+			Topic: "bridge.ingress", Group: "bridge", MaxHeld: kafkaqueue.DefaultMaxHeld, MaxHeldBytes: kafkaqueue.DefaultMaxHeldBytes, SessionTimeout: kafkaqueue.DefaultSessionTimeout,
 			DedupIDs: kafkaqueue.DefaultMaxDedupIDs, DedupLookback: kafkaqueue.DefaultDedupLookback, CommitInterval: kafkaqueue.DefaultCommitInterval},
 		Log:         LogConfig{Level: "info", Format: "text"},
 		MemoryLimit: memoryLimitUnset,
@@ -351,7 +358,7 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 		if f.Queue.Path == "" {
 			d.Errorf(at("queue", "path"), "queue.path must not be empty")
 		}
-		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "state_topic", "max_held", "dedup_ids", "dedup_lookback", "session_timeout", "commit_interval", "tls", "sasl")
+		otherType("kafka", "brokers", "topic", "group", "dead_letter_topic", "state_topic", "max_held", "max_held_bytes", "dedup_ids", "dedup_lookback", "session_timeout", "commit_interval", "tls", "sasl")
 	case "kafka":
 		checkKafkaQueue(d, f.Queue, at)
 		otherType("embedded", "path", "dedup_memory", "min_free_space")
@@ -404,6 +411,9 @@ func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key stri
 	}
 	if q.MaxHeld < 1 {
 		d.Errorf(at("queue", "max_held"), "queue.max_held must be at least 1, not %d", q.MaxHeld)
+	}
+	if q.MaxHeldBytes < minMaxHeldBytes {
+		d.Errorf(at("queue", "max_held_bytes"), "queue.max_held_bytes must be at least %s, not %s", minMaxHeldBytes, q.MaxHeldBytes)
 	}
 	if q.DedupIDs < 1 {
 		d.Errorf(at("queue", "dedup_ids"), "queue.dedup_ids must be at least 1, not %d", q.DedupIDs)

@@ -113,6 +113,7 @@ sources:
 		{"unknown queue type", base + "queue: {type: redis}\n", []string{`unknown queue type "redis" (embedded or kafka)`}},
 		{"dedup window too long", base + "queue: {dedup_window: 9000h}\n", []string{"c.yaml:6:9: queue.dedup_window must be between 0 and 8784h0m0s (366 days), not 9000h0m0s"}},
 		{"dedup memory too small", base + "queue: {dedup_memory: 4KiB}\n", []string{"c.yaml:6:9: queue.dedup_memory must be between 64KiB and 1GiB, not 4KiB"}},
+		{"kafka queue holding too little", base + "queue: {type: kafka, brokers: [\"k:9092\"], max_held_bytes: 1KiB}\n", []string{"c.yaml:6:43: queue.max_held_bytes must be at least 64KiB, not 1KiB"}},
 		{"memory limit too small", base + "memory_limit: 8MiB\n", []string{"c.yaml:6:1: memory_limit must be 0 (off) or at least 32MiB, not 8MiB"}},
 		{"dedup memory not a size", base + "queue: {dedup_memory: lots}\n", []string{"c.yaml:6:23:", `"lots" is not a size`}},
 		{"enabled sink with empty values", `

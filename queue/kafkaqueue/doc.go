@@ -50,9 +50,9 @@
 //     follows a deploy or a rebalance is still dropped; a retry of an
 //     event further back than that is delivered again.
 //
-// What a replica holds is at most MaxHeld records per sink; a sink's
-// backlog is its consumer group's lag, which Lag reports for every replica
-// at once. A goroutine measures it every LagInterval with the brokers'
+// What a replica holds is at most MaxHeld records per sink, and
+// MaxHeldBytes of them; a sink's backlog is its consumer group's lag,
+// which Lag reports for every replica at once. A goroutine measures it every LagInterval with the brokers'
 // offsets (the partitions' ends against the group's committed offsets),
 // so that reading it never waits on a broker; when the brokers do not
 // answer, the last figure stays, with the time it was measured.

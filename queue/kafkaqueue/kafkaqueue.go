@@ -23,6 +23,7 @@ import (
 // Defaults of the options that have one.
 const (
 	DefaultMaxHeld        = 10000
+	DefaultMaxHeldBytes   = 32 << 20
 	DefaultMaxDedupIDs    = 100000
 	DefaultDedupLookback  = 10000
 	DefaultWriteTimeout   = 2 * time.Second
@@ -73,6 +74,11 @@ type Options struct {
 	// MaxHeld is how many records one sink's reader holds in memory, read
 	// and not yet settled, before it waits. Default 10,000.
 	MaxHeld int
+	// MaxHeldBytes bounds the same records by the size of their values,
+	// so that large events (chat logs) do not take MaxHeld times their
+	// size: the reader waits once it holds this much (but always takes
+	// one record when it holds none). Default 32 MiB.
+	MaxHeldBytes int64
 	// WriteTimeout bounds one write to the brokers, and how long Enqueue
 	// waits for its events to be acknowledged: a provider waiting longer
 	// would give up anyway (Crisp waits 2 s). Default 2s.
@@ -158,6 +164,7 @@ func Open(o Options) (*Queue, error) {
 	orDefault(&o.MaxDedupIDs, DefaultMaxDedupIDs)
 	orDefault(&o.DedupLookback, DefaultDedupLookback)
 	orDefault(&o.MaxHeld, DefaultMaxHeld)
+	orDefault(&o.MaxHeldBytes, DefaultMaxHeldBytes)
 	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&o.CommitInterval, DefaultCommitInterval)
 	orDefault(&o.SessionTimeout, DefaultSessionTimeout)
@@ -188,7 +195,7 @@ func Open(o Options) (*Queue, error) {
 }
 
 // orDefault sets *v to def when it is not positive.
-func orDefault[T int | time.Duration](v *T, def T) {
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}

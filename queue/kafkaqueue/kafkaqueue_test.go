@@ -824,6 +824,40 @@ func TestRebalanceKeepsAttemptsWhereThePartitionStays(t *testing.T) {
 	}
 }
 
+// Large records fill MaxHeldBytes long before MaxHeld: the reader holds
+// what fits (and one record even when it alone is over), and acks let it
+// read on.
+func TestMaxHeldBytes(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, func(o *Options) { o.MaxHeldBytes = 50 << 10 })
+	subscribe(t, q, "a")
+	evs := newEvents(12, "t.a")
+	note := strings.Repeat("chat log line\n", 10<<10/14) // about 10 KiB a record
+	for i, ev := range evs {
+		if i == 11 {
+			note = strings.Repeat("x", 80<<10) // one record over the bound by itself
+		}
+		if err := ev.SetData(event.ApplicationJSON, map[string]any{"n": i, "note": note}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(t, q, evs...)
+	waitPending(t, q, "a", 5) // 5 x 10 KiB: the bound
+	time.Sleep(300 * time.Millisecond)
+	if n := q.Stats().Pending["a"]; n != 5 {
+		t.Fatalf("%d records held, want 5 (50 KiB of 10 KiB records)", n)
+	}
+	var delivered []string
+	for len(delivered) < len(evs) {
+		ds := take(t, q, "a", 1, 5*time.Second)
+		delivered = append(delivered, idsOf(t, ds)...)
+		ack(t, q, "a", ds...)
+	}
+	if want := idsOfEvents(evs); !slices.Equal(delivered, want) {
+		t.Errorf("delivered %v, want %v", delivered, want)
+	}
+}
+
 // A sink's reader holds at most MaxHeld records not settled; acks let it
 // read on.
 func TestMaxHeld(t *testing.T) {

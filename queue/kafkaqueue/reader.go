@@ -37,6 +37,7 @@ type reader struct {
 	read     map[int]int64      // per partition, where the reader's last generation stopped reading
 	lastHeld map[int]int        // per partition, the records held when the last generation ended
 	held     int                // records read and not settled
+	heldSize int64              // the size of their values
 	// attempts are, per partition and offset, the attempts spent on
 	// records handed back while their deliveries were being retried: the
 	// reader that reads them again, when the partition stays with it,
@@ -71,6 +72,7 @@ type record struct {
 	key     []byte
 	seenKey string // the key the dedup window knows it by; "" when it was not routed
 	left    int    // deliveries not yet ended
+	size    int64  // the record's value, counted in the reader's heldSize
 	dropped bool   // handed back unsettled as its generation ended, to be read again
 }
 
@@ -255,7 +257,7 @@ func (r *reader) readPartition(ctx context.Context, partition int, offset int64,
 }
 
 // takeAll takes the generation's records as they are read, while the
-// reader holds fewer than MaxHeld, until the generation ends.
+// reader has room (waitRoom), until the generation ends.
 func (r *reader) takeAll(ctx context.Context, msgs <-chan kafkago.Message) {
 	for r.waitRoom(ctx) {
 		select {
@@ -267,12 +269,12 @@ func (r *reader) takeAll(ctx context.Context, msgs <-chan kafkago.Message) {
 	}
 }
 
-// waitRoom waits until the reader holds fewer than MaxHeld records; false
-// when the generation ends.
+// waitRoom waits until the reader holds fewer than MaxHeld records, and
+// less than MaxHeldBytes of them (or none); false when the generation ends.
 func (r *reader) waitRoom(ctx context.Context) bool {
 	for {
 		r.q.mu.Lock()
-		full := r.held >= r.q.o.MaxHeld
+		full := r.held >= r.q.o.MaxHeld || r.heldSize >= r.q.o.MaxHeldBytes
 		r.q.mu.Unlock()
 		if !full {
 			return ctx.Err() == nil
@@ -355,6 +357,7 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 			}
 			held[id]++
 			r.held--
+			r.heldSize -= rec.size
 			if !rec.dropped {
 				late++
 			}
@@ -514,9 +517,10 @@ func (r *reader) take(m kafkago.Message) {
 	// a provider's retry after a rebalance or a deploy is still a duplicate.
 	recall, recallFrom := r.dedup != nil && m.Offset > p.next, p.next
 	p.next = m.Offset + 1
-	rec := &record{r: r, p: p, offset: m.Offset, at: m.Time, key: m.Key, left: 1}
+	rec := &record{r: r, p: p, offset: m.Offset, at: m.Time, key: m.Key, left: 1, size: int64(len(m.Value))}
 	p.open = append(p.open, rec)
 	r.held++
+	r.heldSize += rec.size
 	q.mu.Unlock()
 
 	if recall {
@@ -634,6 +638,7 @@ func (r *reader) settle(rec *record) {
 		return
 	}
 	r.held--
+	r.heldSize -= rec.size
 	select {
 	case r.room <- struct{}{}:
 	default:
