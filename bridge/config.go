@@ -134,7 +134,7 @@ type QueueConfig struct {
 	// and not yet delivered, before it pauses. Default 10000.
 	MaxHeld int `yaml:"max_held"`
 	// MaxHeldBytes bounds the same events by size: a reader holding this
-	// much pauses too (it always takes one event). Default 32MiB.
+	// much pauses too (it always takes one event). Default 16MiB.
 	MaxHeldBytes config.Size `yaml:"max_held_bytes"`
 	// DedupIDs is how many ids each sink's reader remembers within
 	// dedup_window. Default 100000.

@@ -23,7 +23,7 @@ import (
 // Defaults of the options that have one.
 const (
 	DefaultMaxHeld        = 10000
-	DefaultMaxHeldBytes   = 32 << 20
+	DefaultMaxHeldBytes   = 16 << 20
 	DefaultMaxDedupIDs    = 100000
 	DefaultDedupLookback  = 10000
 	DefaultWriteTimeout   = 2 * time.Second
@@ -77,7 +77,7 @@ type Options struct {
 	// MaxHeldBytes bounds the same records by the size of their values,
 	// so that large events (chat logs) do not take MaxHeld times their
 	// size: the reader waits once it holds this much (but always takes
-	// one record when it holds none). Default 32 MiB.
+	// one record when it holds none). Default 16 MiB.
 	MaxHeldBytes int64
 	// WriteTimeout bounds one write to the brokers, and how long Enqueue
 	// waits for its events to be acknowledged: a provider waiting longer

@@ -217,10 +217,11 @@ func (r *reader) serve(gen *kafkago.Generation) {
 
 // readAhead is how many records a partition's kafka-go reader queues ahead
 // of the reader (its default is 100), and the reader's own channel holds.
-// 400 KB records held behind a failing sink took the bridge to 158 MB
-// resident with kafka-go's default and 111 MB with 16 (four partitions),
-// and a 120,000-record drain read as fast (BENCHMARKS.md).
-const readAhead = 16
+// 400 KB records held behind a failing sink (four partitions) took the
+// bridge to 158 MB resident with kafka-go's default, 111 MB with 16 and
+// 85 MB with 4; a 120,000-record drain read at 165-189k records/s with 4
+// and 16 alike (BENCHMARKS.md).
+const readAhead = 4
 
 // readPartition reads one partition from offset until the generation ends.
 func (r *reader) readPartition(ctx context.Context, partition int, offset int64, out chan<- kafkago.Message) {
