@@ -255,3 +255,52 @@ func TestHeldBatchesStopWhenTheirPartitionMoves(t *testing.T) {
 		t.Errorf("the rebalance waited for batches that were not under way:\n%s", logs.String())
 	}
 }
+
+// An event being retried when its Kafka queue replica restarts keeps the
+// attempts it spent: retry.max_attempts counts across the restart, and
+// the event is dead-lettered after max_attempts requests in all.
+func TestMaxAttemptsHoldAcrossAKafkaQueueRestart(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "ingress", "ingress.deadletter"), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	down := newCRM(t, 503)
+	policy := Policy{
+		Retry:          Retry{MaxAttempts: 4, InitialBackoff: 300 * time.Millisecond, MaxBackoff: 300 * time.Millisecond},
+		CircuitBreaker: CircuitBreaker{Off: true},
+	}
+
+	q1 := openReplica(t, c, "crm", nil)
+	e1 := New(q1, nil, nil)
+	seen := &recorded{}
+	e1.Observe(seen)
+	if err := e1.Start("crm", httpSink(t, down.srv.URL), policy); err != nil {
+		t.Fatal(err)
+	}
+	if err := q1.Subscribe("crm"); err != nil {
+		t.Fatal(err)
+	}
+	enqueueLeads(t, q1, "crm", 0, 1)
+	waitUntil(t, "two failed attempts", func() bool {
+		seen.mu.Lock()
+		defer seen.mu.Unlock()
+		return len(seen.calls) == 2
+	})
+	time.Sleep(50 * time.Millisecond) // the second attempt's count reaches the queue
+	e1.StopAll(context.Background())
+	if err := q1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(down.requests()); n != 2 {
+		t.Fatalf("%d requests before the restart, want 2", n)
+	}
+
+	q2 := openReplica(t, c, "crm", nil)
+	deliverFrom(t, q2, "crm", httpSink(t, down.srv.URL), policy, nil)
+	waitUntil(t, "the lead dead-lettered", func() bool { return q2.Stats().DeadLetters == 1 })
+	time.Sleep(700 * time.Millisecond) // no retry after that
+	if n := len(down.requests()); n != 4 {
+		t.Errorf("%d requests in all, want 4 (max_attempts)", n)
+	}
+}

@@ -143,9 +143,11 @@ func (q *Queue) AckAll(sink string, seqs ...uint64) error {
 	return nil
 }
 
-// Attempted notes the attempts of an in-flight delivery, in memory (the
-// last error is the delivery loop's to log): another replica that reads
-// the record again starts over.
+// Attempted notes the attempts of an in-flight delivery (the last error is
+// the delivery loop's to log), and keeps them in the shared state in the
+// background: the replica that reads the record again, after a rebalance
+// or a restart, goes on from there. A dead-letter sink's deliveries are
+// counted in memory only.
 func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -156,6 +158,10 @@ func (q *Queue) Attempted(sink string, seq uint64, attempts int, _ string) error
 	e := s.inFlight[seq]
 	e.attempts = attempts
 	e.underWay = false // the attempt has ended: a retry waits
+	if e.from == "" && !e.rec.p.gone {
+		e.rec.kept = true
+		q.attempts.put(e.rec.attemptsKey(), attempts)
+	}
 	return nil
 }
 

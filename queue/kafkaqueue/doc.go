@@ -35,20 +35,22 @@
 // leaves its uncommitted records to the member that takes its partitions
 // over, which delivers them again (at-least-once).
 //
-// What the embedded store keeps on disk is kept in memory here, and lost
-// with the process (the records themselves are not: they are read again):
+// A delivery's failed attempts are counted in the shared state (below),
+// written in the background and deleted once its record settles: the
+// replica that reads the record again, after a rebalance or a restart,
+// reads the count at the start of its generation and goes on from there.
+// A replica hands its partitions back only once its counts are written
+// (for at most WriteTimeout); one killed between a failed attempt and the
+// write leaves that attempt uncounted.
 //
-//   - delivery attempts, which start over when the record is read again
-//     by another replica or after a restart; a reader that reads again a
-//     record it handed back in a rebalance goes on with the attempts spent
-//     (the sticky assignment keeps most partitions where they were);
-//   - the dedup window, which holds the ids this replica read (up to
-//     MaxDedupIDs). When a reader takes records of a partition that it did
-//     not read up to there (at its start, or when a rebalance hands it
-//     records another replica read), it first reads back the ids of the
-//     DedupLookback records before them, so a provider's retry that
-//     follows a deploy or a rebalance is still dropped; a retry of an
-//     event further back than that is delivered again.
+// What the embedded store keeps on disk and is kept in memory here, and
+// lost with the process, is the dedup window, which holds the ids this
+// replica read (up to MaxDedupIDs). When a reader takes records of a
+// partition that it did not read up to there (at its start, or when a
+// rebalance hands it records another replica read), it first reads back
+// the ids of the DedupLookback records before them, so a provider's retry
+// that follows a deploy or a rebalance is still dropped; a retry of an
+// event further back than that is delivered again.
 //
 // What a replica holds is at most MaxHeld records per sink, and
 // MaxHeldBytes of them; a sink's backlog is its consumer group's lag,
@@ -67,7 +69,8 @@
 //
 // The replicas also share a little state (State): a key-value map, such as
 // the Slack sink's map of conversations to threads, so that a replica that
-// takes a conversation's partition over goes on in the same thread. It is
+// takes a conversation's partition over goes on in the same thread, and
+// the delivery attempts above. It is
 // kept on a compacted topic of one partition (by default the ingress
 // topic's name plus ".state"), created on first use, which every replica
 // reads whole into memory: a write returns once the brokers have it, and a

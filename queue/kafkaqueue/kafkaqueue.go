@@ -125,6 +125,8 @@ type Queue struct {
 	closed  bool
 	state   *State // the shared state, once asked for
 
+	attempts *attemptKeeper // the attempts of retried deliveries, in the shared state
+
 	// Each sink's lag as last measured, and when (see Lag).
 	lag        map[string]int64
 	lagUpdated map[string]time.Time
@@ -189,8 +191,10 @@ func Open(o Options) (*Queue, error) {
 	q.writer = q.newWriter(o.Topic, time.Millisecond)
 	q.writer.Balancer = conversationBalancer{}
 	q.dlq = q.newWriter(o.DeadLetterTopic, time.Nanosecond)
+	q.attempts = newAttemptKeeper(q)
 	go q.buryLoop()
 	go q.lagLoop()
+	go q.attempts.run()
 	return q, nil
 }
 
@@ -367,7 +371,7 @@ func (q *Queue) Unsubscribe(sink string) {
 }
 
 // Close stops the readers (committing what they settled), the lag
-// measurements, the shared state and the writers.
+// measurements, the attempts' writes, the shared state and the writers.
 // The delivery loops must be stopped first.
 func (q *Queue) Close() error {
 	q.mu.Lock()
@@ -383,7 +387,6 @@ func (q *Queue) Close() error {
 	for _, s := range q.sinks {
 		s.wakeAll()
 	}
-	state := q.state
 	q.mu.Unlock()
 	for _, r := range readers {
 		r.stop()
@@ -392,9 +395,11 @@ func (q *Queue) Close() error {
 	q.cancel()
 	<-q.buryDone
 	<-q.lagDone
+	<-q.attempts.done
 	q.mu.Lock()
 	clear(q.lag)
 	clear(q.lagUpdated)
+	state := q.state
 	q.mu.Unlock()
 	var stateErr error
 	if state != nil {

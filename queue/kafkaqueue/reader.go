@@ -67,6 +67,7 @@ type partition struct {
 type record struct {
 	r       *reader
 	p       *partition
+	part    int // its partition
 	offset  int64
 	at      time.Time // the record's broker time: when the event was accepted
 	key     []byte
@@ -74,7 +75,11 @@ type record struct {
 	left    int    // deliveries not yet ended
 	size    int64  // the record's value, counted in the reader's heldSize
 	dropped bool   // handed back unsettled as its generation ended, to be read again
+	kept    bool   // its attempts may be in the shared state: delete them when it settles
 }
+
+// attemptsKey is rec's key among the attempts in the shared state.
+func (rec *record) attemptsKey() string { return attemptsKey(rec.r.group(), rec.part, rec.offset) }
 
 // handedBack drops rec when its generation is ending or has ended, for a
 // delivery that would otherwise go on (a release, a forward): it is read
@@ -198,6 +203,7 @@ func (r *reader) serve(gen *kafkago.Generation) {
 		gen.Start(func(ctx context.Context) { r.readPartition(ctx, a.ID, a.Offset, msgs) })
 	}
 	gen.Start(func(ctx context.Context) {
+		r.loadAttempts(ctx, assigned)
 		r.takeAll(ctx, msgs)
 		r.handBack(gen)
 	})
@@ -356,6 +362,12 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 	if !closing {
 		waited = r.waitUnderWay(q.o.SessionTimeout / 2)
 	}
+	// The next holders of the partitions read the attempts spent here.
+	ctx, cancel := context.WithTimeout(context.Background(), q.o.WriteTimeout)
+	if err := q.attempts.flush(ctx); err != nil {
+		q.log.Warn("the sink's group rebalanced before the attempts of its retried deliveries were written; the next holders of their partitions count from the ones written before", "sink", r.sink, "group", r.group(), "err", err)
+	}
+	cancel()
 	r.commit(gen)
 
 	q.mu.Lock()
@@ -529,7 +541,13 @@ func (r *reader) take(m kafkago.Message) {
 	// a provider's retry after a rebalance or a deploy is still a duplicate.
 	recall, recallFrom := r.dedup != nil && m.Offset > p.next, p.next
 	p.next = m.Offset + 1
-	rec := &record{r: r, p: p, offset: m.Offset, at: m.Time, key: m.Key, left: 1, size: int64(len(m.Value))}
+	rec := &record{r: r, p: p, part: m.Partition, offset: m.Offset, at: m.Time, key: m.Key, left: 1, size: int64(len(m.Value))}
+	// Read again after a rebalance or a restart: its attempts go on.
+	carried := r.attempts[m.Partition][m.Offset]
+	if carried > 0 {
+		rec.kept = true
+		delete(r.attempts[m.Partition], m.Offset)
+	}
 	p.open = append(p.open, rec)
 	r.held++
 	r.heldSize += rec.size
@@ -575,11 +593,7 @@ func (r *reader) take(m kafkago.Message) {
 		return
 	}
 	q.seq++
-	e := &entry{seq: q.seq, body: body, rec: rec}
-	if n := r.attempts[m.Partition][m.Offset]; n > 0 {
-		e.attempts = n // read again after this reader handed it back
-		delete(r.attempts[m.Partition], m.Offset)
-	}
+	e := &entry{seq: q.seq, body: body, rec: rec, attempts: carried}
 	q.sinkLocked(r.sink).push(e)
 	q.mu.Unlock()
 }
@@ -648,6 +662,9 @@ func (r *reader) settle(rec *record) {
 	rec.left--
 	if rec.left > 0 {
 		return
+	}
+	if rec.kept {
+		r.q.attempts.forget(rec.attemptsKey())
 	}
 	r.held--
 	r.heldSize -= rec.size

@@ -29,8 +29,9 @@ var ErrStateClosed = errors.New("kafkaqueue: the shared state is closed")
 // sees every write acknowledged before it began, on any replica.
 //
 // It is for little state: values of at most a few KiB, keys in the hundreds
-// of thousands at most, writes far rarer than reads. It is safe for
-// concurrent use.
+// of thousands at most, and writes in the hundreds a second at most (many
+// of them in one call of writeAll count once). It is safe for concurrent
+// use.
 type State struct {
 	q     *Queue
 	topic string
@@ -162,14 +163,20 @@ func (s *State) write(ctx context.Context, key string, value []byte) error {
 	if key == "" {
 		return errors.New("kafkaqueue: the shared state's keys must not be empty")
 	}
+	return s.writeAll(ctx, fmt.Sprintf("key %q", key), kafkago.Message{Key: []byte(key), Value: bytes.Clone(value)})
+}
+
+// writeAll writes msgs (keys set; a nil value deletes) in one call, in
+// their order, returning once the brokers have them all. what names them
+// in the error.
+func (s *State) writeAll(ctx context.Context, what string, msgs ...kafkago.Message) error {
 	if err := s.use(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.q.o.WriteTimeout)
 	defer cancel()
-	msg := kafkago.Message{Key: []byte(key), Value: bytes.Clone(value)}
-	if err := s.writer.WriteMessages(ctx, msg); err != nil {
-		return fmt.Errorf("kafkaqueue: writing key %q to topic %s: %w", key, s.topic, err)
+	if err := s.writer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("kafkaqueue: writing %s to topic %s: %w", what, s.topic, err)
 	}
 	return nil
 }

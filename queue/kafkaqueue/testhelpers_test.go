@@ -37,6 +37,13 @@ const (
 // topic. Groups may use session timeouts down to 100ms.
 func newCluster(t testing.TB, partitions int32, opts ...kfake.Opt) []string {
 	t.Helper()
+	_, brokers := startCluster(t, partitions, opts...)
+	return brokers
+}
+
+// startCluster is newCluster, with the cluster for its control hooks.
+func startCluster(t testing.TB, partitions int32, opts ...kfake.Opt) (*kfake.Cluster, []string) {
+	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(partitions, ingress),
@@ -47,7 +54,7 @@ func newCluster(t testing.TB, partitions int32, opts ...kfake.Opt) []string {
 		t.Fatalf("starting kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return c, c.ListenAddrs()
 }
 
 // testLogger writes the queue's logs to t.Log with KAFKAQUEUE_LOG set (e.g.
