@@ -44,9 +44,13 @@ type reader struct {
 	// goes on from there instead of starting over.
 	attempts map[int]map[int64]int
 
-	since  time.Time     // when the sink subscribed: where a new group starts
-	room   chan struct{} // a record settled
-	dedup  *dedupWindow  // the take goroutine's alone
+	// room is closed, and replaced, when a record settles while someone
+	// waits for room (roomWaiting). Guarded by q.mu.
+	room        chan struct{}
+	roomWaiting bool
+
+	since  time.Time    // when the sink subscribed: where a new group starts
+	dedup  *dedupWindow // the take goroutine's alone
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -99,7 +103,7 @@ func (q *Queue) newReader(sink string) *reader {
 		parts:    map[int]*partition{},
 		read:     map[int]int64{},
 		attempts: map[int]map[int64]int{},
-		room:     make(chan struct{}, 1),
+		room:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
 	if q.o.DedupWindow > 0 {
@@ -223,11 +227,15 @@ func (r *reader) serve(gen *kafkago.Generation) {
 
 // readAhead is how many records a partition's kafka-go reader queues ahead
 // of the reader (its default is 100), and the reader's own channel holds.
-// 400 KB records held behind a failing sink (four partitions) took the
-// bridge to 158 MB resident with kafka-go's default, 111 MB with 16 and
-// 85 MB with 4; a 120,000-record drain read at 165-189k records/s with 4
-// and 16 alike (BENCHMARKS.md).
-const readAhead = 4
+// A partition's goroutine fetches only while the reader has room, so a
+// reader held full behind a failing sink holds MaxHeldBytes and up to
+// three records per partition besides: one in kafka-go's queue, the one
+// kafka-go read next, and the one the goroutine is handing over. Records
+// of 400 KB held on four partitions took the bridge to 158 MB resident
+// with kafka-go's default, 111 MB with 16 and 85 MB with 4; records of
+// 960 KB on twelve partitions, 136 MB with 4 and 94-97 MB with 1 and the
+// wait for room, which read small records as fast (BENCHMARKS.md).
+const readAhead = 1
 
 // readPartition reads one partition from offset until the generation ends.
 func (r *reader) readPartition(ctx context.Context, partition int, offset int64, out chan<- kafkago.Message) {
@@ -250,7 +258,7 @@ func (r *reader) readPartition(ctx context.Context, partition int, offset int64,
 		return
 	}
 	backoff := 100 * time.Millisecond
-	for {
+	for r.waitRoom(ctx) {
 		m, err := kr.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -293,12 +301,16 @@ func (r *reader) waitRoom(ctx context.Context) bool {
 	for {
 		r.q.mu.Lock()
 		full := r.held >= r.q.o.MaxHeld || r.heldSize >= r.q.o.MaxHeldBytes
+		room := r.room
+		if full {
+			r.roomWaiting = true
+		}
 		r.q.mu.Unlock()
 		if !full {
 			return ctx.Err() == nil
 		}
 		select {
-		case <-r.room:
+		case <-room:
 		case <-ctx.Done():
 			return false
 		}
@@ -393,11 +405,8 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 	}
 	r.lastHeld = held
 	r.parts = map[int]*partition{}
+	r.roomFreed()
 	q.mu.Unlock()
-	select {
-	case r.room <- struct{}{}:
-	default:
-	}
 	if late > 0 {
 		q.log.Warn("deliveries still under way when the sink's group rebalanced; the next holder of their partitions may deliver them again", "sink", r.sink, "group", r.group(), "deliveries", late, "waited", waited)
 	} else if dropped > 0 || waited > 0 {
@@ -668,15 +677,20 @@ func (r *reader) settle(rec *record) {
 	}
 	r.held--
 	r.heldSize -= rec.size
-	select {
-	case r.room <- struct{}{}:
-	default:
-	}
+	r.roomFreed()
 	p := rec.p
 	for len(p.open) > 0 && p.open[0].left <= 0 {
 		p.settled = p.open[0].offset + 1
 		p.open[0] = nil
 		p.open = p.open[1:]
+	}
+}
+
+// roomFreed wakes whoever waits for room. q.mu held.
+func (r *reader) roomFreed() {
+	if r.roomWaiting {
+		close(r.room)
+		r.room, r.roomWaiting = make(chan struct{}), false
 	}
 }
 
