@@ -3,6 +3,7 @@ package kafkaqueue
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,7 @@ func (k *attemptKeeper) run() {
 	defer close(k.done)
 	const minBackoff = 100 * time.Millisecond
 	backoff := minBackoff
+	failing := false // warned of a failure, and no write succeeded since
 	for {
 		select {
 		case <-k.wake:
@@ -103,18 +105,28 @@ func (k *attemptKeeper) run() {
 				break
 			}
 			if err == nil {
-				backoff = minBackoff
+				if failing {
+					k.q.log.Info("writing the attempts of retried deliveries to the shared state again", "topic", k.q.o.StateTopic)
+				}
+				failing, backoff = false, minBackoff
 				continue
 			}
 			if k.q.ctx.Err() != nil {
 				break // the close above writes what is left
 			}
-			k.q.log.Warn("writing the attempts of retried deliveries to the shared state; retrying", "topic", k.q.o.StateTopic, "keys", n, "err", err, "retry_in", backoff)
+			// Warned once per outage: a state topic that does not exist
+			// would otherwise fill the log.
+			level := slog.LevelWarn
+			if failing {
+				level = slog.LevelDebug
+			}
+			k.q.log.Log(k.q.ctx, level, "writing the attempts of retried deliveries to the shared state; retrying, and counting them in memory meanwhile", "topic", k.q.o.StateTopic, "keys", n, "err", err, "retry_in", backoff)
+			failing = true
 			select {
 			case <-time.After(backoff):
 			case <-k.q.ctx.Done():
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, 30*time.Second)
 		}
 	}
 }

@@ -2,14 +2,18 @@ package kafkaqueue
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hookbridge/hookbridge/internal/testlog"
 )
 
 // A replica restarted while deliveries were being retried reads their
@@ -198,4 +202,55 @@ func FuzzParseAttemptsKey(f *testing.F) {
 			t.Fatalf("%q: %d/%d written as %q, read back as %d/%d (%v)", rest, p, o, key, p2, o2, ok2)
 		}
 	})
+}
+
+// Without the state topic (none made, and the brokers refuse to create
+// it), the queue reads and delivers as before, its attempts counted in
+// memory, and says why with a warning; closing does not hang on the
+// writes it could not make.
+func TestAttemptsWithoutTheStateTopic(t *testing.T) {
+	c, brokers := startCluster(t, 2)
+	refuseCreateTopics(c)
+	var logs testlog.Buffer
+	q := openQueue(t, brokers, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.WriteTimeout = time.Second
+	})
+	subscribe(t, q, "a")
+	waitMembers(t, brokers, group+".a", 1)
+	evs := spreadEvents(6, "t.a", 6)
+	enqueue(t, q, evs...)
+	held := take(t, q, "a", len(evs), 5*time.Second)
+	for _, d := range send(t, q, "a", held) {
+		if err := q.Attempted("a", d.Seq, 2, "503 Service Unavailable"); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Release("a", d.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := take(t, q, "a", len(evs), 5*time.Second)
+	for _, d := range again {
+		if d.Attempts != 2 {
+			t.Errorf("%s handed out again with %d attempts, want 2", describe(d), d.Attempts)
+		}
+	}
+	ack(t, q, "a", send(t, q, "a", again)...)
+	start := time.Now()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+	for want, n := range map[string]int{
+		"could not create the shared state's topic":                        1,
+		"reading the attempts of retried deliveries from the shared state": 1,
+		"writing the attempts of retried deliveries to the shared state":   1, // not once per retry
+	} {
+		if got := strings.Count(logs.String(), want); got != n {
+			t.Errorf("%q %d times in the log, want %d:\n%s", want, got, n, logs.String())
+		}
+	}
+	t.Logf("log:\n%s", logs.String())
 }

@@ -64,8 +64,9 @@ type State struct {
 // State opens (once; later calls return the same *State) the queue's shared
 // state: a map on the compacted topic StateTopic (by default the ingress
 // topic's name plus ".state"), of one partition. It makes no connection
-// until first used, so that it costs nothing to a bridge with no user of it.
-// Close of the Queue closes it; after that its calls return ErrStateClosed.
+// until first used; the queue's own readers use it from the start of their
+// first generation, for the attempts of retried deliveries. Close of the
+// Queue closes it; after that its calls return ErrStateClosed.
 func (q *Queue) State() *State {
 	q.mu.Lock()
 	defer q.mu.Unlock()
