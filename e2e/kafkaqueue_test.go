@@ -6,6 +6,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,16 +60,6 @@ func TestKafkaQueueReplicasLoseNothingOnKillNine(t *testing.T) {
 	b.Start()
 	fileA, fileB := filepath.Join(a.Dir, "events.jsonl"), filepath.Join(b.Dir, "events.jsonl")
 
-	// Dead letters are records on a topic in this mode: the inspector says so.
-	resp, err := http.Get("http://" + a.Admin + "/inspector/api/deadletters")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotImplemented {
-		t.Errorf("dead-letter list: %d, want 501", resp.StatusCode)
-	}
-
 	countA, stopA := streamLeads(t, "http://"+a.Addr+"/webhooks/helloclient", hcSecret, 8, leadBody)
 	countB, stopB := streamLeads(t, "http://"+b.Addr+"/webhooks/helloclient", hcSecret, 8, func(n int) []byte { return leadBody(1_000_000 + n) })
 	// Both replicas deliver (the group gave each a share of the partitions),
@@ -105,9 +97,8 @@ func TestKafkaQueueReplicasLoseNothingOnKillNine(t *testing.T) {
 	}
 }
 
-// TestInspectorWithKafkaQueue: with a Kafka queue the inspector still
-// shows the recent events and their deliveries, and says where the dead
-// letters are instead of listing them.
+// TestInspectorWithKafkaQueue: with a Kafka queue the inspector shows the
+// recent events and their deliveries, and the dead letters (none here).
 func TestInspectorWithKafkaQueue(t *testing.T) {
 	chromium := chromiumPath()
 	if chromium == "" {
@@ -137,8 +128,8 @@ func TestInspectorWithKafkaQueue(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the dead-letter section: %v", err)
 	}
-	if !strings.Contains(note, "Kafka topic bridge.ingress.deadletter") {
-		t.Errorf("dead-letter section says %q, want where the dead letters are", note)
+	if note != "No dead letters." {
+		t.Errorf("dead-letter section says %q, want that there are none", note)
 	}
 	// The sinks' API gives the archive's consumer-group lag once measured:
 	// 0, the lead delivered and its offset committed.
@@ -375,4 +366,99 @@ func TestKafkaQueueRollingDeployDeliversOnce(t *testing.T) {
 			t.Errorf("replica %d: exit code %d", i, code)
 		}
 	}
+}
+
+// TestKafkaQueueReplayFromTheCommandLine: with a Kafka queue, leads the CRM
+// refused are listed by the admin API from the dead-letter topic and
+// replayed with bridge replay once the CRM is fixed: each reaches the CRM
+// once, the file (which had them already) gets none again, and the list
+// is empty after, on both replicas.
+func TestKafkaQueueReplayFromTheCommandLine(t *testing.T) {
+	c := startQueueBroker(t)
+	crm := newCRM(t) // answers 400 until told to accept
+	env := []string{"HC_KEY=" + hcSecret, "KAFKA=" + c.ListenAddrs()[0], "CRM_URL=" + crm.URL}
+	a := newBridge(t, kafkaQueueCRMConfig, env...)
+	b := newBridge(t, kafkaQueueCRMConfig, env...)
+	a.Start()
+	b.Start()
+	var ids []string
+	for i := range 6 {
+		body := leadBody(100 + i)
+		to := a
+		if i%2 == 1 {
+			to = b
+		}
+		resp, err := post(t, http.DefaultClient, "http://"+to.Addr+"/webhooks/helloclient", body,
+			map[string]string{"X-Webhook-Signature": helloclientSign(hcSecret, time.Now().Unix(), body)})
+		if err != nil || resp.Status != http.StatusOK {
+			t.Fatalf("posting lead %d: %v %d %s", i, err, resp.Status, resp.Body)
+		}
+		ids = append(ids, sha256Hex(body))
+	}
+	list := func(p *bridgeProc) []inspectDeadLetter {
+		t.Helper()
+		resp, err := http.Get("http://" + p.Admin + "/inspector/api/deadletters")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct {
+			DeadLetters []inspectDeadLetter `json:"dead_letters"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&got) != nil {
+			t.Fatalf("GET deadletters: %d", resp.StatusCode)
+		}
+		return got.DeadLetters
+	}
+	waitFor(t, 30*time.Second, "every lead dead-lettered by the CRM", func() bool { return len(list(a)) == len(ids) })
+	for _, dl := range list(b) {
+		if dl.Sink != "crm" || !strings.Contains(dl.Reason, "400") || dl.EventType != "com.helloclient.lead" {
+			t.Errorf("dead letter %+v", dl)
+		}
+	}
+	archives := []string{filepath.Join(a.Dir, "events.jsonl"), filepath.Join(b.Dir, "events.jsonl")}
+	waitFor(t, 20*time.Second, "every lead in the files", func() bool {
+		return len(readLines(t, archives[0]))+len(readLines(t, archives[1])) == len(ids)
+	})
+
+	crm.accept.Store(true)
+	cmd := exec.Command(bridgeBin, "replay", "-c", a.Config)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bridge replay: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "replayed 6 dead letter(s)") {
+		t.Fatalf("bridge replay:\n%s", out)
+	}
+	waitFor(t, 30*time.Second, "every lead at the CRM", func() bool {
+		for _, id := range ids {
+			if crm.received(id) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range []*bridgeProc{a, b} {
+		if n := len(list(p)); n != 0 {
+			t.Errorf("%d dead letters listed after the replay", n)
+		}
+	}
+	time.Sleep(time.Second)
+	if n := len(readLines(t, archives[0])) + len(readLines(t, archives[1])); n != len(ids) {
+		t.Errorf("%d lines in the files after the replay, want %d: the replay went to the file too", n, len(ids))
+	}
+	for _, id := range ids {
+		if n := crm.received(id); n != 1 {
+			t.Errorf("lead %s reached the CRM %d times", id, n)
+		}
+	}
+}
+
+// inspectDeadLetter is what the admin API lists of a dead letter.
+type inspectDeadLetter struct {
+	Key       string `json:"key"`
+	Sink      string `json:"sink"`
+	Reason    string `json:"reason"`
+	EventType string `json:"event_type"`
 }

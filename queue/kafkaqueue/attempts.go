@@ -20,9 +20,9 @@ func attemptsKey(group string, partition int, offset int64) string {
 	return attemptsPrefix + group + "/" + strconv.Itoa(partition) + "/" + strconv.FormatInt(offset, 10)
 }
 
-// parseAttemptsKey reads "<partition>/<offset>", what follows a group's
-// prefix in an attempts key.
-func parseAttemptsKey(rest string) (partition int, offset int64, ok bool) {
+// parsePartitionOffset reads "<partition>/<offset>", what follows the
+// prefix of an attempts key or of a dead letter's mark.
+func parsePartitionOffset(rest string) (partition int, offset int64, ok bool) {
 	p, o, found := strings.Cut(rest, "/")
 	if !found {
 		return 0, 0, false
@@ -214,7 +214,7 @@ func (r *reader) loadAttempts(ctx context.Context, assigned []kafkago.PartitionA
 	ctx, cancel := context.WithTimeout(ctx, max(q.o.WriteTimeout, q.o.SessionTimeout/2))
 	defer cancel()
 	err := q.State().Each(ctx, prefix, func(key string, value []byte) bool {
-		partition, offset, ok := parseAttemptsKey(key[len(prefix):])
+		partition, offset, ok := parsePartitionOffset(key[len(prefix):])
 		n, err := strconv.Atoi(string(value))
 		if !ok || err != nil || n <= 0 {
 			stale = append(stale, key)

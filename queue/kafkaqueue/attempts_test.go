@@ -184,12 +184,12 @@ func TestRebalanceWaitsForAttemptsToBeWritten(t *testing.T) {
 
 // The keys of kept attempts read back as written, and anything else in
 // their place is refused, not misread.
-func FuzzParseAttemptsKey(f *testing.F) {
+func FuzzParsePartitionOffset(f *testing.F) {
 	for _, s := range []string{"0/0", "3/12345", "/1", "1/", "-1/2", "1/2/3", "x/y", "+1/01"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, rest string) {
-		p, o, ok := parseAttemptsKey(rest)
+		p, o, ok := parsePartitionOffset(rest)
 		if !ok {
 			return
 		}
@@ -197,7 +197,7 @@ func FuzzParseAttemptsKey(f *testing.F) {
 			t.Fatalf("%q: partition %d, offset %d", rest, p, o)
 		}
 		key := attemptsKey("g.sink", p, o)
-		p2, o2, ok2 := parseAttemptsKey(key[len(attemptsPrefix+"g.sink/"):])
+		p2, o2, ok2 := parsePartitionOffset(key[len(attemptsPrefix+"g.sink/"):])
 		if !ok2 || p2 != p || o2 != o {
 			t.Fatalf("%q: %d/%d written as %q, read back as %d/%d (%v)", rest, p, o, key, p2, o2, ok2)
 		}

@@ -64,14 +64,16 @@
 // ingress topic's name plus ".deadletter"): the event in binary mode with
 // the deadlettersink and deadletterreason extensions a dead-letter sink
 // receives, or the raw body with hookbridge_source and hookbridge_reason
-// headers. The inspector cannot list, replay or discard them; a Kafka
-// consumer can.
+// headers. DeadLettersBefore, DeadLetter, Replay and Discard work on them
+// as the embedded store's do (see deadletters.go): a replay goes back
+// through the ingress topic to one sink, and what was replayed or
+// discarded is marked in the shared state.
 //
 // The replicas also share a little state (State): a key-value map, such as
 // the Slack sink's map of conversations to threads, so that a replica that
-// takes a conversation's partition over goes on in the same thread, and
-// the delivery attempts above. It is
-// kept on a compacted topic of one partition (by default the ingress
+// takes a conversation's partition over goes on in the same thread, the
+// delivery attempts above, and the marks of the dead letters replayed or
+// discarded. It is kept on a compacted topic of one partition (by default the ingress
 // topic's name plus ".state"), created on first use, which every replica
 // reads whole into memory: a write returns once the brokers have it, and a
 // read first catches up with the topic's end, so it sees every write any

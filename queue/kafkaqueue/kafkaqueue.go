@@ -132,7 +132,8 @@ type Queue struct {
 	lagUpdated map[string]time.Time
 	lagDone    chan struct{}
 
-	buried      atomic.Int64 // dead letters written since Open
+	buried      atomic.Int64 // dead letters listed, as last counted (deadLetterCount) and written, replayed or discarded since
+	replayMu    sync.Mutex   // one Replay at a time
 	buryMu      sync.Mutex
 	buryQueue   []burial
 	buryWake    chan struct{}
@@ -280,7 +281,9 @@ func (q *Queue) Refusing() error { return nil }
 
 // Stats reports the deliveries this replica holds per sink (read from the
 // topic, not yet ended), the broker time of the oldest record held, and the
-// dead letters it has written since it started.
+// dead letters on the dead-letter topic not replayed or discarded, as
+// counted every LagInterval (and kept up to date in between with what
+// this replica writes, replays and discards).
 func (q *Queue) Stats() queue.Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -408,23 +411,6 @@ func (q *Queue) Close() error {
 	return errors.Join(q.writer.Close(), q.dlq.Close(), stateErr)
 }
 
-// errUnsupported answers the dead-letter list's operations, which the
-// embedded store alone keeps.
-func (q *Queue) errUnsupported() error {
-	return fmt.Errorf("%w with queue type kafka: dead letters are records on Kafka topic %s", errors.ErrUnsupported, q.o.DeadLetterTopic)
-}
-
-// DeadLettersBefore, DeadLetter, Replay and Discard are not available: the
-// dead letters are records on the dead-letter topic.
-func (q *Queue) DeadLettersBefore(string, int) ([]queue.DeadLetter, error) {
-	return nil, q.errUnsupported()
-}
-func (q *Queue) DeadLetter(string) (queue.DeadLetter, error) {
-	return queue.DeadLetter{}, q.errUnsupported()
-}
-func (q *Queue) Replay(string, string) error { return q.errUnsupported() }
-func (q *Queue) Discard(string) error        { return q.errUnsupported() }
-
 // burial is one record for the dead-letter topic, and the delivery it ends.
 type burial struct {
 	msg kafkago.Message
@@ -449,7 +435,10 @@ func (q *Queue) bury(sink string, e *entry, reason string) {
 		msg = kafkago.Message{Value: e.body, Headers: []kafkago.Header{{Key: HeaderReason, Value: []byte(reason)}}}
 	}
 	msg.Key = e.rec.key
-	msg.Headers = append(msg.Headers, kafkago.Header{Key: "hookbridge_attempts", Value: []byte(strconv.Itoa(e.attempts))})
+	msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(e.attempts))})
+	if e.from != "" {
+		msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderFrom, Value: []byte(e.from)})
+	}
 	q.buryMu.Lock()
 	q.buryQueue = append(q.buryQueue, burial{msg: msg, rec: e.rec})
 	q.buryMu.Unlock()

@@ -44,6 +44,7 @@ func (q *Queue) lagLoop() {
 		case <-q.ctx.Done():
 			return
 		}
+		q.countDeadLetters(c)
 		err := q.measureLag(c)
 		switch {
 		case err != nil && q.ctx.Err() != nil:

@@ -22,13 +22,19 @@ func (q *Queue) client() (*kafkago.Client, func()) {
 // partitions lists the ingress topic's partitions; errNoTopic when it
 // does not exist yet.
 func (q *Queue) partitions(ctx context.Context, c *kafkago.Client) ([]int, error) {
-	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{q.o.Topic}})
+	return topicPartitions(ctx, c, q.o.Topic)
+}
+
+// topicPartitions lists topic's partitions; errNoTopic when it does not
+// exist.
+func topicPartitions(ctx context.Context, c *kafkago.Client, topic string) ([]int, error) {
+	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	var parts []int
 	for _, t := range md.Topics {
-		if t.Name == q.o.Topic && t.Error == nil {
+		if t.Name == topic && t.Error == nil {
 			for _, p := range t.Partitions {
 				parts = append(parts, p.ID)
 			}
@@ -87,11 +93,17 @@ func placed(offsets map[int]int64) bool {
 // listOffsets lists the offsets reqs ask for on the ingress topic, failing
 // when a partition has an error.
 func (q *Queue) listOffsets(ctx context.Context, c *kafkago.Client, reqs []kafkago.OffsetRequest) ([]kafkago.PartitionOffsets, error) {
-	listed, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{q.o.Topic: reqs}})
+	return listTopicOffsets(ctx, c, q.o.Topic, reqs)
+}
+
+// listTopicOffsets lists the offsets reqs ask for on topic, failing when a
+// partition has an error.
+func listTopicOffsets(ctx context.Context, c *kafkago.Client, topic string, reqs []kafkago.OffsetRequest) ([]kafkago.PartitionOffsets, error) {
+	listed, err := c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
 	if err != nil {
 		return nil, fmt.Errorf("listing offsets: %w", err)
 	}
-	parts := listed.Topics[q.o.Topic]
+	parts := listed.Topics[topic]
 	for _, p := range parts {
 		if p.Error != nil {
 			return nil, fmt.Errorf("listing offsets of partition %d: %w", p.Partition, p.Error)

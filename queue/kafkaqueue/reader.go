@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/hookbridge/hookbridge/eventcodec"
@@ -589,7 +590,7 @@ func (r *reader) take(m kafkago.Message) {
 		return
 	}
 	rec.seenKey = key
-	if !slices.Contains(q.o.Route(ev), r.sink) {
+	if !slices.Contains(r.route(m, ev), r.sink) {
 		r.settleNow(rec)
 		return
 	}
@@ -605,6 +606,17 @@ func (r *reader) take(m kafkago.Message) {
 	e := &entry{seq: q.seq, body: body, rec: rec, attempts: carried}
 	q.sinkLocked(r.sink).push(e)
 	q.mu.Unlock()
+}
+
+// route names the sinks of the record m, of the event ev: the sink a
+// replay names, else those the current routes match.
+func (r *reader) route(m kafkago.Message, ev *event.Event) []string {
+	for _, h := range m.Headers {
+		if h.Key == HeaderReplayTo {
+			return []string{string(h.Value)}
+		}
+	}
+	return r.q.o.Route(ev)
 }
 
 // recall remembers the keys of the records of partition in [from, to)

@@ -1,0 +1,169 @@
+package kafkaqueue
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/queue"
+)
+
+// The dead-letter topic's records are listed newest first, page by page,
+// as the embedded store lists its dead letters; a replay queues the event
+// again for one sink, with its attempts reset, and a replayed or discarded
+// dead letter is no longer listed, by any replica.
+func TestDeadLettersListReplayDiscard(t *testing.T) {
+	brokers := newCluster(t, 2)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a", "b")
+	ev0, ev1 := newEvent(0, "t.ab"), newEvent(1, "t.ab")
+	enqueue(t, q, ev0, ev1)
+	ack(t, q, "b", take(t, q, "b", 2, 15*time.Second)...)
+	ds := take(t, q, "a", 2, 15*time.Second)
+	byID := map[string]queue.Delivery{}
+	for _, d := range ds {
+		byID[decode(t, d).ID()] = d
+	}
+	if err := q.Bury("a", byID["ev-000"].Seq, 3, "gave up after 3 attempts"); err != nil {
+		t.Fatal(err)
+	}
+	waitDeadLetters(t, q, 1)
+	if err := q.Forward("a", byID["ev-001"].Seq, "dl", "boom"); err != nil {
+		t.Fatal(err)
+	}
+	fw := take(t, q, "dl", 1, time.Second)
+	if err := q.Bury("dl", fw[0].Seq, 1, "dl is down"); err != nil {
+		t.Fatal(err)
+	}
+	waitDeadLetters(t, q, 2)
+	time.Sleep(5 * time.Millisecond) // the broker times are in milliseconds
+	if err := q.Reject("helloclient", []byte("not json"), "verified, but not JSON"); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := q.DeadLettersBefore("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 {
+		t.Fatalf("listed %d dead letters, want 3: %+v", len(list), list)
+	}
+	raw, dl1, dl0 := list[0], list[1], list[2]
+	// Another replica counts them from the topic.
+	q2 := openQueue(t, brokers, func(o *Options) { o.LagInterval = 50 * time.Millisecond })
+	waitDeadLetters(t, q2, 3)
+	if string(raw.Raw) != "not json" || raw.Event != nil || raw.Source != "helloclient" || raw.Reason != "verified, but not JSON" {
+		t.Errorf("newest: %+v, want the rejected body", raw)
+	}
+	for _, c := range []struct {
+		dl             queue.DeadLetter
+		id, sink, from string
+		reason         string
+		attempts       int
+	}{
+		{dl1, "ev-001", "dl", "a", "dl is down (dead-lettered by a: boom)", 1},
+		{dl0, "ev-000", "a", "", "gave up after 3 attempts", 3},
+	} {
+		if c.dl.Sink != c.sink || c.dl.From != c.from || c.dl.Reason != c.reason || c.dl.Attempts != c.attempts || c.dl.Raw != nil || c.dl.At.IsZero() {
+			t.Errorf("dead letter of %s: %+v", c.id, c.dl)
+		}
+		ev, err := eventcodec.Decode(c.dl.Event)
+		if err != nil {
+			t.Fatalf("dead letter of %s: %v", c.id, err)
+		}
+		sameEvent(t, ev, newEvent(map[string]int{"ev-000": 0, "ev-001": 1}[c.id], "t.ab"))
+		if exts := ev.Extensions(); exts["deadlettersink"] != nil || exts["deadletterreason"] != nil {
+			t.Errorf("dead letter of %s keeps the dead-letter extensions: %v", c.id, exts)
+		}
+	}
+	for before, want := range map[string][]queue.DeadLetter{raw.Key: {dl1, dl0}, dl1.Key: {dl0}, dl0.Key: nil} {
+		page, err := q.DeadLettersBefore(before, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(page, want, func(a, b queue.DeadLetter) bool { return a.Key == b.Key }) {
+			t.Errorf("after %s: %d listed, want %d", before, len(page), len(want))
+		}
+	}
+	if page, err := q.DeadLettersBefore("", 2); err != nil || len(page) != 2 || page[1].Key != dl1.Key {
+		t.Errorf("the first page of 2: %+v, %v", page, err)
+	}
+	if got, err := q.DeadLetter(dl0.Key); err != nil || got.Key != dl0.Key || got.Sink != "a" {
+		t.Errorf("DeadLetter(%s): %+v, %v", dl0.Key, got, err)
+	}
+	for _, key := range []string{"nonsense", "1.0.99"} {
+		if _, err := q.DeadLetter(key); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("DeadLetter(%q): %v, want ErrNotFound", key, err)
+		}
+	}
+
+	// Replayed to the sink that gave up, with its attempts reset; sink b
+	// does not get it, though the routes send it there too.
+	if err := q.Replay(dl0.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	again := take(t, q, "a", 1, 15*time.Second)
+	if id := decode(t, again[0]).ID(); id != "ev-000" || again[0].Attempts != 0 {
+		t.Errorf("replayed: %s with %d attempts, want ev-000 with 0", id, again[0].Attempts)
+	}
+	ack(t, q, "a", again...)
+	// Replayed to a sink named, not the dead-letter sink that gave up.
+	if err := q.Replay(dl1.Key, "a"); err != nil {
+		t.Fatal(err)
+	}
+	again = take(t, q, "a", 1, 15*time.Second)
+	if id := decode(t, again[0]).ID(); id != "ev-001" {
+		t.Errorf("replayed: %s, want ev-001", id)
+	}
+	ack(t, q, "a", again...)
+	takeNone(t, q, "dl", 300*time.Millisecond)
+	for _, key := range []string{dl0.Key, dl1.Key} {
+		if err := q.Replay(key, ""); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("a second Replay(%s): %v, want ErrNotFound", key, err)
+		}
+	}
+	if err := q.Replay(raw.Key, "a"); err == nil || errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("Replay of a rejected body: %v, want an error that says why", err)
+	}
+	if err := q.Discard(raw.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Discard(raw.Key); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("a second Discard: %v, want ErrNotFound", err)
+	}
+
+	for name, r := range map[string]*Queue{"q": q, "q2": q2} {
+		if left, err := r.DeadLettersBefore("", 0); err != nil || len(left) != 0 {
+			t.Errorf("%s lists %d dead letters after every one was replayed or discarded (%v)", name, len(left), err)
+		}
+	}
+	if n := q.Stats().DeadLetters; n != 0 {
+		t.Errorf("%d dead letters counted after every one was replayed or discarded", n)
+	}
+	waitDeadLetters(t, q2, 0)
+	takeNone(t, q, "b", 300*time.Millisecond) // routed there too, but not replayed there
+}
+
+// With nothing dead-lettered yet (no dead-letter topic), the list is empty.
+func TestDeadLettersBeforeAny(t *testing.T) {
+	_, brokers := newStateCluster(t)
+	q := openQueue(t, brokers, nil)
+	list, err := q.DeadLettersBefore("", 0)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("%d listed, %v; want none", len(list), err)
+	}
+}
+
+// waitDeadLetters waits until q counts n dead letters.
+func waitDeadLetters(t testing.TB, q *Queue, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for q.Stats().DeadLetters != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters written, want %d", q.Stats().DeadLetters, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
