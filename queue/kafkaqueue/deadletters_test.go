@@ -167,3 +167,27 @@ func waitDeadLetters(t testing.TB, q *Queue, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A dead letter's key reads back as written; anything else is refused as
+// not found, never misread.
+func FuzzParseDeadLetterKey(f *testing.F) {
+	for _, s := range []string{"1764748800000000000.0.0", "1.2.3", "..", "-1.0.0", "1.-2.3", "1.2", "1.2.3.4", "x.y.z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		pos, err := parseDeadLetterKey(key)
+		if err != nil {
+			if !errors.Is(err, queue.ErrNotFound) {
+				t.Fatalf("%q: %v, want ErrNotFound", key, err)
+			}
+			return
+		}
+		if pos.partition < 0 || pos.offset < 0 {
+			t.Fatalf("%q: %+v", key, pos)
+		}
+		again, err := parseDeadLetterKey(deadLetterKey(time.Unix(0, pos.at), pos.partition, pos.offset))
+		if err != nil || again != pos {
+			t.Fatalf("%q: %+v written and read back as %+v (%v)", key, pos, again, err)
+		}
+	})
+}
