@@ -51,12 +51,14 @@ func parsePartitionOffset(rest string) (partition int, offset int64, ok bool) {
 type attemptKeeper struct {
 	q *Queue
 
-	mu       sync.Mutex
-	pending  map[string][]byte // key -> value to write; nil: delete the key
-	writing  bool              // a batch taken from pending is being written
-	progress chan struct{}     // closed, and replaced, when a write ends
-	wake     chan struct{}
-	done     chan struct{}
+	mu      sync.Mutex
+	pending map[string][]byte // key -> value to write; nil: delete the key
+	// set counts the calls of set; written is the count as of the last
+	// batch written: everything set up to there is on the topic.
+	set, written uint64
+	progress     chan struct{} // closed, and replaced, when a write ends
+	wake         chan struct{}
+	done         chan struct{}
 }
 
 func newAttemptKeeper(q *Queue) *attemptKeeper {
@@ -65,15 +67,16 @@ func newAttemptKeeper(q *Queue) *attemptKeeper {
 
 // put sets key's attempts.
 func (k *attemptKeeper) put(key string, attempts int) {
-	k.set(key, []byte(strconv.Itoa(attempts)))
+	k.setValue(key, []byte(strconv.Itoa(attempts)))
 }
 
 // forget deletes key.
-func (k *attemptKeeper) forget(key string) { k.set(key, nil) }
+func (k *attemptKeeper) forget(key string) { k.setValue(key, nil) }
 
-func (k *attemptKeeper) set(key string, value []byte) {
+func (k *attemptKeeper) setValue(key string, value []byte) {
 	k.mu.Lock()
 	k.pending[key] = value
+	k.set++
 	k.mu.Unlock()
 	select {
 	case k.wake <- struct{}{}:
@@ -124,6 +127,7 @@ func (k *attemptKeeper) run() {
 			failing = true
 			select {
 			case <-time.After(backoff):
+			case <-k.wake: // a rebalance waits for these (flush): try now
 			case <-k.q.ctx.Done():
 			}
 			backoff = min(2*backoff, 30*time.Second)
@@ -142,7 +146,7 @@ func (k *attemptKeeper) writePending(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	k.pending = map[string][]byte{}
-	k.writing = true
+	upTo := k.set // the batch holds the latest value of every key set so far
 	k.mu.Unlock()
 
 	msgs := make([]kafkago.Message, 0, len(batch))
@@ -158,8 +162,9 @@ func (k *attemptKeeper) writePending(ctx context.Context) (int, error) {
 				k.pending[key] = value
 			}
 		}
+	} else {
+		k.written = upTo
 	}
-	k.writing = false
 	close(k.progress)
 	k.progress = make(chan struct{})
 	k.mu.Unlock()
@@ -167,14 +172,18 @@ func (k *attemptKeeper) writePending(ctx context.Context) (int, error) {
 }
 
 // flush waits until everything set before it was called has been written,
-// or ctx ends.
+// or ctx ends. What is set meanwhile (other sinks' deliveries failing on)
+// is not waited for.
 func (k *attemptKeeper) flush(ctx context.Context) error {
+	k.mu.Lock()
+	target := k.set
+	k.mu.Unlock()
 	for {
 		k.mu.Lock()
-		idle := len(k.pending) == 0 && !k.writing
+		done := k.written >= target
 		progress := k.progress
 		k.mu.Unlock()
-		if idle {
+		if done {
 			return nil
 		}
 		select {

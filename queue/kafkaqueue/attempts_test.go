@@ -133,7 +133,9 @@ func TestRebalanceWaitsForAttemptsToBeWritten(t *testing.T) {
 		resp.Topics = append(resp.Topics, st)
 		return resp, nil, true
 	})
-	q1 := openQueue(t, brokers, nil)
+	// The hand-back waits up to a quarter of the session timeout.
+	slow := func(o *Options) { o.SessionTimeout = 8 * time.Second }
+	q1 := openQueue(t, brokers, slow)
 	subscribe(t, q1, "a")
 	waitMembers(t, brokers, group+".a", 1)
 	evs := spreadEvents(8, "t.a", 8)
@@ -149,7 +151,7 @@ func TestRebalanceWaitsForAttemptsToBeWritten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q2 := openQueue(t, brokers, nil)
+	q2 := openQueue(t, brokers, slow)
 	subscribe(t, q2, "a")
 	time.Sleep(1500 * time.Millisecond) // q1 hands back, its writes refused
 	refuse.Store(false)

@@ -39,9 +39,10 @@
 // written in the background and deleted once its record settles: the
 // replica that reads the record again, after a rebalance or a restart,
 // reads the count at the start of its generation and goes on from there.
-// A replica hands its partitions back only once its counts are written
-// (for at most WriteTimeout); one killed between a failed attempt and the
-// write leaves that attempt uncounted.
+// A replica hands its partitions back only once the counts it had are
+// written (waiting at most WriteTimeout, or a quarter of SessionTimeout);
+// one killed between a failed attempt and the write leaves that attempt
+// uncounted.
 //
 // What the embedded store keeps on disk and is kept in memory here, and
 // lost with the process, is the dedup window, which holds the ids this

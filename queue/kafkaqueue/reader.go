@@ -375,8 +375,10 @@ func (r *reader) handBack(gen *kafkago.Generation) {
 	if !closing {
 		waited = r.waitUnderWay(q.o.SessionTimeout / 2)
 	}
-	// The next holders of the partitions read the attempts spent here.
-	ctx, cancel := context.WithTimeout(context.Background(), q.o.WriteTimeout)
+	// The next holders of the partitions read the attempts spent here. The
+	// wait, with the one above, stays within the group's rebalance timeout
+	// (SessionTimeout).
+	ctx, cancel := context.WithTimeout(context.Background(), min(q.o.WriteTimeout, q.o.SessionTimeout/4))
 	if err := q.attempts.flush(ctx); err != nil {
 		q.log.Warn("the sink's group rebalanced before the attempts of its retried deliveries were written; the next holders of their partitions count from the ones written before", "sink", r.sink, "group", r.group(), "err", err)
 	}
