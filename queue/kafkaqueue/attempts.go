@@ -57,12 +57,13 @@ type attemptKeeper struct {
 	// batch written: everything set up to there is on the topic.
 	set, written uint64
 	progress     chan struct{} // closed, and replaced, when a write ends
-	wake         chan struct{}
+	wake         chan struct{} // something was set
+	urge         chan struct{} // a flush waits: a writer backing off tries now
 	done         chan struct{}
 }
 
 func newAttemptKeeper(q *Queue) *attemptKeeper {
-	return &attemptKeeper{q: q, pending: map[string][]byte{}, progress: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &attemptKeeper{q: q, pending: map[string][]byte{}, progress: make(chan struct{}), wake: make(chan struct{}, 1), urge: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // put sets key's attempts.
@@ -127,7 +128,7 @@ func (k *attemptKeeper) run() {
 			failing = true
 			select {
 			case <-time.After(backoff):
-			case <-k.wake: // a rebalance waits for these (flush): try now
+			case <-k.urge: // a rebalance waits for these (flush): try now
 			case <-k.q.ctx.Done():
 			}
 			backoff = min(2*backoff, 30*time.Second)
@@ -186,9 +187,11 @@ func (k *attemptKeeper) flush(ctx context.Context) error {
 		if done {
 			return nil
 		}
-		select {
-		case k.wake <- struct{}{}:
-		default:
+		for _, c := range []chan struct{}{k.wake, k.urge} {
+			select {
+			case c <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case <-progress:

@@ -124,7 +124,16 @@ func (q *Queue) DeadLettersBefore(before string, limit int) ([]queue.DeadLetter,
 		pos deadPos
 		msg kafkago.Message
 	}
+	// Only the newest limit are kept while reading, so that a topic of
+	// large events is not held whole.
 	var all []found
+	keepNewest := func() {
+		slices.SortFunc(all, func(a, b found) int { return newer(a.pos, b.pos) })
+		if limit > 0 && len(all) > limit {
+			clear(all[limit:])
+			all = all[:limit]
+		}
+	}
 	for p, end := range ends {
 		first := max(end[0], end[1]-MaxDeadLettersScanned)
 		err := q.readDeadLetters(ctx, p, first, end[1], func(m kafkago.Message) {
@@ -133,15 +142,15 @@ func (q *Queue) DeadLettersBefore(before string, limit int) ([]queue.DeadLetter,
 				return
 			}
 			all = append(all, found{pos, m})
+			if limit > 0 && len(all) >= 2*limit {
+				keepNewest()
+			}
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	slices.SortFunc(all, func(a, b found) int { return newer(a.pos, b.pos) })
-	if limit > 0 && len(all) > limit {
-		all = all[:limit]
-	}
+	keepNewest()
 	out := make([]queue.DeadLetter, len(all))
 	for i, f := range all {
 		out[i] = deadLetterOf(f.msg)

@@ -90,6 +90,9 @@ func TestDeadLettersListReplayDiscard(t *testing.T) {
 	if page, err := q.DeadLettersBefore("", 2); err != nil || len(page) != 2 || page[1].Key != dl1.Key {
 		t.Errorf("the first page of 2: %+v, %v", page, err)
 	}
+	if page, err := q.DeadLettersBefore("", 1); err != nil || len(page) != 1 || page[0].Key != raw.Key {
+		t.Errorf("the first page of 1: %+v, %v", page, err) // kept while reading: the newest only
+	}
 	if got, err := q.DeadLetter(dl0.Key); err != nil || got.Key != dl0.Key || got.Sink != "a" {
 		t.Errorf("DeadLetter(%s): %+v, %v", dl0.Key, got, err)
 	}
