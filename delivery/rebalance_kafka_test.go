@@ -73,7 +73,7 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 		t.Fatal(err)
 	}
 	moved := map[string]bool{}
-	waitUntil(t, "the second replica handed some leads", func() bool {
+	takeMoved := func() {
 		ds, err := q2.TryNext("crm", 100, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +85,29 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 			}
 			moved[ev.ID()] = true
 		}
+	}
+	waitUntil(t, "the second replica handed some leads", func() bool {
+		takeMoved()
 		return len(moved) > 0
+	})
+	// q2 reads the partition it took over a record at a time: every lead
+	// is either handed to it, or retried by the first replica since the
+	// rebalance ended (it retries no lead that moved).
+	down.mu.Lock()
+	rebalanced := len(down.got)
+	down.mu.Unlock()
+	waitUntil(t, "every lead either moved or retried by the first replica", func() bool {
+		takeMoved()
+		retried := map[string]bool{}
+		for _, id := range down.requests()[rebalanced:] {
+			retried[id] = true
+		}
+		for _, it := range items {
+			if !moved[it.ID] && !retried[it.ID] {
+				return false
+			}
+		}
+		return true
 	})
 	if len(moved) == len(items) {
 		t.Fatalf("all %d leads moved: the first replica kept no partition", len(items))
