@@ -93,21 +93,26 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 	// q2 reads the partition it took over a record at a time: every lead
 	// is either handed to it, or retried by the first replica since the
 	// rebalance ended (it retries no lead that moved).
+	// keptAllRequestedSince: every lead that did not move reached the CRM
+	// at its request number from or later.
+	keptAllRequestedSince := func(from int) bool {
+		requested := map[string]bool{}
+		for _, id := range down.requests()[from:] {
+			requested[id] = true
+		}
+		for _, it := range items {
+			if !moved[it.ID] && !requested[it.ID] {
+				return false
+			}
+		}
+		return true
+	}
 	down.mu.Lock()
 	rebalanced := len(down.got)
 	down.mu.Unlock()
 	waitUntil(t, "every lead either moved or retried by the first replica", func() bool {
 		takeMoved()
-		retried := map[string]bool{}
-		for _, id := range down.requests()[rebalanced:] {
-			retried[id] = true
-		}
-		for _, it := range items {
-			if !moved[it.ID] && !retried[it.ID] {
-				return false
-			}
-		}
-		return true
+		return keptAllRequestedSince(rebalanced)
 	})
 	if len(moved) == len(items) {
 		t.Fatalf("all %d leads moved: the first replica kept no partition", len(items))
@@ -120,18 +125,7 @@ func retriesStopWhenTheirPartitionMoves(t *testing.T, backoff, downFor time.Dura
 	down.mu.Unlock()
 	// The leads of the partition the first replica kept are its to deliver,
 	// and it does; those that moved it leaves alone.
-	waitUntil(t, "the first replica delivering the leads it kept", func() bool {
-		seen := map[string]bool{}
-		for _, id := range down.requests()[since:] {
-			seen[id] = true
-		}
-		for _, it := range items {
-			if !moved[it.ID] && !seen[it.ID] {
-				return false
-			}
-		}
-		return true
-	})
+	waitUntil(t, "the first replica delivering the leads it kept", func() bool { return keptAllRequestedSince(since) })
 	time.Sleep(2*backoff + 500*time.Millisecond) // any retry's time to come
 	if after := attempts(moved); after != before {
 		t.Errorf("the first replica went on with the leads that moved (and delivered them once the CRM was back): %d attempts, then %d", before, after)
