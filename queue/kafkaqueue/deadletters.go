@@ -136,7 +136,7 @@ func (q *Queue) DeadLettersBefore(before string, limit int) ([]queue.DeadLetter,
 	}
 	for p, end := range ends {
 		first := max(end[0], end[1]-MaxDeadLettersScanned)
-		err := q.readDeadLetters(ctx, p, first, end[1], func(m kafkago.Message) {
+		err := q.readRecords(ctx, q.o.DeadLetterTopic, p, first, end[1], func(m kafkago.Message) {
 			pos := deadPos{m.Time.UnixNano(), m.Partition, m.Offset}
 			if marked[[2]int64{int64(p), m.Offset}] || (from != nil && newer(pos, *from) <= 0) {
 				return
@@ -286,7 +286,7 @@ func (q *Queue) deadLetterRecord(ctx context.Context, key string) (kafkago.Messa
 		return kafkago.Message{}, fmt.Errorf("%w: %s", queue.ErrNotFound, key)
 	}
 	var found *kafkago.Message
-	err = q.readDeadLetters(ctx, pos.partition, pos.offset, pos.offset+1, func(m kafkago.Message) {
+	err = q.readRecords(ctx, q.o.DeadLetterTopic, pos.partition, pos.offset, pos.offset+1, func(m kafkago.Message) {
 		if m.Offset == pos.offset && m.Time.UnixNano() == pos.at {
 			found = &m
 		}
@@ -324,39 +324,6 @@ func (q *Queue) deadLetterEnds(ctx context.Context, client *kafkago.Client) (map
 		ends[p.Partition] = [2]int64{max(p.FirstOffset, 0), max(p.LastOffset, 0)}
 	}
 	return ends, nil
-}
-
-// readDeadLetters calls fn with each record of partition in [from, to).
-func (q *Queue) readDeadLetters(ctx context.Context, partition int, from, to int64, fn func(kafkago.Message)) error {
-	if from >= to {
-		return nil
-	}
-	kr := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:   q.o.Brokers,
-		Topic:     q.o.DeadLetterTopic,
-		Partition: partition,
-		Dialer:    q.dialer,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   100 * time.Millisecond,
-	})
-	defer kr.Close()
-	if err := kr.SetOffset(from); err != nil {
-		return fmt.Errorf("kafkaqueue: reading the dead-letter topic %s: %w", q.o.DeadLetterTopic, err)
-	}
-	for {
-		m, err := kr.ReadMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("kafkaqueue: reading the dead-letter topic %s, partition %d, from offset %d to %d: %w", q.o.DeadLetterTopic, partition, from, to, err)
-		}
-		if m.Offset >= to {
-			return nil
-		}
-		fn(m)
-		if m.Offset == to-1 {
-			return nil
-		}
-	}
 }
 
 // deadMarks reads the marks of the dead letters replayed or discarded.

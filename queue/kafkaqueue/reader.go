@@ -632,40 +632,53 @@ func (r *reader) recall(partition int, from, to int64) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.q.o.WriteTimeout)
 	defer cancel()
+	horizon := time.Now().Add(-r.q.o.DedupWindow)
+	n := 0
+	err := r.q.readRecords(ctx, r.q.o.Topic, partition, from, to, func(m kafkago.Message) {
+		if key := string(m.Key); key != "" && m.Time.After(horizon) {
+			r.dedup.remember(key, m.Time)
+			n++
+		}
+	})
+	if err != nil {
+		r.q.log.Warn("recalling the ids read by other replicas; duplicates of older ones are delivered again", "sink", r.sink, "partition", partition, "from", from, "to", to, "recalled", n, "err", err)
+		return
+	}
+	r.q.log.Debug("recalled the ids read by other replicas", "sink", r.sink, "partition", partition, "from", from, "to", to, "recalled", n)
+}
+
+// readRecords calls fn with each record of topic's partition in
+// [from, to), read with a reader of its own (outside any group).
+func (q *Queue) readRecords(ctx context.Context, topic string, partition int, from, to int64, fn func(kafkago.Message)) error {
+	if from >= to {
+		return nil
+	}
 	kr := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:   r.q.o.Brokers,
-		Topic:     r.q.o.Topic,
+		Brokers:   q.o.Brokers,
+		Topic:     topic,
 		Partition: partition,
-		Dialer:    r.q.dialer,
+		Dialer:    q.dialer,
 		MinBytes:  1,
 		MaxBytes:  16 << 20,
 		MaxWait:   100 * time.Millisecond,
 	})
 	defer kr.Close()
 	if err := kr.SetOffset(from); err != nil {
-		r.q.log.Warn("recalling the ids read by other replicas", "sink", r.sink, "partition", partition, "err", err)
-		return
+		return fmt.Errorf("kafkaqueue: reading topic %s, partition %d, from offset %d: %w", topic, partition, from, err)
 	}
-	horizon := time.Now().Add(-r.q.o.DedupWindow)
-	n := 0
 	for {
 		m, err := kr.ReadMessage(ctx)
 		if err != nil {
-			r.q.log.Warn("recalling the ids read by other replicas; duplicates of older ones are delivered again", "sink", r.sink, "partition", partition, "from", from, "to", to, "recalled", n, "err", err)
-			return
+			return fmt.Errorf("kafkaqueue: reading topic %s, partition %d, from offset %d to %d: %w", topic, partition, from, to, err)
 		}
 		if m.Offset >= to {
-			break
+			return nil
 		}
-		if key := string(m.Key); key != "" && m.Time.After(horizon) {
-			r.dedup.remember(key, m.Time)
-			n++
-		}
+		fn(m)
 		if m.Offset == to-1 {
-			break
+			return nil
 		}
 	}
-	r.q.log.Debug("recalled the ids read by other replicas", "sink", r.sink, "partition", partition, "from", from, "to", to, "recalled", n)
 }
 
 func (r *reader) settleNow(rec *record) {
