@@ -89,7 +89,7 @@ func Parse(text string) (*Template, error) {
 	if !strings.Contains(text, "{{") {
 		return t, nil
 	}
-	parsed, err := template.New("").Funcs(FuncMap()).Option("missingkey=zero").Parse(text)
+	parsed, err := template.New("").Funcs(FuncMap()).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("bad template: %s", strings.TrimPrefix(err.Error(), "template: :"))
 	}

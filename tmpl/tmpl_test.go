@@ -35,6 +35,14 @@ func TestRender(t *testing.T) {
 		{`{{ .Data.Missing | default "none" }}`, "none"},
 		{`{{ .Data.FirstName | upper }}`, "ADA"},
 		{`{{ index .Data.Tags 1 }}`, "b"},
+		// A key missing from the payload renders as nothing, however deep
+		// the path goes below it.
+		{"[{{ .Data.Missing.Deeper.Still }}]", "[]"},
+		{"[{{ .Data.Nested.Missing.Deeper }}]", "[]"},
+		{"[{{ .Extensions.nope.deeper }}]", "[]"},
+		{`{{ .Data.Missing.Deeper | default "none" }}`, "none"},
+		{`{{ if .Data.Missing.Deeper }}yes{{ else }}no{{ end }}`, "no"},
+		{`{{ with .Data.Nested.Missing }}yes{{ else }}no{{ end }}`, "no"},
 	}
 	v := NewView(ev)
 	for _, c := range cases {
