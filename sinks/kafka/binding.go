@@ -256,6 +256,17 @@ func structuredMessage(ev *event.Event) (kafkago.Message, error) {
 	if err != nil {
 		return kafkago.Message{}, fmt.Errorf("encoding the event as JSON: %w", err)
 	}
+	// sdk-go writes JSON data as it came, so a provider's pretty-printed
+	// body (or its trailing newline) would make the value span lines, which
+	// line-based consumers (kcat, jq -c pipelines) split. Compact it then,
+	// as the file sink does; newlines inside strings are escaped already.
+	if bytes.IndexByte(value, '\n') >= 0 || bytes.IndexByte(value, '\r') >= 0 {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, value); err != nil {
+			return kafkago.Message{}, fmt.Errorf("encoding the event as JSON: %w", err)
+		}
+		value = compact.Bytes()
+	}
 	return kafkago.Message{
 		Headers: []kafkago.Header{{Key: HeaderContentType, Value: []byte(ContentTypeStructuredJSON)}},
 		Value:   value,

@@ -46,6 +46,7 @@ func bindingEvents() map[string]*event.Event {
 		"bytes":              withData("bytes", "application/octet-stream", []byte{0, 0xff, 0xfe, 'x'}),
 		"broken json":        withData("broken", "application/json", []byte(`{"unterminated`)),
 		"json in capitals":   withData("caps", "Application/JSON", []byte(`{"a":1}`)),
+		"pretty json":        withData("pretty", "application/json", []byte("{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1, 2]\n}\n")),
 		"unicode attributes": withData("ünï", "text/plain", []byte("x")),
 	}
 }
@@ -64,6 +65,7 @@ func TestToMessageStructuredData(t *testing.T) {
 		{"bytes", "data_base64", `"AP/+eA=="`},
 		{"broken json", "data_base64", `"eyJ1bnRlcm1pbmF0ZWQ="`},
 		{"json in capitals", "data_base64", `"eyJhIjoxfQ=="`},
+		{"pretty json", "data", `{"a":"x\ny","b":[1,2]}`},
 		{"no data", "", ""},
 	}
 	for _, tc := range tests {
@@ -77,6 +79,9 @@ func TestToMessageStructuredData(t *testing.T) {
 			}
 			if after := canonical(t, ev); diffCanonical(before, after) != "" || ev.DataBase64 != flag {
 				t.Errorf("ToMessage modified the event")
+			}
+			if strings.ContainsAny(string(m.Value), "\r\n") {
+				t.Errorf("the value spans lines:\n%s", m.Value)
 			}
 			var doc map[string]json.RawMessage
 			if err := json.Unmarshal(m.Value, &doc); err != nil {

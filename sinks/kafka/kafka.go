@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,6 +45,7 @@ var (
 	_ sinks.BatchSink = (*Sink)(nil)
 	_ sinks.Starter   = (*Sink)(nil)
 	_ sinks.Pipeliner = (*Sink)(nil)
+	_ sinks.Previewer = (*Sink)(nil)
 )
 
 // errClosed is returned for deliveries after Close; they are retryable, so
@@ -301,6 +303,30 @@ func (s *Sink) message(ev *event.Event, sources *sourceStrings) (kafkago.Message
 			size, s.cfg.BatchBytes, kafkago.MessageSizeTooLarge)
 	}
 	return msg, nil
+}
+
+// Preview shows the record Deliver would write for ev, for dry runs: its
+// topic and key (templates rendered), its headers and its value. It opens no
+// connection.
+func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
+	msg, err := s.message(ev, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "topic: %s\n", msg.Topic)
+	if msg.Key == nil {
+		out.WriteString("key: (none)\n")
+	} else {
+		fmt.Fprintf(&out, "key: %s\n", msg.Key)
+	}
+	for _, h := range msg.Headers {
+		fmt.Fprintf(&out, "%s: %s\n", h.Key, h.Value)
+	}
+	out.WriteByte('\n')
+	out.Write(msg.Value)
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
 
 // messageSize is a message's size in a record batch, near enough to reject a

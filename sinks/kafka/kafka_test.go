@@ -507,3 +507,41 @@ func TestWaitGivesUpRetryably(t *testing.T) {
 		}
 	}
 }
+
+// TestPreviewShowsTheRecordDelivered checks that a dry run's preview shows
+// the topic, key, headers and value of the record the sink then writes.
+func TestPreviewShowsTheRecordDelivered(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "webhooks.crisp"))
+	brokers := c.ListenAddrs()
+	for i, mode := range []Mode{ModeBinary, ModeStructured} {
+		t.Run(string(mode), func(t *testing.T) {
+			s := newSink(t, brokers, "webhooks.{{ .Extensions.bridgesource }}", func(cfg *Config) {
+				cfg.Mode = mode
+				cfg.Key = tmpl.MustParse("{{ .Extensions.bridgesource }}/{{ .Data.Email }}")
+			})
+			ev := leadEvent("preview-"+string(mode), "crisp")
+			preview, err := s.Preview(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Deliver(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			got := readTopic(t, brokers, "webhooks.crisp", i+1)[i]
+			head, value, ok := strings.Cut(string(preview), "\n\n")
+			if !ok {
+				t.Fatalf("no blank line between the headers and the value:\n%s", preview)
+			}
+			wantHead := []string{"topic: webhooks.crisp", "key: crisp/ada@example.com"}
+			for _, h := range got.Headers {
+				wantHead = append(wantHead, h.Key+": "+string(h.Value))
+			}
+			if head != strings.Join(wantHead, "\n") {
+				t.Errorf("preview head:\n%s\nwant:\n%s", head, strings.Join(wantHead, "\n"))
+			}
+			if value != string(got.Value)+"\n" {
+				t.Errorf("preview value %q, delivered %q", value, got.Value)
+			}
+		})
+	}
+}
