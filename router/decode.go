@@ -554,6 +554,9 @@ func parseCESQL(text string) (expr cesql.Expression, err error) {
 			expr, err = nil, errors.New("the expression is incomplete or malformed")
 		}
 	}()
+	if errs := cesqlSyntaxErrors(text); len(errs) > 0 {
+		return nil, fmt.Errorf("syntax error at %s", strings.Join(errs, "; "))
+	}
 	expr, err = cesqlparser.Parse(text)
 	if err == nil && expr == nil {
 		err = fmt.Errorf("no expression")
