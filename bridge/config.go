@@ -365,8 +365,11 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	default:
 		d.Errorf(at("queue", "type"), "unknown queue type %q (embedded or kafka)", f.Queue.Type)
 	}
-	if f.Queue.DedupWindow < 0 || f.Queue.DedupWindow > queue.MaxDedupWindow {
-		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must be between 0 and %s (366 days), not %s", queue.MaxDedupWindow, f.Queue.DedupWindow)
+	// 0 is refused rather than given a meaning: dedup cannot be turned off
+	// (a provider's retry must not reach the sinks twice), and "the
+	// default" would surprise whoever wrote it.
+	if f.Queue.DedupWindow <= 0 || f.Queue.DedupWindow > queue.MaxDedupWindow {
+		d.Errorf(at("queue", "dedup_window"), "queue.dedup_window must be more than 0 and at most %s (366 days), not %s", queue.MaxDedupWindow, f.Queue.DedupWindow)
 	}
 	if f.Queue.DedupMemory < minDedupMemory || f.Queue.DedupMemory > maxDedupMemory {
 		d.Errorf(at("queue", "dedup_memory"), "queue.dedup_memory must be between %s and %s, not %s", minDedupMemory, maxDedupMemory, f.Queue.DedupMemory)
