@@ -4,6 +4,9 @@ BIN      := bin/bridge
 CONFIG   ?= config.example.yaml
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 60s
+# make send / make routes-test: which source of CONFIG, and its sample payload
+SOURCE   ?= helloclient
+PAYLOAD  ?= $(firstword $(wildcard testdata/payloads/$(SOURCE)-*.json))
 
 # Development secrets for `make run` and `make send` on config.example.yaml.
 # Real deployments set these in the environment (or ${file:...}) instead.
@@ -35,13 +38,13 @@ run: build
 	@echo "hookbridge: in another terminal: make send   (then: tail -f data/events.jsonl)"
 	./$(BIN) run -c $(CONFIG)
 
-## send: sign the sample Hello Client lead as the provider would and post it to `make run`
+## send: sign the sample Hello Client lead (or SOURCE=name's sample, or PAYLOAD=file) as the provider would and post it to `make run`
 send: build
-	./$(BIN) send -c $(CONFIG) --source helloclient testdata/payloads/helloclient-lead.json
+	./$(BIN) send -c $(CONFIG) --source $(SOURCE) $(or $(PAYLOAD),$(error no testdata/payloads/$(SOURCE)-*.json: give PAYLOAD=file))
 
-## routes-test: show what the sample lead becomes and what each sink would get; nothing is sent
+## routes-test: show what the sample payload becomes and what each sink would get; nothing is sent
 routes-test: build
-	./$(BIN) routes test -c $(CONFIG) --source helloclient testdata/payloads/helloclient-lead.json
+	./$(BIN) routes test -c $(CONFIG) --source $(SOURCE) $(or $(PAYLOAD),$(error no testdata/payloads/$(SOURCE)-*.json: give PAYLOAD=file))
 
 validate: build
 	./$(BIN) validate -c $(CONFIG)

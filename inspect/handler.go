@@ -405,7 +405,7 @@ func (h *handler) replay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	h.log.Info("dead letter replayed from the inspector", "key", key, "sink", sink, "id", res.EventID)
+	h.log.Info("dead letter replayed", "key", key, "sink", sink, "id", res.EventID, "client", r.UserAgent())
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -447,7 +447,7 @@ func (h *handler) discard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := viewDeadLetter(dl)
-	h.log.Info("dead letter discarded", "key", key, "sink", dl.Sink, "source", v.Source, "id", v.EventID, "reason", dl.Reason)
+	h.log.Info("dead letter discarded", "key", key, "sink", dl.Sink, "source", v.Source, "id", v.EventID, "reason", dl.Reason, "client", r.UserAgent())
 	writeJSON(w, http.StatusOK, map[string]string{"key": key})
 }
 

@@ -31,7 +31,7 @@ var version = "dev"
 
 func configFlag(fs *flag.FlagSet) *string {
 	c := fs.String("c", "", "configuration file")
-	fs.StringVar(c, "config", "", "configuration file")
+	fs.StringVar(c, "config", "", "the same as -c")
 	return c
 }
 

@@ -23,20 +23,33 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	_ "github.com/hookbridge/hookbridge/sinks/all"
 	_ "github.com/hookbridge/hookbridge/sources/all"
 )
 
-const usage = `usage:
-  bridge run -c FILE
-  bridge validate -c FILE
-  bridge routes test -c FILE --source NAME PAYLOAD.json
-  bridge send -c FILE --source NAME PAYLOAD.json [--to URL]
-  bridge replay -c FILE [--sink NAME] [--since|--before DURATION|TIME] [--filter F] [--to SINK] [--dry-run] [--admin URL]
-  bridge discard -c FILE [--sink NAME] [--since|--before DURATION|TIME] [--filter F] [--dry-run] [--admin URL]
-  bridge version
-`
+// commands are the subcommands: how each is called, and what it does.
+var commands = []struct{ name, synopsis, about string }{
+	{"run", "-c FILE", "Serve webhooks until SIGTERM or SIGINT. SIGHUP, or an edit of FILE, reloads\nFILE; a bad edit is logged and the running config stays."},
+	{"validate", "-c FILE", "Check FILE and print every mistake with its file:line:column."},
+	{"routes test", "-c FILE --source NAME PAYLOAD.json", "Show the CloudEvent(s) PAYLOAD becomes from source NAME, the routes each\nmatches and what each sink would get. Nothing is sent."},
+	{"send", "-c FILE --source NAME PAYLOAD.json [--to URL]", "Sign PAYLOAD as source NAME's provider would and POST it to the bridge\n(after the provider's GET handshake, where it has one)."},
+	{"replay", "-c FILE [--sink NAME] [--since|--before DURATION|TIME] [--filter F] [--to SINK] [--dry-run] [--admin URL]", "Queue dead-lettered events again, through the running bridge's admin API:\nto the sink that gave up on them, or to --to."},
+	{"discard", "-c FILE [--sink NAME] [--since|--before DURATION|TIME] [--filter F] [--dry-run] [--admin URL]", "Remove dead letters for good, through the running bridge's admin API."},
+	{"version", "", "Print the version and how it was built."},
+}
+
+// usage is every command's synopsis, and how to ask for one's flags.
+var usage = func() string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %s\n", strings.TrimSpace("bridge "+c.name+" "+c.synopsis))
+	}
+	b.WriteString("\nbridge COMMAND --help describes a command and its flags.\n")
+	return b.String()
+}()
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -75,8 +88,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
+	var help *helpRequest
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &help):
+		help.print(stdout)
 		return 0
 	case errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp):
 		fmt.Fprintf(stderr, "bridge: %v\n%s", err, usage)
@@ -87,12 +104,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// parseFlags parses flags that may come before or after positional arguments.
+// parseFlags parses flags that may come before or after positional
+// arguments. -h or --help anywhere is a *helpRequest for the command.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &helpRequest{fs}
+			}
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		args = fs.Args()
@@ -102,4 +123,20 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// helpRequest is a command's --help: its synopsis, what it does, and its
+// flags.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+func (h *helpRequest) print(w io.Writer) {
+	for _, c := range commands {
+		if c.name == h.fs.Name() {
+			fmt.Fprintf(w, "usage: bridge %s %s\n\n%s\n\nflags:\n", c.name, c.synopsis, c.about)
+		}
+	}
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
 }

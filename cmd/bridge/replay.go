@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -85,6 +86,14 @@ func (a deadLetterArgs) run(ctx context.Context, stdout io.Writer, verb, done st
 	if err != nil {
 		return err
 	}
+	if a.to != "" {
+		switch s := f.Sink(a.to); {
+		case s == nil:
+			return fmt.Errorf("--to: no sink named %q in %s (sinks: %s)", a.to, a.config, sinkNames(f))
+		case !s.IsEnabled():
+			return fmt.Errorf("--to: sink %q is disabled in %s", a.to, a.config)
+		}
+	}
 	api, err := newAdminAPI(f, a.admin)
 	if err != nil {
 		return err
@@ -133,6 +142,11 @@ func (a deadLetterArgs) run(ctx context.Context, stdout io.Writer, verb, done st
 		fmt.Fprintf(stdout, "; %d rejected request bod(ies) cannot be replayed", skipped)
 	}
 	fmt.Fprintln(stdout)
+	if a.sink != "" && acted == 0 && f.Sink(a.sink) == nil {
+		// Not an error: the dead letters of a sink since removed from the
+		// config can still be selected by its name.
+		fmt.Fprintf(stdout, "(%s has no sink named %q; sinks: %s)\n", a.config, a.sink, sinkNames(f))
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d dead letter(s) failed to %s", failed, verb)
 	}
@@ -276,6 +290,8 @@ func (api *adminAPI) call(ctx context.Context, method, path string, body []byte,
 	if api.token != "" {
 		req.Header.Set("Authorization", "Bearer "+api.token)
 	}
+	// Named in the bridge's log of what was replayed or discarded.
+	req.Header.Set("User-Agent", "bridge-cli/"+version)
 	resp, err := api.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("is the bridge running? %w", err)
@@ -300,4 +316,14 @@ func (api *adminAPI) call(ctx context.Context, method, path string, body []byte,
 		}
 	}
 	return nil
+}
+
+// sinkNames lists f's sinks by name, for messages about a name it lacks.
+func sinkNames(f *bridge.File) string {
+	names := make([]string, 0, len(f.Sinks))
+	for _, s := range f.Sinks {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }

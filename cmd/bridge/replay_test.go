@@ -2,6 +2,9 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +78,42 @@ func TestDeadLetterSelection(t *testing.T) {
 		}
 		if got := c.a.selects(body, m); got != c.body {
 			t.Errorf("%s: the rejected body selected %v, want %v", c.name, got, c.body)
+		}
+	}
+}
+
+func TestReplayChecksItsSinksBeforeCallingTheBridge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.yaml")
+	conf := "admin: {listen: \"127.0.0.1:1\"}\n" +
+		"sources:\n  helloclient: {type: helloclient, secret: s}\n" +
+		"sinks:\n  archive: {type: file, path: ./x.jsonl}\n  crm: {type: http, url: \"\", enabled: false}\n" +
+		"routes:\n  - {name: all, sinks: [archive]}\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for to, want := range map[string]string{
+		"nosuch": `--to: no sink named "nosuch" in ` + path + ` (sinks: archive, crm)`,
+		"crm":    `--to: sink "crm" is disabled in ` + path,
+	} {
+		var out strings.Builder
+		if code := run([]string{"replay", "-c", path, "--to", to, "--dry-run"}, &out, &out); code != 1 || !strings.Contains(out.String(), want) {
+			t.Errorf("--to %s: exit %d, %q; want exit 1 and %q", to, code, out.String(), want)
+		}
+	}
+}
+
+func TestCommandHelp(t *testing.T) {
+	for _, c := range commands {
+		if c.name == "version" {
+			continue
+		}
+		var out, errOut strings.Builder
+		args := append(strings.Fields(c.name), "--help")
+		if code := run(args, &out, &errOut); code != 0 || errOut.Len() > 0 {
+			t.Errorf("%s --help: exit %d, stderr %q", c.name, code, errOut.String())
+		}
+		if !strings.HasPrefix(out.String(), "usage: bridge "+c.name+" ") || !strings.Contains(out.String(), "-c string") {
+			t.Errorf("%s --help printed:\n%s", c.name, out.String())
 		}
 	}
 }
