@@ -216,7 +216,7 @@ func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 			value = "https://hooks.slack.com/services/T000/B000/readme"
 		case strings.HasSuffix(v[1], "_BROKERS"):
 			value = "127.0.0.1:9092"
-		case v[1] == "BILLING_WEBHOOK_SECRET":
+		case v[1] == "STANDARDWEBHOOKS_SECRET":
 			value = "whsec_cmVhZG1lLWJpbGxpbmctc2VjcmV0"
 		case v[1] == "STRIPE_WEBHOOK_SECRET":
 			value = "whsec_readme-stripe-secret"
