@@ -344,6 +344,10 @@ routes:
 		{"spoofed header from an untrusted peer", "10.9.9.9/32", "198.51.100.7", 403},
 		{"forwarded by a trusted proxy", "127.0.0.1/32", "198.51.100.7", 200},
 		{"trusted proxy forwarding a client outside the list", "127.0.0.1/32", "203.0.113.5", 403},
+		// A proxy that adds a header line of its own, after the one the
+		// client forged: the lines are one list, the proxy's last.
+		{"forged first header line", "127.0.0.1/32", "198.51.100.7\n203.0.113.5", 403},
+		{"client's address in the proxy's own line", "127.0.0.1/32", "203.0.113.5\n198.51.100.7", 200},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBridge(t, strings.ReplaceAll(cfg, "{{PROXY}}", c.proxy), "HC_KEY="+hcSecret)

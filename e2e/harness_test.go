@@ -172,7 +172,10 @@ func post(t *testing.T, client *http.Client, url string, body []byte, headers ma
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		// A value with newlines goes as several lines of that header.
+		for _, line := range strings.Split(v, "\n") {
+			req.Header.Add(k, line)
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -176,9 +176,9 @@ func (s *Server) handle(c *fiber.Ctx) error {
 		Path:       path,
 		Header:     copyHeader(&c.Request().Header),
 		Body:       append([]byte(nil), c.Body()...),
-		RemoteIP:   ClientIP(remote, c.Get(fiber.HeaderXForwardedFor), t.TrustedProxies),
 		ReceivedAt: received,
 	}
+	req.RemoteIP = ClientIP(remote, forwardedFor(req.Header), t.TrustedProxies)
 	if args := c.Request().URI().QueryArgs(); args.Len() > 0 {
 		req.Query = make(url.Values, args.Len())
 		args.VisitAll(func(k, v []byte) {
@@ -330,6 +330,18 @@ func contains(prefixes []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// forwardedFor is the request's X-Forwarded-For list: several header lines
+// are one list, in their order (RFC 9110, 5.3). Reading only the first
+// line would let a client's forged line pass for the proxy's, behind a
+// proxy that adds a line of its own rather than appending to the client's.
+func forwardedFor(h http.Header) string {
+	lines := h.Values(fiber.HeaderXForwardedFor)
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return strings.Join(lines, ",")
 }
 
 // ClientIP is the address of the client: the connection's peer, or, when
