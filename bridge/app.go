@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/delivery"
 	"github.com/hookbridge/hookbridge/eventcodec"
 	"github.com/hookbridge/hookbridge/inspect"
@@ -77,6 +78,11 @@ type App struct {
 	manageMemory      bool
 	memoryLimitLogged bool
 
+	// logLevel is the level of log, which a reload changes.
+	logLevel slog.LevelVar
+	// listenerBodyLimit is the largest body the webhook listener reads.
+	listenerBodyLimit int64
+
 	q      eventQueue
 	rec    *inspect.Recorder
 	engine *delivery.Engine
@@ -117,8 +123,13 @@ func (a *App) ManageMemoryLimit() { a.manageMemory = true }
 
 // NewLogger makes the logger the config asks for, writing to stderr.
 func NewLogger(c LogConfig) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
+	var level slog.LevelVar
+	setLogLevel(&level, c)
+	return newLogger(c, &level)
+}
+
+// newLogger logs in c's format at the level level holds when it logs.
+func newLogger(c LogConfig, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
@@ -146,7 +157,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.log = NewLogger(f.Log)
+	setLogLevel(&a.logLevel, f.Log)
+	a.log = newLogger(f.Log, &a.logLevel)
 	if a.defaultLog {
 		slog.SetDefault(a.log)
 	}
@@ -199,8 +211,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		closeSinks()
 		return fmt.Errorf("webhook listener: %w", err)
 	}
+	a.listenerBodyLimit = maxBodyLimit(f)
 	opts := server.Options{
-		BodyLimit: maxBodyLimit(f), ReadTimeout: f.Server.ReadTimeout,
+		BodyLimit: a.listenerBodyLimit, ReadTimeout: f.Server.ReadTimeout,
 		WriteTimeout: f.Server.WriteTimeout, IdleTimeout: f.Server.IdleTimeout,
 	}
 	scheme := "http"
@@ -217,8 +230,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.srv.SetTable(rt.Table)
 	var adminLn net.Listener
 	if f.Admin.Listen != "" {
-		a.admin = server.NewAdmin(a.m, a.readiness, f.Admin.Token)
-		a.admin.Mux.Handle(inspect.Prefix, a.InspectorHandler(f.Admin.Token))
+		a.admin = server.NewAdmin(a.m, a.readiness, a.adminToken)
+		a.admin.Mux.Handle(inspect.Prefix, a.InspectorHandler())
 		var adminTLS *tls.Config
 		if f.Admin.TLS.Enabled() {
 			adminTLS, err = a.listenerTLS("admin", f.Admin.TLS)
@@ -451,12 +464,19 @@ func (a *App) Reject(source string, raw []byte, reason string) error {
 // sinks keep running). A file with errors is rejected whole and the running
 // config stays.
 func (a *App) Reload(ctx context.Context) error {
+	// A reload asked for while the bridge starts (a SIGHUP right after a
+	// restart) waits until it has started, then reads the file again.
+	select {
+	case <-a.started:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	prev := a.rt.Load()
 	f, err := Load(a.path)
 	if err == nil {
-		err = checkRestartOnly(prev.File, f)
+		err = checkRestartOnly(prev.File, f, a.listenerBodyLimit)
 	}
 	var rt *Runtime
 	if err == nil {
@@ -484,6 +504,7 @@ func (a *App) Reload(ctx context.Context) error {
 	a.startSinks(ctx, rt, prev)
 	a.rt.Store(rt)
 	a.srv.SetTable(rt.Table)
+	setLogLevel(&a.logLevel, f.Log)
 	a.applyMemoryLimit(f, os.LookupEnv)
 	a.m.ConfigReloads.WithLabelValues("ok").Inc()
 	a.log.Info("config reloaded", "file", a.path, "sources", len(f.Sources), "sinks", len(rt.Sinks), "routes", len(f.Routes))
@@ -503,9 +524,39 @@ func (a *App) listenerTLS(listener string, t ServerTLS) (*tls.Config, error) {
 	return certs.TLSConfig(), nil
 }
 
+// adminToken is the admin token of the config in force.
+func (a *App) adminToken() string {
+	if rt := a.rt.Load(); rt != nil {
+		return rt.File.Admin.Token
+	}
+	return ""
+}
+
+// setLogLevel sets level to c's (info when c names none).
+func setLogLevel(level *slog.LevelVar, c LogConfig) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level))
+	level.Set(l)
+}
+
 // checkRestartOnly refuses reloads that change what only a restart can.
-func checkRestartOnly(old, f *File) error {
+// What the running listeners and logger were built with is named; the
+// rest of the config (sources, sinks, routes, the admin token, the log
+// level, memory_limit) a reload changes.
+//
+// listenerBodyLimit is the largest body the webhook listener reads, as it
+// was started; 0 skips that check.
+func checkRestartOnly(old, f *File, listenerBodyLimit int64) error {
 	var errs []error
+	if old.Server.ReadTimeout != f.Server.ReadTimeout || old.Server.WriteTimeout != f.Server.WriteTimeout || old.Server.IdleTimeout != f.Server.IdleTimeout {
+		errs = append(errs, errors.New("changing server.read_timeout, write_timeout or idle_timeout needs a restart"))
+	}
+	if limit := listenerBodyLimit; limit > 0 && maxBodyLimit(f) > limit {
+		errs = append(errs, fmt.Errorf("raising a body_limit above %s, the largest the listener was started with, needs a restart (lowering one does not)", config.Size(limit)))
+	}
+	if old.Log.Format != f.Log.Format {
+		errs = append(errs, errors.New("changing log.format needs a restart (log.level does not)"))
+	}
 	if old.Server.Listen != f.Server.Listen || old.Admin.Listen != f.Admin.Listen {
 		errs = append(errs, errors.New("changing server.listen or admin.listen needs a restart"))
 	}

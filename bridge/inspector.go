@@ -12,11 +12,11 @@ import (
 // mount on the admin listener at inspect.Prefix once Run has opened the
 // queue. A non-empty token is required on every request. Replays go only to
 // sinks the running config delivers to, as of the latest reload.
-func (a *App) InspectorHandler(token string) http.Handler {
+func (a *App) InspectorHandler() http.Handler {
 	h, err := inspect.NewHandler(inspect.Options{
 		Recorder:   a.rec,
 		Queue:      a.q,
-		Token:      token,
+		Token:      a.adminToken,
 		Logger:     a.log,
 		Sinks:      a.runningSinks,
 		SinkStates: a.sinkStates,

@@ -141,12 +141,49 @@ func TestReloadRefusesServerTLSChanges(t *testing.T) {
 		"other files": {withTLS, otherFiles},
 		"admin on":    {plain, {Admin: AdminConfig{TLS: withTLS.Server.TLS}}},
 	} {
-		err := checkRestartOnly(pair[0], pair[1])
+		err := checkRestartOnly(pair[0], pair[1], 0)
 		if err == nil || !strings.Contains(err.Error(), "changing server.tls or admin.tls needs a restart") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if err := checkRestartOnly(withTLS, &File{Server: ServerConfig{TLS: withTLS.Server.TLS}}); err != nil {
+	if err := checkRestartOnly(withTLS, &File{Server: ServerConfig{TLS: withTLS.Server.TLS}}, 0); err != nil {
 		t.Errorf("unchanged: %v", err)
+	}
+}
+
+// What the running listeners and logger were built with is refused by a
+// reload, with a message naming it; the rest reloads.
+func TestReloadRefusesWhatTheListenersWereBuiltWith(t *testing.T) {
+	base := func() *File {
+		return &File{
+			Server: ServerConfig{BodyLimit: 1 << 20, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Minute},
+			Log:    LogConfig{Level: "info", Format: "text"},
+		}
+	}
+	for name, c := range map[string]struct {
+		edit func(*File)
+		want string // "" when the reload may go ahead
+	}{
+		"read_timeout":             {func(f *File) { f.Server.ReadTimeout *= 2 }, "server.read_timeout, write_timeout or idle_timeout needs a restart"},
+		"idle_timeout":             {func(f *File) { f.Server.IdleTimeout = 0 }, "server.read_timeout, write_timeout or idle_timeout needs a restart"},
+		"body_limit raised":        {func(f *File) { f.Server.BodyLimit = 2 << 20 }, "raising a body_limit above 1MiB, the largest the listener was started with, needs a restart"},
+		"a source's limit raised":  {func(f *File) { f.Sources = []*SourceSpec{{Common: SourceCommon{BodyLimit: 4 << 20}}} }, "raising a body_limit above 1MiB"},
+		"body_limit lowered":       {func(f *File) { f.Server.BodyLimit = 64 << 10 }, ""},
+		"log.format":               {func(f *File) { f.Log.Format = "json" }, "changing log.format needs a restart"},
+		"log.level":                {func(f *File) { f.Log.Level = "debug" }, ""},
+		"admin.token":              {func(f *File) { f.Admin.Token = "new" }, ""},
+		"back to the started size": {func(f *File) {}, ""},
+	} {
+		next := base()
+		c.edit(next)
+		old := base()
+		old.Server.BodyLimit = 64 << 10 // a reload had lowered it
+		err := checkRestartOnly(old, next, 1<<20)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
 	}
 }

@@ -51,11 +51,12 @@ type Options struct {
 	// A queue that keeps no dead-letter list answers errors.ErrUnsupported,
 	// which the API answers 501.
 	Queue DeadLetterStore
-	// Token, when set, is required on every request as
+	// Token reports the token in force, asked on every request (a reloaded
+	// config may change it). A non-empty one is required as
 	// "Authorization: Bearer <token>"; the page itself may instead be opened
-	// with ?token=<token> (its script then sends the header). Default none:
-	// the inspector is open to whoever reaches the admin listener.
-	Token string
+	// with ?token=<token> (its script then sends the header). Default nil,
+	// or "": the inspector is open to whoever reaches the admin listener.
+	Token func() string
 	// Sinks lists the sinks the running config delivers to; a replay to any
 	// other sink is refused, since nothing would deliver it. Default nil:
 	// any sink is accepted.
@@ -85,8 +86,7 @@ type handler struct {
 	sinkStates func() []SinkState
 	log        *slog.Logger
 
-	tokenSum [sha256.Size]byte
-	hasToken bool
+	token func() string
 
 	page   []byte
 	csp    string
@@ -115,8 +115,9 @@ func NewHandler(o Options) (http.Handler, error) {
 		o.Logger = slog.Default()
 	}
 	h := &handler{rec: o.Recorder, q: o.Queue, sinks: o.Sinks, sinkStates: o.SinkStates, log: o.Logger, origin: http.NewCrossOriginProtection()}
-	if o.Token != "" {
-		h.tokenSum, h.hasToken = sha256.Sum256([]byte(o.Token)), true
+	h.token = o.Token
+	if h.token == nil {
+		h.token = func() string { return "" }
 	}
 	h.page, h.csp = assemblePage()
 
@@ -174,19 +175,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authorized checks the token in constant time (of the token's hash, so
 // its length does not show either).
 func (h *handler) authorized(r *http.Request) bool {
-	if !h.hasToken {
+	token := h.token()
+	if token == "" {
 		return true
 	}
-	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && h.tokenMatches(got) {
+	want := sha256.Sum256([]byte(token))
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && tokenMatches(got, want) {
 		return true
 	}
 	isPage := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == Prefix
-	return isPage && h.tokenMatches(r.URL.Query().Get("token"))
+	return isPage && tokenMatches(r.URL.Query().Get("token"), want)
 }
 
-func (h *handler) tokenMatches(got string) bool {
+func tokenMatches(got string, want [sha256.Size]byte) bool {
 	sum := sha256.Sum256([]byte(got))
-	return subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {

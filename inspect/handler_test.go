@@ -72,7 +72,7 @@ func newFixtureWith(t *testing.T, token string, set func(*Options)) *fixture {
 	}
 	t.Cleanup(func() { q.Close() })
 	rec := NewRecorder(10)
-	opts := Options{Recorder: rec, Queue: q, Token: token}
+	opts := Options{Recorder: rec, Queue: q, Token: func() string { return token }}
 	set(&opts)
 	h, err := NewHandler(opts)
 	if err != nil {
@@ -474,7 +474,7 @@ func FuzzAuthorized(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	h, err := NewHandler(Options{Recorder: NewRecorder(1), Queue: &queue.Store{}, Token: testToken})
+	h, err := NewHandler(Options{Recorder: NewRecorder(1), Queue: &queue.Store{}, Token: func() string { return testToken }})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,9 +23,11 @@ type Admin struct {
 }
 
 // NewAdmin makes the admin listener. ready reports nil when the bridge can
-// accept events, else why not. A non-empty token is required, as
-// "Authorization: Bearer <token>", on everything but /healthz and /readyz.
-func NewAdmin(m *metrics.Metrics, ready func() error, token string) *Admin {
+// accept events, else why not. token reports the token in force (asked on
+// every request, so that a reloaded config changes it); a non-empty one is
+// required, as "Authorization: Bearer <token>", on everything but /healthz
+// and /readyz.
+func NewAdmin(m *metrics.Metrics, ready func() error, token func() string) *Admin {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -44,20 +47,16 @@ func NewAdmin(m *metrics.Metrics, ready func() error, token string) *Admin {
 }
 
 // RequireToken wraps h so that every path but the open ones needs
-// "Authorization: Bearer <token>"; an empty token requires nothing.
-func RequireToken(token string, h http.Handler, open ...string) http.Handler {
-	if token == "" {
-		return h
-	}
-	want := []byte("Bearer " + token)
+// "Authorization: Bearer <token>", token being what token reports at the
+// request; an empty token requires nothing.
+func RequireToken(token func() string, h http.Handler, open ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, p := range open {
-			if r.URL.Path == p {
-				h.ServeHTTP(w, r)
-				return
-			}
+		t := token()
+		if t == "" || slices.Contains(open, r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
 		}
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 && !inspectorPage(r, token) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+t)) != 1 && !inspectorPage(r, t) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hookbridge admin"`)
 			http.Error(w, "admin token required", http.StatusUnauthorized)
 			return

@@ -75,7 +75,7 @@ func FuzzClientIP(f *testing.F) {
 
 func TestRequireToken(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
-	h := RequireToken("s3cret", ok, "/healthz")
+	h := RequireToken(func() string { return "s3cret" }, ok, "/healthz")
 	cases := []struct {
 		name, method, target, auth string
 		want                       int
@@ -100,7 +100,7 @@ func TestRequireToken(t *testing.T) {
 		}
 	}
 	if rec := httptest.NewRecorder(); true {
-		RequireToken("", ok).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		RequireToken(func() string { return "" }, ok).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		if rec.Code != 200 {
 			t.Errorf("no token configured must require nothing, got %d", rec.Code)
 		}
