@@ -218,7 +218,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	scheme := "http"
 	if f.Server.TLS.Enabled() {
-		if opts.TLS, err = a.listenerTLS("webhooks", f.Server.TLS); err != nil {
+		if opts.TLS, err = a.listenerTLS(ctx, "webhooks", f.Server.TLS); err != nil {
 			ln.Close()
 			a.engine.StopAll(context.Background())
 			closeSinks()
@@ -234,7 +234,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.admin.Mux.Handle(inspect.Prefix, a.InspectorHandler())
 		var adminTLS *tls.Config
 		if f.Admin.TLS.Enabled() {
-			adminTLS, err = a.listenerTLS("admin", f.Admin.TLS)
+			adminTLS, err = a.listenerTLS(ctx, "admin", f.Admin.TLS)
 		}
 		if err == nil {
 			adminLn, err = net.Listen("tcp", f.Admin.Listen)
@@ -513,14 +513,16 @@ func (a *App) Reload(ctx context.Context) error {
 }
 
 // listenerTLS loads a listener's certificate files, to be read again when
-// they are renewed, and reports the expiry of each certificate loaded.
-func (a *App) listenerTLS(listener string, t ServerTLS) (*tls.Config, error) {
+// they are renewed (checked until ctx ends, handshakes or not), and reports
+// the expiry of each certificate loaded.
+func (a *App) listenerTLS(ctx context.Context, listener string, t ServerTLS) (*tls.Config, error) {
 	certs, err := server.LoadCertFiles(t.CertFile, t.KeyFile, a.log.With("listener", listener), func(c *tls.Certificate) {
 		a.m.CertificateNotAfter.WithLabelValues(listener).Set(float64(c.Leaf.NotAfter.Unix()))
 	})
 	if err != nil {
 		return nil, err
 	}
+	go certs.Watch(ctx)
 	return certs.TLSConfig(), nil
 }
 

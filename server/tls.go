@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -113,6 +114,24 @@ func (c *CertFiles) stamps() ([2]fileStamp, error) {
 		}
 	}
 	return s, nil
+}
+
+// Watch checks the files every CertCheckInterval until ctx ends, so that a
+// renewal is loaded, reported to loaded (the expiry metric) and, when it
+// does not load, logged within the interval, not at the next client's
+// handshake: behind a proxy that keeps its connections open, that may be
+// days away.
+func (c *CertFiles) Watch(ctx context.Context) {
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Certificate()
+		}
+	}
 }
 
 // Certificate is the certificate in use, after a check for a new one when

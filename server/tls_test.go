@@ -264,3 +264,29 @@ func TestCertFilesSeeARenameThatKeepsTimeAndSize(t *testing.T) {
 		t.Fatalf("after the rename: reloaded %d times, want once", loads)
 	}
 }
+
+// Watched files are read again without any handshake: the expiry a
+// renewal brings is reported within the interval.
+func TestCertFilesWatchReadsRenewalsWithoutHandshakes(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := testcert.Write(t, dir)
+	loaded := make(chan *x509.Certificate, 4)
+	c, err := LoadCertFiles(certFile, keyFile, slog.New(slog.DiscardHandler), func(cert *tls.Certificate) { loaded <- cert.Leaf })
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-loaded
+	c.every = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Watch(ctx)
+	_, _, second := testcert.Write(t, dir)
+	select {
+	case got := <-loaded:
+		if !got.Equal(second) {
+			t.Fatal("loaded another certificate than the renewal")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the renewal was not read without a handshake")
+	}
+}
