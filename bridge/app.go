@@ -373,6 +373,9 @@ func (a *App) readiness() error {
 // starts their delivery loops. A sink that cannot connect yet still starts:
 // its events wait in the queue and are retried.
 func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
+	for _, s := range rt.File.Sources {
+		a.m.InitSource(s.Name)
+	}
 	for name, b := range rt.Sinks {
 		if prev != nil && prev.Sinks[name] == b {
 			continue
@@ -393,6 +396,7 @@ func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
 			a.log.Error("starting delivery", "sink", name, "err", err)
 			continue
 		}
+		a.m.InitSink(name)
 		if sub, ok := a.q.(subscriber); ok {
 			if err := sub.Subscribe(name); err != nil {
 				a.log.Error("reading the queue for a sink", "sink", name, "err", err)

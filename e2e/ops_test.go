@@ -180,6 +180,11 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		body := leadBody(200 + i)
 		post(t, http.DefaultClient, url, body, map[string]string{"X-Webhook-Signature": helloclientSign("wrong", now, body)})
 	}
+	// Headers larger than the listener reads: answered 431 before any
+	// source is known, and counted all the same.
+	if resp, err := post(t, http.DefaultClient, url, leadBody(300), map[string]string{"X-Padding": strings.Repeat("a", 9000)}); err != nil || resp.Status != 431 {
+		t.Errorf("oversized headers: %v %v, want 431", resp.Status, err)
+	}
 	waitFor(t, 10*time.Second, "deliveries", func() bool {
 		return metricValue(t, b.Admin, "hookbridge_deliveries_total", `sink="archive"`, `outcome="delivered"`) == good
 	})
@@ -190,6 +195,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	}{
 		{"hookbridge_requests_total", []string{`source="helloclient"`, `status="200"`}, good + retries},
 		{"hookbridge_requests_total", []string{`source="helloclient"`, `status="401"`}, forged},
+		{"hookbridge_requests_total", []string{`source=""`, `status="431"`}, 1},
 		{"hookbridge_verification_failures_total", []string{`reason="signature_mismatch"`}, forged},
 		{"hookbridge_events_accepted_total", []string{`source="helloclient"`}, good},
 		{"hookbridge_events_duplicate_total", []string{`source="helloclient"`}, retries},
@@ -198,6 +204,14 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		{"hookbridge_queue_dedup_filter_budget_bytes", nil, 4 << 20},
 		{"hookbridge_queue_dedup_filter_blind", nil, 0},
 		{"hookbridge_request_duration_seconds_count", []string{`source="helloclient"`}, good + retries + forged},
+		// Exported at zero from the start, so that rate() and absent()
+		// over them work before their first event.
+		{"hookbridge_dead_letters_total", []string{`sink="archive"`}, 0},
+		{"hookbridge_delivery_retries_total", []string{`sink="archive"`}, 0},
+		{"hookbridge_sink_circuit_openings_total", []string{`sink="archive"`}, 0},
+		{"hookbridge_deliveries_total", []string{`sink="archive"`, `outcome="dead_lettered"`}, 0},
+		{"hookbridge_events_unrouted_total", []string{`source="helloclient"`}, 0},
+		{"hookbridge_config_reloads_total", []string{`result="rejected"`}, 0},
 	}
 	for _, c := range checks {
 		got, ok := metricSeries(t, b.Admin, c.name, c.labels...)

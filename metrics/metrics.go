@@ -96,7 +96,29 @@ func New() *Metrics {
 		m.EventsUnrouted, m.DuplicatesRead, m.Deliveries, m.Retries, m.DeadLetters, m.DeliveryDuration, m.ConfigReloads,
 		m.CertificateNotAfter, m.CircuitState, m.CircuitOpenings,
 	)
+	for _, result := range []string{"ok", "rejected"} {
+		m.ConfigReloads.WithLabelValues(result)
+	}
 	return m
+}
+
+// InitSink exports a sink's counters at zero from its start, before their
+// first event, so that rate(), increase() and absent() over them work on a
+// fresh bridge (a series that does not exist yet is not a zero to them).
+func (m *Metrics) InitSink(sink string) {
+	for _, outcome := range []string{"delivered", "failed", "dead_lettered"} {
+		m.Deliveries.WithLabelValues(sink, outcome)
+	}
+	m.Retries.WithLabelValues(sink)
+	m.DeadLetters.WithLabelValues(sink)
+	m.CircuitOpenings.WithLabelValues(sink)
+}
+
+// InitSource does what InitSink does for a source's event counters.
+func (m *Metrics) InitSource(source string) {
+	m.EventsAccepted.WithLabelValues(source)
+	m.EventsDuplicate.WithLabelValues(source)
+	m.EventsUnrouted.WithLabelValues(source)
 }
 
 // QueueStats is what the queue reports at each scrape.

@@ -117,8 +117,8 @@ func TestQueueLagOnlyForKafkaQueue(t *testing.T) {
 		}
 		got := map[string]float64{}
 		for _, f := range families {
-			if !strings.HasPrefix(f.GetName(), "hookbridge_") {
-				continue
+			if !strings.HasPrefix(f.GetName(), "hookbridge_queue_") && f.GetName() != "hookbridge_dead_letter_store_events" {
+				continue // the queue's series only
 			}
 			for _, mt := range f.GetMetric() {
 				key := f.GetName()

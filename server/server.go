@@ -149,7 +149,10 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		s.log.Warn("rejected webhook: body over the server's limit", "path", c.Path(), "status", code)
 		s.m.Requests.WithLabelValues("", strconv.Itoa(code)).Inc()
 	default:
-		s.log.Warn("rejected request", "path", c.Path(), "status", code, "err", err)
+		// A request fasthttp could not read (headers too large, a body
+		// that stopped coming): its path is not known.
+		s.log.Warn("rejected request", "status", code, "remote", remoteAddr(c), "err", err)
+		s.m.Requests.WithLabelValues("", strconv.Itoa(code)).Inc()
 	}
 	return c.Status(code).SendString(http.StatusText(code))
 }
