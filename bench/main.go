@@ -11,7 +11,9 @@
 // write of the request body: the least any handler that acknowledges only
 // what is on disk, in the store the bridge uses, can cost here. The bridge's
 // ratio to it is what its own work (verification, conversion, dedup,
-// delivery) costs.
+// delivery) costs. With -floor-store file the floor appends the bodies to
+// one file instead, group-committed with one fdatasync per group: the
+// least any handler that answers only once a request is on disk can cost.
 //
 //	go run ./bench -bridge bin/bridge [-duration 10s] [-conns 64]
 //
@@ -64,6 +66,7 @@ func main() {
 	serveBare := flag.String("serve-bare", "", "internal: serve the bare Fiber handler on this address")
 	serveFloor := flag.String("serve-floor", "", "internal: serve the floor handler on this address (with -floor-dir)")
 	floorDir := flag.String("floor-dir", "", "internal: the floor handler's Pebble directory")
+	flag.StringVar(&floorStore, "floor-store", "pebble", "the floor's durable write: pebble (one synced Pebble write per request) or file (requests' bodies appended to one file, group-committed with one fdatasync per group: the least any handler that acknowledges only what is on disk can cost here)")
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkSync := flag.String("sink-sync", "batch", "the file sink's sync policy (batch or none)")
 	batchWait := flag.String("batch-wait", "", "the file sink's batch_wait (default: the bridge's)")
@@ -85,7 +88,11 @@ func main() {
 		return
 	}
 	if *serveFloor != "" {
-		runFloor(*serveFloor, *floorDir)
+		if floorStore == "file" {
+			runFileFloor(*serveFloor, *floorDir)
+		} else {
+			runFloor(*serveFloor, *floorDir)
+		}
 		return
 	}
 	fmt.Println("machine:", proc.Machine())
@@ -150,7 +157,7 @@ func main() {
 		fmt.Printf("\nopen loop at %.0f requests/s, %s per target\n", *openRate, *duration)
 		printHeader()
 		printResult("bare fiber (200)", bareOpen)
-		printResult("floor (bare+synced Pebble)", floorOpen)
+		printResult(floorLabel(), floorOpen)
 		printResult("bridge (verify+fsync queue)", r)
 		fmt.Println(seen)
 		return
@@ -236,7 +243,7 @@ func main() {
 		printResult("bare fiber (200)", r)
 	}
 	for _, r := range floorFull {
-		printResult("floor (bare+synced Pebble)", r)
+		printResult(floorLabel(), r)
 	}
 	for _, r := range bridgeFull {
 		printResult("bridge (verify+fsync queue)", r)
@@ -255,7 +262,7 @@ func main() {
 	fmt.Println(halfSeen)
 	fmt.Printf("\nbridge at half of its own best: open loop at %.0f requests/s\n", own)
 	printResult("bare fiber (200)", bareOwnHalf)
-	printResult("floor (bare+synced Pebble)", floorOwnHalf)
+	printResult(floorLabel(), floorOwnHalf)
 	printResult("bridge (verify+fsync queue)", bridgeOwnHalf)
 	fmt.Println(ownHalfSeen)
 }
@@ -328,6 +335,48 @@ func runFloor(addr, dir string) {
 	must(listen(app, addr))
 }
 
+// runFileFloor serves the floor with the cheapest durable write there is:
+// each request's body is appended to one file, and a request is answered
+// once an fdatasync that began after its append has returned. Requests that
+// arrive while a sync runs share the next one.
+func runFileFloor(addr, dir string) {
+	must(os.MkdirAll(dir, 0o755))
+	f, err := os.OpenFile(filepath.Join(dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	must(err)
+	var (
+		mu      sync.Mutex
+		buf     []byte
+		synced  = make(chan struct{})
+		pending = make(chan struct{}, 1)
+	)
+	go func() {
+		for range pending {
+			mu.Lock()
+			data, done := buf, synced
+			buf, synced = nil, make(chan struct{})
+			mu.Unlock()
+			_, err := f.Write(data)
+			must(err)
+			must(syscall.Fdatasync(int(f.Fd())))
+			close(done)
+		}
+	}()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post("/webhooks/helloclient", func(c *fiber.Ctx) error {
+		mu.Lock()
+		buf = append(buf, c.Body()...)
+		done := synced
+		mu.Unlock()
+		select {
+		case pending <- struct{}{}:
+		default:
+		}
+		<-done
+		return c.SendStatus(200)
+	})
+	must(listen(app, addr))
+}
+
 func startProcess(cmd *exec.Cmd, readyURL string) func() {
 	cmd.Stderr = os.Stderr
 	must(cmd.Start())
@@ -369,7 +418,19 @@ func startChild(flag string, args ...string) *target {
 
 func startBare() *target { return startChild("-serve-bare") }
 
-func startFloor(dir string) *target { return startChild("-serve-floor", "-floor-dir", dir) }
+// floorStore is -floor-store, passed on to the floor's child process.
+var floorStore string
+
+func floorLabel() string {
+	if floorStore == "file" {
+		return "floor (bare+synced file)"
+	}
+	return "floor (bare+synced Pebble)"
+}
+
+func startFloor(dir string) *target {
+	return startChild("-serve-floor", "-floor-dir", dir, "-floor-store", floorStore)
+}
 
 type bridgeTarget struct {
 	target
