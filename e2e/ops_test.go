@@ -181,9 +181,11 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		post(t, http.DefaultClient, url, body, map[string]string{"X-Webhook-Signature": helloclientSign("wrong", now, body)})
 	}
 	// Headers larger than the listener reads: answered 431 before any
-	// source is known, and counted all the same.
-	if resp, err := post(t, http.DefaultClient, url, leadBody(300), map[string]string{"X-Padding": strings.Repeat("a", 9000)}); err != nil || resp.Status != 431 {
-		t.Errorf("oversized headers: %v %v, want 431", resp.Status, err)
+	// source is known, and counted all the same. The client may still be
+	// writing when the answer comes and the connection closes, so only an
+	// answer read is checked; the count below is the test.
+	if resp, err := post(t, http.DefaultClient, url, leadBody(300), map[string]string{"X-Padding": strings.Repeat("a", 9000)}); err == nil && resp.Status != 431 {
+		t.Errorf("oversized headers: %v, want 431", resp.Status)
 	}
 	waitFor(t, 10*time.Second, "deliveries", func() bool {
 		return metricValue(t, b.Admin, "hookbridge_deliveries_total", `sink="archive"`, `outcome="delivered"`) == good
