@@ -255,8 +255,79 @@ func Load(path string) (*File, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// LoadSections is Load for commands that use only some sections of the
+// file (bridge send: the listener and one source; bridge replay and
+// discard: the admin listener). A problem outside those sections, such as
+// a variable this shell lacks for a sink the command never builds, is not
+// an error; one inside them is. A section is a path of keys from the top,
+// such as {"sources", "crisp"}. The file must still be valid YAML, and
+// what the returned File holds outside the sections may be incomplete.
+func LoadSections(path string, sections ...[]string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	f, top, err := parseFile(path, data, os.LookupEnv)
+	errs, ok := err.(config.Errors)
+	if err == nil || !ok || f == nil {
+		return f, err
+	}
+	var spans [][2]int
+	for _, sec := range sections {
+		if first, last, found := sectionLines(top, sec); found {
+			spans = append(spans, [2]int{first, last})
+		}
+	}
+	var kept config.Errors
+	for _, e := range errs {
+		inside := e.Line == 0 // about the whole file
+		for _, sp := range spans {
+			inside = inside || (e.Line >= sp[0] && e.Line <= sp[1])
+		}
+		if inside {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) > 0 {
+		return nil, kept
+	}
+	return f, nil
+}
+
+// sectionLines finds the section at path under the top mapping, and the
+// lines from its key to the last of its contents.
+func sectionLines(top *yaml.Node, path []string) (first, last int, found bool) {
+	n := top
+	var key *yaml.Node
+	for _, name := range path {
+		if key, n = config.Lookup(n, name); n == nil {
+			return 0, 0, false
+		}
+	}
+	first, last = key.Line, key.Line
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		last = max(last, n.Line)
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return first, last, true
+}
+
 // Parse checks a configuration given as bytes; path names it in errors.
 func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
+	f, _, err := parseFile(path, data, lookup)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// parseFile is Parse, returning what it could read of the file (nil only when
+// the YAML itself does not parse) with the errors, and the top node.
+func parseFile(path string, data []byte, lookup config.LookupFunc) (*File, *yaml.Node, error) {
 	d := &config.Decoder{File: path}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -266,10 +337,10 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 			e.Column = 1
 			e.Msg = m[2]
 		}
-		return nil, config.Errors{e}
+		return nil, nil, config.Errors{e}
 	}
 	if len(root.Content) == 0 {
-		return nil, config.Errors{{File: path, Msg: "the file is empty"}}
+		return nil, nil, config.Errors{{File: path, Msg: "the file is empty"}}
 	}
 	d.Expand(&root, lookup)
 	shape := fileShape{
@@ -297,10 +368,7 @@ func Parse(path string, data []byte, lookup config.LookupFunc) (*File, error) {
 		f.Routes = router.Decode(d, &shape.Routes)
 	}
 	checkRefs(d, f, &shape.Routes)
-	if err := d.Err(); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return f, top, d.Err()
 }
 
 func checkTop(d *config.Decoder, top *yaml.Node, f *File) {

@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +262,57 @@ routes:
 		if !strings.HasPrefix(errs[i].Error(), w) {
 			t.Errorf("error %d: %s\nwant %s...", i, errs[i], w)
 		}
+	}
+}
+
+// A command that uses some sections of the file is stopped only by the
+// problems inside them.
+func TestLoadSections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	const conf = `server: {listen: "127.0.0.1:8080"}
+admin:
+  listen: "127.0.0.1:9090"
+  token: "${LOADSECTIONS_ADMIN_TOKEN}"
+sources:
+  hc: {type: helloclient, secret: "${LOADSECTIONS_HC_KEY}"}
+  crisp: {type: crisp, key: "${LOADSECTIONS_CRISP_KEY}"}
+sinks:
+  crm: {type: http, url: "${LOADSECTIONS_CRM_URL}", tiemout: 5s}
+routes:
+  - {name: all, sinks: [crm]}
+`
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOADSECTIONS_ADMIN_TOKEN", "tok")
+	t.Setenv("LOADSECTIONS_HC_KEY", "k")
+	if _, err := Load(path); err == nil {
+		t.Fatal("Load accepted a file with unset variables and an unknown key")
+	}
+	f, err := LoadSections(path, []string{"admin"})
+	if err != nil {
+		t.Fatalf("admin alone: %v", err)
+	}
+	if f.Admin.Token != "tok" || f.Sink("crm") == nil {
+		t.Errorf("admin token %q, sink crm %v", f.Admin.Token, f.Sink("crm"))
+	}
+	f, err = LoadSections(path, []string{"server"}, []string{"sources", "hc"})
+	if err != nil {
+		t.Fatalf("server and sources.hc: %v", err)
+	}
+	if f.Source("hc") == nil || f.Server.Listen != "127.0.0.1:8080" {
+		t.Errorf("source hc %v, listen %q", f.Source("hc"), f.Server.Listen)
+	}
+	_, err = LoadSections(path, []string{"server"}, []string{"sources", "crisp"})
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7:") || !strings.Contains(err.Error(), "LOADSECTIONS_CRISP_KEY") || strings.Contains(err.Error(), "LOADSECTIONS_CRM_URL") {
+		t.Errorf("sources.crisp: %v, want only its own unset variable", err)
+	}
+	t.Setenv("LOADSECTIONS_ADMIN_TOKEN", "")
+	os.Unsetenv("LOADSECTIONS_ADMIN_TOKEN")
+	if _, err := LoadSections(path, []string{"admin"}); err == nil || !strings.Contains(err.Error(), "c.yaml:4:") {
+		t.Errorf("admin with its token unset: %v", err)
+	}
+	if _, err := LoadSections(path, []string{"sources", "nosuch"}); err != nil {
+		t.Errorf("a section the file lacks: %v", err)
 	}
 }

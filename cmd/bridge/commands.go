@@ -104,9 +104,17 @@ func cmdValidate(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// loadSource loads the config and builds the named source.
-func loadSource(path, name string) (*bridge.File, *bridge.SourceSpec, sources.Source, error) {
-	f, err := bridge.Load(path)
+// loadSource loads the config and builds the named source. With whole,
+// every section must be valid; without, only the listener and that source
+// (bridge send needs no sink, nor the other sources' secrets).
+func loadSource(path, name string, whole bool) (*bridge.File, *bridge.SourceSpec, sources.Source, error) {
+	var f *bridge.File
+	var err error
+	if whole {
+		f, err = bridge.Load(path)
+	} else {
+		f, err = bridge.LoadSections(path, []string{"server"}, []string{"sources", name})
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -158,7 +166,7 @@ func cmdRoutesTest(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, _, src, err := loadSource(a.config, a.source)
+	f, _, src, err := loadSource(a.config, a.source, true)
 	if err != nil {
 		return err
 	}
@@ -240,7 +248,7 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, spec, src, err := loadSource(a.config, a.source)
+	f, spec, src, err := loadSource(a.config, a.source, false)
 	if err != nil {
 		return err
 	}
