@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"text/template"
 	"time"
@@ -110,7 +111,7 @@ func (c *Config) Validate() error {
 	if c.Tolerance < 0 {
 		add(config.Invalid("tolerance", "must not be negative"))
 	}
-	if _, err := compilePayload(c.Payload, c.TimestampHeader != ""); err != nil {
+	if _, err := compilePayload(c.Payload, c.TimestampHeader); err != nil {
 		add(config.Invalid("payload", "%v", err))
 	}
 	add(sources.CheckURIRef("source", c.Source))
@@ -143,7 +144,7 @@ func (c *Config) NewSource() (sources.Source, error) {
 	}
 	newHash, _ := sources.HashFunc(c.Algorithm)
 	enc, _ := parseEncoding(c.Encoding)
-	payload, _ := compilePayload(c.Payload, c.TimestampHeader != "")
+	payload, _ := compilePayload(c.Payload, c.TimestampHeader)
 	return &Source{
 		secret:          []byte(c.Secret),
 		header:          c.Header,
@@ -199,13 +200,15 @@ func checkHeaderName(key, name string, required bool) error {
 }
 
 // compilePayload parses the signed-payload template and tries it once, so a
-// misspelt field or a .Timestamp without a timestamp header fails at load.
-func compilePayload(text string, haveTimestamp bool) (*payloadTemplate, error) {
+// misspelt field, a .Timestamp without a timestamp header, or a timestamp
+// header the signature does not cover fails at load.
+func compilePayload(text, timestampHeader string) (*payloadTemplate, error) {
+	haveTimestamp := timestampHeader != ""
 	t, err := template.New("payload").Option("missingkey=error").Parse(text)
 	if err != nil {
 		return nil, err
 	}
-	probe := &templateData{header: map[string][]string{}}
+	probe := &templateData{header: map[string][]string{}, usedHeaders: map[string]bool{}}
 	if err := t.Execute(discard{}, probe); err != nil {
 		return nil, err
 	}
@@ -214,6 +217,11 @@ func compilePayload(text string, haveTimestamp bool) (*payloadTemplate, error) {
 	}
 	if probe.usedTimestamp && !haveTimestamp {
 		return nil, errors.New("uses .Timestamp but timestamp_header is not set")
+	}
+	if haveTimestamp && !probe.usedTimestamp && !probe.usedHeaders[http.CanonicalHeaderKey(timestampHeader)] {
+		// The tolerance would then check a header anyone may rewrite: a
+		// captured request replayed with a fresh timestamp would pass.
+		return nil, errors.New("must include {{ .Timestamp }} when timestamp_header is set: a timestamp the signature does not cover guards against no replay")
 	}
 	return &payloadTemplate{tmpl: t, bodyOnly: isBodyOnly(t)}, nil
 }

@@ -10,7 +10,8 @@
 // compared in constant time with every signature the header carries
 // (comma-separated, so a provider rotating its key may send both), after
 // stripping `prefix` from each. With `timestamp_header`, the timestamp must
-// be within `tolerance` of the receive time.
+// be within `tolerance` of the receive time, and `payload` must sign it (a
+// timestamp outside the signature would let a replay carry a fresh one).
 //
 // YAML keys (besides the common type, path, allow_ips and body_limit):
 //

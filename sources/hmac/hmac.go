@@ -226,6 +226,9 @@ type templateData struct {
 	header        http.Header
 	usedBody      bool
 	usedTimestamp bool
+	// usedHeaders, when not nil (a probe at load), records the headers
+	// .Header read, by canonical name.
+	usedHeaders map[string]bool
 }
 
 // Body is the raw request body.
@@ -241,7 +244,12 @@ func (d *templateData) Timestamp() string {
 }
 
 // Header is the value of the named request header.
-func (d *templateData) Header(name string) string { return d.header.Get(name) }
+func (d *templateData) Header(name string) string {
+	if d.usedHeaders != nil {
+		d.usedHeaders[http.CanonicalHeaderKey(name)] = true
+	}
+	return d.header.Get(name)
+}
 
 // isBodyOnly reports whether t is exactly {{ .Body }} (spaces aside).
 func isBodyOnly(t *template.Template) bool {

@@ -113,7 +113,14 @@ func TestConfigValidate(t *testing.T) {
 		{"md5", func(c *Config) { c.Algorithm = "md5" }, []string{"algorithm"}},
 		{"base32", func(c *Config) { c.Encoding = "base32" }, []string{"encoding"}},
 		{"header with a space", func(c *Config) { c.Header = "X Signature" }, []string{"header"}},
-		{"timestamp header with a colon", func(c *Config) { c.TimestampHeader = "X-Timestamp:" }, []string{"timestamp_header"}},
+		{"timestamp header with a colon", func(c *Config) {
+			c.TimestampHeader, c.Payload = "X-Timestamp:", "{{ .Timestamp }}.{{ .Body }}"
+		}, []string{"timestamp_header"}},
+		// A timestamp outside the signature guards against no replay.
+		{"timestamp header not signed", func(c *Config) { c.TimestampHeader = "X-Timestamp" }, []string{"payload"}},
+		{"timestamp header signed through .Header", func(c *Config) {
+			c.TimestampHeader, c.Payload = "X-Timestamp", `{{ .Header "x-timestamp" }}:{{ .Body }}`
+		}, nil},
 		{"prefix with a comma", func(c *Config) { c.Prefix = "a,b" }, []string{"prefix"}},
 		{"negative tolerance", func(c *Config) { c.Tolerance = -time.Second }, []string{"tolerance"}},
 		{"payload does not parse", func(c *Config) { c.Payload = "{{ .Body" }, []string{"payload"}},
