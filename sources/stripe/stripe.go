@@ -45,17 +45,19 @@ type Signature struct {
 }
 
 // ParseSignature reads "t=<unix>,v1=<hex>[,v1=<hex>...][,v0=<hex>]". Other
-// schemes are skipped, as Stripe asks, so that a future one does not break
-// the endpoint; every v1 must be 64 hex digits. The error wraps
-// sources.ErrMalformedSignature, or sources.ErrMissingSignature when there is
-// no v1.
+// schemes, elements that are not key=value, and v1s that are not 64 hex
+// digits are skipped, as Stripe asks (and its own libraries do), so that a
+// future scheme does not break the endpoint and a valid v1 beside them is
+// still checked. The error wraps sources.ErrMalformedSignature, or
+// sources.ErrMissingSignature when there is no v1.
 func ParseSignature(header string) (Signature, error) {
 	var sig Signature
 	haveT := false
-	for i, part := range strings.Split(header, ",") {
+	badV1 := 0
+	for _, part := range strings.Split(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || k == "" {
-			return Signature{}, fmt.Errorf("%w: element %d of %s is not key=value", sources.ErrMalformedSignature, i+1, SignatureHeader)
+			continue
 		}
 		switch k {
 		case "t":
@@ -69,7 +71,8 @@ func ParseSignature(header string) (Signature, error) {
 			sig.Timestamp, haveT = n, true
 		case "v1":
 			if !sources.IsHexDigest(v, sha256.Size) {
-				return Signature{}, fmt.Errorf("%w: a v1 of %s is not 64 hex digits", sources.ErrMalformedSignature, SignatureHeader)
+				badV1++
+				continue
 			}
 			sig.V1 = append(sig.V1, v)
 		case "v0":
@@ -80,6 +83,9 @@ func ParseSignature(header string) (Signature, error) {
 		return Signature{}, fmt.Errorf("%w: no t= in %s", sources.ErrMalformedSignature, SignatureHeader)
 	}
 	if len(sig.V1) == 0 {
+		if badV1 > 0 {
+			return Signature{}, fmt.Errorf("%w: no v1 of %s is 64 hex digits", sources.ErrMalformedSignature, SignatureHeader)
+		}
 		if sig.HasV0 {
 			return Signature{}, fmt.Errorf("%w: %s has only v0, a test-mode signature that is not accepted; Stripe signs with v1", sources.ErrMissingSignature, SignatureHeader)
 		}

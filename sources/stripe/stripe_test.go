@@ -174,8 +174,12 @@ func TestParseSignature(t *testing.T) {
 		{"t=-1,v1=" + hex64, sources.ErrMalformedSignature, 0},
 		{"t=1.5,v1=" + hex64, sources.ErrMalformedSignature, 0},
 		{"t=1,t=2,v1=" + hex64, sources.ErrMalformedSignature, 0},
-		{"t=1,v1=" + hex64 + ",", sources.ErrMalformedSignature, 0},
-		{"t=1,garbage,v1=" + hex64, sources.ErrMalformedSignature, 0},
+		// What is not a v1 of 64 hex digits is skipped, as stripe-go does:
+		// a valid v1 beside it still counts.
+		{"t=1,v1=" + hex64 + ",", nil, 1},
+		{"t=1,garbage,v1=" + hex64, nil, 1},
+		{"t=1,v1=" + hex64 + ",scheme2=abc,v1=deadbeef", nil, 1},
+		{"t=1,v1=deadbeef,v0=" + hex64, sources.ErrMalformedSignature, 0},
 		{"=1,v1=" + hex64, sources.ErrMalformedSignature, 0},
 		{"sha256=" + hex64, sources.ErrMalformedSignature, 0},
 	} {
