@@ -94,7 +94,7 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 		id = hook + ":" + objectID + ":" + created
 	}
 	ev := sources.NewEvent(id, "com.userecho."+sources.TypeSuffix(hook), s.account,
-		subject(hook, objectID), eventTime(envelope), req.Body)
+		subject(hook, objectID), eventTime(envelope, data), req.Body)
 	return []*event.Event{ev}, nil
 }
 
@@ -112,14 +112,16 @@ func subject(hook, id string) string {
 	return ""
 }
 
-// eventTime is the envelope's created, when it is a time that a CloudEvent
-// can carry (years 1970 to 9999).
-func eventTime(envelope map[string]any) time.Time {
-	t, ok := sources.ParseTime(envelope["created"])
-	if !ok || t.Year() < 1970 || t.Year() > 9999 {
-		return time.Time{}
+// eventTime is the envelope's created, else the object's (the same
+// fallback as the id's), when it is a time that a CloudEvent can carry
+// (years 1970 to 9999).
+func eventTime(envelope, data map[string]any) time.Time {
+	for _, created := range []any{envelope["created"], data["created"]} {
+		if t, ok := sources.ParseTime(created); ok && t.Year() >= 1970 && t.Year() <= 9999 {
+			return t
+		}
 	}
-	return t
+	return time.Time{}
 }
 
 // text is m[key] as trimmed text (strings, and numbers in their JSON spelling).

@@ -196,6 +196,9 @@ func TestConvertMapping(t *testing.T) {
 		{"no data", `{"hook":"topic.created"}`, "com.userecho.topic.created", "", ""},
 		{"created past year 9999 in UTC is ignored", `{"hook":"topic.created","created":"9999-12-31T23:00:00-05:00","data":{"id":1}}`, "com.userecho.topic.created", "topics/1", ""},
 		{"created not a time", `{"hook":"topic.created","created":"yesterday","data":{"id":1}}`, "com.userecho.topic.created", "topics/1", ""},
+		// The object's created, as the id falls back to it too.
+		{"created only in data", `{"hook":"comment.created","data":{"id":5,"created":"2014-04-25T05:00:00Z"}}`, "com.userecho.comment.created", "comments/5", "2014-04-25T05:00:00Z"},
+		{"the envelope's created first", `{"hook":"comment.created","created":"2026-11-20T10:00:00Z","data":{"id":5,"created":"2014-04-25T05:00:00Z"}}`, "com.userecho.comment.created", "comments/5", "2026-11-20T10:00:00Z"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
