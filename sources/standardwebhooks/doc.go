@@ -25,8 +25,10 @@
 //
 // The CloudEvent id is webhook-id, which the specification keeps the same
 // across retries of one delivery, so a retry is dropped as a duplicate. The
-// type is the payload's type as the provider spells it (e.g. invoice.paid,
-// already a dotted hierarchical name), so routes match the names in the
-// provider's documentation; type_prefix namespaces it when several
-// providers share a bus. A payload without a type gets <type_prefix>unknown.
+// type is the payload's type (e.g. invoice.paid, already a dotted
+// hierarchical name), so routes match the names in the provider's
+// documentation, normalised as every source's event names are: lower case,
+// with spaces, ':' and '/' as '.' ("Customer Created" is customer.created).
+// type_prefix namespaces it when several providers share a bus. A payload
+// without a type gets <type_prefix>unknown.
 package standardwebhooks

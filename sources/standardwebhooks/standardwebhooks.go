@@ -151,10 +151,9 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	if id == "" {
 		id = sources.SHA256Hex(req.Body)
 	}
-	typ := sources.PathText(payload, s.typePath)
-	if typ == "" {
-		typ = "unknown"
-	}
+	// Normalised as every source's event names are (lower case, spaces,
+	// ':' and '/' as '.'), so "Customer Created" is customer.created.
+	typ := sources.TypeSuffix(sources.PathText(payload, s.typePath))
 	subject := ""
 	if v := sources.PathText(payload, s.subjectPath); v != "" {
 		subject = s.subjectPrefix + v

@@ -242,7 +242,8 @@ func TestConvert(t *testing.T) {
 	}{
 		{"as the provider names it", testConfig(t), "msg_1", `{"type":"invoice.paid","timestamp":"2026-11-20T10:15:27.5Z","data":{"id":"in_1"}}`,
 			"msg_1", "invoice.paid", "in_1", "2026-11-20T10:15:27.5Z"},
-		{"case kept", testConfig(t), "msg_1", `{"type":"Invoice.Paid_Late"}`, "msg_1", "Invoice.Paid_Late", "", ""},
+		{"normalised as every source's names", testConfig(t), "msg_1", `{"type":"Invoice.Paid_Late"}`, "msg_1", "invoice.paid_late", "", ""},
+		{"spaces as dots", testConfig(t), "msg_1", `{"type":"Customer Created"}`, "msg_1", "customer.created", "", ""},
 		{"prefixed", prefixed, "msg_2", `{"type":"invoice.paid","data":{"id":42}}`, "msg_2", "com.example.billing.invoice.paid", "invoices/42", ""},
 		{"no type", testConfig(t), "msg_3", `{"timestamp":1795169700}`, "msg_3", "unknown", "", "2026-11-20T10:15:00Z"},
 		{"type of the wrong kind", prefixed, "msg_4", `{"type":{"a":1},"timestamp":"later"}`, "msg_4", "com.example.billing.unknown", "", ""},
