@@ -160,10 +160,20 @@ func (s *Source) convertChatLog(serial string, top *fields, logs []any) ([]*even
 			return nil, fmt.Errorf("encoding conversation %d: %w", i, err)
 		}
 		t, _ := sources.ParseTime(cf.value[fStartTime])
-		ev := sources.NewEvent(
-			sources.SHA256Hex([]byte(bot), []byte{0}, []byte(session), []byte{0}, []byte(start)),
-			"com.helloclient.chatlog", source(bot), subject(session), t, data,
-		)
+		id := sources.SHA256Hex([]byte(bot), []byte{0}, []byte(session), []byte{0}, []byte(start))
+		if start == "" {
+			// Without a start time, chatbot and session name no single
+			// conversation: two of one session (or a later push of the
+			// same session) would share the id and all but one be dropped
+			// as duplicates. The conversation's own content tells them
+			// apart, and stays the same in a retry of the push.
+			canonical, err := json.Marshal(conv) // keys sorted
+			if err != nil {
+				return nil, fmt.Errorf("encoding conversation %d: %w", i, err)
+			}
+			id = sources.SHA256Hex([]byte(bot), []byte{0}, []byte(session), []byte{0}, canonical)
+		}
+		ev := sources.NewEvent(id, "com.helloclient.chatlog", source(bot), subject(session), t, data)
 		out = append(out, ev)
 	}
 	return out, nil

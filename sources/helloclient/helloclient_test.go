@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,48 @@ func TestSerialNumberIsEscapedInTheSource(t *testing.T) {
 	}
 	if err := evs[0].Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Chat-log conversations keep their ids across a retry of the push, and
+// conversations without a start time are told apart by their content
+// rather than dropped as duplicates of one another.
+func TestChatLogIDs(t *testing.T) {
+	src := testSource(t, 0)
+	ids := func(body string) []string {
+		t.Helper()
+		evs, err := src.Convert(&sources.Request{Body: []byte(body), ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range evs {
+			out = append(out, ev.ID())
+		}
+		return out
+	}
+	const push = `{"SerialNumber":"B1","Date":"2026-11-19","ChatLogs":[` +
+		`{"SessionID":"s-1","StartTime":"2026-11-19T09:00:00Z","Messages":[{"Content":"Hi"}]},` +
+		`{"SessionID":"s-2","Messages":[{"Content":"first"}]},` +
+		`{"SessionID":"s-2","Messages":[{"Content":"second"}]}]}`
+	first := ids(push)
+	if len(first) != 3 || first[1] == first[2] || first[0] == first[1] {
+		t.Fatalf("ids %q: want three distinct", first)
+	}
+	if again := ids(push); !slices.Equal(again, first) {
+		t.Errorf("a retry of the push: ids %q, want %q", again, first)
+	}
+	// Another day's push: the conversation with a start time is the same
+	// one, one without is the same only when its content is.
+	next := ids(strings.Replace(push, `"Date":"2026-11-19"`, `"Date":"2026-11-20"`, 1))
+	if !slices.Equal(next, first) {
+		t.Errorf("the next day's push of the same conversations: %q, want %q", next, first)
+	}
+	changed := ids(strings.Replace(push, `"second"`, `"third"`, 1))
+	if changed[2] == first[2] || changed[1] != first[1] {
+		t.Errorf("a conversation without a start time whose messages changed: %q against %q", changed, first)
+	}
+	if want := sources.SHA256Hex([]byte("B1"), []byte{0}, []byte("s-1"), []byte{0}, []byte("2026-11-19T09:00:00Z")); first[0] != want {
+		t.Errorf("with a start time the id is of chatbot, session and start time: %s, want %s", first[0], want)
 	}
 }
