@@ -1,7 +1,6 @@
 package crisp
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -92,9 +91,8 @@ func (s *Source) verifySignature(req *sources.Request) error {
 	if sources.EqualHex(sig, s.mac(stamp, req.Body)) {
 		return nil
 	}
-	var compact bytes.Buffer
-	if json.Compact(&compact, req.Body) == nil && !bytes.Equal(compact.Bytes(), req.Body) {
-		if sources.EqualHex(sig, s.mac(stamp, compact.Bytes())) {
+	for _, form := range sources.OtherJSONForms(req.Body) {
+		if sources.EqualHex(sig, s.mac(stamp, form)) {
 			return nil
 		}
 	}

@@ -354,3 +354,27 @@ func FuzzConvert(f *testing.F) {
 		sourcetest.CheckConvert(t, src, &sources.Request{Method: http.MethodPost, Body: body, ReceivedAt: received})
 	})
 }
+
+// Crisp's library signs JSON.stringify of the payload: a body that reached
+// the bridge with escapes JavaScript does not write ("\/", "\u00e9")
+// verifies against that form, written out here as Node.js writes it.
+func TestVerifyTheStringifiedForm(t *testing.T) {
+	secret := readFile(t, "secret")
+	const sent = `{"event":"message:send","data":{"website_id":"w1","session_id":"s1","content":"Ren\u00e9e at https:\/\/acme.example\/contact","fingerprint":1.50}}`
+	const stringified = `{"event":"message:send","data":{"website_id":"w1","session_id":"s1","content":"Renée at https://acme.example/contact","fingerprint":1.5}}`
+	ms := fmt.Sprint(received.UnixMilli())
+	for name, c := range map[string]struct {
+		signed string
+		want   error
+	}{
+		"the stringified form": {stringified, nil},
+		"another form":         {strings.Replace(stringified, "1.5", "2", 1), sources.ErrSignatureMismatch},
+	} {
+		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Query: url.Values{}, Body: []byte(sent), ReceivedAt: received}
+		req.Header.Set(TimestampHeader, ms)
+		req.Header.Set(SignatureHeader, sign(secret, ms, []byte(c.signed)))
+		if err := testSource(t, false, true, time.Minute).Verify(req); c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package helloclient
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -49,9 +48,8 @@ func (s *Source) Verify(req *sources.Request) error {
 	if anyEqual(sigs, mac) {
 		return nil
 	}
-	var compact bytes.Buffer
-	if json.Compact(&compact, req.Body) == nil && !bytes.Equal(compact.Bytes(), req.Body) {
-		if anyEqual(sigs, sources.HMAC(sha256.New, s.secret, prefix, compact.Bytes())) {
+	for _, form := range sources.OtherJSONForms(req.Body) {
+		if anyEqual(sigs, sources.HMAC(sha256.New, s.secret, prefix, form)) {
 			return nil
 		}
 	}

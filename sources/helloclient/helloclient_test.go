@@ -245,3 +245,28 @@ func TestChatLogIDs(t *testing.T) {
 		t.Errorf("with a start time the id is of chatbot, session and start time: %s, want %s", first[0], want)
 	}
 }
+
+// Hello Client signs JSON.stringify of the body: a body that reached the
+// bridge with escapes JavaScript does not write ("\/", "\u00e9") verifies
+// against that form, written out here as Node.js writes it.
+func TestVerifyTheStringifiedForm(t *testing.T) {
+	secret := sourcetest.ReadFile(t, "testdata/secret")
+	const sent = `{"Type":"lead","SerialNumber":"HC-1","SessionID":"s-1","FirstName":"Ren\u00e9e","PageURL":"https:\/\/acme.example\/contact"}`
+	const stringified = `{"Type":"lead","SerialNumber":"HC-1","SessionID":"s-1","FirstName":"Renée","PageURL":"https://acme.example/contact"}`
+	now := time.Now()
+	for name, c := range map[string]struct {
+		signed string
+		ok     bool
+	}{
+		"the stringified form": {stringified, true},
+		"another form":         {strings.Replace(stringified, "Renée", "Renee", 1), false},
+	} {
+		m := hmac.New(sha256.New, []byte(secret))
+		fmt.Fprintf(m, "%d.%s", now.Unix(), c.signed)
+		req := &sources.Request{Header: http.Header{}, Body: []byte(sent), ReceivedAt: now}
+		req.Header.Set(SignatureHeader, fmt.Sprintf("t=%d,v1=%s", now.Unix(), hex.EncodeToString(m.Sum(nil))))
+		if err := testSource(t, 5*time.Minute).Verify(req); (err == nil) != c.ok {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
