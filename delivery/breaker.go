@@ -235,6 +235,15 @@ func (b *breaker) mayGiveUp(carried bool) bool {
 }
 
 // current is the breaker's state, closed for a nil breaker.
+// label is the state as logs and the inspector name it, "off" for a
+// sink without a breaker.
+func (b *breaker) label() string {
+	if b == nil {
+		return CircuitOff
+	}
+	return b.current().String()
+}
+
 func (b *breaker) current() circuitState {
 	if b == nil {
 		return circuitClosed

@@ -323,11 +323,11 @@ func (l *loop) circuitChanged(tr transition) {
 	case tr.to == circuitOpen && tr.from == circuitClosed:
 		l.e.m.CircuitOpenings.WithLabelValues(l.name).Inc()
 		l.log.Warn("circuit breaker open: holding deliveries to the sink until a probe succeeds",
-			"failures_in_a_row", tr.failures, "cooldown", tr.cooldown, "err", tr.err)
+			"failures_in_a_row", tr.failures, "cooldown", tr.cooldown.String(), "err", tr.err)
 	case tr.to == circuitOpen && tr.err != nil:
-		l.log.Warn("circuit breaker probe failed: holding deliveries longer", "cooldown", tr.cooldown, "err", tr.err)
+		l.log.Warn("circuit breaker probe failed: holding deliveries longer", "cooldown", tr.cooldown.String(), "err", tr.err)
 	case tr.to == circuitClosed:
-		l.log.Info("circuit breaker closed: the probe succeeded, delivering again", "held_for", tr.openFor.Round(time.Millisecond))
+		l.log.Info("circuit breaker closed: the probe succeeded, delivering again", "held_for", tr.openFor.Round(time.Millisecond).String())
 	}
 }
 
@@ -702,7 +702,7 @@ func (l *loop) deliver(items []item, send func(context.Context) []error, tk tick
 			if w := l.policy.Retry.Backoff(it.d.Attempts, hint); wait == 0 || w < wait {
 				wait = w
 			}
-			l.log.Warn("delivery failed, will retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "max_attempts", l.policy.Retry.MaxAttempts, "circuit", l.cb.current(), "err", err)
+			l.log.Warn("delivery failed, will retry", "id", it.ev.ID(), "attempt", it.d.Attempts, "max_attempts", l.policy.Retry.MaxAttempts, "circuit", l.cb.label(), "err", err)
 			l.e.m.Retries.WithLabelValues(l.name).Inc()
 			retry = append(retry, it)
 		}
