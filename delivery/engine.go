@@ -867,9 +867,8 @@ func (l *loop) giveUp(it item, cause error) {
 		}
 		return
 	}
-	if it.d.From != "" {
-		reason = it.d.Reason + "; then " + reason
-	}
+	// A dead letter this dead-letter sink gave up on keeps the first
+	// reason too: the queue adds it, with the sink that gave up first.
 	l.e.observe(l.name, it.ev, it.d.Attempts, cause, true, "store")
 	l.log.Error("giving up, keeping the event in the dead-letter store", "id", id, "reason", reason)
 	if err := l.e.q.Bury(l.name, it.d.Seq, it.d.Attempts, reason); err != nil {

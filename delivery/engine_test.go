@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -54,6 +55,7 @@ type crm struct {
 	answers []int // consumed in order; the last one repeats
 	got     []string
 	headers []http.Header
+	bodies  [][]byte
 	delay   time.Duration
 }
 
@@ -68,6 +70,8 @@ func newCRM(t *testing.T, answers ...int) *crm {
 		}
 		c.got = append(c.got, r.Header.Get("Idempotency-Key"))
 		c.headers = append(c.headers, r.Header.Clone())
+		body, _ := io.ReadAll(r.Body)
+		c.bodies = append(c.bodies, body)
 		c.mu.Unlock()
 		if code == 429 {
 			w.Header().Set("Retry-After", "1")
@@ -200,6 +204,46 @@ func TestPermanentFailureGoesToDeadLetterSinkWithReason(t *testing.T) {
 		t.Fatalf("dead letter %s lacks its origin or reason: %v", ev.ID(), ext)
 	}
 	waitUntil(t, "the queue to empty", func() bool { st := q.Stats(); return st.Pending["crm"] == 0 && st.Pending["dead"] == 0 })
+}
+
+// A dead letter that the dead-letter sink gives up on too is kept in the
+// store with both reasons once each, found by the sink it came from, and
+// replayed to the dead-letter sink with the extensions it was first sent.
+func TestDeadLetterSinkGivingUpKeepsTheFirstSinkAndReason(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	c := newCRM(t, 422)
+	dead := newCRM(t, 500, 500, 200)
+	e := New(q, nil, nil)
+	p := fastPolicy(8)
+	p.DeadLetter = "dead"
+	e.Start("crm", httpSink(t, c.srv.URL), p)
+	e.Start("dead", httpSink(t, dead.srv.URL), fastPolicy(2))
+	defer e.StopAll(context.Background())
+	enqueue(t, q, "f", "crm")
+	waitUntil(t, "the dead letter in the store", func() bool { return q.Stats().DeadLetters == 1 })
+	dls, err := q.DeadLetters(10)
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("dead letters %+v %v", dls, err)
+	}
+	dl := dls[0]
+	if dl.Sink != "dead" || dl.From != "crm" || strings.Count(dl.Reason, "422") != 1 || strings.Count(dl.Reason, "500") != 1 {
+		t.Fatalf("dead letter sink %q from %q, reason %q: want dead from crm, each cause once", dl.Sink, dl.From, dl.Reason)
+	}
+	if err := q.Replay(dl.Key, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the replay to reach the dead-letter sink", func() bool { return len(dead.requests()) == 3 })
+	dead.mu.Lock()
+	body := dead.bodies[2]
+	dead.mu.Unlock()
+	var ev event.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ext := ev.Extensions(); ext[ExtDeadLetterSink] != "crm" || !strings.Contains(fmt.Sprint(ext[ExtDeadLetterReason]), "422") {
+		t.Fatalf("the replay reached the dead-letter sink without the first sink and reason: %s", body)
+	}
 }
 
 func TestExhaustedRetriesAreKeptInTheStore(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/hookbridge/hookbridge/eventcodec"
 )
 
 // DeadLetter is one entry of the store's dead-letter list: an event that a
@@ -206,13 +208,19 @@ func (s *Store) Replay(key string, sink string) error {
 		return fmt.Errorf("queue: replay %s: %w", key, err)
 	}
 
+	body := rec.Event
+	if rec.From != "" && sink != rec.Sink {
+		// A dead letter a dead-letter sink gave up on, sent elsewhere
+		// (back to the sink it came from, say): as an ordinary event.
+		body = withDeadLetterExtensions(body, "", "")
+	}
 	target := s.sink(sink)
 	sp, err := s.seqs.reserve(1, []string{sink})
 	if err != nil {
 		return fmt.Errorf("queue: replay %s: %w", key, err)
 	}
 	batch := s.db.NewBatch()
-	_ = batch.Set(pendingKey(nil, sink, sp.first), pendingRecord{At: s.now().UnixNano(), Body: rec.Event}.encode(), nil)
+	_ = batch.Set(pendingKey(nil, sink, sp.first), pendingRecord{At: s.now().UnixNano(), Body: body}.encode(), nil)
 	_ = batch.Delete(dkey, nil)
 	err = batch.Commit(pebble.Sync)
 	_ = batch.Close()
@@ -226,4 +234,33 @@ func (s *Store) Replay(key string, sink string) error {
 		return fmt.Errorf("queue: replay %s: %w", key, err)
 	}
 	return nil
+}
+
+// Extensions a dead-letter sink's events carry (the delivery engine sets
+// them on what it forwards; see delivery.ExtDeadLetterSink).
+const (
+	extDeadLetterSink   = "deadlettersink"
+	extDeadLetterReason = "deadletterreason"
+)
+
+// withDeadLetterExtensions is the stored event body with the dead-letter
+// extensions set to sink and reason, or taken off when sink is "". A body
+// that does not decode as an event is returned as it is.
+func withDeadLetterExtensions(body []byte, sink, reason string) []byte {
+	ev, err := eventcodec.Decode(body)
+	if err != nil {
+		return body
+	}
+	if sink == "" {
+		ev.SetExtension(extDeadLetterSink, nil)
+		ev.SetExtension(extDeadLetterReason, nil)
+	} else {
+		ev.SetExtension(extDeadLetterSink, sink)
+		ev.SetExtension(extDeadLetterReason, reason)
+	}
+	out, err := eventcodec.Encode(ev)
+	if err != nil {
+		return body
+	}
+	return out
 }

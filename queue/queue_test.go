@@ -19,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
+
+	"github.com/hookbridge/hookbridge/eventcodec"
 )
 
 func must(t testing.TB, err error) {
@@ -660,9 +663,14 @@ func TestForwardBuryRejectReplay(t *testing.T) {
 	if rejected.Source != "crisp" || string(rejected.Raw) != "not json" || rejected.Event != nil || rejected.Reason != "invalid JSON" {
 		t.Fatalf("rejected = %+v", rejected)
 	}
-	if buried.Sink != "dlq" || buried.From != "crm" || buried.Attempts != 2 || !bytes.Equal(buried.Event, event("lead")) ||
+	if buried.Sink != "dlq" || buried.From != "crm" || buried.Attempts != 2 ||
 		!buried.At.Equal(clk.Now().Add(-time.Second)) || buried.Reason != "dlq unreachable (dead-lettered by crm: 8 attempts: HTTP 503)" {
 		t.Fatalf("buried = %+v", buried)
+	}
+	// Kept as the dead-letter sink was sent it: with the first sink and
+	// its reason, so that a replay to dlq sends what it expects.
+	if ev := storedEvent(t, buried.Event); ev.ID() != "lead" || ev.Extensions()["deadlettersink"] != "crm" || ev.Extensions()["deadletterreason"] != "8 attempts: HTTP 503" {
+		t.Fatalf("buried event %s with %v", ev.ID(), ev.Extensions())
 	}
 	if one, _ := s.DeadLetters(1); len(one) != 1 || one[0].Key != rejected.Key {
 		t.Fatalf("DeadLetters(1) = %+v", one)
@@ -683,9 +691,14 @@ func TestForwardBuryRejectReplay(t *testing.T) {
 	if err := s.Replay(buried.Key, "crm"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second Replay: %v, want ErrNotFound", err)
 	}
+	// Replayed to the sink it came from, not the dead-letter sink: an
+	// ordinary event again.
 	replayed := drain(t, s, "crm")
-	if len(replayed) != 1 || !bytes.Equal(replayed[0].Event, event("lead")) || replayed[0].Attempts != 0 {
+	if len(replayed) != 1 || replayed[0].Attempts != 0 || replayed[0].From != "" {
 		t.Fatalf("replayed = %+v", replayed)
+	}
+	if ev := storedEvent(t, replayed[0].Event); ev.ID() != "lead" || len(ev.Extensions()) != 0 {
+		t.Fatalf("replayed event %s with %v", ev.ID(), ev.Extensions())
 	}
 	drain(t, s, "archive")
 	assertEmpty(t, s)
@@ -1251,4 +1264,13 @@ func TestDeadLetterLookupAndDiscard(t *testing.T) {
 			t.Errorf("Discard(%q): %v", bad, err)
 		}
 	}
+}
+
+func storedEvent(t *testing.T, b []byte) *cloudevent.Event {
+	t.Helper()
+	ev, err := eventcodec.Decode(b)
+	if err != nil {
+		t.Fatalf("stored event does not decode: %v", err)
+	}
+	return ev
 }

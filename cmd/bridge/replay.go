@@ -160,7 +160,7 @@ func parseDeadLetterArgs(cmd string, args []string, now time.Time) (deadLetterAr
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	path := configFlag(fs)
 	fs.StringVar(&a.admin, "admin", "", "the admin listener's base URL (default: this config's admin.listen, over HTTPS with admin.tls)")
-	fs.StringVar(&a.sink, "sink", "", "only dead letters of this sink (the one that gave up)")
+	fs.StringVar(&a.sink, "sink", "", "only dead letters of this sink (the one that gave up, or whose dead_letter sink gave up in turn)")
 	since := fs.String("since", "", "only dead letters from the last DURATION (e.g. 2h) or since an RFC 3339 time")
 	before := fs.String("before", "", "only dead letters older than DURATION (e.g. 720h) or from before an RFC 3339 time")
 	fs.StringVar(&a.filter, "filter", "", "only events this filter matches: a CESQL expression, or a route filter in YAML (e.g. '{exact: {type: com.helloclient.lead}}')")
@@ -216,7 +216,9 @@ func (a deadLetterArgs) selects(dl inspect.DeadLetterView, match func(*event.Eve
 	if !dl.Replayable {
 		return a.sink == "" && match == nil
 	}
-	if a.sink != "" && dl.Sink != a.sink {
+	// A sink's dead letters include those its dead_letter sink gave up on
+	// in turn.
+	if a.sink != "" && dl.Sink != a.sink && dl.From != a.sink {
 		return false
 	}
 	if match != nil {

@@ -48,7 +48,7 @@ func TestParseDeadLetterArgs(t *testing.T) {
 
 func TestDeadLetterSelection(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	lead := inspect.DeadLetterView{Replayable: true, Sink: "crm", At: now.Add(-2 * time.Hour),
+	lead := inspect.DeadLetterView{Replayable: true, Sink: "crm", From: "crm-first", At: now.Add(-2 * time.Hour),
 		Event: []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"com.helloclient.lead","data":{"Email":"vip@example.com"}}`)}
 	body := inspect.DeadLetterView{Source: "crisp", At: now.Add(-48 * time.Hour)}
 	isLead, err := router.ParseFilter("type = 'com.helloclient.lead'")
@@ -64,6 +64,7 @@ func TestDeadLetterSelection(t *testing.T) {
 		{"everything", deadLetterArgs{}, false, true, true},
 		{"by sink", deadLetterArgs{sink: "crm"}, false, true, false},
 		{"another sink", deadLetterArgs{sink: "slack"}, false, false, false},
+		{"the sink its dead_letter sink had it from", deadLetterArgs{sink: "crm-first"}, false, true, false},
 		{"since 3h", deadLetterArgs{since: now.Add(-3 * time.Hour)}, false, true, false},
 		{"before 24h", deadLetterArgs{before: now.Add(-24 * time.Hour)}, false, false, true},
 		{"before 1h", deadLetterArgs{before: now.Add(-time.Hour)}, false, true, true},
