@@ -26,7 +26,7 @@ const (
 	DefaultMaxHeldBytes   = 16 << 20
 	DefaultMaxDedupIDs    = 100000
 	DefaultDedupLookback  = 10000
-	DefaultWriteTimeout   = 2 * time.Second
+	DefaultWriteTimeout   = 1500 * time.Millisecond
 	DefaultCommitInterval = 200 * time.Millisecond
 	DefaultSessionTimeout = 10 * time.Second
 	DefaultNewGroupMargin = time.Minute
@@ -81,7 +81,8 @@ type Options struct {
 	MaxHeldBytes int64
 	// WriteTimeout bounds one write to the brokers, and how long Enqueue
 	// waits for its events to be acknowledged: a provider waiting longer
-	// would give up anyway (Crisp waits 2 s). Default 2s.
+	// would give up anyway, and Crisp waits 2 s, so the 503 that asks it to
+	// retry must leave well before. Default 1.5s.
 	WriteTimeout time.Duration
 	// CommitInterval is how often settled offsets are committed: a replica
 	// killed in between has what settled since delivered again by the next
