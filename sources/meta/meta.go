@@ -203,11 +203,20 @@ func convertEntry(top members, object string, raw json.RawMessage) ([]*event.Eve
 			return nil, fmt.Errorf("%s is not an array", list)
 		}
 		for j, rawItem := range items {
-			ev, err := e.convertItem(list, rawItem)
-			if err != nil {
-				return nil, fmt.Errorf("%s %d: %w", list, j, err)
+			parts := []json.RawMessage{rawItem}
+			if list == listChanges {
+				var err error
+				if parts, err = splitChange(rawItem); err != nil {
+					return nil, fmt.Errorf("%s %d: %w", list, j, err)
+				}
 			}
-			out = append(out, ev)
+			for _, part := range parts {
+				ev, err := e.convertItem(list, part)
+				if err != nil {
+					return nil, fmt.Errorf("%s %d: %w", list, j, err)
+				}
+				out = append(out, ev)
+			}
 		}
 	}
 	if !known {
@@ -220,6 +229,108 @@ func convertEntry(top members, object string, raw json.RawMessage) ([]*event.Eve
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// splitChange makes one change of each message and each status a WhatsApp
+// change value holds, when it holds more than one: each keeps the value's
+// other members (metadata, and the contacts of that message's sender), so
+// that every message and status is an event with its own id (its wamid),
+// and a retry Meta batches otherwise is still deduplicated item by item.
+// Any other change is returned as it is.
+func splitChange(raw json.RawMessage) ([]json.RawMessage, error) {
+	change, ok := decodeMembers(raw)
+	if !ok {
+		return []json.RawMessage{raw}, nil
+	}
+	value, ok := decodeMembers(change.get("value"))
+	if !ok {
+		return []json.RawMessage{raw}, nil
+	}
+	var messages, statuses []json.RawMessage
+	_ = json.Unmarshal(value.get("messages"), &messages)
+	_ = json.Unmarshal(value.get("statuses"), &statuses)
+	if len(messages)+len(statuses) <= 1 {
+		return []json.RawMessage{raw}, nil
+	}
+	var contacts []json.RawMessage
+	_ = json.Unmarshal(value.get("contacts"), &contacts)
+	one := func(list string, item json.RawMessage) (json.RawMessage, error) {
+		v := make(members, 0, len(value))
+		for _, m := range value {
+			switch m.key {
+			case "messages", "statuses":
+				if m.key == list {
+					v = append(v, member{list, wrap(item)})
+				}
+				continue
+			case "contacts":
+				if list != "messages" {
+					continue
+				}
+				if c := senderContacts(contacts, item); c != nil {
+					v = append(v, member{m.key, c})
+				}
+				continue
+			}
+			v = append(v, m)
+		}
+		vb, err := v.encode()
+		if err != nil {
+			return nil, err
+		}
+		c := make(members, len(change))
+		for i, m := range change {
+			if m.key == "value" {
+				m.value = vb
+			}
+			c[i] = m
+		}
+		return c.encode()
+	}
+	out := make([]json.RawMessage, 0, len(messages)+len(statuses))
+	for _, list := range []struct {
+		name  string
+		items []json.RawMessage
+	}{{"messages", messages}, {"statuses", statuses}} {
+		for _, item := range list.items {
+			b, err := one(list.name, item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// senderContacts are the contacts whose wa_id is the message's sender
+// (from), as a JSON array; all of them when none is, nil when there are
+// none.
+func senderContacts(contacts []json.RawMessage, message json.RawMessage) json.RawMessage {
+	if len(contacts) == 0 {
+		return nil
+	}
+	var msg struct {
+		From string `json:"from"`
+	}
+	_ = json.Unmarshal(message, &msg)
+	var mine []json.RawMessage
+	for _, c := range contacts {
+		var contact struct {
+			WaID string `json:"wa_id"`
+		}
+		if json.Unmarshal(c, &contact) == nil && msg.From != "" && contact.WaID == msg.From {
+			mine = append(mine, c)
+		}
+	}
+	if len(mine) == 0 {
+		mine = contacts
+	}
+	b, err := json.Marshal(mine)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // convertItem makes the event of one element of an entry's list.

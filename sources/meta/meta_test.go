@@ -425,3 +425,44 @@ func FuzzConvert(f *testing.F) {
 		}
 	})
 }
+
+// A WhatsApp change holding several statuses or messages is one event per
+// status and message, each with its wamid id and its own sender, so that a
+// retry that carries one of them alone is the same event.
+func TestChangeWithSeveralItemsIsAnEventEach(t *testing.T) {
+	src := testSource(t)
+	convertBody := func(body string) []*event.Event {
+		t.Helper()
+		evs, err := src.Convert(&sources.Request{Method: http.MethodPost, Body: []byte(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	change := func(value string) string {
+		return `{"object":"whatsapp_business_account","entry":[{"id":"WABA1","changes":[{"field":"messages","value":` + value + `}]}]}`
+	}
+	const meta = `"messaging_product":"whatsapp","metadata":{"phone_number_id":"P1"}`
+	statuses := convertBody(change(`{` + meta + `,"statuses":[` +
+		`{"id":"wamid.S1","status":"delivered","timestamp":"1795169700","recipient_id":"111"},` +
+		`{"id":"wamid.S2","status":"read","timestamp":"1795169701","recipient_id":"222"}]}`))
+	if len(statuses) != 2 || statuses[0].ID() != "wamid.S1:delivered" || statuses[1].ID() != "wamid.S2:read" ||
+		statuses[0].Subject() != "111" || statuses[1].Subject() != "222" {
+		t.Fatalf("two statuses: %v", statuses)
+	}
+	alone := convertBody(change(`{` + meta + `,"statuses":[{"id":"wamid.S1","status":"delivered","timestamp":"1795169700","recipient_id":"111"}]}`))
+	if len(alone) != 1 || alone[0].ID() != statuses[0].ID() || !sourcetest.SameJSON(alone[0].Data(), statuses[0].Data()) {
+		t.Fatalf("the first status alone: %v, want the same event as in the batch", alone)
+	}
+
+	messages := convertBody(change(`{` + meta + `,"contacts":[{"profile":{"name":"Ada"},"wa_id":"111"},{"profile":{"name":"Bo"},"wa_id":"222"}],"messages":[` +
+		`{"from":"111","id":"wamid.M1","timestamp":"1795169700","type":"text","text":{"body":"hi"}},` +
+		`{"from":"222","id":"wamid.M2","timestamp":"1795169702","type":"text","text":{"body":"yo"}}]}`))
+	if len(messages) != 2 || messages[0].ID() != "wamid.M1" || messages[1].ID() != "wamid.M2" ||
+		messages[0].Subject() != "111" || messages[1].Subject() != "222" {
+		t.Fatalf("two messages: %v", messages)
+	}
+	if data := string(messages[1].Data()); strings.Contains(data, "Ada") || strings.Contains(data, "wamid.M1") || !strings.Contains(data, `"phone_number_id":"P1"`) {
+		t.Errorf("the second message's data holds the first's sender or message, or lost the metadata: %s", data)
+	}
+}
