@@ -33,6 +33,7 @@ const (
 // transientErrors are chat.postMessage error codes worth retrying.
 var transientErrors = map[string]bool{
 	"ratelimited":         true,
+	"rate_limited":        true, // chat.postMessage's own spelling of it
 	"internal_error":      true,
 	"fatal_error":         true,
 	"service_unavailable": true,
@@ -424,6 +425,10 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 	var refused slackgo.SlackErrorResponse
 	if errors.As(err, &refused) {
 		e := fmt.Errorf("slack %s: %s", method, refused.Err)
+		if msgs := refused.ResponseMetadata.Messages; len(msgs) > 0 {
+			// Which block or limit (invalid_blocks says where).
+			e = fmt.Errorf("slack %s: %s: %s", method, refused.Err, strings.Join(msgs, "; "))
+		}
 		if threadGoneErrors[refused.Err] {
 			e = fmt.Errorf("%w: %w", e, errThreadGone)
 		}

@@ -359,6 +359,11 @@ func TestSlackAnswers(t *testing.T) {
 		{"api invalid_blocks", true, apiError("invalid_blocks"), permanent, 0, "invalid_blocks"},
 		{"api internal_error", true, apiError("internal_error"), retryable, 0, "internal_error"},
 		{"api ratelimited", true, apiError("ratelimited"), retryable, 0, "ratelimited"},
+		{"api rate_limited", true, apiError("rate_limited"), retryable, 0, "rate_limited"},
+		{"api invalid_blocks with Slack's explanation", true, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_blocks","response_metadata":{"messages":["[ERROR] must be less than 3001 characters [json-pointer:/blocks/2/text/text]"]}}`)
+		}, permanent, 0, "invalid_blocks: [ERROR] must be less than 3001 characters [json-pointer:/blocks/2/text/text]"},
 		{"webhook 302 to a login page", false, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/login", http.StatusFound)
 		}, permanent, 0, "302 Found"},
