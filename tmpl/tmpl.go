@@ -78,9 +78,26 @@ type Template struct {
 }
 
 // FuncMap is the helper functions templates have: Sprig's, plus toJson
-// (compact JSON) kept under that name for Slack and CRM payloads.
+// (compact JSON) kept under that name for Slack and CRM payloads, and a
+// trunc that counts characters (Sprig's counts bytes, and cuts a
+// character of a name in Zürich or 東京 in half).
 func FuncMap() template.FuncMap {
-	return sprig.TxtFuncMap()
+	fm := sprig.TxtFuncMap()
+	fm["trunc"] = truncate
+	return fm
+}
+
+// truncate is trunc: the first n characters of s, or for a negative n the
+// last -n.
+func truncate(n int, s string) string {
+	r := []rune(s)
+	switch {
+	case n >= 0 && len(r) > n:
+		return string(r[:n])
+	case n < 0 && len(r) > -n:
+		return string(r[len(r)+n:])
+	}
+	return s
 }
 
 // Parse parses text; a text without actions is kept as a constant.

@@ -25,7 +25,7 @@ func lead(data string) *event.Event {
 }
 
 func TestRender(t *testing.T) {
-	ev := lead(`{"FirstName":"Ada","Nested":{"N":12345678901234567890},"Tags":["a","b"]}`)
+	ev := lead(`{"FirstName":"Ada","Nested":{"N":12345678901234567890},"Tags":["a","b"],"City":"Zürіch 東京!"}`)
 	cases := []struct{ tmpl, want string }{
 		{"plain text", "plain text"},
 		{"{{ .Data.FirstName }} {{ .Data.Missing }}!", "Ada !"},
@@ -43,6 +43,10 @@ func TestRender(t *testing.T) {
 		{`{{ .Data.Missing.Deeper | default "none" }}`, "none"},
 		{`{{ if .Data.Missing.Deeper }}yes{{ else }}no{{ end }}`, "no"},
 		{`{{ with .Data.Nested.Missing }}yes{{ else }}no{{ end }}`, "no"},
+		// trunc counts characters, never cutting one in half.
+		{`{{ .Data.City | trunc 4 }}`, "Zürі"},
+		{`{{ .Data.City | trunc -3 }}`, "東京!"},
+		{`{{ .Data.City | trunc 100 }}`, "Zürіch 東京!"},
 	}
 	v := NewView(ev)
 	for _, c := range cases {
