@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +54,14 @@ func NewAdmin(m *metrics.Metrics, ready func() error, token func() string) *Admi
 func RequireToken(token func() string, h http.Handler, open ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t := token()
+		if t == "" && !hostIsAnAddress(r.Host) && guardedWithoutToken(r.URL.Path) {
+			// Without a token, a page on another site could reach the
+			// inspector through a visitor's browser by pointing its own
+			// name at this address (DNS rebinding): the browser sends
+			// that name as Host, and sees the answers as same-origin.
+			http.Error(w, "without admin.token the inspector and pprof answer only requests to an IP address or localhost; set admin.token to reach them by name", http.StatusForbidden)
+			return
+		}
 		if t == "" || slices.Contains(open, r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
@@ -63,6 +73,27 @@ func RequireToken(token func() string, h http.Handler, open ...string) http.Hand
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// guardedWithoutToken: the paths that show events or the process's
+// insides, or change what is queued.
+func guardedWithoutToken(path string) bool {
+	return strings.HasPrefix(path, "/inspector") || strings.HasPrefix(path, "/debug/")
+}
+
+// hostIsAnAddress reports whether a request's Host names the listener by
+// an IP address or as localhost, which a rebinding page cannot send.
+func hostIsAnAddress(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // inspectorPage lets a browser open the inspector page itself with

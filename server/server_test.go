@@ -105,6 +105,39 @@ func TestRequireToken(t *testing.T) {
 			t.Errorf("no token configured must require nothing, got %d", rec.Code)
 		}
 	}
+	// Without a token, the inspector and pprof answer only a Host that is
+	// an address: a name could be a rebinding page's.
+	noToken := RequireToken(func() string { return "" }, ok, "/healthz")
+	for _, c := range []struct {
+		host, path string
+		want       int
+	}{
+		{"127.0.0.1:9090", "/inspector/api/events", 200},
+		{"[::1]:9090", "/inspector/", 200},
+		{"localhost:9090", "/debug/pprof/", 200},
+		{"10.0.0.7", "/inspector/api/deadletters/x/replay", 200},
+		{"evil.example:9090", "/inspector/api/events", 403},
+		{"evil.example:9090", "/debug/pprof/profile", 403},
+		{"evil.example:9090", "/metrics", 200},
+		{"evil.example:9090", "/healthz", 200},
+	} {
+		req := httptest.NewRequest("GET", c.path, nil)
+		req.Host = c.host
+		rec := httptest.NewRecorder()
+		noToken.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("no token, Host %s, %s: %d, want %d", c.host, c.path, rec.Code, c.want)
+		}
+	}
+	// With a token, a name is fine: the token is what a page lacks.
+	req := httptest.NewRequest("GET", "/inspector/api/events", nil)
+	req.Host = "bridge-admin.internal:9090"
+	req.Header.Set("Authorization", "Bearer s3cret")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("token and a name: %d", rec.Code)
+	}
 }
 
 // The listener's copy of the headers matches what net/http reads from the
