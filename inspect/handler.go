@@ -126,6 +126,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	mux.HandleFunc("GET "+Prefix+"api/events", h.listEvents)
 	mux.HandleFunc("GET "+Prefix+"api/events/{key}", h.getEvent)
 	mux.HandleFunc("GET "+Prefix+"api/deadletters", h.listDeadLetters)
+	mux.HandleFunc("GET "+Prefix+"api/deadletters/{key}", h.getDeadLetter)
 	mux.HandleFunc("POST "+Prefix+"api/deadletters/{key}/replay", h.replay)
 	mux.HandleFunc("DELETE "+Prefix+"api/deadletters/{key}", h.discard)
 	mux.HandleFunc("GET "+Prefix+"api/stats", h.stats)
@@ -283,14 +284,32 @@ func (h *handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "listing dead letters: "+err.Error())
 		return
 	}
+	// ?brief=1 leaves the events and request bodies out: the page polls
+	// the list every 2 s and fetches a body (GET deadletters/{key}) only
+	// when it is shown, so large dead letters are not sent on every poll.
+	brief := r.URL.Query().Get("brief") == "1"
 	out := deadLetterList{DeadLetters: make([]DeadLetterView, 0, len(dls)), Total: h.q.Stats().DeadLetters}
 	for _, dl := range dls {
-		out.DeadLetters = append(out.DeadLetters, viewDeadLetter(dl))
+		v := viewDeadLetter(dl)
+		if brief {
+			v.Event, v.Raw, v.RawBase64 = nil, "", ""
+		}
+		out.DeadLetters = append(out.DeadLetters, v)
 	}
 	if len(dls) == limit {
 		out.Next = dls[len(dls)-1].Key
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// getDeadLetter answers one dead letter, its event or request body
+// included.
+func (h *handler) getDeadLetter(w http.ResponseWriter, r *http.Request) {
+	dl, ok := h.deadLetter(w, r.PathValue("key"))
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, viewDeadLetter(dl))
 }
 
 func viewDeadLetter(dl queue.DeadLetter) DeadLetterView {

@@ -369,6 +369,33 @@ func TestDeadLettersListEventsAndRejectedBodies(t *testing.T) {
 	if code, body := f.do("GET", "/inspector/api/deadletters?before=nothex", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("a bad before: %d %s, want 400", code, body)
 	}
+
+	// The brief list (what the page polls) leaves the bodies out; one
+	// dead letter is fetched whole when shown.
+	var brief struct {
+		DeadLetters []DeadLetterView `json:"dead_letters"`
+	}
+	f.getJSON("/inspector/api/deadletters?brief=1", &brief)
+	if len(brief.DeadLetters) != 4 {
+		t.Fatalf("brief list of %d", len(brief.DeadLetters))
+	}
+	for i, dl := range brief.DeadLetters {
+		if dl.Event != nil || dl.Raw != "" || dl.RawBase64 != "" || dl.Key != keys[i] || dl.Reason == "" {
+			t.Errorf("brief entry %d carries a body or lacks its fields: %+v", i, dl)
+		}
+	}
+	var one DeadLetterView
+	f.getJSON("/inspector/api/deadletters/"+evView.Key, &one)
+	if one.Key != evView.Key || !bytes.Equal(one.Event, encoded) || one.EventID != "lead-dead" {
+		t.Errorf("one dead letter: %+v", one)
+	}
+	f.getJSON("/inspector/api/deadletters/"+text.Key, &one)
+	if one.Raw != "not json <script>" {
+		t.Errorf("one rejected body: %+v", one)
+	}
+	if code, _ := f.do("GET", "/inspector/api/deadletters/"+strings.Repeat("0", 32), nil, nil); code != http.StatusNotFound {
+		t.Errorf("an unknown key: %d, want 404", code)
+	}
 }
 
 func TestReplayQueuesTheEventAgain(t *testing.T) {

@@ -11,6 +11,7 @@
   let token = '';
   let selectedKey = '';
   let openDead = new Set(); // dead letters whose details are shown
+  const deadBodies = new Map(); // key → the dead letter with its body, fetched when shown
   let timer = 0;
   let busy = false;
 
@@ -248,6 +249,7 @@
       const res = await call('POST', 'deadletters/' + encodeURIComponent(dl.key) + '/replay');
       setStatus('replayed to ' + res.sink);
       openDead.delete(dl.key);
+      deadBodies.delete(dl.key);
       if (res.event_key) selectedKey = res.event_key;
       await refresh();
     } catch (err) {
@@ -277,11 +279,31 @@
       await call('DELETE', 'deadletters/' + encodeURIComponent(dl.key));
       setStatus('discarded');
       openDead.delete(dl.key);
+      deadBodies.delete(dl.key);
       await refresh();
     } catch (err) {
       button.disabled = false;
       handleError(err);
     }
+  }
+
+  // toggleDead shows or hides a dead letter's body, fetching it the first
+  // time (the list the page polls leaves bodies out).
+  async function toggleDead(key, list) {
+    if (openDead.has(key)) {
+      openDead.delete(key);
+    } else {
+      if (!deadBodies.has(key)) {
+        try {
+          deadBodies.set(key, await call('GET', 'deadletters/' + encodeURIComponent(key)));
+        } catch (err) {
+          handleError(err);
+          return;
+        }
+      }
+      openDead.add(key);
+    }
+    renderDeadLetters(list);
   }
 
   function deadDetail(dl) {
@@ -304,7 +326,7 @@
         : el('td', null, el('span', { class: 'badge' }, 'rejected request'));
       const show = el('button', {
         type: 'button', class: 'show',
-        onclick: () => { if (openDead.has(dl.key)) openDead.delete(dl.key); else openDead.add(dl.key); renderDeadLetters(list); },
+        onclick: () => toggleDead(dl.key, list),
       }, openDead.has(dl.key) ? 'Hide' : 'Show');
       const actions = el('td', { class: 'actions' }, show);
       if (dl.replayable) {
@@ -323,7 +345,7 @@
         el('td', { class: 'reason' }, dl.reason),
         el('td', null, dl.replayable ? String(dl.attempts || 0) : '—'),
         actions));
-      if (openDead.has(dl.key)) rows.push(deadDetail(dl));
+      if (openDead.has(dl.key) && deadBodies.has(dl.key)) rows.push(deadDetail(deadBodies.get(dl.key)));
     }
     $('deadletters').tBodies[0].replaceChildren(...rows);
     $('dead-empty').hidden = dls.length > 0;
@@ -355,7 +377,7 @@
     busy = true;
     try {
       const [events, dead, stats, sinks] = await Promise.all([
-        call('GET', 'events'), call('GET', 'deadletters').catch(deadLettersElsewhere), call('GET', 'stats'),
+        call('GET', 'events'), call('GET', 'deadletters?brief=1').catch(deadLettersElsewhere), call('GET', 'stats'),
         call('GET', 'sinks').catch(sinksUnknown)]);
       renderSinks(sinks);
       renderEvents(events);
