@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -342,6 +344,27 @@ func parseFile(path string, data []byte, lookup config.LookupFunc) (*File, *yaml
 	if len(root.Content) == 0 {
 		return nil, nil, config.Errors{{File: path, Msg: "the file is empty"}}
 	}
+	// yaml.Unmarshal reads the first document only: what follows a "---"
+	// would be ignored, mistakes and all.
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first yaml.Node
+	if dec.Decode(&first) == nil {
+		for {
+			var next yaml.Node
+			err := dec.Decode(&next)
+			if err == io.EOF {
+				break
+			}
+			empty := err == nil && (len(next.Content) == 0 || next.Content[0].Tag == "!!null")
+			if !empty {
+				e := config.Error{File: path, Msg: "the file holds more than one YAML document; the bridge reads one"}
+				if err == nil {
+					e.Line, e.Column = next.Line, 1
+				}
+				return nil, nil, config.Errors{e}
+			}
+		}
+	}
 	d.Expand(&root, lookup)
 	shape := fileShape{
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
@@ -395,6 +418,20 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	}
 	if f.Server.Listen == "" {
 		d.Errorf(at("server", "listen"), "server.listen must not be empty")
+	} else if _, _, err := net.SplitHostPort(f.Server.Listen); err != nil {
+		d.Errorf(at("server", "listen"), "server.listen %q is not host:port (\":8080\", \"127.0.0.1:8080\")", f.Server.Listen)
+	}
+	if f.Admin.Listen != "" {
+		if _, port, err := net.SplitHostPort(f.Admin.Listen); err != nil {
+			d.Errorf(at("admin", "listen"), "admin.listen %q is not host:port (\"127.0.0.1:9090\"; \"\" turns the admin listener off)", f.Admin.Listen)
+		} else if f.Admin.Listen == f.Server.Listen && port != "0" { // port 0: each picks a free one
+			d.Errorf(at("admin", "listen"), "admin.listen must differ from server.listen (%s)", f.Server.Listen)
+		}
+	}
+	for key, v := range map[string]time.Duration{"read_timeout": f.Server.ReadTimeout, "write_timeout": f.Server.WriteTimeout, "idle_timeout": f.Server.IdleTimeout} {
+		if v < 0 {
+			d.Errorf(at("server", key), "server.%s must not be negative, not %s", key, v)
+		}
 	}
 	for _, section := range []string{"server", "admin"} {
 		t := f.Server.TLS

@@ -73,6 +73,17 @@ sources: {hc: {type: helloclient, secret: s}}
 sinks:
   a: {type: file, path: x, dead_letter: nowhere}
 `, []string{`c.yaml:4:28: sinks.a: dead_letter names unknown sink "nowhere"`}},
+		{"concurrency and batch size out of range", `
+sources: {hc: {type: helloclient, secret: s}}
+sinks:
+  a: {type: file, path: x, concurrency: 100000000, batch_size: -5}
+`, []string{"c.yaml:4:28: concurrency: must be between 0 (the sink's default) and 1024, not 100000000",
+			"c.yaml:4:52: batch_size: must be between 0 (the default) and 100000, not -5"}},
+		{"listeners", base + "server: {listen: \"127.0.0.1:8080\", read_timeout: -1s}\nadmin: {listen: \"127.0.0.1:8080\"}\n", []string{
+			"c.yaml:7:9: admin.listen must differ from server.listen (127.0.0.1:8080)", "c.yaml:6:36: server.read_timeout must not be negative, not -1s"}},
+		{"a listen address without a port", base + "admin: {listen: not-an-address}\n", []string{`c.yaml:6:9: admin.listen "not-an-address" is not host:port`}},
+		{"sizes that are not numbers", base + "server: {body_limit: NaN}\nmemory_limit: Inf\n", []string{
+			`c.yaml:6:22: "NaN" is not a size such as 512KB or 1MiB`, `c.yaml:7:15: "Inf" is not a size such as 512KB or 1MiB`}},
 		{"dead letter to itself", `
 sources: {hc: {type: helloclient, secret: s}}
 sinks:
@@ -314,5 +325,26 @@ routes:
 	}
 	if _, err := LoadSections(path, []string{"sources", "nosuch"}); err != nil {
 		t.Errorf("a section the file lacks: %v", err)
+	}
+}
+
+// An empty section keeps its defaults; a second YAML document is refused,
+// not ignored.
+func TestEmptySectionsAndSecondDocuments(t *testing.T) {
+	const rest = "sources:\n  hc: {type: helloclient, secret: s}\nsinks:\n  a: {type: file, path: ./x.jsonl, retry: }\nroutes:\n  - {name: r, sinks: [a]}\n"
+	f, err := Parse("c.yaml", []byte("server:\n  # listen: \":9999\"\nqueue:\nlog:\n"+rest), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("empty sections: %v", err)
+	}
+	if f.Server.Listen != ":8080" || f.Server.BodyLimit != 1<<20 || f.Queue.Type != "embedded" || f.Log.Level != "info" ||
+		f.Sink("a").Common.Policy.Retry.MaxAttempts != 8 {
+		t.Errorf("defaults lost: server %+v queue type %q log %+v retry %+v", f.Server, f.Queue.Type, f.Log, f.Sink("a").Common.Policy.Retry)
+	}
+	if _, err := Parse("c.yaml", []byte(rest+"---\n"), nil); err != nil {
+		t.Errorf("a trailing empty document: %v", err)
+	}
+	_, err = Parse("c.yaml", []byte(rest+"---\nsinks: {bogus: {type: nope}}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7:1: the file holds more than one YAML document") {
+		t.Errorf("a second document: %v", err)
 	}
 }

@@ -191,7 +191,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("%s: got %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "lots", "-1MB", "MB"} {
+	for _, in := range []string{"", "lots", "-1MB", "MB", "NaN", "Inf", "+Inf", "1e300", "1e30B", "9EiB"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}

@@ -239,7 +239,11 @@ func (d *Decoder) decode(node *yaml.Node, v reflect.Value, what string) {
 		return
 	}
 	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
-		v.Set(reflect.Zero(v.Type()))
+		// An empty section ("server:" with its keys commented out) is an
+		// empty mapping: its defaults stay. Anything else empty is zero.
+		if v.Kind() != reflect.Struct {
+			v.Set(reflect.Zero(v.Type()))
+		}
 		return
 	}
 	if v.Type() == durationType {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -31,8 +32,12 @@ func ParseSize(s string) (Size, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 0 {
+	// NaN and Inf parse as floats, and a size past int64 would wrap.
+	if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
 		return 0, fmt.Errorf("%q is not a size such as 512KB or 1MiB", s)
+	}
+	if b := n * float64(mult); b >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is larger than any size this machine has", s)
 	}
 	return Size(n * float64(mult)), nil
 }

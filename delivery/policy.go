@@ -183,6 +183,12 @@ func DefaultPolicy() Policy {
 	}
 }
 
+// The largest concurrency and batch_size a sink may have.
+const (
+	MaxConcurrency = 1024
+	MaxBatchSize   = 100_000
+)
+
 // Validate implements config.Validator.
 func (p *Policy) Validate() error {
 	var errs []error
@@ -192,8 +198,14 @@ func (p *Policy) Validate() error {
 	if p.Retry.InitialBackoff <= 0 || p.Retry.MaxBackoff < p.Retry.InitialBackoff {
 		errs = append(errs, config.Invalid("retry", "needs 0 < initial_backoff <= max_backoff"))
 	}
-	if p.Concurrency < 0 || p.BatchSize < 0 {
-		errs = append(errs, config.Invalid("concurrency", "concurrency and batch_size must not be negative"))
+	// Bounded above too: each delivery at once is a goroutine with its
+	// buffers, and a batch is held whole, so a mistyped count would take
+	// the bridge's memory before it starts.
+	if p.Concurrency < 0 || p.Concurrency > MaxConcurrency {
+		errs = append(errs, config.Invalid("concurrency", "must be between 0 (the sink's default) and %d, not %d", MaxConcurrency, p.Concurrency))
+	}
+	if p.BatchSize < 0 || p.BatchSize > MaxBatchSize {
+		errs = append(errs, config.Invalid("batch_size", "must be between 0 (the default) and %d, not %d", MaxBatchSize, p.BatchSize))
 	}
 	if p.BatchWait < 0 || p.BatchWait > MaxBatchWait {
 		errs = append(errs, config.Invalid("batch_wait", "must be between 0s and %s, not %s", MaxBatchWait, p.BatchWait))
