@@ -48,7 +48,16 @@ func buildJSONNode(n *yaml.Node) (jsonNode, error) {
 	out := jsonNode{kind: n.Kind, isSet: true}
 	switch n.Kind {
 	case yaml.MappingNode:
+		seen := make(map[string]bool, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			// JSON has no merge keys, and a key twice would be sent twice.
+			switch k := n.Content[i]; {
+			case k.Tag == "!!merge":
+				return out, fmt.Errorf("merge keys (<<) are not supported here: write the keys out")
+			case seen[k.Value]:
+				return out, fmt.Errorf("duplicate key %q", k.Value)
+			}
+			seen[n.Content[i].Value] = true
 			v, err := buildJSONNode(n.Content[i+1])
 			if err != nil {
 				return out, fmt.Errorf("%s: %w", n.Content[i].Value, err)
@@ -167,6 +176,26 @@ func writeString(buf *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(s)
 	buf.Truncate(buf.Len() - 1) // Encode's newline
+}
+
+// IsList reports whether the YAML was a list; IsMapping whether it was a
+// mapping; IsRawJSON whether it was one template that renders JSON (a
+// toJson action), which may render either.
+func (j *JSON) IsList() bool    { return j != nil && j.root.kind == yaml.SequenceNode }
+func (j *JSON) IsMapping() bool { return j != nil && j.root.kind == yaml.MappingNode }
+func (j *JSON) IsRawJSON() bool { return j != nil && j.root.raw }
+
+// Field is the value of a mapping's key, as a JSON of its own.
+func (j *JSON) Field(key string) (*JSON, bool) {
+	if !j.IsMapping() {
+		return nil, false
+	}
+	for i, k := range j.root.keys {
+		if k == key {
+			return &JSON{root: j.root.vals[i]}, true
+		}
+	}
+	return nil, false
 }
 
 // Keys lists a mapping's keys, sorted; for tests and docs.

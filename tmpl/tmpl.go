@@ -110,6 +110,9 @@ func Parse(text string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad template: %s", strings.TrimPrefix(err.Error(), "template: :"))
 	}
+	if err := checkFields(parsed.Tree, func(name string) bool { return parsed.Lookup(name) != nil }); err != nil {
+		return nil, fmt.Errorf("bad template: %v", err)
+	}
 	t.t = parsed
 	if len(parsed.Templates()) == 1 {
 		if refs, ok := attributeRefs(parsed.Tree); ok {

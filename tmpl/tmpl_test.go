@@ -64,6 +64,29 @@ func TestParseErrorsAndYAML(t *testing.T) {
 	if _, err := Parse("{{ nosuchfunc }}"); err == nil {
 		t.Fatal("an unknown function must fail at parse time")
 	}
+	// A field no event has, or a template never defined, would fail every
+	// rendering: found at load. What depends on the payload is not.
+	for text, bad := range map[string]bool{
+		"{{ .Nope }}":                           true,
+		"{{ .data.Email }}":                     true,
+		"{{ $.Subjct }}":                        true,
+		"{{ (.Nope).X }}":                       true,
+		`{{ if .Nope }}x{{ end }}`:              true,
+		`{{ template "missing" }}`:              true,
+		`{{ upper .Dta.Email }}`:                true,
+		"{{ .Data.Anything.Deeper }}":           false,
+		"{{ .Extensions.whatever }}":            false,
+		`{{ .Time.Format "2006" }}`:             false,
+		"{{ with .Data }}{{ .Email }}{{ end }}": false,
+		"{{ range .Data.Tags }}{{ .Name }}{{ else }}{{ .ID }}{{ end }}": false,
+		`{{ define "x" }}{{ .Email }}{{ end }}{{ template "x" .Data }}`: false,
+		"{{ $.ID }} {{ .Event.ID }}":                                    false,
+	} {
+		_, err := Parse(text)
+		if bad != (err != nil) {
+			t.Errorf("%s: %v, want an error: %v", text, err, bad)
+		}
+	}
 	var holder struct {
 		T *Template `yaml:"t"`
 	}
@@ -149,5 +172,22 @@ func TestAttributesViewLeavesDataUndecoded(t *testing.T) {
 	full.Data, full.Event = nil, ev
 	if got, want := fmt.Sprintf("%+v", *attrs), fmt.Sprintf("%+v", *full); got != want {
 		t.Fatalf("attributes differ from NewView's:\n%s\n%s", got, want)
+	}
+}
+
+// A body with a key twice, or a merge key, is refused at load: JSON has no
+// merge keys, and the key would be sent twice.
+func TestJSONRefusesDuplicateAndMergeKeys(t *testing.T) {
+	for src, want := range map[string]string{
+		"email: a\nemail: b\n":                              `duplicate key "email"`,
+		"base: &b {x: 1}\nbody: {<<: *b, y: 2}\n":           "merge keys (<<) are not supported",
+		"nested: {list: [{k: 1, k: 2}]}\n":                  `duplicate key "k"`,
+		"email: \"{{ .Data.Email }}\"\nname: \"{{ .ID }}\"": "",
+	} {
+		var j JSON
+		err := yaml.Unmarshal([]byte(src), &j)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%q: %v, want %q", src, err, want)
+		}
 	}
 }

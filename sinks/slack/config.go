@@ -131,6 +131,9 @@ func (c *Config) Validate() error {
 	if c.Text.IsZero() {
 		errs = append(errs, config.Invalid("text", "is required and must not be empty"))
 	}
+	if err := checkBlocksShape(c.Blocks); err != nil {
+		errs = append(errs, config.Invalid("blocks", "%v", err))
+	}
 	if c.Timeout <= 0 {
 		errs = append(errs, config.Invalid("timeout", "must be positive"))
 	}
@@ -180,4 +183,23 @@ func checkURL(raw string) error {
 		return fmt.Errorf("has no host")
 	}
 	return nil
+}
+
+// checkBlocksShape refuses, at load, blocks that could never render to a
+// list of blocks, rather than every event's delivery.
+func checkBlocksShape(b *tmpl.JSON) error {
+	if b.IsZero() || b.IsList() || b.IsRawJSON() {
+		return nil
+	}
+	if b.IsMapping() {
+		inner, ok := b.Field("blocks")
+		if !ok {
+			return fmt.Errorf("a mapping must hold a blocks list, as Block Kit Builder exports it")
+		}
+		if !inner.IsList() && !inner.IsRawJSON() {
+			return fmt.Errorf("the mapping's blocks must be a list of blocks")
+		}
+		return nil
+	}
+	return fmt.Errorf("must be a list of blocks, a mapping with a blocks list, or one template ending in toJson")
 }

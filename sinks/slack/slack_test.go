@@ -147,6 +147,14 @@ func TestValidate(t *testing.T) {
 		{"zero timeout", "webhook_url: https://h/x\ntext: hi\ntimeout: 0", "timeout: must be positive"},
 		{"bad text template", "webhook_url: https://h/x\ntext: \"{{ .Data.x \"", "bad template"},
 		{"unknown key", "webhook_url: https://h/x\ntext: hi\nicon: x", `unknown key "icon"`},
+		// Blocks that could never render to a list of blocks fail at load,
+		// not at every event's delivery.
+		{"blocks not a list", "webhook_url: https://h/x\ntext: hi\nblocks: {type: section}", "blocks: a mapping must hold a blocks list"},
+		{"blocks a plain template", "webhook_url: https://h/x\ntext: hi\nblocks: \"{{ .Data }}\"", "blocks: must be a list of blocks"},
+		{"builder export whose blocks are not a list", "webhook_url: https://h/x\ntext: hi\nblocks: {blocks: {type: section}}", "blocks: the mapping's blocks must be a list"},
+		{"blocks from a toJson template", "webhook_url: https://h/x\ntext: hi\nblocks: \"{{ .Data.blocks | toJson }}\"", ""},
+		{"builder export", "webhook_url: https://h/x\ntext: hi\nblocks: {blocks: [{type: divider}]}", ""},
+		{"duplicate key in a block", "webhook_url: https://h/x\ntext: hi\nblocks: [{type: section, type: divider}]", `duplicate key "type"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -430,7 +438,6 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 	cases := []struct{ name, src string }{
 		{"text fails", `text: "{{ .Data.FirstName.Initial }}"`},
 		{"empty text without blocks", `text: "{{ .Data.Nothing }}"`},
-		{"blocks not a list", "text: hi\nblocks: {type: section}"},
 		{"block without type", "text: hi\nblocks: [{text: {type: mrkdwn, text: x}}]"},
 		{"block of the wrong shape", "text: hi\nblocks: [{type: section, fields: \"{{ .Data.FirstName }}\"}]"},
 		{"blocks from data not blocks", "text: hi\nblocks: [\"{{ .Data.FirstName | toJson }}\"]"},
