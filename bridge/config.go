@@ -617,11 +617,9 @@ func loadSources(d *config.Decoder, node *yaml.Node, f *File) []*SourceSpec {
 			continue
 		}
 		spec := &SourceSpec{Name: key.Value, Config: reg.NewConfig(), Node: n}
-		before := len(d.Errs)
+		// Checked even after a key did not decode, so that every mistake
+		// of the source is reported at once.
 		d.DecodeInto(n, &spec.Common, spec.Config)
-		if len(d.Errs) > before {
-			continue
-		}
 		d.Validate(n, spec.Config)
 		if spec.Common.Path == "" {
 			spec.Common.Path = "/webhooks/" + spec.Name
@@ -679,12 +677,9 @@ func loadSinks(d *config.Decoder, node *yaml.Node) []*SinkSpec {
 		spec := &SinkSpec{Name: key.Value, Config: reg.NewConfig(), Node: n}
 		spec.Common.Policy = delivery.DefaultPolicy()
 		spec.Common.Policy.RateLimit = reg.DefaultRateLimit
-		before := len(d.Errs)
+		// Checked even after a key did not decode, so that every mistake
+		// of the sink is reported at once.
 		d.DecodeInto(n, &spec.Common, spec.Config)
-		if len(d.Errs) > before {
-			out = append(out, spec)
-			continue
-		}
 		d.Validate(n, &spec.Common.Policy)
 		if spec.IsEnabled() {
 			// A disabled sink may leave its required values empty.

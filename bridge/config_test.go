@@ -73,6 +73,13 @@ sources: {hc: {type: helloclient, secret: s}}
 sinks:
   a: {type: file, path: x, dead_letter: nowhere}
 `, []string{`c.yaml:4:28: sinks.a: dead_letter names unknown sink "nowhere"`}},
+		{"every mistake of a source and a sink at once", `
+sources:
+  hc: {type: helloclient, secret: "", tolerence: 5m}
+sinks:
+  h: {type: http, url: "", timeout: 5}
+`, []string{"c.yaml:3:27: secret: is required", `c.yaml:3:39: unknown key "tolerence"`,
+			"c.yaml:5:19: url: is required", `c.yaml:5:37: "5" is not a duration`}},
 		{"concurrency and batch size out of range", `
 sources: {hc: {type: helloclient, secret: s}}
 sinks:

@@ -78,6 +78,7 @@ type Decoder struct {
 	Errs Errors
 
 	unexpanded map[*yaml.Node]bool // values whose ${...} failed; checks on them would only repeat it
+	failed     map[*yaml.Node]bool // nodes an error was recorded at; Validate adds none there
 }
 
 // Errorf records an error at node's position.
@@ -85,6 +86,10 @@ func (d *Decoder) Errorf(node *yaml.Node, format string, args ...any) {
 	e := Error{File: d.File, Msg: fmt.Sprintf(format, args...)}
 	if node != nil {
 		e.Line, e.Column = node.Line, node.Column
+		if d.failed == nil {
+			d.failed = map[*yaml.Node]bool{}
+		}
+		d.failed[node] = true
 	}
 	d.Errs = append(d.Errs, e)
 }
@@ -149,7 +154,10 @@ func (d *Decoder) Validate(node *yaml.Node, v Validator) {
 		var fe *FieldError
 		if errors.As(e, &fe) {
 			if key, val := lookup(node, fe.Field); key != nil {
-				if d.unexpanded[val] {
+				// A value that did not decode, or whose ${...} did not
+				// expand, is reported already: a check of what it left
+				// behind would only repeat it.
+				if d.unexpanded[val] || d.failed[val] || d.failed[key] {
 					continue
 				}
 				d.Errorf(key, "%s: %s", fe.Field, fe.Msg)
