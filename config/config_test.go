@@ -140,6 +140,8 @@ func TestExpand(t *testing.T) {
 		{"${A", "", "unterminated"},
 		{"${1X}", "", "not a valid variable"},
 		{"{{ .Data.A }} ${A}", "{{ .Data.A }} alpha", ""},
+		{"${B:-${A}}", "", "a default cannot hold another ${...}"},
+		{"${B:-x}-${A}", "x-alpha", ""},
 	}
 	for _, c := range cases {
 		got, err := ExpandString(c.in, lookup)

@@ -99,6 +99,10 @@ func expandOne(expr string, lookup LookupFunc) (string, error) {
 		return strings.TrimRight(string(data), "\r\n"), nil
 	}
 	name, def, hasDef := strings.Cut(expr, ":-")
+	if hasDef && strings.Contains(def, "${") {
+		// ${A:-${B}} would read as the default "${B" and a stray "}".
+		return "", fmt.Errorf("${%s}: a default cannot hold another ${...}", expr+"}")
+	}
 	if !validVarName(name) {
 		return "", fmt.Errorf("${%s} is not a valid variable reference", expr)
 	}
