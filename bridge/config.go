@@ -484,6 +484,7 @@ func checkTop(d *config.Decoder, top *yaml.Node, f *File) {
 	default:
 		d.Errorf(at("log", "level"), "log.level must be debug, info, warn or error, not %q", f.Log.Level)
 	}
+	f.Log.Format = strings.ToLower(f.Log.Format) // as log.level is read
 	if f.Log.Format != "text" && f.Log.Format != "json" {
 		d.Errorf(at("log", "format"), "log.format must be text or json, not %q", f.Log.Format)
 	}

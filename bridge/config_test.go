@@ -271,7 +271,7 @@ routes:
 	want := []string{
 		"c.yaml:6:28: circuit_breaker: failures must be at least 1, not 0",
 		`c.yaml:7:45: circuit_breaker.cooldown: "soon" is not a duration`,
-		`c.yaml:8:45: circuit_breaker: "sometimes" is neither off nor a mapping`,
+		`c.yaml:8:45: circuit_breaker: "sometimes" is neither on, off nor a mapping`,
 	}
 	if len(errs) != len(want) {
 		t.Fatalf("errors:\n%v\nwant %d", errs, len(want))

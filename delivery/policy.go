@@ -80,15 +80,20 @@ var DefaultCircuitBreaker = CircuitBreaker{Failures: 5, Cooldown: 30 * time.Seco
 // breakerKeys are the keys of a circuit_breaker mapping, sorted.
 var breakerKeys = []string{"cooldown", "failures", "max_cooldown"}
 
-// UnmarshalYAML implements yaml.Unmarshaler: `off` (or false), or a
-// mapping whose keys are checked as strictly as the rest of the file.
+// UnmarshalYAML implements yaml.Unmarshaler: `off` (or false), `on` (or
+// true: the defaults), or a mapping whose keys are checked as strictly as
+// the rest of the file.
 func (c *CircuitBreaker) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-		if v := strings.TrimSpace(n.Value); v == "off" || v == "false" {
+		switch v := strings.ToLower(strings.TrimSpace(n.Value)); v {
+		case "off", "false":
 			*c = CircuitBreaker{Off: true}
 			return nil
+		case "on", "true": // the default, as the README names it
+			*c = DefaultCircuitBreaker
+			return nil
 		}
-		return fmt.Errorf("circuit_breaker: %q is neither off nor a mapping such as {failures: 5, cooldown: 30s, max_cooldown: 5m}", n.Value)
+		return fmt.Errorf("circuit_breaker: %q is neither on, off nor a mapping such as {failures: 5, cooldown: 30s, max_cooldown: 5m}", n.Value)
 	}
 	if n.Kind != yaml.MappingNode {
 		return errors.New("circuit_breaker: expected off or a mapping such as {failures: 5, cooldown: 30s, max_cooldown: 5m}")
