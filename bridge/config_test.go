@@ -355,3 +355,14 @@ func TestEmptySectionsAndSecondDocuments(t *testing.T) {
 		t.Errorf("a second document: %v", err)
 	}
 }
+
+// A secret that reaches a template field through ${...} and does not parse
+// as a template is not quoted in the error.
+func TestErrorsDoNotQuoteExpandedSecrets(t *testing.T) {
+	src := "sources:\n  hc: {type: helloclient, secret: s}\nsinks:\n  h: {type: http, url: \"https://x.example/\", headers: {Authorization: \"Bearer ${CRM_TOKEN}\"}}\n"
+	lookup := func(name string) (string, bool) { return "abc{{SUPERSECRETPART}}", name == "CRM_TOKEN" }
+	_, err := Parse("c.yaml", []byte(src), lookup)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:4:71: bad template") || strings.Contains(err.Error(), "SUPERSECRET") {
+		t.Fatalf("error %v: want a bad template at 4:71 without the secret", err)
+	}
+}

@@ -79,6 +79,7 @@ type Decoder struct {
 
 	unexpanded map[*yaml.Node]bool // values whose ${...} failed; checks on them would only repeat it
 	failed     map[*yaml.Node]bool // nodes an error was recorded at; Validate adds none there
+	expanded   map[*yaml.Node]bool // values that took a ${...}: their text may hold a secret
 }
 
 // Errorf records an error at node's position.
@@ -242,7 +243,14 @@ func (d *Decoder) decode(node *yaml.Node, v reflect.Value, what string) {
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
 		if err := node.Decode(v.Addr().Interface()); err != nil {
-			d.Errorf(node, "%s", cleanYAMLError(err))
+			msg := cleanYAMLError(err)
+			if d.expanded[node] {
+				// A type's error may quote the value (a template's parse
+				// error names what it read), and a ${...} may have put a
+				// secret there.
+				msg = fmt.Sprintf("%s (the value holds a ${...}: what it expanded to is not shown)", firstWords(msg))
+			}
+			d.Errorf(node, "%s", msg)
 		}
 		return
 	}
@@ -456,4 +464,13 @@ func cleanYAMLError(err error) string {
 		}
 	}
 	return strings.TrimSpace(s)
+}
+
+// firstWords is an error message up to its first detail (its first ':'),
+// which names the kind of mistake without quoting the value.
+func firstWords(msg string) string {
+	if i := strings.IndexByte(msg, ':'); i > 0 {
+		return msg[:i]
+	}
+	return "not a valid value"
 }

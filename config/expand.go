@@ -43,6 +43,12 @@ func (d *Decoder) Expand(root *yaml.Node, lookup LookupFunc) {
 				d.unexpanded[n] = true
 				return
 			}
+			if out != n.Value {
+				if d.expanded == nil {
+					d.expanded = map[*yaml.Node]bool{}
+				}
+				d.expanded[n] = true
+			}
 			n.Value = out
 			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 				// An unquoted value takes the type its expansion spells
