@@ -10,7 +10,9 @@ import (
 	"unicode/utf8"
 
 	cesql "github.com/cloudevents/sdk-go/sql/v2"
+	cesqlerrors "github.com/cloudevents/sdk-go/sql/v2/errors"
 	cesqlparser "github.com/cloudevents/sdk-go/sql/v2/parser"
+	"github.com/cloudevents/sdk-go/v2/event"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookbridge/hookbridge/config"
@@ -564,5 +566,30 @@ func parseCESQL(text string) (expr cesql.Expression, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := probeCESQL(expr); err != nil {
+		return nil, err
+	}
 	return expr, nil
+}
+
+// probeCESQL evaluates expr once against an event with every required
+// attribute, to refuse at load what could never match: a function CESQL
+// does not have, or an expression that yields no true or false (a filter
+// of "type" alone). Errors that depend on the event (a missing extension,
+// a value that does not cast) are left to the events.
+func probeCESQL(expr cesql.Expression) error {
+	ev := event.New()
+	ev.SetID("probe")
+	ev.SetSource("urn:hookbridge:probe")
+	ev.SetType("probe")
+	v, err := expr.Evaluate(ev)
+	switch {
+	case cesqlerrors.IsMissingFunctionError(err):
+		return fmt.Errorf("no such function: %v", err)
+	case err == nil:
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("it yields a %T, not true or false: a filter needs a condition, such as type = 'com.example.x'", v)
+		}
+	}
+	return nil
 }

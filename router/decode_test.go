@@ -119,6 +119,8 @@ func TestDecodeMistakes(t *testing.T) {
 		{"cesql empty", "routes:\n  - {name: r, sinks: [s], filters: [{cesql: '  '}]}\n", "'  '", "cesql expression must not be empty"},
 		{"cesql syntax", "routes:\n  - {name: r, sinks: [s], filters: [{cesql: 'type = = 1'}]}\n", "'type", `invalid CESQL expression "type = = 1": syntax error at column 8: extraneous input '='`},
 		{"cesql incomplete", "routes:\n  - {name: r, sinks: [s], filters: [{cesql: 'type = '}]}\n", "'type", `invalid CESQL expression "type = ": syntax error at column 8: mismatched input '<EOF>' expecting {`},
+		{"cesql not a condition", "routes:\n  - {name: r, sinks: [s], filters: [{cesql: 'type'}]}\n", "'type", `invalid CESQL expression "type": it yields a string, not true or false`},
+		{"cesql unknown function", "routes:\n  - {name: r, sinks: [s], filters: [{cesql: 'NOSUCHFN(type) = 1'}]}\n", "'NOSUCHFN", `invalid CESQL expression "NOSUCHFN(type) = 1": no such function`},
 		{"cesql data path", "routes:\n  - {name: r, sinks: [s], filters: [{cesql: \"data.Email = 'x'\"}]}\n", "\"data", `invalid CESQL expression "data.Email = 'x'": syntax error at column 5: token recognition error at: '.'`},
 		{"all not a list", "routes:\n  - {name: r, sinks: [s], filters: [{all: {exact: {type: a}}}]}\n", "{exact", "all must be a list of filters, found a mapping"},
 		{"nested mistake", "routes:\n  - name: r\n    sinks: [s]\n    filters:\n      - any:\n          - not:\n              all:\n                - exact: {type: a}\n                - exact: {tyPe: b}\n", "tyPe", `"tyPe" is not a CloudEvents attribute name`},
