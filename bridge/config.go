@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -500,8 +501,8 @@ func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key stri
 		d.Errorf(at("queue", "brokers"), "queue.brokers is required with type kafka: list at least one host:port")
 	}
 	for _, b := range q.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			d.Errorf(at("queue", "brokers"), "queue.brokers: %q is not host:port", b)
+		if err := kafka.CheckBroker(b); err != nil {
+			d.Errorf(at("queue", "brokers"), "queue.brokers: %v", err)
 		}
 	}
 	for key, topic := range map[string]string{"topic": q.Topic, "dead_letter_topic": q.DeadLetterTopic, "state_topic": q.StateTopic} {
@@ -628,6 +629,11 @@ func loadSources(d *config.Decoder, node *yaml.Node, f *File) []*SourceSpec {
 		if !strings.HasPrefix(spec.Common.Path, "/") {
 			k, _ := config.Lookup(n, "path")
 			d.Errorf(k, "sources.%s: path must start with /", spec.Name)
+		} else if u, err := url.Parse(spec.Common.Path); err != nil || u.Path != spec.Common.Path || u.RawQuery != "" || strings.ContainsAny(spec.Common.Path, " %") {
+			// Served as written: a space, an escape or a query would make
+			// a path no request matches.
+			k, _ := config.Lookup(n, "path")
+			d.Errorf(k, "sources.%s: path %q must be a plain URL path (no spaces, escapes or query)", spec.Name, spec.Common.Path)
 		}
 		if other, dup := paths[spec.Common.Path]; dup {
 			k, _ := config.Lookup(n, "path")

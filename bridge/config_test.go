@@ -80,6 +80,14 @@ sinks:
   h: {type: http, url: "", timeout: 5}
 `, []string{"c.yaml:3:27: secret: is required", `c.yaml:3:39: unknown key "tolerence"`,
 			"c.yaml:5:19: url: is required", `c.yaml:5:37: "5" is not a duration`}},
+		{"a path no request could match", `
+sources:
+  hc: {type: helloclient, secret: s, path: "/webhooks/x y"}
+`, []string{`c.yaml:3:38: sources.hc: path "/webhooks/x y" must be a plain URL path`}},
+		{"a source that is not a URI", `
+sources:
+  o: {type: hmac, secret: s, header: X-Sig, event_type: com.x, source: "not a uri"}
+`, []string{`source: "not a uri" is not a URI: ' ' may not appear in one unescaped`}},
 		{"concurrency and batch size out of range", `
 sources: {hc: {type: helloclient, secret: s}}
 sinks:

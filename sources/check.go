@@ -31,8 +31,16 @@ func CheckURIRef(field, value string) error {
 	if _, err := url.Parse(value); err != nil {
 		return config.Invalid(field, "is not a URI: %v", err)
 	}
+	// url.Parse lets through what RFC 3986 does not (a space, a quote):
+	// every CloudEvent would carry an invalid source.
+	if i := strings.IndexAny(value, notInURIs); i >= 0 {
+		return config.Invalid(field, "%q is not a URI: %q may not appear in one unescaped", value, value[i])
+	}
 	return nil
 }
+
+// notInURIs are characters RFC 3986 does not allow in a URI unescaped.
+const notInURIs = " \t\r\n\"<>\\^`{|}"
 
 // CheckPath accepts an empty path or a dotted JSON path (data.id) as
 // Path reads it: no empty part.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,8 +139,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, config.Invalid("brokers", "is required: list at least one host:port"))
 	}
 	for _, b := range c.Brokers {
-		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-			errs = append(errs, config.Invalid("brokers", "%q is not host:port", b))
+		if err := CheckBroker(b); err != nil {
+			errs = append(errs, config.Invalid("brokers", "%v", err))
 		}
 	}
 	if c.Topic.IsZero() {
@@ -235,6 +236,23 @@ func ValidTopic(topic string) error {
 			continue
 		}
 		return fmt.Errorf("topic name %q has %q; Kafka allows only letters, digits, '.', '_' and '-'", topic, c)
+	}
+	return nil
+}
+
+// CheckBroker reports what is wrong with a broker address, host:port. One
+// with user info (user:password@host) is refused without being quoted:
+// credentials go in sasl, and an error must not show them.
+func CheckBroker(b string) error {
+	if strings.ContainsAny(b, "@/") {
+		return errors.New("a broker is host:port, without user info or a scheme; credentials go in sasl (the value is not shown)")
+	}
+	_, port, err := net.SplitHostPort(b)
+	if err != nil || port == "" {
+		return fmt.Errorf("%q is not host:port", b)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: the port must be a number from 1 to 65535", b)
 	}
 	return nil
 }

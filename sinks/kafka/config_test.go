@@ -94,6 +94,8 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no brokers", "type: kafka\ntopic: events\n", []string{"brokers: is required"}},
 		{"broker without port", "type: kafka\nbrokers: [k1]\ntopic: events\n", []string{`bridge.yaml:2:1: brokers: "k1" is not host:port`}},
+		{"broker with credentials", "type: kafka\nbrokers: [\"user:SECRET6@k1:9092\"]\ntopic: events\n", []string{"bridge.yaml:2:1: brokers: a broker is host:port, without user info"}},
+		{"broker port not a number", "type: kafka\nbrokers: [\"k1:kafka\"]\ntopic: events\n", []string{`brokers: "k1:kafka": the port must be a number`}},
 		{"no topic", "type: kafka\nbrokers: [\"k1:9092\"]\n", []string{"topic: is required"}},
 		{"bad constant topic", "type: kafka\nbrokers: [\"k1:9092\"]\ntopic: \"a/b\"\n", []string{"bridge.yaml:3:1: topic:", "Kafka allows only"}},
 		{"bad template", "type: kafka\nbrokers: [\"k1:9092\"]\ntopic: \"{{ .ID \"\n", []string{"bridge.yaml:3:8:", "bad template"}},
@@ -121,6 +123,9 @@ func TestConfigErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not contain %q", err, want)
 				}
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("error %q shows a credential", err)
 			}
 		})
 	}
