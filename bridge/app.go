@@ -397,10 +397,8 @@ func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
 			continue
 		}
 		a.m.InitSink(name)
-		if _, ok := a.q.(subscriber); ok { // a Kafka queue's readers drop duplicates
-			a.m.DuplicatesRead.WithLabelValues(name)
-		}
 		if sub, ok := a.q.(subscriber); ok {
+			a.m.DuplicatesRead.WithLabelValues(name) // a Kafka queue's readers drop duplicates
 			if err := sub.Subscribe(name); err != nil {
 				a.log.Error("reading the queue for a sink", "sink", name, "err", err)
 			}
