@@ -92,10 +92,14 @@ func checkFields(t *parse.Tree, defined func(name string) bool) error {
 	return nil
 }
 
+// fieldList names the event's fields for an error, .Event (the event
+// itself, for what the others do not show) aside.
 func fieldList() string {
 	var names []string
-	for _, n := range []string{"ID", "Type", "Source", "Subject", "Time", "DataContentType", "SpecVersion", "Data", "Extensions"} {
-		names = append(names, "."+n)
+	for n := range viewFields {
+		if n != "Event" {
+			names = append(names, "."+n)
+		}
 	}
 	sort.Strings(names)
 	return strings.Join(names, " ")
