@@ -44,8 +44,8 @@ type relinquisher interface {
 
 // Extensions set on an event delivered to a dead-letter sink.
 const (
-	ExtDeadLetterSink   = "deadlettersink"
-	ExtDeadLetterReason = "deadletterreason"
+	ExtDeadLetterSink   = queue.ExtDeadLetterSink
+	ExtDeadLetterReason = queue.ExtDeadLetterReason
 )
 
 // Observer hears about every delivery attempt, for the event inspector.

@@ -236,11 +236,12 @@ func (s *Store) Replay(key string, sink string) error {
 	return nil
 }
 
-// Extensions a dead-letter sink's events carry (the delivery engine sets
-// them on what it forwards; see delivery.ExtDeadLetterSink).
+// Extensions an event sent to a dead-letter sink carries: the sink that
+// gave up on it, and why. The delivery engine sets them on what it
+// forwards; the queues keep them where a dead letter is stored.
 const (
-	extDeadLetterSink   = "deadlettersink"
-	extDeadLetterReason = "deadletterreason"
+	ExtDeadLetterSink   = "deadlettersink"
+	ExtDeadLetterReason = "deadletterreason"
 )
 
 // withDeadLetterExtensions is the stored event body with the dead-letter
@@ -252,11 +253,11 @@ func withDeadLetterExtensions(body []byte, sink, reason string) []byte {
 		return body
 	}
 	if sink == "" {
-		ev.SetExtension(extDeadLetterSink, nil)
-		ev.SetExtension(extDeadLetterReason, nil)
+		ev.SetExtension(ExtDeadLetterSink, nil)
+		ev.SetExtension(ExtDeadLetterReason, nil)
 	} else {
-		ev.SetExtension(extDeadLetterSink, sink)
-		ev.SetExtension(extDeadLetterReason, reason)
+		ev.SetExtension(ExtDeadLetterSink, sink)
+		ev.SetExtension(ExtDeadLetterReason, reason)
 	}
 	out, err := eventcodec.Encode(ev)
 	if err != nil {

@@ -42,11 +42,6 @@ const (
 	HeaderReplayTo = "hookbridge_replay_to" // on the ingress topic: the only sink to deliver the record to
 )
 
-const (
-	extDeadLetterSink   = "deadlettersink"
-	extDeadLetterReason = "deadletterreason"
-)
-
 // MaxDeadLettersScanned bounds the records of each partition of the
 // dead-letter topic that a list reads: the newest.
 const MaxDeadLettersScanned = 100_000
@@ -386,12 +381,12 @@ func deadLetterOf(m kafkago.Message) queue.DeadLetter {
 	var body []byte
 	if err == nil {
 		exts := ev.Extensions()
-		dl.Sink, _ = exts[extDeadLetterSink].(string)
-		if reason, ok := exts[extDeadLetterReason].(string); ok {
+		dl.Sink, _ = exts[queue.ExtDeadLetterSink].(string)
+		if reason, ok := exts[queue.ExtDeadLetterReason].(string); ok {
 			dl.Reason = reason
 		}
-		ev.SetExtension(extDeadLetterSink, nil)
-		ev.SetExtension(extDeadLetterReason, nil)
+		ev.SetExtension(queue.ExtDeadLetterSink, nil)
+		ev.SetExtension(queue.ExtDeadLetterReason, nil)
 		body, err = eventcodec.Encode(ev)
 	}
 	if err != nil { // kept as bytes by bury: not an event the binding carries

@@ -428,8 +428,8 @@ func (q *Queue) bury(sink string, e *entry, reason string) {
 	var msg kafkago.Message
 	ev, err := eventcodec.Decode(e.body)
 	if err == nil {
-		ev.SetExtension("deadlettersink", sink)
-		ev.SetExtension("deadletterreason", reason)
+		ev.SetExtension(queue.ExtDeadLetterSink, sink)
+		ev.SetExtension(queue.ExtDeadLetterReason, reason)
 		msg, err = kafka.ToMessage(ev, kafka.ModeBinary)
 	}
 	if err != nil { // not an event the binding can carry: keep its bytes
