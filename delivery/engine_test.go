@@ -227,7 +227,7 @@ func TestDeadLetterSinkGivingUpKeepsTheFirstSinkAndReason(t *testing.T) {
 		t.Fatalf("dead letters %+v %v", dls, err)
 	}
 	dl := dls[0]
-	if dl.Sink != "dead" || dl.From != "crm" || strings.Count(dl.Reason, "422") != 1 || strings.Count(dl.Reason, "500") != 1 {
+	if dl.Sink != "dead" || dl.From != "crm" || strings.Count(dl.Reason, "422 Unprocessable") != 1 || strings.Count(dl.Reason, "500 Internal") != 1 {
 		t.Fatalf("dead letter sink %q from %q, reason %q: want dead from crm, each cause once", dl.Sink, dl.From, dl.Reason)
 	}
 	if err := q.Replay(dl.Key, ""); err != nil {
@@ -241,7 +241,7 @@ func TestDeadLetterSinkGivingUpKeepsTheFirstSinkAndReason(t *testing.T) {
 	if err := json.Unmarshal(body, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ext := ev.Extensions(); ext[ExtDeadLetterSink] != "crm" || !strings.Contains(fmt.Sprint(ext[ExtDeadLetterReason]), "422") {
+	if ext := ev.Extensions(); ext[ExtDeadLetterSink] != "crm" || !strings.Contains(fmt.Sprint(ext[ExtDeadLetterReason]), "422 Unprocessable") {
 		t.Fatalf("the replay reached the dead-letter sink without the first sink and reason: %s", body)
 	}
 }
