@@ -8,6 +8,11 @@
 //   - bridge end to end: N signed Hello Client leads POSTed at the bridge
 //     binary over -conns connections, routed only to a kafka sink; timed from
 //     the first POST until the N-th message is on the topic.
+//   - bare HTTP: the same N signed POSTs, over the same connections, at a bare
+//     Fiber handler (a child process of this binary) that answers 200 and
+//     does nothing else. No server fed over HTTP can deliver end to end
+//     faster than it receives, so this is the most the end-to-end ratio can
+//     be on this machine, with the load generator beside the server.
 //   - bridge queue drain: the broker is paused (SIGSTOP) while N more leads are
 //     acknowledged and queued, then resumed (SIGCONT); timed from the resume
 //     until the N-th message is on the topic. This isolates the bridge's
@@ -60,6 +65,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -83,11 +89,17 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the bridge's data directory")
 	sinkKeys := flag.String("sink-keys", "", `extra keys of the bridge's kafka sink, "key: value" separated by ';' (e.g. "linger: 0s; concurrency: 2")`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the bridge during the queue drain to this file")
+	allocProfile := flag.String("allocprofile", "", "write the bridge's allocation profile before and after the first drain to this file with .before and .after appended (go tool pprof -sample_index alloc_space -base F.before bin/bridge F.after)")
 	profileFor := flag.Duration("cpuprofile-for", 2*time.Second, "length of the -cpuprofile; keep it within the drain (raise -n for a longer one)")
 	serveBroker := flag.Int("serve-broker", 0, "internal: serve a kfake broker with this many partitions until stdin closes")
 	brokerLatency := flag.Duration("broker-latency", 0, "delay the broker's answer to every produce request by this much, as a broker across a network would")
 	rounds := flag.Int("rounds", 1, "how many times to repeat the pair direct, then drain; a last direct follows the last drain, and each drain is compared with the directs on either side of it")
+	serveBare := flag.String("serve-bare", "", "internal: serve a bare Fiber handler on this address until stdin closes")
 	flag.Parse()
+	if *serveBare != "" {
+		runBare(*serveBare)
+		return
+	}
 	if *serveBroker > 0 {
 		runBroker(*serveBroker, *brokerLatency)
 		return
@@ -123,6 +135,15 @@ func main() {
 	cpuDirect := cpuOf(os.Getpid(), br.cmd.Process.Pid)
 	direct := produceDirect(br.addr, msgs, *batch, arrivals)
 	cpuDirect = cpuDirect.since()
+	runtime.GC()
+
+	// bare HTTP receive -------------------------------------------------------
+	bare := startBare()
+	mustPost("bare warm-up", post(bare.url, *conns, signLeads(1_000_000, 500)))
+	bareLeads := signLeads(2_000_000, *n)
+	bareTook := post(bare.url, *conns, bareLeads)
+	mustPost("bare", bareTook)
+	bare.stop()
 	runtime.GC()
 
 	// bridge end to end ---------------------------------------------------------
@@ -184,12 +205,18 @@ func main() {
 		} else {
 			profiled <- nil
 		}
+		if *allocProfile != "" && r == 0 {
+			must(b.fetch(*allocProfile+".before", "allocs"))
+		}
 		cpuDrain := cpuOf(b.cmd.Process.Pid, br.cmd.Process.Pid)
 		resumed := time.Now()
 		br.resume()
 		lastDrained := arrivals.wait(base+int64(*n), 5*time.Minute)
 		results[r].cpuDrain = cpuDrain.since()
 		must(<-profiled)
+		if *allocProfile != "" && r == 0 {
+			must(b.fetch(*allocProfile+".after", "allocs"))
+		}
 		if lastDrained.IsZero() {
 			fail(fmt.Errorf("bridge drain: %d of %d events on the topic after 5 minutes", arrivals.end()-base, *n))
 		}
@@ -221,12 +248,15 @@ func main() {
 	fmt.Printf("%-44s %10.3f %12.0f\n", fmt.Sprintf("bridge end to end (HTTP, %d conns)", *conns), endToEnd.Seconds(), rate(endToEnd))
 	fmt.Printf("%-44s %10.3f %12.0f\n", "  of which HTTP ingest (all acknowledged)", ingestDone.Sub(start).Seconds(), rate(ingestDone.Sub(start)))
 	fmt.Printf("%-44s %10.3f %12s\n", "  last arrival after the last ack", lastArrival.Sub(ingestDone).Seconds(), "")
+	fmt.Printf("%-44s %10.3f %12.0f\n", "bare Fiber handler, the same POSTs (no work)", bareTook.took.Seconds(), rate(bareTook.took))
 	fmt.Printf("%-44s %10.3f %12.0f\n", "bridge queue drain (broker resumed -> all in)", drain.Seconds(), rate(drain))
 	perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(*n) }
 	fmt.Printf("CPU per event, direct: producer (this process) %.1f µs, broker %.1f µs\n", perEvent(cpuDirect.used[0]), perEvent(cpuDirect.used[1]))
 	fmt.Printf("CPU per event, direct at drain's fill: producer %.1f µs, broker %.1f µs\n", perEvent(cpuDirectFull.used[0]), perEvent(cpuDirectFull.used[1]))
 	fmt.Printf("CPU per event, drain: bridge %.1f µs, broker %.1f µs\n", perEvent(cpuDrain.used[0]), perEvent(cpuDrain.used[1]))
 	fmt.Printf("ratio bridge end to end / direct: %.2f\n", direct.Seconds()/endToEnd.Seconds())
+	fmt.Printf("ratio bare Fiber handler / direct: %.2f (the most any server fed over HTTP here reaches end to end)\n", direct.Seconds()/bareTook.took.Seconds())
+	fmt.Printf("ratio bridge end to end / bare Fiber handler: %.2f\n", bareTook.took.Seconds()/endToEnd.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct: %.2f\n", direct.Seconds()/drain.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct at the same broker fill: %.2f\n", directFull.Seconds()/drain.Seconds())
 	fmt.Printf("(queueing %d events with the broker paused took %.3fs: %.0f/s)\n", *n, last.queued.Seconds(), float64(*n)/last.queued.Seconds())
@@ -330,17 +360,39 @@ func runBroker(partitions int, latency time.Duration) {
 	c.Close()
 }
 
+// runBare is the child process of the bare measurement: a Fiber handler that
+// answers every POST 200 and does nothing else, its address on stdout, until
+// stdin closes.
+func runBare(addr string) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post("/webhooks/helloclient", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusOK) })
+	ln, err := net.Listen("tcp", addr)
+	must(err)
+	go func() { must(app.Listener(ln)) }()
+	fmt.Println(ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	must(app.Shutdown())
+}
+
+type bareServer struct {
+	url   string
+	child *child
+}
+
+func startBare() *bareServer {
+	c := startChild(nil, "-serve-bare", "127.0.0.1:0")
+	return &bareServer{url: "http://" + c.line + "/webhooks/helloclient", child: c}
+}
+
+func (b *bareServer) stop() { b.child.stop() }
+
 type broker struct {
-	addr  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	addr string
+	cmd  *exec.Cmd
+	*child
 }
 
 func startBroker(partitions int, latency time.Duration) *broker {
-	self, err := os.Executable()
-	must(err)
-	cmd := exec.Command(self, "-serve-broker", strconv.Itoa(partitions), "-broker-latency", latency.String())
-	cmd.Stderr = os.Stderr
 	// kfake keeps every record in its Go heap, and its collector's cycles
 	// over that growing heap landed in random phases: its CPU per event
 	// ranged from 1.6 to 12.8 µs between the rounds of one run (with
@@ -349,7 +401,27 @@ func startBroker(partitions int, latency time.Duration) *broker {
 	// per event in every phase (fresh memory for everything it stores) and
 	// the ratios of one run agree within about 0.1. Some GB for millions of
 	// events.
-	cmd.Env = append(os.Environ(), "GOGC=off")
+	c := startChild([]string{"GOGC=off"}, "-serve-broker", strconv.Itoa(partitions), "-broker-latency", latency.String())
+	return &broker{addr: c.line, cmd: c.cmd, child: c}
+}
+
+func (b *broker) pause()  { must(b.cmd.Process.Signal(syscall.SIGSTOP)) }
+func (b *broker) resume() { must(b.cmd.Process.Signal(syscall.SIGCONT)) }
+
+// child is a process of this same binary serving something (the broker, the
+// bare handler) until its stdin closes; line is the first line it printed.
+type child struct {
+	line  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func startChild(env []string, args ...string) *child {
+	self, err := os.Executable()
+	must(err)
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), env...)
 	// Gone with the benchmark, even when it stops on an error.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
@@ -360,23 +432,20 @@ func startBroker(partitions int, latency time.Duration) *broker {
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
-		fail(fmt.Errorf("starting the broker: %w", err))
+		fail(fmt.Errorf("starting %s: %w", args[0], err))
 	}
-	return &broker{addr: strings.TrimSpace(line), cmd: cmd, stdin: stdin}
+	return &child{line: strings.TrimSpace(line), cmd: cmd, stdin: stdin}
 }
 
-func (b *broker) pause()  { must(b.cmd.Process.Signal(syscall.SIGSTOP)) }
-func (b *broker) resume() { must(b.cmd.Process.Signal(syscall.SIGCONT)) }
-
-func (b *broker) stop() {
-	b.cmd.Process.Signal(syscall.SIGCONT)
-	b.stdin.Close()
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGCONT)
+	c.stdin.Close()
 	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
+	go func() { c.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		b.cmd.Process.Kill()
+		c.cmd.Process.Kill()
 		<-done
 	}
 }
@@ -498,7 +567,12 @@ type bridge struct {
 // profile writes a CPU profile of the bridge over the next d, from its admin
 // listener.
 func (b *bridge) profile(path string, d time.Duration) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.admin, int(d.Seconds())))
+	return b.fetch(path, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
+}
+
+// fetch writes the bridge's /debug/pprof/<name> to path.
+func (b *bridge) fetch(path, name string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", b.admin, name))
 	if err != nil {
 		return fmt.Errorf("profiling the bridge: %w", err)
 	}
