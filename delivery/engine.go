@@ -25,7 +25,7 @@ type Queue interface {
 	AckAll(sink string, seqs ...uint64) error
 	Attempted(sink string, seq uint64, attempts int, lastErr string) error
 	Release(sink string, seq uint64) error
-	Forward(from string, seq uint64, to, reason string) error
+	Forward(from string, seq uint64, to string, why queue.Failure) error
 	Bury(sink string, seq uint64, attempts int, reason string) error
 }
 
@@ -463,8 +463,7 @@ func (l *loop) decode(ds []queue.Delivery) []item {
 			continue
 		}
 		if d.From != "" {
-			ev.SetExtension(ExtDeadLetterSink, d.From)
-			ev.SetExtension(ExtDeadLetterReason, d.Reason)
+			queue.SetDeadLetterExtensions(ev, d.From, d.Failure())
 		}
 		items = append(items, item{d: d, ev: ev, carried: d.Attempts > 0})
 	}
@@ -862,7 +861,11 @@ func (l *loop) giveUp(it item, cause error) {
 	if dl := l.policy.DeadLetter; dl != "" && it.d.From == "" {
 		l.e.observe(l.name, it.ev, it.d.Attempts, cause, true, dl)
 		l.log.Error("giving up, forwarding to the dead-letter sink", "id", id, "dead_letter", dl, "reason", reason)
-		if err := l.e.q.Forward(l.name, it.d.Seq, dl, reason); err != nil {
+		why := queue.Failure{Reason: reason}
+		if status, answer, ok := sinks.ResponseOf(cause); ok {
+			why.Status, why.Answer = status, answer
+		}
+		if err := l.e.q.Forward(l.name, it.d.Seq, dl, why); err != nil {
 			l.log.Error("forwarding to the dead-letter sink", "id", id, "err", err)
 		}
 		return

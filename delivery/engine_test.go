@@ -3,13 +3,16 @@ package delivery
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +60,7 @@ type crm struct {
 	headers []http.Header
 	bodies  [][]byte
 	delay   time.Duration
+	answer  string // the body of every answer that is not 2xx
 }
 
 func newCRM(t *testing.T, answers ...int) *crm {
@@ -77,6 +81,9 @@ func newCRM(t *testing.T, answers ...int) *crm {
 			w.Header().Set("Retry-After", "1")
 		}
 		w.WriteHeader(code)
+		if code >= 300 {
+			io.WriteString(w, c.answer)
+		}
 	}))
 	t.Cleanup(c.srv.Close)
 	return c
@@ -243,6 +250,56 @@ func TestDeadLetterSinkGivingUpKeepsTheFirstSinkAndReason(t *testing.T) {
 	}
 	if ext := ev.Extensions(); ext[ExtDeadLetterSink] != "crm" || !strings.Contains(fmt.Sprint(ext[ExtDeadLetterReason]), "422 Unprocessable") {
 		t.Fatalf("the replay reached the dead-letter sink without the first sink and reason: %s", body)
+	}
+}
+
+// A dead-letter sink is told what the destination answered, with the
+// extensions Knative's dispatchers set, besides the sink and the reason;
+// without an answer (the destination unreachable), only the destination.
+func TestDeadLetterSinkIsToldTheAnswer(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	c := newCRM(t, 422)
+	c.answer = `{"error":"email is invalid"}`
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // nothing listens at its address now
+	dead := newCRM(t, 200)
+	e := New(q, nil, nil)
+	p := fastPolicy(2)
+	p.DeadLetter = "dead"
+	e.Start("crm", httpSink(t, c.srv.URL), p)
+	e.Start("gone", httpSink(t, gone.URL), p)
+	e.Start("dead", httpSink(t, dead.srv.URL), fastPolicy(2))
+	defer e.StopAll(context.Background())
+	enqueue(t, q, "rejected", "crm")
+	waitUntil(t, "the rejected event at the dead-letter sink", func() bool { return len(dead.requests()) == 1 })
+	enqueue(t, q, "unanswered", "gone")
+	waitUntil(t, "the unanswered event at the dead-letter sink", func() bool { return len(dead.requests()) == 2 })
+
+	dead.mu.Lock()
+	bodies := slices.Clone(dead.bodies)
+	dead.mu.Unlock()
+	for i, want := range []map[string]string{
+		{"knativeerrordest": "crm", "knativeerrorcode": "422",
+			"knativeerrordata": base64.StdEncoding.EncodeToString([]byte(c.answer))},
+		{"knativeerrordest": "gone"},
+	} {
+		var ev event.Event
+		if err := json.Unmarshal(bodies[i], &ev); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for name, v := range ev.Extensions() {
+			if strings.HasPrefix(name, "knativeerror") {
+				got[name] = fmt.Sprint(v)
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("dead letter %d: Knative's extensions %v, want %v (%s)", i, got, want, bodies[i])
+		}
+		if ev.Extensions()[ExtDeadLetterSink] != want["knativeerrordest"] || ev.Extensions()[ExtDeadLetterReason] == nil {
+			t.Errorf("dead letter %d without the sink and the reason: %s", i, bodies[i])
+		}
 	}
 }
 

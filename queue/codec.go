@@ -185,7 +185,12 @@ const (
 	// event went to this sink alone); there is no e/<seq> record for it.
 	pendingFlagInline
 
-	pendingFlagsKnown = pendingFlagRewritten | pendingFlagShared | pendingFlagInline
+	// pendingFlagAnswered marks a dead-letter forward whose sink's
+	// destination answered: the record holds the status and the start of
+	// the answer, after the reason.
+	pendingFlagAnswered
+
+	pendingFlagsKnown = pendingFlagRewritten | pendingFlagShared | pendingFlagInline | pendingFlagAnswered
 )
 
 // pendingRecord is the value of q/<sink>\x00<seq>.
@@ -198,6 +203,8 @@ type pendingRecord struct {
 	LastErr   string // error of the last attempt
 	From      string // for a dead-letter forward: the sink that gave up
 	Reason    string // for a dead-letter forward: why it gave up
+	Status    int    // for a dead-letter forward: the status of the last answer, when there was one
+	Answer    []byte // for a dead-letter forward: the start of that answer
 	Body      []byte // the event's body when the record carries it (inline); nil otherwise
 }
 
@@ -207,7 +214,7 @@ func (r pendingRecord) encode() []byte {
 
 // headerCap bounds the length of appendHeader's output.
 func (r pendingRecord) headerCap() int {
-	return 1 + 4*binary.MaxVarintLen64 + 1 + 3*binary.MaxVarintLen32 + len(r.LastErr) + len(r.From) + len(r.Reason)
+	return 1 + 5*binary.MaxVarintLen64 + 1 + 4*binary.MaxVarintLen32 + len(r.LastErr) + len(r.From) + len(r.Reason) + len(r.Answer)
 }
 
 // appendHeader appends the encoded record up to its body: an inline
@@ -225,6 +232,10 @@ func (r pendingRecord) appendHeader(b []byte) []byte {
 	if r.Body != nil {
 		flags |= pendingFlagInline
 	}
+	answered := r.Status != 0 || len(r.Answer) > 0
+	if answered {
+		flags |= pendingFlagAnswered
+	}
 	b = binary.AppendUvarint(b, flags)
 	b = binary.AppendVarint(b, r.At)
 	b = binary.AppendUvarint(b, r.Ref)
@@ -232,6 +243,10 @@ func (r pendingRecord) appendHeader(b []byte) []byte {
 	b = wire.AppendString(b, r.LastErr)
 	b = wire.AppendString(b, r.From)
 	b = wire.AppendString(b, r.Reason)
+	if answered {
+		b = binary.AppendUvarint(b, uint64(r.Status))
+		b = wire.AppendString(b, r.Answer)
+	}
 	if r.Body != nil {
 		b = binary.AppendUvarint(b, uint64(len(r.Body)))
 	}
@@ -251,6 +266,10 @@ func decodePendingRecord(b []byte) (pendingRecord, error) {
 	r.LastErr = d.String()
 	r.From = d.String()
 	r.Reason = d.String()
+	if flags&pendingFlagAnswered != 0 {
+		r.Status = d.Count()
+		r.Answer = d.Bytes()
+	}
 	if flags&pendingFlagInline != 0 {
 		r.Body = d.Field()
 	}

@@ -1,11 +1,14 @@
 package queue
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cockroachdb/pebble"
 
 	"github.com/hookbridge/hookbridge/eventcodec"
@@ -212,7 +215,7 @@ func (s *Store) Replay(key string, sink string) error {
 	if rec.From != "" && sink != rec.Sink {
 		// A dead letter a dead-letter sink gave up on, sent elsewhere
 		// (back to the sink it came from, say): as an ordinary event.
-		body = withDeadLetterExtensions(body, "", "")
+		body = withDeadLetterExtensions(body, "", Failure{})
 	}
 	target := s.sink(sink)
 	sp, err := s.seqs.reserve(1, []string{sink})
@@ -238,27 +241,66 @@ func (s *Store) Replay(key string, sink string) error {
 
 // Extensions an event sent to a dead-letter sink carries: the sink that
 // gave up on it, and why. The delivery engine sets them on what it
-// forwards; the queues keep them where a dead letter is stored.
+// forwards (SetDeadLetterExtensions); the queues keep them where a dead
+// letter is stored.
 const (
 	ExtDeadLetterSink   = "deadlettersink"
 	ExtDeadLetterReason = "deadletterreason"
+
+	// Knative's dispatchers tell a dead-letter sink the same with these:
+	// the destination that failed (here the sink's name: a sink's URL can
+	// hold a secret), the status code of its last answer, and the start
+	// of that answer's body, base64-encoded, at most 1,024 bytes before
+	// encoding. The last two only when the destination answered.
+	ExtKnativeErrorDest = "knativeerrordest"
+	ExtKnativeErrorCode = "knativeerrorcode"
+	ExtKnativeErrorData = "knativeerrordata"
+
+	// knativeErrorDataMax is the most of an answer knativeerrordata holds,
+	// as in Knative.
+	knativeErrorDataMax = 1024
 )
 
+// Failure is why a sink gave up on a delivery, as its dead-letter sink is
+// told (Forward, and the extensions above).
+type Failure struct {
+	Reason string // the sink, the attempts made and the last error, in words
+	Status int    // the status code of the destination's last answer; 0 without one
+	Answer []byte // the start of that answer's body; nil without one
+}
+
+// SetDeadLetterExtensions sets the extensions of a dead letter on ev: from
+// is the sink that gave up on it and why says why. With from "" it takes
+// them off.
+func SetDeadLetterExtensions(ev *ce.Event, from string, why Failure) {
+	for _, name := range [...]string{ExtDeadLetterSink, ExtDeadLetterReason, ExtKnativeErrorDest, ExtKnativeErrorCode, ExtKnativeErrorData} {
+		ev.SetExtension(name, nil)
+	}
+	if from == "" {
+		return
+	}
+	ev.SetExtension(ExtDeadLetterSink, from)
+	ev.SetExtension(ExtDeadLetterReason, why.Reason)
+	ev.SetExtension(ExtKnativeErrorDest, from)
+	if why.Status > 0 {
+		// In digits, as Knative's Kafka dispatcher writes it and as every
+		// binary-mode header carries it.
+		ev.SetExtension(ExtKnativeErrorCode, strconv.Itoa(why.Status))
+	}
+	if len(why.Answer) > 0 {
+		ev.SetExtension(ExtKnativeErrorData, base64.StdEncoding.EncodeToString(why.Answer[:min(len(why.Answer), knativeErrorDataMax)]))
+	}
+}
+
 // withDeadLetterExtensions is the stored event body with the dead-letter
-// extensions set to sink and reason, or taken off when sink is "". A body
+// extensions set for from and why, or taken off when from is "". A body
 // that does not decode as an event is returned as it is.
-func withDeadLetterExtensions(body []byte, sink, reason string) []byte {
+func withDeadLetterExtensions(body []byte, from string, why Failure) []byte {
 	ev, err := eventcodec.Decode(body)
 	if err != nil {
 		return body
 	}
-	if sink == "" {
-		ev.SetExtension(ExtDeadLetterSink, nil)
-		ev.SetExtension(ExtDeadLetterReason, nil)
-	} else {
-		ev.SetExtension(ExtDeadLetterSink, sink)
-		ev.SetExtension(ExtDeadLetterReason, reason)
-	}
+	SetDeadLetterExtensions(ev, from, why)
 	out, err := eventcodec.Encode(ev)
 	if err != nil {
 		return body

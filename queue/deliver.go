@@ -21,6 +21,13 @@ type Delivery struct {
 	Attempts int    // attempts made so far (persisted)
 	From     string // for a dead-letter forward: the sink that gave up; else ""
 	Reason   string // for a dead-letter forward: why
+	Status   int    // for a dead-letter forward: the status of the destination's last answer; 0 without one
+	Answer   []byte // for a dead-letter forward: the start of that answer's body
+}
+
+// Failure is what a dead-letter forward says of the sink that gave up.
+func (d Delivery) Failure() Failure {
+	return Failure{Reason: d.Reason, Status: d.Status, Answer: d.Answer}
 }
 
 // Next waits until at least one delivery for sink is pending and not already
@@ -163,6 +170,8 @@ func (s *Store) take(st *sinkState, max, maxBytes int) ([]Delivery, error) {
 			Attempts: p.h.attempts,
 			From:     p.h.from,
 			Reason:   p.h.reason,
+			Status:   p.h.status,
+			Answer:   p.h.answer,
 		})
 	}
 
@@ -582,10 +591,10 @@ func (s *Store) Release(sink string, seq uint64) error {
 
 // Forward moves an in-flight delivery from sink from to sink to (its
 // dead-letter sink) in one atomic write: the record leaves from and a new
-// pending record for to, carrying From and Reason and sharing the event
+// pending record for to, carrying from and why and sharing the event
 // body (or carrying it, as the record it replaces did), is queued behind
 // to's current backlog.
-func (s *Store) Forward(from string, seq uint64, to, reason string) error {
+func (s *Store) Forward(from string, seq uint64, to string, why Failure) error {
 	if err := checkSinkName(to); err != nil {
 		return err
 	}
@@ -606,7 +615,8 @@ func (s *Store) Forward(from string, seq uint64, to, reason string) error {
 		st.restore(seq, h)
 		return fmt.Errorf("queue: forward %s/%d: %w", from, seq, err)
 	}
-	rec := pendingRecord{At: h.at, Ref: h.ref, Shared: h.shared, From: from, Reason: reason}
+	rec := pendingRecord{At: h.at, Ref: h.ref, Shared: h.shared, From: from, Reason: why.Reason,
+		Status: why.Status, Answer: why.Answer}
 	if h.body != nil {
 		rec.Ref, rec.Body = 0, h.body
 	}
@@ -664,7 +674,7 @@ func (s *Store) bury(sink string, seq uint64, h *held, attempts int, reason stri
 		// gave up first and why, so that a replay to it (the default)
 		// sends what a dead-letter sink expects. A replay elsewhere
 		// takes them off again (Replay).
-		rec.Event = withDeadLetterExtensions(body, h.from, h.reason)
+		rec.Event = withDeadLetterExtensions(body, h.from, Failure{Reason: h.reason, Status: h.status, Answer: h.answer})
 	}
 	err = s.dropPending(sink, []pick{{seq: seq, h: h}}, func(b *pebble.Batch) {
 		_ = b.Set(deadKey(at, n), rec.encode(), nil)

@@ -46,7 +46,7 @@ func TestSingleSinkRecordCarriesBody(t *testing.T) {
 	if len(ds) != 1 || !bytes.Equal(ds[0].Event, event("solo")) || ds[0].Attempts != 3 {
 		t.Fatalf("after restart crm got %+v", ds)
 	}
-	must(t, s.Forward("crm", ds[0].Seq, "dlq", "3 attempts: HTTP 503"))
+	must(t, s.Forward("crm", ds[0].Seq, "dlq", Failure{Reason: "3 attempts: HTTP 503"}))
 	dl := next(t, s, "dlq", 1)
 	if len(dl) != 1 || !bytes.Equal(dl[0].Event, event("solo")) || dl[0].From != "crm" {
 		t.Fatalf("dlq got %+v", dl)

@@ -15,6 +15,8 @@ func FuzzPendingRecord(f *testing.F) {
 		{Attempts: 1<<31 - 1, LastErr: "\x00\xff"},
 		{At: 7, Body: []byte(`{"id":"x"}`)},
 		{Attempts: 2, Rewritten: true, From: "crm", Body: []byte{}},
+		{Ref: 3, Shared: true, From: "crm", Reason: "rejected", Status: 422, Answer: []byte(`{"error":"email"}`)},
+		{From: "slack", Status: 503, Body: []byte(`{"id":"y"}`)},
 	} {
 		f.Add(r.encode())
 	}

@@ -174,7 +174,7 @@ func testDeliveriesMatchModel(t *testing.T, rng *rand.Rand) {
 				m.held[sink] = append(m.held[sink], r)
 				continue
 			}
-			must(t, s.Forward(sink, r.seq, dlq, "gave up"))
+			must(t, s.Forward(sink, r.seq, dlq, Failure{Reason: "gave up"}))
 			m.pending[dlq] = append(m.pending[dlq], &modelRecord{id: r.id, body: r.body, from: sink, carried: r.carried})
 		case op < 85: // bury
 			sink, r := pickHeld()

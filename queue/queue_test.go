@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -618,6 +619,24 @@ func TestAbandonedDeliveriesAfterRestartWithoutClose(t *testing.T) {
 	assertEmpty(t, s)
 }
 
+// A forward's reason and the destination's answer are in the record the
+// dead-letter sink reads after a restart.
+func TestForwardKeepsTheAnswerAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, Options{Path: dir})
+	enqueue(t, s, item("lead", "crm"))
+	crm := next(t, s, "crm", 1)[0]
+	why := Failure{Reason: "crm: rejected: 422", Status: 422, Answer: []byte(`{"error":"email is invalid"}`)}
+	must(t, s.Forward("crm", crm.Seq, "dlq", why))
+	must(t, s.Close())
+
+	s = openStore(t, Options{Path: dir})
+	dl := next(t, s, "dlq", 10)
+	if len(dl) != 1 || dl[0].From != "crm" || !reflect.DeepEqual(dl[0].Failure(), why) {
+		t.Fatalf("after a restart the dead-letter sink got %+v, want from crm with %+v", dl, why)
+	}
+}
+
 func TestForwardBuryRejectReplay(t *testing.T) {
 	clk := newClock()
 	s := openStore(t, Options{now: clk.Now})
@@ -626,10 +645,10 @@ func TestForwardBuryRejectReplay(t *testing.T) {
 	if err := s.Attempted("crm", crm.Seq, 8, "HTTP 503"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Forward("crm", crm.Seq, "crm", "x"); err == nil {
+	if err := s.Forward("crm", crm.Seq, "crm", Failure{Reason: "x"}); err == nil {
 		t.Fatal("Forward to the same sink accepted")
 	}
-	if err := s.Forward("crm", crm.Seq, "dlq", "8 attempts: HTTP 503"); err != nil {
+	if err := s.Forward("crm", crm.Seq, "dlq", Failure{Reason: "8 attempts: HTTP 503", Status: 503, Answer: []byte("busy")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Ack("crm", crm.Seq); !errors.Is(err, ErrNotInFlight) {
@@ -637,7 +656,7 @@ func TestForwardBuryRejectReplay(t *testing.T) {
 	}
 	dl := next(t, s, "dlq", 10)
 	if len(dl) != 1 || dl[0].From != "crm" || dl[0].Reason != "8 attempts: HTTP 503" ||
-		dl[0].Attempts != 0 || !bytes.Equal(dl[0].Event, event("lead")) || dl[0].Seq <= crm.Seq {
+		dl[0].Status != 503 || string(dl[0].Answer) != "busy" || dl[0].Attempts != 0 || !bytes.Equal(dl[0].Event, event("lead")) || dl[0].Seq <= crm.Seq {
 		t.Fatalf("dead-letter sink got %+v", dl)
 	}
 	if st := s.Stats(); st.Pending["crm"] != 0 || st.Pending["dlq"] != 1 || st.Events != 1 {
@@ -669,8 +688,10 @@ func TestForwardBuryRejectReplay(t *testing.T) {
 	}
 	// Kept as the dead-letter sink was sent it: with the first sink and
 	// its reason, so that a replay to dlq sends what it expects.
-	if ev := storedEvent(t, buried.Event); ev.ID() != "lead" || ev.Extensions()["deadlettersink"] != "crm" || ev.Extensions()["deadletterreason"] != "8 attempts: HTTP 503" {
-		t.Fatalf("buried event %s with %v", ev.ID(), ev.Extensions())
+	want := map[string]any{"deadlettersink": "crm", "deadletterreason": "8 attempts: HTTP 503",
+		"knativeerrordest": "crm", "knativeerrorcode": "503", "knativeerrordata": "YnVzeQ=="}
+	if ev := storedEvent(t, buried.Event); ev.ID() != "lead" || !reflect.DeepEqual(ev.Extensions(), want) {
+		t.Fatalf("buried event %s with %v, want %v", ev.ID(), ev.Extensions(), want)
 	}
 	if one, _ := s.DeadLetters(1); len(one) != 1 || one[0].Key != rejected.Key {
 		t.Fatalf("DeadLetters(1) = %+v", one)
@@ -716,7 +737,7 @@ func TestSharedBodyReferenceCounts(t *testing.T) {
 	// The same body reaches dlq twice, from a and from b.
 	for _, sink := range []string{"a", "b"} {
 		ds := next(t, s, sink, 10)
-		if err := s.Forward(sink, ds[0].Seq, "dlq", "gave up"); err != nil {
+		if err := s.Forward(sink, ds[0].Seq, "dlq", Failure{Reason: "gave up"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AckAll(sink, ds[1].Seq); err != nil {
@@ -847,7 +868,7 @@ func TestNextWakes(t *testing.T) {
 			enqueue(t, s, item("x", "other"))
 			d := next(t, s, "other", 1)[0]
 			return func() {
-				if err := s.Forward("other", d.Seq, "s", "gave up"); err != nil {
+				if err := s.Forward("other", d.Seq, "s", Failure{Reason: "gave up"}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -1049,7 +1070,7 @@ func TestSettleErrors(t *testing.T) {
 		{"ack not handed out", func() error { return s.Ack("s", 1) }},
 		{"attempted not handed out", func() error { return s.Attempted("s", 1, 1, "x") }},
 		{"release not handed out", func() error { return s.Release("s", 1) }},
-		{"forward not handed out", func() error { return s.Forward("s", 1, "dlq", "x") }},
+		{"forward not handed out", func() error { return s.Forward("s", 1, "dlq", Failure{Reason: "x"}) }},
 		{"bury not handed out", func() error { return s.Bury("s", 1, 1, "x") }},
 	}
 	for _, tc := range cases {

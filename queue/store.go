@@ -139,11 +139,13 @@ type held struct {
 	lastErr   string
 	from      string
 	reason    string
+	status    int
+	answer    []byte
 }
 
 func (h *held) record(seq uint64) pendingRecord {
 	r := pendingRecord{At: h.at, Attempts: h.attempts, Rewritten: h.rewritten, Shared: h.shared,
-		LastErr: h.lastErr, From: h.from, Reason: h.reason, Body: h.body}
+		LastErr: h.lastErr, From: h.from, Reason: h.reason, Status: h.status, Answer: h.answer, Body: h.body}
 	if h.ref != seq {
 		r.Ref = h.ref
 	}
@@ -154,7 +156,7 @@ func (h *held) record(seq uint64) pendingRecord {
 // body when it carries one (r may share a Pebble iterator's memory).
 func heldFrom(seq uint64, r pendingRecord) *held {
 	h := &held{ref: seq, at: r.At, attempts: r.Attempts, rewritten: r.Rewritten, shared: r.Shared,
-		lastErr: r.LastErr, from: r.From, reason: r.Reason}
+		lastErr: r.LastErr, from: r.From, reason: r.Reason, status: r.Status, answer: r.Answer}
 	if r.Ref != 0 {
 		h.ref = r.Ref
 	}

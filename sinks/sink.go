@@ -162,6 +162,48 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// A Responded error came with an answer from the destination. When the
+// delivery is given up on, its dead-letter sink is told of the answer in
+// the knativeerrorcode and knativeerrordata extensions, as Knative's
+// dispatchers tell theirs.
+type Responded interface {
+	error
+	// ResponseStatus is the answer's status code (HTTP).
+	ResponseStatus() int
+	// ResponseBody is the start of the answer's body, as much as the sink
+	// kept of it.
+	ResponseBody() []byte
+}
+
+// ResponseOf returns the answer err came with, if any.
+func ResponseOf(err error) (status int, body []byte, ok bool) {
+	var r Responded
+	if !errors.As(err, &r) {
+		return 0, nil, false
+	}
+	return r.ResponseStatus(), r.ResponseBody(), true
+}
+
+// WithResponse marks err as having come with an answer of status and body
+// (see Responded).
+func WithResponse(err error, status int, body []byte) error {
+	if err == nil {
+		return nil
+	}
+	return respondedError{err: err, status: status, body: body}
+}
+
+type respondedError struct {
+	err    error
+	status int
+	body   []byte
+}
+
+func (e respondedError) Error() string        { return e.err.Error() }
+func (e respondedError) Unwrap() error        { return e.err }
+func (e respondedError) ResponseStatus() int  { return e.status }
+func (e respondedError) ResponseBody() []byte { return e.body }
+
 type retryAfterError struct {
 	err   error
 	after time.Duration

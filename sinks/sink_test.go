@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -76,5 +77,15 @@ func TestMarks(t *testing.T) {
 	}
 	if _, ok := RetryAfterOf(base); ok {
 		t.Fatal("RetryAfterOf found a wait in an unmarked error")
+	}
+	if WithResponse(nil, 500, nil) != nil {
+		t.Fatal("marking nil must give nil")
+	}
+	answered := RetryAfter(fmt.Errorf("slack: %w", WithResponse(base, 503, []byte("busy"))), time.Second)
+	if status, body, ok := ResponseOf(answered); !ok || status != 503 || string(body) != "busy" || !errors.Is(answered, base) {
+		t.Fatalf("ResponseOf = %d, %q, %v", status, body, ok)
+	}
+	if _, _, ok := ResponseOf(Permanent(base)); ok {
+		t.Fatal("ResponseOf found an answer in an error without one")
 	}
 }

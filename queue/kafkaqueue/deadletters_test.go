@@ -30,7 +30,7 @@ func TestDeadLettersListReplayDiscard(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDeadLetters(t, q, 1)
-	if err := q.Forward("a", byID["ev-001"].Seq, "dl", "boom"); err != nil {
+	if err := q.Forward("a", byID["ev-001"].Seq, "dl", queue.Failure{Reason: "boom"}); err != nil {
 		t.Fatal(err)
 	}
 	fw := take(t, q, "dl", 1, time.Second)

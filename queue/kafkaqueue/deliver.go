@@ -26,7 +26,7 @@ type entry struct {
 	// the circuit breaker, a retry's back-off) can be taken back at once.
 	underWay bool
 	from     string // the sink that forwarded it here, for a dead letter
-	reason   string
+	why      queue.Failure
 	rec      *record
 }
 
@@ -68,7 +68,8 @@ func (s *sinkQueue) take(sink string, limit, maxBytes int) []queue.Delivery {
 	for i, e := range s.pending[:n] {
 		e.underWay = false
 		s.inFlight[e.seq] = e
-		ds[i] = queue.Delivery{Seq: e.seq, Sink: sink, Event: e.body, Attempts: e.attempts, From: e.from, Reason: e.reason}
+		ds[i] = queue.Delivery{Seq: e.seq, Sink: sink, Event: e.body, Attempts: e.attempts,
+			From: e.from, Reason: e.why.Reason, Status: e.why.Status, Answer: e.why.Answer}
 		s.pending[i] = nil
 	}
 	s.pending = s.pending[n:]
@@ -218,7 +219,7 @@ func (q *Queue) Release(sink string, seq uint64) error {
 // Forward moves an in-flight delivery of from to the sink to (its
 // dead-letter sink), behind to's backlog. Its record settles when the
 // delivery to to ends.
-func (q *Queue) Forward(from string, seq uint64, to, reason string) error {
+func (q *Queue) Forward(from string, seq uint64, to string, why queue.Failure) error {
 	if to == from {
 		return fmt.Errorf("kafkaqueue: forward %s/%d to itself", from, seq)
 	}
@@ -232,7 +233,7 @@ func (q *Queue) Forward(from string, seq uint64, to, reason string) error {
 		return nil
 	}
 	q.seq++
-	q.sinkLocked(to).push(&entry{seq: q.seq, body: e.body, rec: e.rec, from: from, reason: reason})
+	q.sinkLocked(to).push(&entry{seq: q.seq, body: e.body, rec: e.rec, from: from, why: why})
 	return nil
 }
 

@@ -422,8 +422,8 @@ type burial struct {
 // once written; writes are retried until they succeed or the queue closes
 // (the record is then read again after a restart).
 func (q *Queue) bury(sink string, e *entry, reason string) {
-	if e.from != "" && e.reason != "" {
-		reason = fmt.Sprintf("%s (dead-lettered by %s: %s)", reason, e.from, e.reason)
+	if e.from != "" && e.why.Reason != "" {
+		reason = fmt.Sprintf("%s (dead-lettered by %s: %s)", reason, e.from, e.why.Reason)
 	}
 	var msg kafkago.Message
 	ev, err := eventcodec.Decode(e.body)

@@ -328,7 +328,7 @@ func TestBury(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The second is forwarded to a dead-letter sink, which gives up too.
-	if err := q.Forward("a", ds[1].Seq, "dl", "boom"); err != nil {
+	if err := q.Forward("a", ds[1].Seq, "dl", queue.Failure{Reason: "boom"}); err != nil {
 		t.Fatal(err)
 	}
 	fw := take(t, q, "dl", 1, time.Second)
@@ -410,17 +410,17 @@ func TestForward(t *testing.T) {
 	ev := newEvent(0, "t.a")
 	enqueue(t, q, ev)
 	d := take(t, q, "a", 1, 15*time.Second)[0]
-	if err := q.Forward("a", d.Seq, "a", "x"); err == nil {
+	if err := q.Forward("a", d.Seq, "a", queue.Failure{Reason: "x"}); err == nil {
 		t.Error("Forward to itself succeeded")
 	}
-	if err := q.Forward("a", d.Seq, "dl", "HTTP 400"); err != nil {
+	if err := q.Forward("a", d.Seq, "dl", queue.Failure{Reason: "HTTP 400", Status: 400, Answer: []byte("bad email")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.Ack("a", d.Seq); err == nil {
 		t.Error("Ack of a forwarded delivery succeeded")
 	}
 	fw := take(t, q, "dl", 1, time.Second)[0]
-	if fw.Sink != "dl" || fw.From != "a" || fw.Reason != "HTTP 400" || fw.Attempts != 0 {
+	if fw.Sink != "dl" || fw.From != "a" || fw.Reason != "HTTP 400" || fw.Status != 400 || string(fw.Answer) != "bad email" || fw.Attempts != 0 {
 		t.Errorf("forwarded delivery %s", describe(fw))
 	}
 	sameEvent(t, decode(t, fw), ev)
@@ -437,7 +437,7 @@ func TestForward(t *testing.T) {
 	subscribe(t, q2, "a")
 	d = take(t, q2, "a", 1, 15*time.Second)[0]
 	sameEvent(t, decode(t, d), ev)
-	if err := q2.Forward("a", d.Seq, "dl", "HTTP 400"); err != nil {
+	if err := q2.Forward("a", d.Seq, "dl", queue.Failure{Reason: "HTTP 400"}); err != nil {
 		t.Fatal(err)
 	}
 	fw = take(t, q2, "dl", 1, time.Second)[0]
@@ -990,7 +990,7 @@ func TestUnsubscribe(t *testing.T) {
 	fwd := newEvent(9999, "t.b")
 	enqueue(t, q, fwd)
 	d := take(t, q, "b", 1, 15*time.Second)[0]
-	if err := q.Forward("b", d.Seq, "a", "HTTP 400"); err != nil {
+	if err := q.Forward("b", d.Seq, "a", queue.Failure{Reason: "HTTP 400"}); err != nil {
 		t.Fatal(err)
 	}
 

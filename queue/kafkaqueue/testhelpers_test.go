@@ -350,7 +350,7 @@ func readTopic(t testing.TB, brokers []string, topic string, n int) []kafkago.Me
 
 // describe shows a delivery without its event.
 func describe(d queue.Delivery) string {
-	return fmt.Sprintf("{Seq:%d Sink:%s Attempts:%d From:%q Reason:%q}", d.Seq, d.Sink, d.Attempts, d.From, d.Reason)
+	return fmt.Sprintf("{Seq:%d Sink:%s Attempts:%d From:%q Reason:%q Status:%d Answer:%q}", d.Seq, d.Sink, d.Attempts, d.From, d.Reason, d.Status, d.Answer)
 }
 
 func headerMap(t testing.TB, m kafkago.Message) map[string]string {

@@ -65,6 +65,8 @@ type StatusError struct {
 	Code   int
 	Status string // e.g. "422 Unprocessable Entity"
 	Body   string // the first 512 bytes of the answer (and where a redirect led)
+
+	answer string // the first 512 bytes of the answer alone
 }
 
 func (e *StatusError) Error() string {
@@ -74,6 +76,11 @@ func (e *StatusError) Error() string {
 	}
 	return msg
 }
+
+// ResponseStatus and ResponseBody tell a dead-letter sink what the
+// endpoint answered (sinks.Responded).
+func (e *StatusError) ResponseStatus() int  { return e.Code }
+func (e *StatusError) ResponseBody() []byte { return []byte(e.answer) }
 
 // Retryable reports whether the status is worth retrying: 408, 429, 5xx.
 func (e *StatusError) Retryable() bool { return retryableStatus(e.Code) }
@@ -152,6 +159,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 		return nil
 	}
 	snippet, readErr := readSnippet(resp.Body)
+	answer := snippet
 	if readErr != nil && reqCtx.Err() != nil {
 		snippet += " (answer cut short: " + context.Cause(reqCtx).Error() + ")"
 	}
@@ -160,7 +168,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 			snippet = strings.TrimSuffix("redirected to "+redact(u)+"; "+snippet, "; ")
 		}
 	}
-	serr := &StatusError{Method: s.method, URL: target, Code: resp.StatusCode, Status: resp.Status, Body: snippet}
+	serr := &StatusError{Method: s.method, URL: target, Code: resp.StatusCode, Status: resp.Status, Body: snippet, answer: answer}
 	if serr.Status == "" {
 		serr.Status = strconv.Itoa(resp.StatusCode)
 	}

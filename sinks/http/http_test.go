@@ -372,6 +372,9 @@ func TestStatusOutcome(t *testing.T) {
 			if !strings.Contains(err.Error(), http.StatusText(tc.status)) || !strings.Contains(err.Error(), "Property values were not valid") {
 				t.Errorf("error text lacks status or answer: %v", err)
 			}
+			if status, answer, ok := sinks.ResponseOf(err); !ok || status != tc.status || string(answer) != `{"message":"Property values were not valid"}` {
+				t.Errorf("ResponseOf = %d, %q, %v; want %d and the answer", status, answer, ok, tc.status)
+			}
 			if _, ok := sinks.RetryAfterOf(err); ok {
 				t.Errorf("RetryAfter without a Retry-After header")
 			}

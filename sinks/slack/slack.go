@@ -420,7 +420,8 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 	}
 	var limited *slackgo.RateLimitedError
 	if errors.As(err, &limited) {
-		return sinks.RetryAfter(fmt.Errorf("slack %s: %w", method, err), min(max(limited.RetryAfter, 0), maxRetryAfter))
+		e := sinks.WithResponse(fmt.Errorf("slack %s: %w", method, err), http.StatusTooManyRequests, []byte(ans.body))
+		return sinks.RetryAfter(e, min(max(limited.RetryAfter, 0), maxRetryAfter))
 	}
 	var refused slackgo.SlackErrorResponse
 	if errors.As(err, &refused) {
@@ -447,6 +448,7 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 		if ans.body != "" {
 			e = fmt.Errorf("%w: %s", e, ans.body)
 		}
+		e = sinks.WithResponse(e, status, []byte(ans.body))
 		if status != http.StatusRequestTimeout && status != http.StatusTooManyRequests && status < 500 {
 			return sinks.Permanent(e)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -404,6 +405,16 @@ func TestSlackAnswers(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("error shows the webhook URL: %v", err)
+			}
+			// A refused answer's status (in the case's name) and body
+			// reach a dead-letter sink.
+			refused, _ := strconv.Atoi(strings.Fields(tc.name)[1])
+			status, answer, ok := sinks.ResponseOf(err)
+			if ok != (refused >= 300) || ok && status != refused {
+				t.Errorf("ResponseOf = %d, %q, %v", status, answer, ok)
+			}
+			if tc.name == "webhook 404 channel_not_found" && string(answer) != "channel_not_found" {
+				t.Errorf("ResponseOf answer %q, want channel_not_found", answer)
 			}
 			wait, has := sinks.RetryAfterOf(err)
 			if has != (tc.wait != 0) || wait > tc.wait || wait < tc.wait-2*time.Second {
