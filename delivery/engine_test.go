@@ -316,7 +316,7 @@ func TestExhaustedRetriesAreKeptInTheStore(t *testing.T) {
 		t.Fatalf("tried %d times, want max_attempts 3", n)
 	}
 	dls, err := q.DeadLetters(10)
-	if err != nil || len(dls) != 1 || dls[0].Sink != "crm" || dls[0].Attempts != 3 || !strings.Contains(dls[0].Reason, "503") {
+	if err != nil || len(dls) != 1 || dls[0].Sink != "crm" || dls[0].Attempts != 3 || !strings.Contains(dls[0].Reason, "503 Service Unavailable") {
 		t.Fatalf("dead letters %+v %v", dls, err)
 	}
 }

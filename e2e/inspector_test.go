@@ -178,7 +178,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	if title, imgs := eval(`document.title`), eval(`String(document.images.length)`); title != "hookbridge inspector" || imgs != "0" {
 		t.Fatalf("the payload's markup was interpreted: title %q, %s <img> elements", title, imgs)
 	}
-	if row := text(deadRow(hostileID)); !strings.Contains(row, "crm") || !strings.Contains(row, "400") || !strings.Contains(row, "helloclient") {
+	if row := text(deadRow(hostileID)); !strings.Contains(row, "crm") || !strings.Contains(row, "400 Bad Request") || !strings.Contains(row, "helloclient") {
 		t.Errorf("dead-letter row %q lacks the sink, the reason or the source", row)
 	}
 	if n := eval(`String(document.querySelectorAll('tr.dead-row:not([data-event-id])').length) + ' ' + String(document.querySelectorAll('tr.dead-row:not([data-event-id]) button.replay').length)`); n != "1 0" {

@@ -190,7 +190,7 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 		h[hd.Key] = string(hd.Value)
 	}
 	if h["ce_id"] != id || h["ce_type"] != "com.helloclient.lead" || h["ce_deadlettersink"] != "crm" ||
-		!strings.Contains(h["ce_deadletterreason"], "crm: rejected") || !strings.Contains(h["ce_deadletterreason"], "400") {
+		!strings.Contains(h["ce_deadletterreason"], "crm: rejected") || !strings.Contains(h["ce_deadletterreason"], "400 Bad Request") {
 		t.Errorf("dead letter headers %v", h)
 	}
 	archive := filepath.Join(b.Dir, "events.jsonl")
@@ -412,7 +412,7 @@ func TestKafkaQueueReplayFromTheCommandLine(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "every lead dead-lettered by the CRM", func() bool { return len(list(a)) == len(ids) })
 	for _, dl := range list(b) {
-		if dl.Sink != "crm" || !strings.Contains(dl.Reason, "400") || dl.EventType != "com.helloclient.lead" {
+		if dl.Sink != "crm" || !strings.Contains(dl.Reason, "400 Bad Request") || dl.EventType != "com.helloclient.lead" {
 			t.Errorf("dead letter %+v", dl)
 		}
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -769,8 +770,14 @@ func TestCRMRejectsGoesToDeadLetterWithReason(t *testing.T) {
 		t.Errorf("deadlettersink %v, want crm", dead["deadlettersink"])
 	}
 	reason, _ := dead["deadletterreason"].(string)
-	if !strings.Contains(reason, "400") || !strings.Contains(reason, "email invalid") {
+	if !strings.Contains(reason, "400 Bad Request") || !strings.Contains(reason, "email invalid") {
 		t.Errorf("deadletterreason %q does not give the CRM's status and answer", reason)
+	}
+	// And as Knative's dispatchers tell a dead-letter sink.
+	answer, _ := base64.StdEncoding.DecodeString(fmt.Sprint(dead["knativeerrordata"]))
+	if dead["knativeerrordest"] != "crm" || dead["knativeerrorcode"] != "400" || string(answer) != refusal {
+		t.Errorf("knativeerrordest %v, knativeerrorcode %v, knativeerrordata %v (%q): want crm, 400 and the CRM's answer",
+			dead["knativeerrordest"], dead["knativeerrorcode"], dead["knativeerrordata"], answer)
 	}
 	// The dead letter is the same event: attributes and data.
 	for _, k := range []string{"type", "source", "subject", "time", "bridgesource", "datacontenttype"} {
