@@ -40,6 +40,12 @@ const (
 	HeaderAttempts = "hookbridge_attempts"  // delivery attempts made
 	HeaderFrom     = "hookbridge_from"      // the sink that forwarded the event to the one that gave up
 	HeaderReplayTo = "hookbridge_replay_to" // on the ingress topic: the only sink to deliver the record to
+
+	// HeaderSink names the sink that gave up when a dead-letter sink gave
+	// up on what it was forwarded (with HeaderReason for why): the event
+	// then keeps the extensions it was forwarded with, so that a replay
+	// to that sink sends them again.
+	HeaderSink = "hookbridge_sink"
 )
 
 // MaxDeadLettersScanned bounds the records of each partition of the
@@ -190,6 +196,11 @@ func (q *Queue) Replay(key, sink string) error {
 	ev, err := eventcodec.Decode(dl.Event)
 	if err != nil {
 		return fmt.Errorf("kafkaqueue: replay %s: %w", key, err)
+	}
+	if dl.From != "" && sink != dl.Sink {
+		// A dead letter a dead-letter sink gave up on, sent elsewhere
+		// (back to the sink it came from, say): as an ordinary event.
+		queue.SetDeadLetterExtensions(ev, "", queue.Failure{})
 	}
 	msg, err := kafka.ToMessage(ev, kafka.ModeBinary)
 	if err != nil {
@@ -360,9 +371,11 @@ func (q *Queue) forgetStaleMarks(ctx context.Context, marked map[[2]int64]bool, 
 // an event, as the sink that gave up had it, or a rejected request body.
 func deadLetterOf(m kafkago.Message) queue.DeadLetter {
 	dl := queue.DeadLetter{Key: deadLetterKey(m.Time, m.Partition, m.Offset), At: m.Time}
-	rejected := false
+	rejected, forwarded := false, false
 	for _, h := range m.Headers {
 		switch h.Key {
+		case HeaderSink:
+			dl.Sink, forwarded = string(h.Value), true
 		case HeaderSource:
 			dl.Source, rejected = string(h.Value), true
 		case HeaderReason:
@@ -380,13 +393,17 @@ func deadLetterOf(m kafkago.Message) queue.DeadLetter {
 	ev, err := kafka.FromMessage(m)
 	var body []byte
 	if err == nil {
-		exts := ev.Extensions()
-		dl.Sink, _ = exts[queue.ExtDeadLetterSink].(string)
-		if reason, ok := exts[queue.ExtDeadLetterReason].(string); ok {
-			dl.Reason = reason
+		if !forwarded {
+			// The sink that gave up and why are in the extensions; the
+			// event was not a dead letter before.
+			exts := ev.Extensions()
+			dl.Sink, _ = exts[queue.ExtDeadLetterSink].(string)
+			if reason, ok := exts[queue.ExtDeadLetterReason].(string); ok {
+				dl.Reason = reason
+			}
+			ev.SetExtension(queue.ExtDeadLetterSink, nil)
+			ev.SetExtension(queue.ExtDeadLetterReason, nil)
 		}
-		ev.SetExtension(queue.ExtDeadLetterSink, nil)
-		ev.SetExtension(queue.ExtDeadLetterReason, nil)
 		body, err = eventcodec.Encode(ev)
 	}
 	if err != nil { // kept as bytes by bury: not an event the binding carries

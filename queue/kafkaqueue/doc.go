@@ -65,10 +65,12 @@
 // ingress topic's name plus ".deadletter"): the event in binary mode with
 // the deadlettersink and deadletterreason extensions a dead-letter sink
 // receives, or the raw body with hookbridge_source and hookbridge_reason
-// headers. DeadLettersBefore, DeadLetter, Replay and Discard work on them
-// as the embedded store's do (see deadletters.go): a replay goes back
-// through the ingress topic to one sink, and what was replayed or
-// discarded is marked in the shared state.
+// headers; an event a dead-letter sink gave up on in turn as that sink
+// was sent it, with the sink that gave up last and why in the HeaderSink
+// and HeaderReason headers. DeadLettersBefore, DeadLetter, Replay and
+// Discard work on them as the embedded store's do (see deadletters.go): a
+// replay goes back through the ingress topic to one sink, and what was
+// replayed or discarded is marked in the shared state.
 //
 // The replicas also share a little state (State): a key-value map, such as
 // the Slack sink's map of conversations to threads, so that a replica that

@@ -428,9 +428,20 @@ func (q *Queue) bury(sink string, e *entry, reason string) {
 	var msg kafkago.Message
 	ev, err := eventcodec.Decode(e.body)
 	if err == nil {
-		ev.SetExtension(queue.ExtDeadLetterSink, sink)
-		ev.SetExtension(queue.ExtDeadLetterReason, reason)
+		if e.from != "" {
+			// Kept as this dead-letter sink was sent it, with the sink
+			// that gave up first and why, so that a replay to it sends
+			// what a dead-letter sink expects; who gave up last, and why,
+			// go in headers.
+			queue.SetDeadLetterExtensions(ev, e.from, e.why)
+		} else {
+			ev.SetExtension(queue.ExtDeadLetterSink, sink)
+			ev.SetExtension(queue.ExtDeadLetterReason, reason)
+		}
 		msg, err = kafka.ToMessage(ev, kafka.ModeBinary)
+		if err == nil && e.from != "" {
+			msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderReason, Value: []byte(reason)})
+		}
 	}
 	if err != nil { // not an event the binding can carry: keep its bytes
 		msg = kafkago.Message{Value: e.body, Headers: []kafkago.Header{{Key: HeaderReason, Value: []byte(reason)}}}
@@ -438,7 +449,9 @@ func (q *Queue) bury(sink string, e *entry, reason string) {
 	msg.Key = e.rec.key
 	msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(e.attempts))})
 	if e.from != "" {
-		msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderFrom, Value: []byte(e.from)})
+		msg.Headers = append(msg.Headers,
+			kafkago.Header{Key: HeaderFrom, Value: []byte(e.from)},
+			kafkago.Header{Key: HeaderSink, Value: []byte(sink)})
 	}
 	q.buryMu.Lock()
 	q.buryQueue = append(q.buryQueue, burial{msg: msg, rec: e.rec})

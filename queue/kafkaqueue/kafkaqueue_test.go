@@ -341,19 +341,24 @@ func TestBury(t *testing.T) {
 
 	msgs := readTopic(t, brokers, deadLetter, 2)
 	for i, tc := range []struct {
-		ev                  *event.Event
-		sink, reason, tries string
+		ev      *event.Event
+		headers map[string]string // beside the event's
 	}{
-		{ev0, "a", "gave up after 3 attempts", "3"},
-		{ev1, "dl", "dl is down (dead-lettered by a: boom)", "1"},
+		{ev0, map[string]string{"ce_deadlettersink": "a", "ce_deadletterreason": "gave up after 3 attempts", "hookbridge_attempts": "3"}},
+		// As the dead-letter sink was sent it; who gave up last and why
+		// in headers of their own.
+		{ev1, map[string]string{"ce_deadlettersink": "a", "ce_deadletterreason": "boom", "ce_knativeerrordest": "a",
+			"hookbridge_sink": "dl", "hookbridge_reason": "dl is down (dead-lettered by a: boom)", "hookbridge_from": "a", "hookbridge_attempts": "1"}},
 	} {
 		m := msgs[i]
 		if string(m.Key) != itemID(tc.ev) {
 			t.Errorf("dead letter %d: key %q, want %q", i, m.Key, itemID(tc.ev))
 		}
 		h := headerMap(t, m)
-		if h["ce_deadlettersink"] != tc.sink || h["ce_deadletterreason"] != tc.reason || h["hookbridge_attempts"] != tc.tries {
-			t.Errorf("dead letter %d: headers %v", i, h)
+		for k, v := range tc.headers {
+			if h[k] != v {
+				t.Errorf("dead letter %d: header %s %q, want %q (headers %v)", i, k, h[k], v, h)
+			}
 		}
 		got, err := kafka.FromMessage(m)
 		if err != nil {
@@ -1011,8 +1016,8 @@ func TestUnsubscribe(t *testing.T) {
 		if round == 0 {
 			m := readTopic(t, brokers, deadLetter, 1)[0]
 			h := headerMap(t, m)
-			if string(m.Key) != itemID(fwd) || h["ce_deadlettersink"] != "a" ||
-				h["ce_deadletterreason"] != "a: no longer in the config (dead-lettered by b: HTTP 400)" {
+			if string(m.Key) != itemID(fwd) || h["ce_deadlettersink"] != "b" || h["ce_deadletterreason"] != "HTTP 400" ||
+				h["hookbridge_sink"] != "a" || h["hookbridge_reason"] != "a: no longer in the config (dead-lettered by b: HTTP 400)" {
 				t.Errorf("dead letter %q: headers %v", m.Key, h)
 			}
 			// Nothing else is for b: its group commits the whole partition.
