@@ -86,6 +86,27 @@ many:
 	}
 }
 
+// Booleans are YAML's: strconv's 0, 1, t and f are mistakes, not false
+// and true (enabled: 0 switched a sink off).
+func TestDecodeBooleans(t *testing.T) {
+	for src, want := range map[string]bool{"true": true, "True": true, "TRUE": true, "false": false, "False": false, "FALSE": false} {
+		d := &Decoder{File: "f.yaml"}
+		var in inner
+		d.Decode(parse(t, "on: "+src), &in)
+		if err := d.Err(); err != nil || in.On != want {
+			t.Errorf("on: %s decoded as %v, %v; want %v", src, in.On, err, want)
+		}
+	}
+	for _, src := range []string{"0", "1", "t", "f", "yes", "no", "off"} {
+		d := &Decoder{File: "f.yaml"}
+		var in inner
+		d.Decode(parse(t, "on: "+src), &in)
+		if err := d.Err(); err == nil || !strings.Contains(err.Error(), "is not true or false") {
+			t.Errorf("on: %s: error %v, want one that says it is not true or false", src, err)
+		}
+	}
+}
+
 func TestDecodeIntoSplitsKeys(t *testing.T) {
 	type common struct {
 		Type string `yaml:"type"`

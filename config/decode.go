@@ -334,12 +334,16 @@ func (d *Decoder) decodeScalar(node *yaml.Node, v reflect.Value) {
 	case reflect.String:
 		v.SetString(s)
 	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
+		// YAML's booleans (1.2 core schema), not strconv's: 0, 1, t and f
+		// are not, and a typo of a number must not switch a sink off.
+		switch s {
+		case "true", "True", "TRUE":
+			v.SetBool(true)
+		case "false", "False", "FALSE":
+			v.SetBool(false)
+		default:
 			d.Errorf(node, "%q is not true or false", s)
-			return
 		}
-		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, err := strconv.ParseInt(s, 0, v.Type().Bits())
 		if err != nil {
