@@ -170,10 +170,14 @@ type Responded interface {
 	error
 	// ResponseStatus is the answer's status code (HTTP).
 	ResponseStatus() int
-	// ResponseBody is the start of the answer's body, as much as the sink
-	// kept of it.
+	// ResponseBody is the start of the answer's body as it came (bytes,
+	// not text), up to AnswerLimit.
 	ResponseBody() []byte
 }
+
+// AnswerLimit is how much of an answer's body a Responded error keeps, as
+// it came: what Knative's knativeerrordata holds.
+const AnswerLimit = 1024
 
 // ResponseOf returns the answer err came with, if any.
 func ResponseOf(err error) (status int, body []byte, ok bool) {

@@ -66,7 +66,7 @@ type StatusError struct {
 	Status string // e.g. "422 Unprocessable Entity"
 	Body   string // the first 512 bytes of the answer (and where a redirect led)
 
-	answer string // the first 512 bytes of the answer alone
+	answer []byte // the first sinks.AnswerLimit bytes of the answer, as they came
 }
 
 func (e *StatusError) Error() string {
@@ -80,7 +80,7 @@ func (e *StatusError) Error() string {
 // ResponseStatus and ResponseBody tell a dead-letter sink what the
 // endpoint answered (sinks.Responded).
 func (e *StatusError) ResponseStatus() int  { return e.Code }
-func (e *StatusError) ResponseBody() []byte { return []byte(e.answer) }
+func (e *StatusError) ResponseBody() []byte { return e.answer }
 
 // Retryable reports whether the status is worth retrying: 408, 429, 5xx.
 func (e *StatusError) Retryable() bool { return retryableStatus(e.Code) }
@@ -158,8 +158,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	snippet, readErr := readSnippet(resp.Body)
-	answer := snippet
+	answer, snippet, readErr := readAnswer(resp.Body)
 	if readErr != nil && reqCtx.Err() != nil {
 		snippet += " (answer cut short: " + context.Cause(reqCtx).Error() + ")"
 	}
@@ -323,12 +322,17 @@ func (s *Sink) Close(context.Context) error {
 	return nil
 }
 
-// readSnippet reads the first errorBodyLimit bytes of an answer as
-// printable text.
-func readSnippet(body io.Reader) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(body, errorBodyLimit))
-	text := strings.TrimSpace(strings.ToValidUTF8(string(b), string(utf8.RuneError)))
-	return text, err
+// readAnswer reads the start of a failed answer: up to sinks.AnswerLimit
+// bytes as they came, for a dead-letter sink, and the first errorBodyLimit
+// of them as printable text, for the error.
+func readAnswer(body io.Reader) (raw []byte, text string, err error) {
+	raw, err = io.ReadAll(io.LimitReader(body, sinks.AnswerLimit))
+	return raw, answerText(raw[:min(len(raw), errorBodyLimit)]), err
+}
+
+// answerText is the start of an answer as printable text.
+func answerText(b []byte) string {
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), string(utf8.RuneError)))
 }
 
 // drainAndClose reads what is left of an answer (up to drainLimit) so the

@@ -1,6 +1,7 @@
 package httpsink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -72,6 +74,30 @@ func (r *recorder) last(t *testing.T) (*http.Request, []byte) {
 		t.Fatalf("endpoint got %d requests, want 1", len(r.reqs))
 	}
 	return r.reqs[0], r.bodies[0]
+}
+
+// A dead-letter sink is told the start of a refused answer as it came:
+// bytes that are not text, whitespace and all, up to sinks.AnswerLimit;
+// the error's text shows the first 512 bytes as text.
+func TestRefusedAnswerIsKeptAsItCame(t *testing.T) {
+	answer := make([]byte, 3000)
+	for i := range answer {
+		answer[i] = byte(i)
+	}
+	answer[0] = '\n'
+	rec := &recorder{status: http.StatusBadRequest, answer: string(answer)}
+	srv := serve(t, rec)
+	s := mustSink(t, "url: "+srv.URL, nil)
+	err := s.Deliver(context.Background(), sinktest.LeadEvent(t, sinktest.AdaLead))
+	status, body, ok := sinks.ResponseOf(err)
+	if !ok || status != http.StatusBadRequest || !bytes.Equal(body, answer[:sinks.AnswerLimit]) {
+		t.Fatalf("ResponseOf = %d, %d bytes (%q...), %v; want 400 and the first %d bytes as sent",
+			status, len(body), body[:min(len(body), 8)], ok, sinks.AnswerLimit)
+	}
+	var serr *StatusError
+	if !errors.As(err, &serr) || !utf8.ValidString(serr.Body) || len(serr.Body) > 3*errorBodyLimit {
+		t.Errorf("the error's text is not the printable start of the answer: %q", err)
+	}
 }
 
 func serve(t *testing.T, h http.Handler) *httptest.Server {

@@ -420,7 +420,7 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 	}
 	var limited *slackgo.RateLimitedError
 	if errors.As(err, &limited) {
-		e := sinks.WithResponse(fmt.Errorf("slack %s: %w", method, err), http.StatusTooManyRequests, []byte(ans.body))
+		e := sinks.WithResponse(fmt.Errorf("slack %s: %w", method, err), http.StatusTooManyRequests, ans.raw)
 		return sinks.RetryAfter(e, min(max(limited.RetryAfter, 0), maxRetryAfter))
 	}
 	var refused slackgo.SlackErrorResponse
@@ -432,6 +432,9 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 		}
 		if threadGoneErrors[refused.Err] {
 			e = fmt.Errorf("%w: %w", e, errThreadGone)
+		}
+		if ans.status != 0 { // Slack's refusal, as it came (with a 200)
+			e = sinks.WithResponse(e, ans.status, ans.raw)
 		}
 		if transientErrors[refused.Err] {
 			return e
@@ -448,7 +451,7 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 		if ans.body != "" {
 			e = fmt.Errorf("%w: %s", e, ans.body)
 		}
-		e = sinks.WithResponse(e, status, []byte(ans.body))
+		e = sinks.WithResponse(e, status, ans.raw)
 		if status != http.StatusRequestTimeout && status != http.StatusTooManyRequests && status < 500 {
 			return sinks.Permanent(e)
 		}
@@ -546,7 +549,8 @@ func escapeValue(x any) any {
 type answer struct {
 	status     int
 	retryAfter string
-	body       string
+	body       string // the start of a refused answer, as text
+	raw        []byte // the start of the answer, as it came
 }
 
 type answerKey struct{}
@@ -565,14 +569,17 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	}
 	ans.status = resp.StatusCode
 	ans.retryAfter = resp.Header.Get("Retry-After")
+	// The start of every answer, as it came: a refusal's reaches a
+	// dead-letter sink, a 200's too when it says ok: false.
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, sinks.AnswerLimit))
+	ans.raw = head
 	if resp.StatusCode != http.StatusOK {
-		head, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
-		ans.body = strings.TrimSpace(strings.ToValidUTF8(string(head), string(utf8.RuneError)))
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		ans.body = strings.TrimSpace(strings.ToValidUTF8(string(head[:min(len(head), errorBodyLimit)]), string(utf8.RuneError)))
 	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 	return resp, nil
 }
 

@@ -406,12 +406,18 @@ func TestSlackAnswers(t *testing.T) {
 			if strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("error shows the webhook URL: %v", err)
 			}
-			// A refused answer's status (in the case's name) and body
-			// reach a dead-letter sink.
-			refused, _ := strconv.Atoi(strings.Fields(tc.name)[1])
+			// A refused answer's status (in the case's name; an API
+			// refusal comes with a 200) and body reach a dead-letter sink.
+			refused, err2 := strconv.Atoi(strings.Fields(tc.name)[1])
+			if err2 != nil && tc.token {
+				refused = http.StatusOK
+			}
 			status, answer, ok := sinks.ResponseOf(err)
-			if ok != (refused >= 300) || ok && status != refused {
+			if ok != (refused >= 300 || err2 != nil && tc.token) || ok && status != refused {
 				t.Errorf("ResponseOf = %d, %q, %v", status, answer, ok)
+			}
+			if ok && refused == http.StatusOK && !strings.HasPrefix(string(answer), `{"ok":false,"error":`) {
+				t.Errorf("ResponseOf answer %q, want Slack's refusal as it came", answer)
 			}
 			if tc.name == "webhook 404 channel_not_found" && string(answer) != "channel_not_found" {
 				t.Errorf("ResponseOf answer %q, want channel_not_found", answer)
