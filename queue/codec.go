@@ -32,7 +32,7 @@ const (
 )
 
 // storeFormat is written to m/format. Open upgrades a store of format 1,
-// 2 or 3 and refuses any other.
+// 2 or 3, opens one of format 4 or 5, and refuses any other.
 //
 // Since format 3 the body of an event that goes to one sink is kept inside
 // its pending record, and the dedup records sort after the pending ones. A
@@ -46,7 +46,17 @@ const (
 // the id: a provider's ids with their source run to 100 bytes and more,
 // and the records of the current bucket, written at random places in it,
 // are what every compaction of fresh data into the level below rewrites.
-const storeFormat = 4
+//
+// Format 5 adds pending records that carry a destination's answer
+// (pendingFlagAnswered), which a bridge that knows only format 4 would
+// take for damaged and lose. A store stays at format 4 until the first
+// such record is written, in the same batch as m/format = 5: rolling back
+// to an older bridge works until then, and is refused after, rather than
+// losing the forward.
+const (
+	storeFormat    = 4
+	answeredFormat = 5
+)
 
 // Record versions: the first byte of each encoded value.
 const (

@@ -623,9 +623,16 @@ func (s *Store) Forward(from string, seq uint64, to string, why Failure) error {
 	batch := s.db.NewBatch()
 	deletePending(batch, nil, from, seq, h)
 	_ = batch.Set(pendingKey(nil, to, sp.first), rec.encode(), nil)
+	answered := (rec.Status != 0 || len(rec.Answer) > 0) && !s.answered.Load()
+	if answered { // the first record a format-4 bridge cannot read
+		_ = batch.Set([]byte(keyFormat), appendUint64(nil, answeredFormat), nil)
+	}
 	err = batch.Commit(pebble.NoSync)
 	_ = batch.Close()
 	if err == nil {
+		if answered {
+			s.answered.Store(true)
+		}
 		s.noteUnsynced()
 		st.addPending(-1)
 		target.addPending(1)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,42 @@ func TestDedupBucketWidthOutlivesTheWindow(t *testing.T) {
 	}
 	if n := countKeys(t, s, prefixAccepted); n != 0 {
 		t.Fatalf("%d dedup records left after they all expired", n)
+	}
+}
+
+// A store stays at format 4, which older bridges open, until a forward
+// carries a destination's answer: that record and format 5 are written
+// together, and a store of a format newer than 5 is refused.
+func TestFormat5ComesWithTheFirstAnswer(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, Options{Path: dir})
+	format := func() uint64 {
+		t.Helper()
+		v, found, err := s.getUint64([]byte(keyFormat))
+		if err != nil || !found {
+			t.Fatalf("m/format: %d, %v, %v", v, found, err)
+		}
+		return v
+	}
+	enqueue(t, s, item("a", "crm"), item("b", "crm"))
+	ds := next(t, s, "crm", 2)
+	must(t, s.Forward("crm", ds[0].Seq, "dlq", Failure{Reason: "crm: 3 attempt(s): connection refused"}))
+	if f := format(); f != 4 {
+		t.Fatalf("format %d after a forward without an answer, want 4", f)
+	}
+	must(t, s.Forward("crm", ds[1].Seq, "dlq", Failure{Reason: "crm: rejected", Status: 422, Answer: []byte("no")}))
+	if f := format(); f != 5 {
+		t.Fatalf("format %d after a forward with an answer, want 5", f)
+	}
+	must(t, s.Close())
+
+	s = openStore(t, Options{Path: dir})
+	if got := drain(t, s, "dlq"); len(got) != 2 || got[1].Status != 422 {
+		t.Fatalf("after reopening, the dead-letter sink got %+v", got)
+	}
+	must(t, s.db.Set([]byte(keyFormat), appendUint64(nil, 6), pebble.Sync))
+	must(t, s.Close())
+	if _, err := Open(Options{Path: dir, Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "store format 6") {
+		t.Fatalf("Open of a format 6 store: %v, want a refusal that names the format", err)
 	}
 }

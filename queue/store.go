@@ -93,6 +93,7 @@ type Store struct {
 
 	events      atomic.Int64 // e/ records and pending records that carry their body
 	deadLetters atomic.Int64 // x/ records
+	answered    atomic.Bool  // m/format is answeredFormat: pending records may carry an answer
 
 	replayMu  sync.Mutex
 	janitorMu sync.Mutex
@@ -325,13 +326,14 @@ func (s *Store) recover() error {
 			return fmt.Errorf("upgrade store format %d to %d: %w", format, storeFormat, err)
 		}
 		s.log.Info("queue: upgraded the store's format", "from", format, "to", storeFormat, "dedup_records", moved)
-	case format != storeFormat:
-		return fmt.Errorf("store format %d, want %d", format, storeFormat)
+	case format != storeFormat && format != answeredFormat:
+		return fmt.Errorf("store format %d, want %d or %d (written by a newer bridge?)", format, storeFormat, answeredFormat)
 	case !widthKnown:
 		if err := s.db.Set([]byte(keyBucketWidth), appendUint64(nil, uint64(s.buckets.width)), pebble.Sync); err != nil {
 			return fmt.Errorf("write dedup bucket width: %w", err)
 		}
 	}
+	s.answered.Store(format == answeredFormat)
 
 	next, _, err := s.getUint64([]byte(keySeqTerm))
 	if err != nil {
