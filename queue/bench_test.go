@@ -274,7 +274,6 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "cpu-µs/event")
 	b.ReportMetric(float64(read)/float64(b.N), "compaction-read-B/event")
 	b.ReportMetric(float64(written)/float64(b.N), "compaction-written-B/event")
-	b.ReportMetric(float64(after.Compact.DeleteOnlyCount-before.Compact.DeleteOnlyCount), "delete-only-compactions")
 }
 
 // settle waits until db has no flush or compaction running or due.
