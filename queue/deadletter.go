@@ -212,10 +212,22 @@ func (s *Store) Replay(key string, sink string) error {
 	}
 
 	body := rec.Event
-	if rec.From != "" && sink != rec.Sink {
+	pending := pendingRecord{At: s.now().UnixNano(), Body: body}
+	switch {
+	case rec.From != "" && sink != rec.Sink:
 		// A dead letter a dead-letter sink gave up on, sent elsewhere
 		// (back to the sink it came from, say): as an ordinary event.
-		body = withDeadLetterExtensions(body, "", Failure{})
+		pending.Body = withDeadLetterExtensions(body, "", Failure{})
+	case rec.From != "":
+		// Sent again to the dead-letter sink that gave up on it: a
+		// forward from the first sink again, with what it was told, so
+		// that giving up once more keeps both.
+		if ev, err := eventcodec.Decode(body); err == nil {
+			from, why := DeadLetterFailure(ev)
+			if from == rec.From {
+				pending.From, pending.Reason, pending.Status, pending.Answer = from, why.Reason, why.Status, why.Answer
+			}
+		}
 	}
 	target := s.sink(sink)
 	sp, err := s.seqs.reserve(1, []string{sink})
@@ -223,7 +235,8 @@ func (s *Store) Replay(key string, sink string) error {
 		return fmt.Errorf("queue: replay %s: %w", key, err)
 	}
 	batch := s.db.NewBatch()
-	_ = batch.Set(pendingKey(nil, sink, sp.first), pendingRecord{At: s.now().UnixNano(), Body: body}.encode(), nil)
+	answered := s.formatFor(batch, pending)
+	_ = batch.Set(pendingKey(nil, sink, sp.first), pending.encode(), nil)
 	_ = batch.Delete(dkey, nil)
 	err = batch.Commit(pebble.Sync)
 	_ = batch.Close()
@@ -231,6 +244,9 @@ func (s *Store) Replay(key string, sink string) error {
 		s.events.Add(1)
 		s.deadLetters.Add(-1)
 		target.addPending(1)
+		if answered {
+			s.answered.Store(true)
+		}
 	}
 	s.wakeSinks(s.seqs.finish(sp))
 	if err != nil {
@@ -290,6 +306,25 @@ func SetDeadLetterExtensions(ev *ce.Event, from string, why Failure) {
 	if len(why.Answer) > 0 {
 		ev.SetExtension(ExtKnativeErrorData, base64.StdEncoding.EncodeToString(why.Answer[:min(len(why.Answer), knativeErrorDataMax)]))
 	}
+}
+
+// DeadLetterFailure reads back what SetDeadLetterExtensions set on ev:
+// the sink that gave up and why. from is "" when ev carries no
+// deadlettersink.
+func DeadLetterFailure(ev *ce.Event) (from string, why Failure) {
+	exts := ev.Extensions()
+	from, _ = exts[ExtDeadLetterSink].(string)
+	if from == "" {
+		return "", Failure{}
+	}
+	why.Reason, _ = exts[ExtDeadLetterReason].(string)
+	if code, ok := exts[ExtKnativeErrorCode].(string); ok {
+		why.Status, _ = strconv.Atoi(code)
+	}
+	if data, ok := exts[ExtKnativeErrorData].(string); ok {
+		why.Answer, _ = base64.StdEncoding.DecodeString(data)
+	}
+	return from, why
 }
 
 // withDeadLetterExtensions is the stored event body with the dead-letter

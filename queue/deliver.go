@@ -623,10 +623,7 @@ func (s *Store) Forward(from string, seq uint64, to string, why Failure) error {
 	batch := s.db.NewBatch()
 	deletePending(batch, nil, from, seq, h)
 	_ = batch.Set(pendingKey(nil, to, sp.first), rec.encode(), nil)
-	answered := (rec.Status != 0 || len(rec.Answer) > 0) && !s.answered.Load()
-	if answered { // the first record a format-4 bridge cannot read
-		_ = batch.Set([]byte(keyFormat), appendUint64(nil, answeredFormat), nil)
-	}
+	answered := s.formatFor(batch, rec)
 	err = batch.Commit(pebble.NoSync)
 	_ = batch.Close()
 	if err == nil {
@@ -643,6 +640,18 @@ func (s *Store) Forward(from string, seq uint64, to string, why Failure) error {
 		return fmt.Errorf("queue: forward %s/%d: %w", from, seq, err)
 	}
 	return nil
+}
+
+// formatFor adds m/format = answeredFormat to batch when rec is the first
+// pending record of the store that carries an answer, which a format-4
+// bridge cannot read, and reports whether it did; once the batch is
+// committed the caller sets s.answered.
+func (s *Store) formatFor(batch *pebble.Batch, rec pendingRecord) bool {
+	if (rec.Status == 0 && len(rec.Answer) == 0) || s.answered.Load() {
+		return false
+	}
+	_ = batch.Set([]byte(keyFormat), appendUint64(nil, answeredFormat), nil)
+	return true
 }
 
 // Bury moves an in-flight delivery into the store's dead-letter list (for a

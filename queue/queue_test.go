@@ -1295,3 +1295,38 @@ func storedEvent(t *testing.T, b []byte) *cloudevent.Event {
 	}
 	return ev
 }
+
+// A dead letter a dead-letter sink gave up on, replayed to that sink, is a
+// forward from the first sink again: the sink is told the same, and
+// giving up once more keeps the first sink and its reason (so that
+// replaying it elsewhere sends an ordinary event).
+func TestReplayToTheDeadLetterSinkIsAForwardAgain(t *testing.T) {
+	s := openStore(t, Options{})
+	enqueue(t, s, item("lead", "crm"))
+	crm := next(t, s, "crm", 1)[0]
+	why := Failure{Reason: "crm: rejected: 422", Status: 422, Answer: []byte("no\n")}
+	must(t, s.Forward("crm", crm.Seq, "dlq", why))
+	for round := range 2 {
+		d := next(t, s, "dlq", 1)[0]
+		if d.From != "crm" || !reflect.DeepEqual(d.Failure(), why) {
+			t.Fatalf("round %d: the dead-letter sink got from %q %+v, want from crm %+v", round, d.From, d.Failure(), why)
+		}
+		must(t, s.Bury("dlq", d.Seq, 2, "dlq: 2 attempt(s): 500"))
+		dead, err := s.DeadLetters(0)
+		if err != nil || len(dead) != 1 {
+			t.Fatalf("round %d: dead letters %+v, %v", round, dead, err)
+		}
+		if dl := dead[0]; dl.Sink != "dlq" || dl.From != "crm" || dl.Reason != "dlq: 2 attempt(s): 500 (dead-lettered by crm: crm: rejected: 422)" {
+			t.Fatalf("round %d: dead letter %+v", round, dl)
+		}
+		if round == 0 {
+			must(t, s.Replay(dead[0].Key, "")) // to dlq, the sink that gave up
+			continue
+		}
+		must(t, s.Replay(dead[0].Key, "other"))
+		got := drain(t, s, "other")
+		if ev := storedEvent(t, got[0].Event); got[0].From != "" || len(ev.Extensions()) != 0 {
+			t.Fatalf("replayed elsewhere: from %q with %v, want an ordinary event", got[0].From, ev.Extensions())
+		}
+	}
+}

@@ -208,6 +208,11 @@ func (q *Queue) Replay(key, sink string) error {
 	}
 	msg.Key = []byte("replay " + key)
 	msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderReplayTo, Value: []byte(sink)})
+	if dl.From != "" && sink == dl.Sink {
+		// Back to the dead-letter sink that gave up on it: a forward from
+		// the first sink again (see replayedForward).
+		msg.Headers = append(msg.Headers, kafkago.Header{Key: HeaderFrom, Value: []byte(dl.From)})
+	}
 	msg.WriterData = conversationKey(ev, msg.Key)
 	wctx, wcancel := context.WithTimeout(ctx, q.o.WriteTimeout)
 	err = q.writer.WriteMessages(wctx, msg)
@@ -222,8 +227,12 @@ func (q *Queue) Replay(key, sink string) error {
 	return nil
 }
 
-// Discard marks a dead letter discarded: it is no longer listed.
+// Discard marks a dead letter discarded: it is no longer listed. On one
+// replica a replay and a discard of one key do not both happen; on two at
+// the same moment they can (the shared state has no compare-and-set).
 func (q *Queue) Discard(key string) error {
+	q.replayMu.Lock()
+	defer q.replayMu.Unlock()
 	ctx, cancel := context.WithTimeout(q.ctx, q.deadLetterTimeout())
 	defer cancel()
 	m, err := q.deadLetterRecord(ctx, key)

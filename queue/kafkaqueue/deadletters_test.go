@@ -3,6 +3,7 @@ package kafkaqueue
 import (
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -152,6 +153,78 @@ func TestDeadLettersListReplayDiscard(t *testing.T) {
 	}
 	waitDeadLetters(t, q2, 0)
 	takeNone(t, q, "b", 300*time.Millisecond) // routed there too, but not replayed there
+}
+
+// A dead letter a dead-letter sink gave up on, replayed to that sink, is a
+// forward from the first sink again: the sink is told the same, and giving
+// up once more keeps the first sink and its reason.
+func TestReplayToTheDeadLetterSinkIsAForwardAgain(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a", "dl")
+	enqueue(t, q, newEvent(0, "t.a"))
+	d := take(t, q, "a", 1, 15*time.Second)[0]
+	why := queue.Failure{Reason: "a: rejected: 422", Status: 422, Answer: []byte("no\n")}
+	if err := q.Forward("a", d.Seq, "dl", why); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		fw := take(t, q, "dl", 1, 15*time.Second)[0]
+		if fw.From != "a" || !reflect.DeepEqual(fw.Failure(), why) {
+			t.Fatalf("round %d: the dead-letter sink got %s, want from a with %+v", round, describe(fw), why)
+		}
+		if err := q.Bury("dl", fw.Seq, 2, "dl: 2 attempt(s): 500"); err != nil {
+			t.Fatal(err)
+		}
+		waitDeadLetters(t, q, 1)
+		list, err := q.DeadLettersBefore("", 0)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("round %d: listed %+v, %v", round, list, err)
+		}
+		if dl := list[0]; dl.Sink != "dl" || dl.From != "a" || dl.Reason != "dl: 2 attempt(s): 500 (dead-lettered by a: a: rejected: 422)" {
+			t.Fatalf("round %d: dead letter %+v", round, dl)
+		}
+		if round == 0 {
+			if err := q.Replay(list[0].Key, ""); err != nil { // to dl, the sink that gave up
+				t.Fatal(err)
+			}
+			waitDeadLetters(t, q, 0)
+		}
+	}
+}
+
+// On one replica, a replay and a discard of one dead letter at the same
+// moment do not both happen: one of them finds it gone.
+func TestReplayAndDiscardAtOnce(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	subscribe(t, q, "a")
+	const n = 4
+	for i := range n {
+		enqueue(t, q, newEvent(i, "t.a"))
+	}
+	for _, d := range take(t, q, "a", n, 15*time.Second) {
+		if err := q.Bury("a", d.Seq, 1, "gave up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDeadLetters(t, q, n)
+	list, err := q.DeadLettersBefore("", 0)
+	if err != nil || len(list) != n {
+		t.Fatalf("listed %d, %v", len(list), err)
+	}
+	for _, dl := range list {
+		errs := make(chan error, 2)
+		go func() { errs <- q.Replay(dl.Key, "") }()
+		go func() { errs <- q.Discard(dl.Key) }()
+		first, second := <-errs, <-errs
+		if (first == nil) == (second == nil) || !errors.Is(errors.Join(first, second), queue.ErrNotFound) {
+			t.Errorf("replay and discard of %s: %v and %v, want one done and one ErrNotFound", dl.Key, first, second)
+		}
+		if err := q.Replay(dl.Key, ""); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("%s is still there: %v", dl.Key, err)
+		}
+	}
 }
 
 // With nothing dead-lettered yet (no dead-letter topic), the list is empty.

@@ -134,7 +134,7 @@ type Queue struct {
 	lagDone    chan struct{}
 
 	buried      atomic.Int64 // dead letters listed, as last counted (deadLetterCount) and written, replayed or discarded since
-	replayMu    sync.Mutex   // one Replay at a time
+	replayMu    sync.Mutex   // one Replay or Discard at a time
 	buryMu      sync.Mutex
 	buryQueue   []burial
 	buryWake    chan struct{}

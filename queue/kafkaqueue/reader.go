@@ -12,6 +12,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/hookbridge/hookbridge/eventcodec"
+	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks/kafka"
 )
 
@@ -606,6 +607,7 @@ func (r *reader) take(m kafkago.Message) {
 	}
 	q.seq++
 	e := &entry{seq: q.seq, body: body, rec: rec, attempts: carried}
+	e.from, e.why = replayedForward(m, ev)
 	q.sinkLocked(r.sink).push(e)
 	q.mu.Unlock()
 }
@@ -619,6 +621,29 @@ func (r *reader) route(m kafkago.Message, ev *event.Event) []string {
 		}
 	}
 	return r.q.o.Route(ev)
+}
+
+// replayedForward reads a replay of a dead letter to the dead-letter sink
+// that gave up on it: a forward from the sink named by HeaderFrom again,
+// with what the event's extensions say that sink was told. Any other
+// record is no forward ("").
+func replayedForward(m kafkago.Message, ev *event.Event) (from string, why queue.Failure) {
+	replay := false
+	for _, h := range m.Headers {
+		switch h.Key {
+		case HeaderReplayTo:
+			replay = true
+		case HeaderFrom:
+			from = string(h.Value)
+		}
+	}
+	if !replay || from == "" {
+		return "", queue.Failure{}
+	}
+	if told, why := queue.DeadLetterFailure(ev); told == from {
+		return from, why
+	}
+	return "", queue.Failure{}
 }
 
 // recall remembers the keys of the records of partition in [from, to)
