@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -37,9 +39,9 @@ func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		if sink == "" {
 			sink = dl.Sink
 		}
-		what := fmt.Sprintf("%s to %s: %s %s", dl.Key, sink, dl.EventType, dl.EventID)
+		what := fmt.Sprintf("%s to %s: %s %s", dl.Key, sink, oneLine(dl.EventType), oneLine(dl.EventID))
 		if a.dryRun {
-			return what + " (" + dl.Reason + ")", nil
+			return what + " (" + oneLine(dl.Reason) + ")", nil
 		}
 		return what, api.replay(ctx, dl.Key, a.to)
 	})
@@ -53,15 +55,34 @@ func cmdDiscard(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return a.run(ctx, stdout, "discard", "discarded", func(api *adminAPI, dl inspect.DeadLetterView) (string, error) {
-		what := fmt.Sprintf("%s: %s %s (%s)", dl.Key, dl.EventType, dl.EventID, dl.Reason)
+		what := fmt.Sprintf("%s: %s %s (%s)", dl.Key, oneLine(dl.EventType), oneLine(dl.EventID), oneLine(dl.Reason))
 		if !dl.Replayable {
-			what = fmt.Sprintf("%s: a request body from %s (%s)", dl.Key, dl.Source, dl.Reason)
+			what = fmt.Sprintf("%s: a request body from %s (%s)", dl.Key, dl.Source, oneLine(dl.Reason))
 		}
 		if a.dryRun {
 			return what, nil
 		}
 		return what, api.discard(ctx, dl.Key)
 	})
+}
+
+// oneLine escapes the control characters of s (a reason holding a CRM's
+// answer, an id from a payload), so that each dead letter takes one line
+// and none can pass for another.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // deadLetterArgs are the options of bridge replay and bridge discard.

@@ -118,3 +118,19 @@ func TestCommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// A dead letter's reason (which can hold a CRM's answer) and the ids and
+// types from payloads are printed on one line each, control characters
+// escaped, so that no line passes for another dead letter.
+func TestOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"crm: rejected: 422 Unprocessable Entity: {\"error\":\"é\"}": "crm: rejected: 422 Unprocessable Entity: {\"error\":\"é\"}",
+		"answer:\n<html>\r\n\t<body>":                                `answer:\n<html>\r\n\t<body>`,
+		"id\x00\x1b[2Jx\u0085":                                       `id\x00\x1b[2Jx\u0085`,
+		"":                                                           "",
+	} {
+		if got := oneLine(in); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
