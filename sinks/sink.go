@@ -179,13 +179,15 @@ type Responded interface {
 // it came: what Knative's knativeerrordata holds.
 const AnswerLimit = 1024
 
-// ResponseOf returns the answer err came with, if any.
+// ResponseOf returns the answer err came with, if any, and of its body
+// no more than AnswerLimit bytes.
 func ResponseOf(err error) (status int, body []byte, ok bool) {
 	var r Responded
 	if !errors.As(err, &r) {
 		return 0, nil, false
 	}
-	return r.ResponseStatus(), r.ResponseBody(), true
+	body = r.ResponseBody()
+	return r.ResponseStatus(), body[:min(len(body), AnswerLimit)], true
 }
 
 // WithResponse marks err as having come with an answer of status and body

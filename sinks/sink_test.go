@@ -85,6 +85,9 @@ func TestMarks(t *testing.T) {
 	if status, body, ok := ResponseOf(answered); !ok || status != 503 || string(body) != "busy" || !errors.Is(answered, base) {
 		t.Fatalf("ResponseOf = %d, %q, %v", status, body, ok)
 	}
+	if _, body, _ := ResponseOf(WithResponse(base, 500, make([]byte, 3*AnswerLimit))); len(body) != AnswerLimit {
+		t.Fatalf("ResponseOf kept %d bytes of a long answer, want %d", len(body), AnswerLimit)
+	}
 	if _, _, ok := ResponseOf(Permanent(base)); ok {
 		t.Fatal("ResponseOf found an answer in an error without one")
 	}

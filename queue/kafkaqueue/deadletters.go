@@ -38,7 +38,7 @@ import (
 // Headers of the records of the dead-letter topic and of replays.
 const (
 	HeaderAttempts = "hookbridge_attempts"  // delivery attempts made
-	HeaderFrom     = "hookbridge_from"      // the sink that forwarded the event to the one that gave up
+	HeaderFrom     = "hookbridge_from"      // the sink that forwarded the event to the one that gave up; on a replay to that one, the same
 	HeaderReplayTo = "hookbridge_replay_to" // on the ingress topic: the only sink to deliver the record to
 
 	// HeaderSink names the sink that gave up when a dead-letter sink gave
