@@ -58,6 +58,7 @@ type Sink struct {
 	name       string
 	webhookURL string          // webhook mode
 	api        *slackgo.Client // token mode
+	secrets    []string        // what an answer must not repeat (scrub): the webhook URL and its path, or the token
 	channel    *tmpl.Template
 	text       *tmpl.Template
 	blocks     *tmpl.JSON
@@ -103,8 +104,13 @@ func newSink(name string, c *Config) *Sink {
 	}
 	if strings.TrimSpace(c.WebhookURL) != "" {
 		s.webhookURL = strings.TrimSpace(c.WebhookURL)
+		s.secrets = []string{s.webhookURL}
+		if u, err := url.Parse(s.webhookURL); err == nil && len(u.Path) > 1 {
+			s.secrets = append(s.secrets, u.Path) // /services/T…/B…/<secret>
+		}
 		return s
 	}
+	s.secrets = []string{strings.TrimSpace(c.Token)}
 	apiURL := strings.TrimSpace(c.APIURL)
 	if !strings.HasSuffix(apiURL, "/") {
 		apiURL += "/" // slack-go appends the method name
@@ -418,6 +424,9 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 	if errors.Is(context.Cause(reqCtx), errTimedOut) {
 		return fmt.Errorf("slack %s: no answer within %s: %w", method, s.timeout, context.DeadlineExceeded)
 	}
+	// An answer goes into the error and to a dead-letter sink; a page
+	// that echoes the request (a proxy's) must not carry the secret along.
+	ans.body, ans.raw = s.scrub(ans.body), []byte(s.scrub(string(ans.raw)))
 	var limited *slackgo.RateLimitedError
 	if errors.As(err, &limited) {
 		e := sinks.WithResponse(fmt.Errorf("slack %s: %w", method, err), http.StatusTooManyRequests, ans.raw)
@@ -466,6 +475,16 @@ func (s *Sink) explain(parent, reqCtx context.Context, method string, ans *answe
 		err = uerr.Err // its text holds the URL, and a webhook URL is a secret
 	}
 	return fmt.Errorf("slack %s: %s", method, strings.ReplaceAll(err.Error(), s.webhookURLOrNone(), "<webhook_url>"))
+}
+
+// scrub replaces the sink's secrets in text.
+func (s *Sink) scrub(text string) string {
+	for _, secret := range s.secrets {
+		if secret != "" {
+			text = strings.ReplaceAll(text, secret, "<secret>")
+		}
+	}
+	return text
 }
 
 func (s *Sink) webhookURLOrNone() string {

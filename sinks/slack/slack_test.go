@@ -357,6 +357,9 @@ func TestSlackAnswers(t *testing.T) {
 		}, retryable, 30 * time.Second, "429"},
 		{"webhook 429 without Retry-After", false, status(429, "", ""), retryable, 0, "429"},
 		{"webhook 500", false, status(500, "", "<html>oops</html>"), retryable, 0, "500"},
+		{"webhook 502 from a proxy that echoes the request", false, func(w http.ResponseWriter, r *http.Request) {
+			status(502, "", "<html>upstream failed for POST http://"+r.Host+r.URL.Path+"</html>")(w, r)
+		}, retryable, 0, "upstream failed for POST <secret>"},
 		{"api 500", true, status(500, "", ""), retryable, 0, "500"},
 		{"api 503 Retry-After", true, status(503, "2", "<html>maintenance</html>"), retryable, 2 * time.Second, "503"},
 		{"webhook 404 channel_not_found", false, status(404, "", "channel_not_found"), permanent, 0, "404 Not Found: channel_not_found"},
@@ -405,6 +408,9 @@ func TestSlackAnswers(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("error shows the webhook URL: %v", err)
+			}
+			if _, answer, _ := sinks.ResponseOf(err); strings.Contains(string(answer), "SECRET") {
+				t.Errorf("the answer a dead-letter sink would be told shows the webhook URL: %q", answer)
 			}
 			// A refused answer's status (in the case's name; an API
 			// refusal comes with a 200) and body reach a dead-letter sink.
