@@ -319,7 +319,9 @@ func DeadLetterFailure(ev *ce.Event) (from string, why Failure) {
 	}
 	why.Reason, _ = exts[ExtDeadLetterReason].(string)
 	if code, ok := exts[ExtKnativeErrorCode].(string); ok {
-		why.Status, _ = strconv.Atoi(code)
+		if n, err := strconv.Atoi(code); err == nil && n >= 100 && n <= 599 {
+			why.Status = n // what a status can be; anything else is none
+		}
 	}
 	if data, ok := exts[ExtKnativeErrorData].(string); ok {
 		why.Answer, _ = base64.StdEncoding.DecodeString(data)

@@ -684,8 +684,10 @@ func (s *Store) bury(sink string, seq uint64, h *held, attempts int, reason stri
 	}
 	at := s.now().UnixNano()
 	rec := deadRecord{At: at, Attempts: attempts, Sink: sink, From: h.from, Reason: reason, Event: body}
-	if h.from != "" && h.reason != "" {
-		rec.Reason = fmt.Sprintf("%s (dead-lettered by %s: %s)", reason, h.from, h.reason)
+	if h.from != "" {
+		if h.reason != "" {
+			rec.Reason = fmt.Sprintf("%s (dead-lettered by %s: %s)", reason, h.from, h.reason)
+		}
 		// Kept as this dead-letter sink was sent it, with the sink that
 		// gave up first and why, so that a replay to it (the default)
 		// sends what a dead-letter sink expects. A replay elsewhere

@@ -228,8 +228,10 @@ func (q *Queue) Replay(key, sink string) error {
 }
 
 // Discard marks a dead letter discarded: it is no longer listed. On one
-// replica a replay and a discard of one key do not both happen; on two at
-// the same moment they can (the shared state has no compare-and-set).
+// replica a replay and a discard of one key at the same moment do not
+// both happen (but a replay whose mark could not be written leaves the
+// dead letter listed, and a discard after it succeeds); on two replicas
+// they can (the shared state has no compare-and-set).
 func (q *Queue) Discard(key string) error {
 	q.replayMu.Lock()
 	defer q.replayMu.Unlock()
