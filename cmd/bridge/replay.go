@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -66,21 +66,30 @@ func cmdDiscard(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 }
 
-// oneLine escapes the control characters of s (a reason holding a CRM's
-// answer, an id from a payload), so that each dead letter takes one line
-// and none can pass for another.
+// oneLine escapes what a terminal would not print as itself in s (a reason
+// holding a CRM's answer, an id from a payload): control and format
+// characters, line and paragraph separators, bytes that are not UTF-8. Each
+// dead letter then takes one line, and none can pass for another.
 func oneLine(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
+	printable := func(s string) bool {
+		return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && !strconv.IsPrint(r) })
+	}
+	if printable(s) {
 		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case r != ' ' && !strconv.IsPrint(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
-			continue
+		default:
+			b.WriteString(s[:n])
 		}
-		b.WriteRune(r)
+		s = s[n:]
 	}
 	return b.String()
 }

@@ -127,6 +127,7 @@ func TestOneLine(t *testing.T) {
 		"crm: rejected: 422 Unprocessable Entity: {\"error\":\"é\"}": "crm: rejected: 422 Unprocessable Entity: {\"error\":\"é\"}",
 		"answer:\n<html>\r\n\t<body>":                                `answer:\n<html>\r\n\t<body>`,
 		"id\x00\x1b[2Jx\u0085":                                       `id\x00\x1b[2Jx\u0085`,
+		"csi \x9b2J, \u202egnp.exe\u2028next":                        `csi \x9b2J, \u202egnp.exe\u2028next`,
 		"":                                                           "",
 	} {
 		if got := oneLine(in); got != want {
