@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -261,14 +262,28 @@ func TestDeadLetterSinkIsToldTheAnswer(t *testing.T) {
 	defer q.Close()
 	c := newCRM(t, 422)
 	c.answer = `{"error":"email is invalid"}`
-	gone := httptest.NewServer(http.NotFoundHandler())
-	gone.Close() // nothing listens at its address now
+	// A destination that never answers: it hangs up on every connection
+	// (its port stays taken, so no other test server can get it).
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	go func() {
+		for {
+			c, err := gone.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	dead := newCRM(t, 200)
 	e := New(q, nil, nil)
 	p := fastPolicy(2)
 	p.DeadLetter = "dead"
 	e.Start("crm", httpSink(t, c.srv.URL), p)
-	e.Start("gone", httpSink(t, gone.URL), p)
+	e.Start("gone", httpSink(t, "http://"+gone.Addr().String()), p)
 	e.Start("dead", httpSink(t, dead.srv.URL), fastPolicy(2))
 	defer e.StopAll(context.Background())
 	enqueue(t, q, "rejected", "crm")
