@@ -11,8 +11,9 @@
 //   - bare HTTP: the same N signed POSTs, over the same connections, at a bare
 //     Fiber handler (a child process of this binary) that answers 200 and
 //     does nothing else. No server fed over HTTP can deliver end to end
-//     faster than it receives, so this is the most the end-to-end ratio can
-//     be on this machine, with the load generator beside the server.
+//     faster than it receives, so for a Fiber server such as the bridge this
+//     is the most the end-to-end ratio can be on this machine, with the load
+//     generator beside the server.
 //   - bridge queue drain: the broker is paused (SIGSTOP) while N more leads are
 //     acknowledged and queued, then resumed (SIGCONT); timed from the resume
 //     until the N-th message is on the topic. This isolates the bridge's
@@ -255,7 +256,7 @@ func main() {
 	fmt.Printf("CPU per event, direct at drain's fill: producer %.1f µs, broker %.1f µs\n", perEvent(cpuDirectFull.used[0]), perEvent(cpuDirectFull.used[1]))
 	fmt.Printf("CPU per event, drain: bridge %.1f µs, broker %.1f µs\n", perEvent(cpuDrain.used[0]), perEvent(cpuDrain.used[1]))
 	fmt.Printf("ratio bridge end to end / direct: %.2f\n", direct.Seconds()/endToEnd.Seconds())
-	fmt.Printf("ratio bare Fiber handler / direct: %.2f (the most any server fed over HTTP here reaches end to end)\n", direct.Seconds()/bareTook.took.Seconds())
+	fmt.Printf("ratio bare Fiber handler / direct: %.2f (the most a Fiber server fed over HTTP here reaches end to end)\n", direct.Seconds()/bareTook.took.Seconds())
 	fmt.Printf("ratio bridge end to end / bare Fiber handler: %.2f\n", bareTook.took.Seconds()/endToEnd.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct: %.2f\n", direct.Seconds()/drain.Seconds())
 	fmt.Printf("ratio bridge queue drain / direct at the same broker fill: %.2f\n", directFull.Seconds()/drain.Seconds())
