@@ -32,7 +32,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -282,11 +281,11 @@ type target struct {
 	stop func()
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// freeAddrs returns n distinct loopback addresses to listen on.
+func freeAddrs(n int) []string {
+	addrs, err := proc.FreeAddrs(n)
 	must(err)
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // tlsFiles are the certificate every target serves with -tls, and the
@@ -407,7 +406,7 @@ func startProcess(cmd *exec.Cmd, readyURL string) func() {
 func startChild(flag string, args ...string) *target {
 	self, err := os.Executable()
 	must(err)
-	addr := freeAddr()
+	addr := freeAddrs(1)[0]
 	if tlsFiles.cert != "" {
 		args = append(args, "-tls-cert", tlsFiles.cert, "-tls-key", tlsFiles.key)
 	}
@@ -482,7 +481,8 @@ func startBridge(bin, dir string, bc bridgeConfig) *bridgeTarget {
 		// A topic of its own for every start, so that no phase reads another's.
 		queue = fmt.Sprintf("type: kafka, brokers: [%q], topic: bench.%d", bc.kafkaBroker, time.Now().UnixNano())
 	}
-	addr, admin := freeAddr(), freeAddr()
+	addrs := freeAddrs(2)
+	addr, admin := addrs[0], addrs[1]
 	server := fmt.Sprintf("listen: %q", addr)
 	if tlsFiles.cert != "" {
 		server += fmt.Sprintf(", tls: {cert_file: %q, key_file: %q}", tlsFiles.cert, tlsFiles.key)

@@ -42,14 +42,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
+// freePorts returns n distinct loopback addresses that were free a moment
+// ago. Their listeners are held until all n are chosen: closing each before
+// asking for the next lets the kernel hand out the same port twice.
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // bridgeProc is one running bridge binary.
@@ -70,7 +77,8 @@ type bridgeProc struct {
 func newBridge(t *testing.T, config string, env ...string) *bridgeProc {
 	t.Helper()
 	dir := t.TempDir()
-	b := &bridgeProc{t: t, Addr: freePort(t), Admin: freePort(t), Dir: dir, Config: filepath.Join(dir, "bridge.yaml"), env: env}
+	ports := freePorts(t, 2)
+	b := &bridgeProc{t: t, Addr: ports[0], Admin: ports[1], Dir: dir, Config: filepath.Join(dir, "bridge.yaml"), env: env}
 	b.WriteConfig(config)
 	return b
 }

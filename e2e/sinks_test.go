@@ -48,7 +48,8 @@ func exampleBridge(t *testing.T, env ...string) *bridgeProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bridgeProc{t: t, Addr: freePort(t), Admin: freePort(t), Dir: t.TempDir(), Config: config}
+	ports := freePorts(t, 2)
+	b := &bridgeProc{t: t, Addr: ports[0], Admin: ports[1], Dir: t.TempDir(), Config: config}
 	b.env = append([]string{
 		"BRIDGE_LISTEN=" + b.Addr,
 		"BRIDGE_ADMIN_LISTEN=" + b.Admin,

@@ -592,11 +592,11 @@ func (b *bridge) fetch(path, name string) error {
 	return f.Close()
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// freeAddrs returns n distinct loopback addresses to listen on.
+func freeAddrs(n int) []string {
+	addrs, err := proc.FreeAddrs(n)
 	must(err)
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // startBridge runs the bridge with one source and one route, to a kafka sink
@@ -604,7 +604,8 @@ func freeAddr() string {
 // linger). write_timeout is raised so that the paused broker of the drain
 // measurement does not fail the batch it holds.
 func startBridge(bin, dir, brokerAddr, sinkKeys string) *bridge {
-	addr, admin := freeAddr(), freeAddr()
+	addrs := freeAddrs(2)
+	addr, admin := addrs[0], addrs[1]
 	var extra strings.Builder
 	for _, kv := range strings.Split(sinkKeys, ";") {
 		if kv = strings.TrimSpace(kv); kv != "" {

@@ -1,9 +1,11 @@
-// Package proc reads what the benchmarks report about a process from /proc.
+// Package proc reads what the benchmarks report about a process from /proc,
+// and finds the loopback addresses the processes they start listen on.
 package proc
 
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -120,4 +122,20 @@ func (t MachineTimes) Share(ticks int64) float64 {
 		return 0
 	}
 	return float64(ticks) / float64(total)
+}
+
+// FreeAddrs returns n distinct loopback addresses that were free a moment
+// ago. Every listener is held until all n are chosen: closing each before
+// asking for the next lets the kernel hand out the same port twice.
+func FreeAddrs(n int) ([]string, error) {
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs, nil
 }

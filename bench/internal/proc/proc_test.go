@@ -34,3 +34,17 @@ func TestParseMachineTimes(t *testing.T) {
 		}
 	}
 }
+
+func TestFreeAddrsAreDistinct(t *testing.T) {
+	addrs, err := FreeAddrs(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("%s handed out twice in %v", a, addrs)
+		}
+		seen[a] = true
+	}
+}
