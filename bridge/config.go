@@ -275,19 +275,13 @@ func LoadSections(path string, sections ...[]string) (*File, error) {
 	if err == nil || !ok || f == nil {
 		return f, err
 	}
-	var spans [][2]int
+	lines := map[int]bool{}
 	for _, sec := range sections {
-		if first, last, found := sectionLines(top, sec); found {
-			spans = append(spans, [2]int{first, last})
-		}
+		sectionLines(top, sec, lines)
 	}
 	var kept config.Errors
 	for _, e := range errs {
-		inside := e.Line == 0 // about the whole file
-		for _, sp := range spans {
-			inside = inside || (e.Line >= sp[0] && e.Line <= sp[1])
-		}
-		if inside {
+		if e.Line == 0 || lines[e.Line] { // about the whole file, or in a section
 			kept = append(kept, e)
 		}
 	}
@@ -297,26 +291,33 @@ func LoadSections(path string, sections ...[]string) (*File, error) {
 	return f, nil
 }
 
-// sectionLines finds the section at path under the top mapping, and the
-// lines from its key to the last of its contents.
-func sectionLines(top *yaml.Node, path []string) (first, last int, found bool) {
+// sectionLines adds to lines the line of the section at path under the
+// top mapping and of everything it holds, following its aliases and
+// merges (<<: *defaults): what they name may be written anywhere in the
+// file, and a mistake there is the section's.
+func sectionLines(top *yaml.Node, path []string, lines map[int]bool) {
 	n := top
 	var key *yaml.Node
 	for _, name := range path {
 		if key, n = config.Lookup(n, name); n == nil {
-			return 0, 0, false
+			return
 		}
 	}
-	first, last = key.Line, key.Line
+	lines[key.Line] = true
+	seen := map[*yaml.Node]bool{}
 	var walk func(*yaml.Node)
 	walk = func(n *yaml.Node) {
-		last = max(last, n.Line)
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		lines[n.Line] = true
+		walk(n.Alias)
 		for _, c := range n.Content {
 			walk(c)
 		}
 	}
 	walk(n)
-	return first, last, true
 }
 
 // Parse checks a configuration given as bytes; path names it in errors.
@@ -367,6 +368,7 @@ func parseFile(path string, data []byte, lookup config.LookupFunc) (*File, *yaml
 		}
 	}
 	d.Expand(&root, lookup)
+	d.Merge(&root)
 	shape := fileShape{
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
@@ -377,7 +379,7 @@ func parseFile(path string, data []byte, lookup config.LookupFunc) (*File, *yaml
 		MemoryLimit: memoryLimitUnset,
 	}
 	top := root.Content[0]
-	d.Decode(top, &shape)
+	d.Decode(withoutExtensions(top), &shape)
 	if shape.Queue.DeadLetterTopic == "" {
 		shape.Queue.DeadLetterTopic = shape.Queue.Topic + kafkaqueue.DeadLetterSuffix
 	}
@@ -393,6 +395,22 @@ func parseFile(path string, data []byte, lookup config.LookupFunc) (*File, *yaml
 	}
 	checkRefs(d, f, &shape.Routes)
 	return f, top, d.Err()
+}
+
+// withoutExtensions is the top mapping without its x- keys, which hold
+// anchors for the rest of the file and are not the bridge's to read.
+func withoutExtensions(top *yaml.Node) *yaml.Node {
+	if top.Kind != yaml.MappingNode {
+		return top
+	}
+	kept := *top
+	kept.Content = nil
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if !config.IsExtension(top.Content[i].Value) {
+			kept.Content = append(kept.Content, top.Content[i], top.Content[i+1])
+		}
+	}
+	return &kept
 }
 
 func checkTop(d *config.Decoder, top *yaml.Node, f *File) {

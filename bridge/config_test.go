@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/delivery"
+	httpsink "github.com/hookbridge/hookbridge/sinks/http"
 
 	_ "github.com/hookbridge/hookbridge/sinks/all"
 	_ "github.com/hookbridge/hookbridge/sources/all"
@@ -372,5 +373,84 @@ func TestErrorsDoNotQuoteExpandedSecrets(t *testing.T) {
 	_, err := Parse("c.yaml", []byte(src), lookup)
 	if err == nil || !strings.Contains(err.Error(), "c.yaml:4:71: bad template") || strings.Contains(err.Error(), "SUPERSECRET") {
 		t.Fatalf("error %v: want a bad template at 4:71 without the secret", err)
+	}
+}
+
+// Sinks and sources may share settings through anchors kept under x- keys
+// and merged with <<, as Docker Compose files do.
+func TestMergeKeysAndExtensionKeys(t *testing.T) {
+	f, errs := parse(t, `
+x-crm: &crm
+  type: http
+  timeout: 5s
+  retry: {max_attempts: 3}
+  headers: {Authorization: "Bearer ${CRM_TOKEN}"}
+x-notes: anything the bridge does not read
+sources:
+  hc: {type: helloclient, secret: s}
+sinks:
+  crm-eu: {<<: *crm, url: "https://eu.crm.example/leads"}
+  crm-us:
+    <<: *crm
+    url: "https://us.crm.example/leads"
+    timeout: 2s
+routes:
+  - {name: all, sinks: [crm-eu, crm-us]}
+`, map[string]string{"CRM_TOKEN": "t"})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	for name, timeout := range map[string]time.Duration{"crm-eu": 5 * time.Second, "crm-us": 2 * time.Second} {
+		s := f.Sink(name)
+		if s == nil {
+			t.Fatalf("no sink %s", name)
+		}
+		c, ok := s.Config.(*httpsink.Config)
+		if !ok {
+			t.Fatalf("%s: config %T", name, s.Config)
+		}
+		if s.Common.Type != "http" || s.Common.Retry.MaxAttempts != 3 || c.Timeout != timeout || len(c.Headers) != 1 {
+			t.Errorf("%s: type %q, max_attempts %d, timeout %s, headers %v", name, s.Common.Type, s.Common.Retry.MaxAttempts, c.Timeout, c.Headers)
+		}
+	}
+	// A mistake in the anchor is reported where it is written, once.
+	_, errs = parse(t, `
+x-crm: &crm {type: http, tiemout: 5s}
+sources:
+  hc: {type: helloclient, secret: s}
+sinks:
+  a: {<<: *crm, url: "https://a.example"}
+  b: {<<: *crm, url: "https://b.example"}
+routes:
+  - {name: all, sinks: [a, b]}
+`, nil)
+	if len(errs) != 1 || errs[0].Line != 2 || !strings.Contains(errs[0].Msg, `unknown key "tiemout"`) {
+		t.Errorf("errors %v, want one unknown key at line 2", errs)
+	}
+}
+
+// A section's problems include those of the anchors it merges, wherever
+// they are written, and only those.
+func TestLoadSectionsFollowsMerges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	const conf = `x-crisp: &crisp {type: crisp, key: "${LOADSECTIONS_MERGED_CRISP_KEY}"}
+x-crm: &crm {type: http, url: "${LOADSECTIONS_MERGED_CRM_URL}"}
+sources:
+  crisp: {<<: *crisp}
+  hc: {type: helloclient, secret: k}
+sinks:
+  crm: {<<: *crm}
+routes:
+  - {name: all, sinks: [crm]}
+`
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadSections(path, []string{"sources", "crisp"})
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:1:") || strings.Contains(err.Error(), "LOADSECTIONS_MERGED_CRM_URL") {
+		t.Errorf("sources.crisp: %v, want only its merged unset variable", err)
+	}
+	if _, err := LoadSections(path, []string{"sources", "hc"}); err != nil {
+		t.Errorf("sources.hc: %v", err)
 	}
 }

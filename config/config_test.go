@@ -235,6 +235,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add("inner: {name: a, retries: 3}\nmany: {x: {tags: [a]}}\n")
 	f.Add("inner: [1, 2]\nraw: &a {b: *a}\n")
 	f.Add("inner: {wait: ${X:-1s}, limit: 1MiB}\n")
+	f.Add("d: &d {name: a}\ninner: {<<: [*d, {on: true}], retries: 1}\n")
+	f.Add("inner: &i {<<: *i, name: a}\nmany: {x: {<<: [1, *i]}}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		var n yaml.Node
 		if yaml.Unmarshal([]byte(src), &n) != nil || len(n.Content) == 0 {
@@ -242,6 +244,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		d := &Decoder{File: "f"}
 		d.Expand(&n, func(string) (string, bool) { return "v", true })
+		d.Merge(&n)
 		var o outer
 		d.Decode(n.Content[0], &o)
 		for _, e := range d.Errs {

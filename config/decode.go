@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +107,14 @@ func (d *Decoder) Err() error {
 			return a.Line < b.Line
 		}
 		return a.Column < b.Column
+	})
+	// A value merged into several mappings (<<: *defaults) is checked in
+	// each: the same mistake at the same place is reported once.
+	seen := make(map[Error]bool, len(d.Errs))
+	d.Errs = slices.DeleteFunc(d.Errs, func(e Error) bool {
+		dup := seen[e]
+		seen[e] = true
+		return dup
 	})
 	return d.Errs
 }
