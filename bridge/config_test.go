@@ -376,6 +376,46 @@ func TestErrorsDoNotQuoteExpandedSecrets(t *testing.T) {
 	}
 }
 
+// Every bad template among a body's or blocks' leaves is reported at its
+// own line and column, and one that holds a ${...} is not quoted.
+func TestEveryBadLeafTemplateIsReportedWhereItIs(t *testing.T) {
+	src := `sources:
+  hc: {type: helloclient, secret: s}
+sinks:
+  crm:
+    type: http
+    url: "https://crm.example/leads"
+    body:
+      email: "{{ .Data.Email }"
+      tags: [lead, "{{ end }}"]
+      token: "${CRM_TOKEN}"
+  alert:
+    type: slack
+    webhook_url: "https://hooks.slack.com/services/T/B/x"
+    text: "new lead"
+    blocks:
+      - type: section
+        text: {type: mrkdwn, text: "{{ if }}"}
+routes:
+  - {name: all, sinks: [crm, alert]}
+`
+	lookup := func(name string) (string, bool) { return "abc{{SUPERSECRETPART}}", name == "CRM_TOKEN" }
+	_, err := Parse("c.yaml", []byte(src), lookup)
+	var got []string
+	for _, e := range err.(config.Errors) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`c.yaml:8:14: email: bad template: 1: unexpected "}" in operand`,
+		`c.yaml:9:20: tags: bad template: 1: unexpected {{end}}`,
+		`c.yaml:10:14: token (the value holds a ${...}: what it expanded to is not shown)`,
+		`c.yaml:17:36: text: bad template: 1: missing value for if`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // Sinks and sources may share settings through anchors kept under x- keys
 // and merged with <<, as Docker Compose files do.
 func TestMergeKeysAndExtensionKeys(t *testing.T) {

@@ -252,14 +252,7 @@ func (d *Decoder) decode(node *yaml.Node, v reflect.Value, what string) {
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
 		if err := node.Decode(v.Addr().Interface()); err != nil {
-			msg := cleanYAMLError(err)
-			if d.expanded[node] {
-				// A type's error may quote the value (a template's parse
-				// error names what it read), and a ${...} may have put a
-				// secret there.
-				msg = fmt.Sprintf("%s (the value holds a ${...}: what it expanded to is not shown)", firstWords(msg))
-			}
-			d.Errorf(node, "%s", msg)
+			d.unmarshalError(node, err)
 		}
 		return
 	}
@@ -464,6 +457,40 @@ func (d *Decoder) decodeFields(node *yaml.Node, fields []fieldInfo) {
 		}
 		d.decode(val, target.v, k.Value)
 	}
+}
+
+// nodeError is an error of a yaml.Unmarshaler that blames one node inside
+// the value it decodes, such as a bad template among a body's leaves. An
+// Unmarshaler returns several joined (errors.Join), and each is reported
+// at its own node.
+type nodeError interface {
+	error
+	YAMLNode() *yaml.Node
+}
+
+// unmarshalError records what a yaml.Unmarshaler returned for node.
+func (d *Decoder) unmarshalError(node *yaml.Node, err error) {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	for _, err := range errs {
+		at := node
+		var ne nodeError
+		if errors.As(err, &ne) && ne.YAMLNode() != nil {
+			at = ne.YAMLNode()
+		}
+		msg := cleanYAMLError(err)
+		if d.expanded[at] {
+			// A type's error may quote the value (a template's parse
+			// error names what it read), and a ${...} may have put a
+			// secret there.
+			msg = fmt.Sprintf("%s (the value holds a ${...}: what it expanded to is not shown)", firstWords(msg))
+		}
+		d.Errorf(at, "%s", msg)
+	}
+	// The value as a whole did not decode: Validate adds nothing about it.
+	d.failed[node] = true
 }
 
 func cleanYAMLError(err error) string {

@@ -3,6 +3,7 @@ package tmpl
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -28,20 +29,43 @@ type jsonNode struct {
 	isSet bool
 }
 
-// UnmarshalYAML parses every leaf template at load time.
+// UnmarshalYAML parses every leaf template at load time. Every mistake is
+// returned, joined, each a *NodeError naming the node it is at.
 func (j *JSON) UnmarshalYAML(n *yaml.Node) error {
-	root, err := buildJSONNode(n)
-	if err != nil {
-		return err
+	var errs []error
+	root := buildJSONNode(n, "", &errs)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	j.root = root
 	return nil
 }
 
+// NodeError is a mistake at one node of a YAML tree a JSON is built from:
+// the config decoder reports it at that node's line and column.
+type NodeError struct {
+	Node *yaml.Node
+	Err  error
+}
+
+func (e *NodeError) Error() string { return e.Err.Error() }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// YAMLNode is the node the mistake is at.
+func (e *NodeError) YAMLNode() *yaml.Node { return e.Node }
+
 // IsZero reports whether no body was given.
 func (j *JSON) IsZero() bool { return j == nil || !j.root.isSet }
 
-func buildJSONNode(n *yaml.Node) (jsonNode, error) {
+// buildJSONNode builds the tree at n, adding each mistake to errs; key is
+// the mapping key n is the value of, if any, for the mistake's words.
+func buildJSONNode(n *yaml.Node, key string, errs *[]error) jsonNode {
+	blame := func(at *yaml.Node, err error) {
+		if key != "" {
+			err = fmt.Errorf("%s: %w", key, err)
+		}
+		*errs = append(*errs, &NodeError{Node: at, Err: err})
+	}
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -53,49 +77,47 @@ func buildJSONNode(n *yaml.Node) (jsonNode, error) {
 			// JSON has no merge keys, and a key twice would be sent twice.
 			switch k := n.Content[i]; {
 			case k.Tag == "!!merge":
-				return out, fmt.Errorf("merge keys (<<) are not supported here: write the keys out")
+				*errs = append(*errs, &NodeError{Node: k, Err: fmt.Errorf("merge keys (<<) are not supported here: write the keys out")})
+				continue
 			case seen[k.Value]:
-				return out, fmt.Errorf("duplicate key %q", k.Value)
+				*errs = append(*errs, &NodeError{Node: k, Err: fmt.Errorf("duplicate key %q", k.Value)})
+				continue
 			}
 			seen[n.Content[i].Value] = true
-			v, err := buildJSONNode(n.Content[i+1])
-			if err != nil {
-				return out, fmt.Errorf("%s: %w", n.Content[i].Value, err)
-			}
+			v := buildJSONNode(n.Content[i+1], n.Content[i].Value, errs)
 			out.keys = append(out.keys, n.Content[i].Value)
 			out.vals = append(out.vals, v)
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
-			v, err := buildJSONNode(c)
-			if err != nil {
-				return out, err
-			}
-			out.vals = append(out.vals, v)
+			out.vals = append(out.vals, buildJSONNode(c, key, errs))
 		}
 	case yaml.ScalarNode:
 		if n.Tag == "!!str" || n.Tag == "" {
 			t, err := Parse(n.Value)
 			if err != nil {
-				return out, err
+				blame(n, err)
+				return out
 			}
 			out.tmpl = t
 			out.raw = isRawJSONAction(n.Value)
-			return out, nil
+			return out
 		}
 		var x any
 		if err := n.Decode(&x); err != nil {
-			return out, err
+			blame(n, err)
+			return out
 		}
 		b, err := json.Marshal(x)
 		if err != nil {
-			return out, err
+			blame(n, err)
+			return out
 		}
 		out.lit = b
 	default:
-		return out, fmt.Errorf("unsupported YAML node in body")
+		blame(n, fmt.Errorf("unsupported YAML node in body"))
 	}
-	return out, nil
+	return out
 }
 
 func isRawJSONAction(s string) bool {

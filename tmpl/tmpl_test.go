@@ -2,6 +2,7 @@ package tmpl
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -137,10 +138,28 @@ missing: "{{ .Data.Nope }}"
 	}
 }
 
-func TestJSONBadTemplateIsAYAMLError(t *testing.T) {
+// Every bad leaf is reported, each at its own node.
+func TestJSONBadTemplatesAreErrorsAtTheirNodes(t *testing.T) {
 	var j JSON
-	if err := yaml.Unmarshal([]byte(`a: {b: "{{ .X "}`), &j); err == nil || !strings.Contains(err.Error(), "a: b:") {
-		t.Fatalf("got %v", err)
+	err := yaml.Unmarshal([]byte("a: {b: \"{{ .X \"}\nc: [1, \"{{ end }}\"]\nd: ok\n"), &j)
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("got %v, want every mistake joined", err)
+	}
+	var got []string
+	for _, e := range joined.Unwrap() {
+		var ne *NodeError
+		if !errors.As(e, &ne) {
+			t.Fatalf("%v is not a *NodeError", e)
+		}
+		got = append(got, fmt.Sprintf("%d:%d %v", ne.YAMLNode().Line, ne.YAMLNode().Column, e))
+	}
+	want := []string{
+		`1:8 b: bad template: 1: unclosed action`,
+		`2:8 c: bad template: 1: unexpected {{end}}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
