@@ -184,7 +184,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	// source is known, and counted all the same. The client may still be
 	// writing when the answer comes and the connection closes, so only an
 	// answer read is checked; the count below is the test.
-	if resp, err := post(t, http.DefaultClient, url, leadBody(300), map[string]string{"X-Padding": strings.Repeat("a", 9000)}); err == nil && resp.Status != 431 {
+	if resp, err := post(t, http.DefaultClient, url, leadBody(300), map[string]string{"X-Padding": strings.Repeat("a", 20<<10)}); err == nil && resp.Status != 431 {
 		t.Errorf("oversized headers: %v, want 431", resp.Status)
 	}
 	waitFor(t, 10*time.Second, "deliveries", func() bool {

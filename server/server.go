@@ -84,10 +84,23 @@ func New(opts Options, ing Ingester, log *slog.Logger, m *metrics.Metrics) *Serv
 		IdleTimeout:           opts.IdleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
+		// The request line and headers must fit in it (fasthttp answers
+		// 431 past it). Fiber's 4 KiB is less than a provider's long
+		// signature headers plus what load balancers and tracing add.
+		ReadBufferSize: readBufferSize,
+		// A multipart Content-Type is the sender's word, not a reason to
+		// parse the body before it is verified (a body that is not
+		// multipart would be refused unread, and not kept).
+		DisablePreParseMultipartForm: true,
 	})
 	s.app.Use(s.handle)
 	return s
 }
+
+// readBufferSize bounds a request's line and headers together, as
+// nginx's large_client_header_buffers (8 KiB each) and Go's net/http
+// (1 MiB) do; 16 KiB takes every provider's headers with room to spare.
+const readBufferSize = 16 << 10
 
 // readLimit is how much of a body the listener reads before it gives up on
 // the request. fasthttp refuses a body over its limit without reading it and
@@ -146,12 +159,13 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		// the read timeout, or closed by Shutdown.
 		s.log.Debug("connection closed before any request", "remote", remoteAddr(c), "err", err)
 	case code == http.StatusRequestEntityTooLarge:
-		s.log.Warn("rejected webhook: body over the server's limit", "path", c.Path(), "status", code)
+		s.log.Warn("rejected webhook: body over the server's limit", "path", c.Path(), "remote", remoteAddr(c), "status", code,
+			"read_limit", s.app.Config().BodyLimit)
 		s.m.Requests.WithLabelValues("", strconv.Itoa(code)).Inc()
 	default:
 		// A request fasthttp could not read (headers too large, a body
 		// that stopped coming): its path is not known.
-		s.log.Warn("rejected request", "status", code, "remote", remoteAddr(c), "err", err)
+		s.log.Warn("rejected request", "status", code, "remote", remoteAddr(c), "err", readError(err))
 		s.m.Requests.WithLabelValues("", strconv.Itoa(code)).Inc()
 	}
 	return c.Status(code).SendString(http.StatusText(code))
@@ -175,10 +189,12 @@ func (s *Server) handle(c *fiber.Ctx) error {
 	}
 	remote := remoteAddr(c)
 	req := &sources.Request{
-		Method:     c.Method(),
-		Path:       path,
-		Header:     copyHeader(&c.Request().Header),
-		Body:       append([]byte(nil), c.Body()...),
+		Method: c.Method(),
+		Path:   path,
+		Header: copyHeader(&c.Request().Header),
+		// As sent: Handle undoes a Content-Encoding itself, within the
+		// source's limit (Fiber's Body would inflate it without one).
+		Body:       append([]byte(nil), c.Request().Body()...),
 		ReceivedAt: received,
 	}
 	req.RemoteIP = ClientIP(remote, forwardedFor(req.Header), t.TrustedProxies)
@@ -196,6 +212,16 @@ func (s *Server) handle(c *fiber.Ctx) error {
 	}
 	if reply.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(reply.RetryAfter.Seconds()))))
+	}
+	switch reply.Status {
+	case http.StatusMethodNotAllowed:
+		allow := http.MethodPost
+		if _, ok := ep.Source.(sources.Handshaker); ok {
+			allow = http.MethodGet + ", " + http.MethodPost
+		}
+		c.Set(fiber.HeaderAllow, allow)
+	case http.StatusUnsupportedMediaType:
+		c.Set(fiber.HeaderAcceptEncoding, SupportedEncodings)
 	}
 	return c.Status(reply.Status).Send(reply.Body)
 }
@@ -272,6 +298,11 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 		log().Warn("rejected webhook: body over the source's limit", "status", 413, "bytes", len(req.Body), "limit", ep.BodyLimit)
 		return text(http.StatusRequestEntityTooLarge, "body too large")
 	}
+	if len(contentCodings(req.Header)) > 0 {
+		if reply, ok := s.decode(ep, req, log); !ok {
+			return reply
+		}
+	}
 	if hs, ok := ep.Source.(sources.Handshaker); ok && hs.IsHandshake(req) {
 		reply, err := hs.Handshake(req)
 		if err != nil {
@@ -292,6 +323,9 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 	if err := ep.Source.Verify(req); err != nil {
 		log().Warn("rejected webhook: not authentic", "status", 401, "reason", sources.Reason(err), "err", err)
 		s.m.VerificationFailures.WithLabelValues(ep.Name, sources.Reason(err)).Inc()
+		if errors.Is(err, sources.ErrBadKey) {
+			return text(http.StatusUnauthorized, "key not accepted")
+		}
 		return text(http.StatusUnauthorized, "signature verification failed")
 	}
 	evs, err := ep.Source.Convert(req)
@@ -321,6 +355,50 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 		return reply
 	}
 	return sources.Reply{Status: http.StatusOK}
+}
+
+// decode replaces req.Body with its decoded form (decodeBody), or says
+// what to answer when it cannot be: 415 for a coding the listener does not
+// undo, 413 past the source's limit, 400 for a body that is not what its
+// Content-Encoding says. Such a body is not kept: it was never verified.
+func (s *Server) decode(ep *Endpoint, req *sources.Request, log func() *slog.Logger) (sources.Reply, bool) {
+	limit := ep.BodyLimit
+	if limit <= 0 {
+		limit = defaultDecodeLimit
+	}
+	body, err := decodeBody(req.Header, req.Body, limit)
+	switch {
+	case err == nil:
+		req.Body = body
+		req.Header.Del("Content-Encoding")
+		return sources.Reply{}, true
+	case errors.Is(err, errUnsupportedEncoding):
+		log().Warn("rejected webhook: Content-Encoding not supported", "status", 415, "err", err)
+		return text(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding not supported; use one of %s or none", SupportedEncodings)), false
+	case errors.Is(err, errDecodedTooLarge):
+		log().Warn("rejected webhook: decoded body over the source's limit", "status", 413, "bytes", len(req.Body), "limit", limit, "err", err)
+		return text(http.StatusRequestEntityTooLarge, "body too large once decoded"), false
+	default:
+		log().Warn("rejected webhook: body does not decode as its Content-Encoding says", "status", 400, "content_encoding", req.Header.Get("Content-Encoding"), "err", err)
+		return text(http.StatusBadRequest, fmt.Sprintf("body does not decode as its Content-Encoding says: %v", err)), false
+	}
+}
+
+// defaultDecodeLimit bounds a decoded body for an endpoint without a limit.
+const defaultDecodeLimit = 1 << 20
+
+// readError is what is logged of a request fasthttp could not read:
+// its own words, without the request's bytes it quotes (a request line
+// with a ?key=, signature headers), which may hold secrets.
+func readError(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ". Buffer size="); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.IndexAny(msg, "\"'"); i >= 0 {
+		msg = strings.TrimRight(msg[:i], " :.=") + " (the request's text is not logged)"
+	}
+	return msg
 }
 
 func contains(prefixes []netip.Prefix, a netip.Addr) bool {

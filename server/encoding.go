@@ -1,0 +1,98 @@
+package server
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// SupportedEncodings are the Content-Encodings the listener undoes.
+const SupportedEncodings = "gzip, deflate"
+
+var (
+	// errUnsupportedEncoding is a Content-Encoding the listener cannot
+	// undo: 415, as RFC 9110 (15.5.16) asks.
+	errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
+	// errDecodedTooLarge is a body whose decoded form is over the limit.
+	errDecodedTooLarge = errors.New("decoded body over the limit")
+)
+
+// decodeBody undoes the request's Content-Encoding (RFC 9110, 8.4), the
+// codings in the reverse of the order they were applied. A provider signs
+// its payload, not the bytes its HTTP library compressed it into, so the
+// decoded body is what is verified and queued. At most limit bytes are
+// decoded: a body of a few hundred kilobytes that inflates to gigabytes
+// stops there, at a cost of limit bytes of memory.
+func decodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
+	codings := contentCodings(h)
+	for i := len(codings) - 1; i >= 0; i-- {
+		var err error
+		if body, err = decodeOne(codings[i], body, limit); err != nil {
+			return nil, err
+		}
+	}
+	return body, nil
+}
+
+// contentCodings is the Content-Encoding list, lower case, without
+// "identity": several header lines are one list (RFC 9110, 5.3).
+func contentCodings(h http.Header) []string {
+	var out []string
+	for _, line := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(line, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func decodeOne(coding string, body []byte, limit int64) ([]byte, error) {
+	var r io.Reader
+	switch coding {
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, readErr(coding, err)
+		}
+		r = zr
+	case "deflate":
+		// HTTP's deflate is the zlib format (RFC 9110, 8.4.1.2); some
+		// senders send bare deflate data, which is taken too.
+		zr, err := zlib.NewReader(bytes.NewReader(body))
+		switch {
+		case err == nil:
+			r = zr
+		case errors.Is(err, zlib.ErrHeader):
+			r = flate.NewReader(bytes.NewReader(body))
+		default:
+			return nil, readErr(coding, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w %q (the listener undoes %s)", errUnsupportedEncoding, coding, SupportedEncodings)
+	}
+	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, readErr(coding, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("%w: %s body inflates past %d bytes", errDecodedTooLarge, coding, limit)
+	}
+	return out, nil
+}
+
+// readErr says which coding failed where the decompressor's own words do
+// not (they do, "gzip: invalid header", but for data cut short).
+func readErr(coding string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s data ends early: %w", coding, err)
+	}
+	return err
+}
