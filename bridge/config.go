@@ -555,7 +555,11 @@ func checkKafkaQueue(d *config.Decoder, q QueueConfig, at func(section, key stri
 	if q.CommitInterval < 10*time.Millisecond || q.CommitInterval > time.Minute {
 		d.Errorf(at("queue", "commit_interval"), "queue.commit_interval must be between 10ms and 1m, not %s", q.CommitInterval)
 	}
+	// The files are read here, as server.tls's are, so that a missing one
+	// is a mistake at its line rather than a queue that cannot be opened.
 	if err := q.TLS.Validate(); err != nil {
+		d.Errorf(at("queue", "tls"), "queue.%v", err)
+	} else if err := q.TLS.CheckFiles(); err != nil {
 		d.Errorf(at("queue", "tls"), "queue.%v", err)
 	}
 	if err := q.SASL.Validate(); err != nil {
@@ -709,11 +713,25 @@ func loadSinks(d *config.Decoder, node *yaml.Node) []*SinkSpec {
 		if spec.IsEnabled() {
 			// A disabled sink may leave its required values empty.
 			d.Validate(n, spec.Config)
+			if fc, ok := spec.Config.(sinks.FileChecker); ok {
+				// A file that is missing now is a mistake in the
+				// config, not an outage to wait out: it is reported
+				// here, at its key, with the rest. (A key Validate
+				// blamed already is not blamed again.)
+				d.Validate(n, validatorFunc(fc.CheckFiles))
+			}
 		}
 		out = append(out, spec)
 	}
 	return out
 }
+
+// validatorFunc makes a check that reports as Validate does (FieldErrors
+// blaming keys) a config.Validator, for Decoder.Validate to place its
+// errors.
+type validatorFunc func() error
+
+func (f validatorFunc) Validate() error { return f() }
 
 // checkRefs checks that every sink a route or dead_letter names exists.
 func checkRefs(d *config.Decoder, f *File, routes *yaml.Node) {

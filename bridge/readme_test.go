@@ -152,7 +152,7 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 // examples, so together they must make a file `bridge validate` accepts.
 // The blocks are merged key by key (two of them add sinks; one that starts
 // with "# instead" replaces the sections it sets), the variables
-// they use are set, and the secret file and certificate they read are made.
+// they use are set, and the secret file and certificates they read are made.
 func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -168,6 +168,9 @@ func TestREADMEExamplesAreOneValidConfig(t *testing.T) {
 	certFile, keyFile, _ := testcert.Write(t, dir)
 	text = strings.ReplaceAll(text, certDir+"fullchain.pem", certFile)
 	text = strings.ReplaceAll(text, certDir+"privkey.pem", keyFile)
+	// The kafka sink's CA bundle, read when the config is loaded: any PEM
+	// certificate will do.
+	text = strings.ReplaceAll(text, "/etc/hookbridge/kafka-ca.pem", certFile)
 	merged := map[string]any{}
 	blocks := strings.Split(text, "```yaml\n")[1:]
 	for i, block := range blocks {

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -185,5 +186,88 @@ func TestReloadRefusesWhatTheListenersWereBuiltWith(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: %v, want %q", name, err, c.want)
 		}
+	}
+}
+
+// The files of a kafka sink's tls block and of queue.tls are read when the
+// config is loaded, as server.tls's are: one that is missing or holds no
+// certificate is a mistake at the tls key, reported before anything starts,
+// not a broker taken to be down.
+func TestKafkaTLSFilesAreReadAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := testcert.Write(t, dir)
+	_, otherKey, _ := testcert.Write(t, t.TempDir())
+	notPEM := filepath.Join(dir, "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const sink = `  k: {type: kafka, brokers: ["127.0.0.1:9092"], topic: events, tls: `
+	const queue = `queue: {type: kafka, brokers: ["127.0.0.1:9092"], tls: `
+	// Line 6 of the file, after base; the column is the tls key's.
+	sinkAt := fmt.Sprintf("c.yaml:6:%d: tls: ", strings.Index(sink, "tls:")+1)
+	queueAt := fmt.Sprintf("c.yaml:6:%d: queue.tls: ", strings.Index(queue, "tls:")+1)
+	for name, c := range map[string]struct{ tls, want string }{
+		"missing ca_file":    {fmt.Sprintf("{enabled: true, ca_file: %q}", dir+"/none.pem"), "reading ca_file: open " + dir + "/none.pem: no such file"},
+		"ca_file not PEM":    {fmt.Sprintf("{enabled: true, ca_file: %q}", notPEM), "ca_file " + notPEM + " holds no PEM certificate"},
+		"missing client key": {fmt.Sprintf("{enabled: true, cert_file: %q, key_file: %q}", certFile, dir+"/none.key"), "loading cert_file and key_file: open " + dir + "/none.key"},
+		"key of another":     {fmt.Sprintf("{enabled: true, cert_file: %q, key_file: %q}", certFile, otherKey), "loading cert_file and key_file: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, errs := parse(t, base+sink+c.tls+"}\n", nil)
+			if len(errs) != 1 || !strings.Contains(errs.Error(), sinkAt+c.want) {
+				t.Errorf("sink: want one error %q, got:\n%v", sinkAt+c.want, errs)
+			}
+			_, errs = parse(t, base+queue+c.tls+"}\n", nil)
+			if len(errs) != 1 || !strings.Contains(errs.Error(), queueAt+c.want) {
+				t.Errorf("queue: want one error %q, got:\n%v", queueAt+c.want, errs)
+			}
+		})
+	}
+
+	// Files that are there and hold what they should are accepted.
+	good := fmt.Sprintf("{enabled: true, ca_file: %q, cert_file: %q, key_file: %q}", certFile, certFile, keyFile)
+	if _, errs := parse(t, base+sink+good+"}\n", nil); errs != nil {
+		t.Errorf("sink with readable files: %v", errs)
+	}
+	if _, errs := parse(t, base+queue+good+"}\n", nil); errs != nil {
+		t.Errorf("queue with readable files: %v", errs)
+	}
+	// A disabled sink is not started: its files are not read.
+	missing := fmt.Sprintf("{enabled: true, ca_file: %q}", dir+"/none.pem")
+	if _, errs := parse(t, base+sink+missing+", enabled: false}\n", nil); errs != nil {
+		t.Errorf("disabled sink: %v", errs)
+	}
+	// A tls block Validate refuses is blamed once, not again for its files.
+	_, errs := parse(t, base+sink+fmt.Sprintf("{enabled: true, cert_file: %q}", dir+"/none.pem")+"}\n", nil)
+	if len(errs) != 1 || !strings.Contains(errs.Error(), "cert_file and key_file go together") {
+		t.Errorf("cert_file without key_file: %v", errs)
+	}
+}
+
+// A reload that names a kafka sink's missing ca_file is refused with the
+// file, line and column, and the running config stays.
+func TestReloadRefusesAKafkaSinkWithAMissingCAFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bridge.yaml")
+	conf := testConfig(dir, "  - {name: all, sinks: [archive]}\n")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, path)
+	missing := filepath.Join(dir, "missing.pem")
+	edited := strings.Replace(conf, "sinks:\n", fmt.Sprintf("sinks:\n  k: {type: kafka, brokers: [\"127.0.0.1:9092\"], topic: events, tls: {enabled: true, ca_file: %q}}\n", missing), 1)
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Reload(context.Background())
+	want := path + ":8:" // the line of the new sink
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "tls: reading ca_file: open "+missing) {
+		t.Fatalf("reload: %v; want an error at %s about ca_file", err, want)
+	}
+	if n := testutil.ToFloat64(a.m.ConfigReloads.WithLabelValues("rejected")); n != 1 {
+		t.Errorf("reloads rejected = %v, want 1", n)
+	}
+	if a.rt.Load().File.Sink("k") != nil {
+		t.Error("the rejected config is in force")
 	}
 }

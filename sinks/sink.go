@@ -94,6 +94,17 @@ type Config interface {
 	NewSink(name string) (Sink, error)
 }
 
+// FileChecker is implemented by the Config of sinks that read files the
+// config names when they start (the kafka sink's certificates). Validate
+// does no I/O; the bridge calls CheckFiles when it loads the config, right
+// after Validate, so that a file that is missing or holds no certificate is
+// a mistake in the config, reported with its line and column before
+// anything starts (and refusing a reload), not a destination that is down.
+// It reports errors as Validate does: config.Invalid names the key.
+type FileChecker interface {
+	CheckFiles() error
+}
+
 // Registration describes one sink kind.
 type Registration struct {
 	Type      string

@@ -25,6 +25,9 @@ func init() {
 	})
 }
 
+// The bridge reads the TLS files when it loads the config.
+var _ sinks.FileChecker = (*Config)(nil)
+
 // Defaults of the keys that have one.
 const (
 	DefaultLinger        = 0
@@ -131,8 +134,8 @@ func oneOf(s string, set []string) bool {
 	return false
 }
 
-// Validate implements config.Validator. It does no I/O: the TLS files are
-// read when the sink starts.
+// Validate implements config.Validator. It does no I/O: CheckFiles reads
+// the TLS files.
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 {
@@ -172,7 +175,27 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Validate checks the tls block without reading its files.
+// CheckFiles implements sinks.FileChecker: the bridge reads the TLS files
+// when it loads the config, so that a missing one is refused there, at its
+// line, rather than found when the sink starts and taken for a broker that
+// is down. The sink reads them again when it starts.
+func (c *Config) CheckFiles() error { return c.TLS.CheckFiles() }
+
+// CheckFiles reads the files of the tls block, as a client does when it
+// starts, and reports what is wrong with them (nothing when TLS is off).
+// The Kafka-backed queue's tls block is checked with it too.
+func (t TLSConfig) CheckFiles() error {
+	if !t.Enabled {
+		return nil
+	}
+	if _, err := t.load(); err != nil {
+		return config.Invalid("tls", "%v", err)
+	}
+	return nil
+}
+
+// Validate checks the tls block without reading its files (CheckFiles
+// does).
 func (t TLSConfig) Validate() error {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		return config.Invalid("tls", "cert_file and key_file go together")

@@ -137,7 +137,7 @@ func ClientSecurity(t TLSConfig, s SASLConfig) (*tls.Config, sasl.Mechanism, err
 	if t.Enabled {
 		var err error
 		if tlsConfig, err = t.load(); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("tls: %w", err)
 		}
 	}
 	if s.Mechanism == "" {
@@ -150,6 +150,7 @@ func ClientSecurity(t TLSConfig, s SASLConfig) (*tls.Config, sasl.Mechanism, err
 	return tlsConfig, mech, nil
 }
 
+// load reads the files of c and builds the TLS config they make.
 func (c TLSConfig) load() (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -159,18 +160,18 @@ func (c TLSConfig) load() (*tls.Config, error) {
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: reading ca_file: %w", err)
+			return nil, fmt.Errorf("reading ca_file: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: ca_file %s holds no PEM certificate", c.CAFile)
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: loading cert_file and key_file: %w", err)
+			return nil, fmt.Errorf("loading cert_file and key_file: %w", err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/sinks"
 	"github.com/hookbridge/hookbridge/tmpl"
 )
@@ -167,7 +169,10 @@ func TestTLSAndSASL(t *testing.T) {
 	}
 }
 
-func TestTLSFilesAreReadAtStart(t *testing.T) {
+// A tls block's files that are missing or hold no certificate are found
+// by CheckFiles, which the bridge calls when it loads the config, blaming
+// the tls key; the sink still reads them when it starts, and says the same.
+func TestTLSFilesAreCheckedAtLoadAndReadAtStart(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "ca.txt")
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
@@ -188,6 +193,13 @@ func TestTLSFilesAreReadAtStart(t *testing.T) {
 			cfg.Brokers = []string{"127.0.0.1:1"}
 			cfg.TLS = tc.tls
 			cfg.Topic = tmpl.MustParse("events")
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate reads no file, and found a mistake: %v", err)
+			}
+			var fe *config.FieldError
+			if err := cfg.CheckFiles(); !errors.As(err, &fe) || fe.Field != "tls" || !strings.Contains(fe.Msg, tc.want) {
+				t.Errorf("CheckFiles: %v; want an error at tls about %s", err, tc.want)
+			}
 			sink, err := cfg.NewSink("tls")
 			if err != nil {
 				t.Fatalf("NewSink must not read files: %v", err)
@@ -198,5 +210,8 @@ func TestTLSFilesAreReadAtStart(t *testing.T) {
 				t.Fatalf("Start: %v; want an error about %s", err, tc.want)
 			}
 		})
+	}
+	if err := (TLSConfig{Enabled: true, CAFile: newTestPKI(t).caFile}).CheckFiles(); err != nil {
+		t.Errorf("CheckFiles of a readable CA bundle: %v", err)
 	}
 }
