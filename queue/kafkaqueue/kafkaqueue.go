@@ -281,15 +281,22 @@ func (q *Queue) Reject(source string, raw []byte, reason string) error {
 func (q *Queue) Refusing() error { return nil }
 
 // Stats reports the deliveries this replica holds per sink (read from the
-// topic, not yet ended), the broker time of the oldest record held, and the
-// dead letters on the dead-letter topic not replayed or discarded, as
-// counted every LagInterval (and kept up to date in between with what
-// this replica writes, replays and discards).
+// topic, not yet ended; 0 for a subscribed sink that holds none), the
+// broker time of the oldest record held, and the dead letters on the
+// dead-letter topic not replayed or discarded, as counted every
+// LagInterval (and kept up to date in between with what this replica
+// writes, replays and discards).
 func (q *Queue) Stats() queue.Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	st := queue.Stats{Pending: make(map[string]int, len(q.sinks)), OldestPendingBySink: make(map[string]time.Time, len(q.readers)),
+	st := queue.Stats{Pending: make(map[string]int, len(q.readers)), OldestPendingBySink: make(map[string]time.Time, len(q.readers)),
 		DeadLetters: int(q.buried.Load())}
+	// Every sink that reads the topic is in, at 0 when it holds nothing, as
+	// the embedded store reports its sinks: a gauge with no series is not
+	// a 0 to an alert. A sink that leaves (Unsubscribe) is left out.
+	for name := range q.readers {
+		st.Pending[name] = 0
+	}
 	for name, s := range q.sinks {
 		if n := len(s.pending) + len(s.inFlight); n > 0 {
 			st.Pending[name] = n

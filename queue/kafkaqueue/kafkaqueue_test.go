@@ -17,6 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/hookbridge/hookbridge/internal/testlog"
+	"github.com/hookbridge/hookbridge/metrics"
 	"github.com/hookbridge/hookbridge/queue"
 	"github.com/hookbridge/hookbridge/sinks/kafka"
 )
@@ -983,6 +984,58 @@ func TestDedupWindow(t *testing.T) {
 			t.Error("a still remembered past the limit")
 		}
 	})
+}
+
+// Every subscribed sink has its hookbridge_queue_pending series from the
+// start, at 0 while this replica holds nothing for it, as with the embedded
+// queue, so that an alert on it sees a 0 and not an absent series; a sink
+// that leaves the config loses its series.
+func TestPendingOfEverySubscribedSinkIsExported(t *testing.T) {
+	brokers := newCluster(t, 1)
+	q := openQueue(t, brokers, nil)
+	m := metrics.New()
+	m.WatchQueue(func() metrics.QueueStats {
+		st := q.Stats()
+		return metrics.QueueStats{Pending: st.Pending, OldestPending: st.OldestPending, DeadLetters: st.DeadLetters}
+	})
+	series := func() map[string]float64 {
+		t.Helper()
+		families, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, f := range families {
+			if f.GetName() != "hookbridge_queue_pending" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "sink" {
+						out[l.GetValue()] = s.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return out
+	}
+
+	if got := series(); len(got) != 0 {
+		t.Errorf("before any sink subscribed: %v", got)
+	}
+	subscribe(t, q, "a", "b")
+	if got, want := series(), map[string]float64{"a": 0, "b": 0}; !maps.Equal(got, want) {
+		t.Errorf("subscribed, nothing read: %v, want %v", got, want)
+	}
+	enqueue(t, q, newEvent(1, "t.a"))
+	waitPending(t, q, "a", 1)
+	if got, want := series(), map[string]float64{"a": 1, "b": 0}; !maps.Equal(got, want) {
+		t.Errorf("one event held for a: %v, want %v", got, want)
+	}
+	q.Unsubscribe("b")
+	if got, want := series(), map[string]float64{"a": 1}; !maps.Equal(got, want) {
+		t.Errorf("after b left: %v, want %v", got, want)
+	}
 }
 
 // Unsubscribe drops the sink's own deliveries, to be read again when it
