@@ -368,6 +368,18 @@ func dialAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// cmdVersion prints the version. It takes no flags, but parses them as
+// every command does, so that --help describes it rather than printing the
+// version.
+func cmdVersion(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	printVersion(stdout)
+	return nil
+}
+
 func printVersion(w io.Writer) {
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {

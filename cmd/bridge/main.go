@@ -82,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "discard":
 		err = cmdDiscard(context.Background(), args[1:], stdout)
 	case "version", "--version", "-v":
-		printVersion(stdout)
+		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -134,9 +134,15 @@ func (h *helpRequest) Error() string { return "help requested" }
 func (h *helpRequest) print(w io.Writer) {
 	for _, c := range commands {
 		if c.name == h.fs.Name() {
-			fmt.Fprintf(w, "usage: bridge %s %s\n\n%s\n\nflags:\n", c.name, c.synopsis, c.about)
+			fmt.Fprintf(w, "usage: %s\n\n%s\n", strings.TrimSpace("bridge "+c.name+" "+c.synopsis), c.about)
 		}
 	}
+	flags := 0
+	h.fs.VisitAll(func(*flag.Flag) { flags++ })
+	if flags == 0 {
+		return // bridge version: no flags to list under a heading
+	}
+	fmt.Fprint(w, "\nflags:\n")
 	h.fs.SetOutput(w)
 	h.fs.PrintDefaults()
 }

@@ -103,18 +103,30 @@ func TestReplayChecksItsSinksBeforeCallingTheBridge(t *testing.T) {
 	}
 }
 
+// Every command's --help, version's too, describes the command and its
+// flags, and exits 0.
 func TestCommandHelp(t *testing.T) {
 	for _, c := range commands {
-		if c.name == "version" {
-			continue
+		for _, help := range []string{"--help", "-h"} {
+			var out, errOut strings.Builder
+			args := append(strings.Fields(c.name), help)
+			if code := run(args, &out, &errOut); code != 0 || errOut.Len() > 0 {
+				t.Errorf("%s %s: exit %d, stderr %q", c.name, help, code, errOut.String())
+			}
+			want := strings.TrimSpace("usage: bridge "+c.name+" "+c.synopsis) + "\n\n" + c.about + "\n"
+			if !strings.HasPrefix(out.String(), want) {
+				t.Errorf("%s %s printed:\n%s\nwant it to start with:\n%s", c.name, help, out.String(), want)
+			}
+			if takesConfig := strings.Contains(c.synopsis, "-c FILE"); takesConfig != strings.Contains(out.String(), "-c string") {
+				t.Errorf("%s %s: flags listed %v, want %v:\n%s", c.name, help, !takesConfig, takesConfig, out.String())
+			}
 		}
+	}
+	// Without --help, version prints the version.
+	for _, args := range [][]string{{"version"}, {"--version"}} {
 		var out, errOut strings.Builder
-		args := append(strings.Fields(c.name), "--help")
-		if code := run(args, &out, &errOut); code != 0 || errOut.Len() > 0 {
-			t.Errorf("%s --help: exit %d, stderr %q", c.name, code, errOut.String())
-		}
-		if !strings.HasPrefix(out.String(), "usage: bridge "+c.name+" ") || !strings.Contains(out.String(), "-c string") {
-			t.Errorf("%s --help printed:\n%s", c.name, out.String())
+		if code := run(args, &out, &errOut); code != 0 || errOut.Len() > 0 || !strings.HasPrefix(out.String(), "bridge "+version+" (go") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
 		}
 	}
 }
