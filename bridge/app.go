@@ -374,7 +374,7 @@ func (a *App) readiness() error {
 // its events wait in the queue and are retried.
 func (a *App) startSinks(ctx context.Context, rt, prev *Runtime) {
 	for _, s := range rt.File.Sources {
-		a.m.InitSource(s.Name)
+		a.m.InitSource(s.Name, server.VerificationReasons())
 	}
 	for name, b := range rt.Sinks {
 		if prev != nil && prev.Sinks[name] == b {

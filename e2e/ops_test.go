@@ -213,6 +213,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		{"hookbridge_sink_circuit_openings_total", []string{`sink="archive"`}, 0},
 		{"hookbridge_deliveries_total", []string{`sink="archive"`, `outcome="dead_lettered"`}, 0},
 		{"hookbridge_events_unrouted_total", []string{`source="helloclient"`}, 0},
+		{"hookbridge_verification_failures_total", []string{`source="helloclient"`, `reason="stale_timestamp"`}, 0},
 		{"hookbridge_config_reloads_total", []string{`result="rejected"`}, 0},
 	}
 	for _, c := range checks {

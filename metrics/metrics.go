@@ -112,13 +112,23 @@ func (m *Metrics) InitSink(sink string) {
 	m.Retries.WithLabelValues(sink)
 	m.DeadLetters.WithLabelValues(sink)
 	m.CircuitOpenings.WithLabelValues(sink)
+	m.DeliveryDuration.WithLabelValues(sink)
 }
 
-// InitSource does what InitSink does for a source's event counters.
-func (m *Metrics) InitSource(source string) {
+// InitSource does what InitSink does for a source's counters: its events,
+// its request duration, and its verification failures under each of
+// reasons (server.VerificationReasons: every reason there is, whether or
+// not this source's type can give it, which only the source's code
+// knows). hookbridge_requests_total is left to appear with the first
+// request: its status label is known only then.
+func (m *Metrics) InitSource(source string, reasons []string) {
 	m.EventsAccepted.WithLabelValues(source)
 	m.EventsDuplicate.WithLabelValues(source)
 	m.EventsUnrouted.WithLabelValues(source)
+	m.RequestDuration.WithLabelValues(source)
+	for _, reason := range reasons {
+		m.VerificationFailures.WithLabelValues(source, reason)
+	}
 }
 
 // QueueStats is what the queue reports at each scrape.

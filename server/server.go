@@ -279,6 +279,18 @@ func remoteAddr(c *fiber.Ctx) netip.Addr {
 	return netip.Addr{}
 }
 
+// ReasonIPNotAllowed is the verification failure of a request from an
+// address not in the source's allow_ips, which the listener checks before
+// the source sees the request.
+const ReasonIPNotAllowed = "ip_not_allowed"
+
+// VerificationReasons lists every reason
+// hookbridge_verification_failures_total counts a source's failures under:
+// the source's (sources.Reasons) and the listener's own.
+func VerificationReasons() []string {
+	return append(sources.Reasons(), ReasonIPNotAllowed)
+}
+
 func text(status int, msg string) sources.Reply {
 	return sources.Reply{Status: status, ContentType: "text/plain; charset=utf-8", Body: []byte(msg)}
 }
@@ -291,7 +303,7 @@ func (s *Server) Handle(ctx context.Context, ep *Endpoint, req *sources.Request)
 	log := func() *slog.Logger { return s.log.With("source", ep.Name, "remote", req.RemoteIP.String()) }
 	if len(ep.AllowIPs) > 0 && !contains(ep.AllowIPs, req.RemoteIP) {
 		log().Warn("rejected webhook: client IP not in allow_ips", "status", 403)
-		s.m.VerificationFailures.WithLabelValues(ep.Name, "ip_not_allowed").Inc()
+		s.m.VerificationFailures.WithLabelValues(ep.Name, ReasonIPNotAllowed).Inc()
 		return text(http.StatusForbidden, "client address not allowed")
 	}
 	if ep.BodyLimit > 0 && int64(len(req.Body)) > ep.BodyLimit {

@@ -82,7 +82,14 @@ var (
 	ErrMethodNotAllowed   = errors.New("method not allowed")
 )
 
-// Reason names the verification failure err wraps, for metrics and logs.
+// Reasons lists every name Reason gives, so that a source's failure
+// counters can be exported at 0 for each before the first failure.
+func Reasons() []string {
+	return []string{"missing_signature", "malformed_signature", "signature_mismatch", "stale_timestamp", "bad_key", "method_not_allowed", "other"}
+}
+
+// Reason names the verification failure err wraps, for metrics and logs:
+// one of Reasons.
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrMissingSignature):
