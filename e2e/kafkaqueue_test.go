@@ -173,6 +173,13 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 	crm := newCRM(t) // answers 400 to every request
 	b := newBridge(t, kafkaQueueCRMConfig, "HC_KEY="+hcSecret, "KAFKA="+broker, "CRM_URL="+crm.URL)
 	b.Start()
+	// Each sink's pending gauge is there from the start, at 0, as with the
+	// embedded queue.
+	for _, sink := range []string{`sink="archive"`, `sink="crm"`} {
+		if v, ok := metricSeries(t, b.Admin, "hookbridge_queue_pending", sink); !ok || v != 0 {
+			t.Errorf("hookbridge_queue_pending{%s} = %v (exported: %v) before any event, want 0", sink, v, ok)
+		}
+	}
 	send := func(n int) string {
 		t.Helper()
 		body := leadBody(n)
@@ -223,7 +230,7 @@ func TestKafkaQueueDeadLettersAndReload(t *testing.T) {
 	}
 	send(2)
 	waitFor(t, 10*time.Second, "the second lead in the file", func() bool { return len(readLines(t, archive)) == 2 })
-	for _, name := range []string{"hookbridge_queue_lag", "hookbridge_queue_lag_updated_timestamp_seconds"} {
+	for _, name := range []string{"hookbridge_queue_lag", "hookbridge_queue_lag_updated_timestamp_seconds", "hookbridge_queue_pending"} {
 		if _, ok := metricSeries(t, b.Admin, name, `sink="crm"`); ok {
 			t.Errorf("%s of the removed sink crm still exported", name)
 		}
