@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -70,18 +71,69 @@ func EqualSecret(got, want string) bool {
 
 // CheckTimestamp returns ErrStaleTimestamp when ts is further than tolerance
 // from now in either direction; tolerance 0 turns the check off.
+//
+// The bounds are compared as times, never through now.Sub(ts): a Duration
+// holds only ±292 years, so Sub saturates for a timestamp further away
+// than that (unix milliseconds read as seconds, or any absurd number), and
+// negating the saturated minimum overflows back to itself, which let such a
+// timestamp through as if it were fresh.
 func CheckTimestamp(ts, now time.Time, tolerance time.Duration) error {
 	if tolerance <= 0 {
 		return nil
 	}
-	d := now.Sub(ts)
-	if d < 0 {
-		d = -d
-	}
-	if d > tolerance {
-		return fmt.Errorf("%w: %s from the receive time, tolerance %s", ErrStaleTimestamp, d.Round(time.Second), tolerance)
+	if ts.Before(now.Add(-tolerance)) || ts.After(now.Add(tolerance)) {
+		return fmt.Errorf("%w: %s, tolerance %s", ErrStaleTimestamp, offset(ts, now), tolerance)
 	}
 	return nil
+}
+
+// offset says how far ts is from now, and on which side, for an operator
+// reading the log.
+func offset(ts, now time.Time) string {
+	if d := now.Sub(ts); d != math.MinInt64 && d != math.MaxInt64 {
+		if d < 0 {
+			return fmt.Sprintf("%s after the receive time", (-d).Round(time.Second))
+		}
+		return fmt.Sprintf("%s before the receive time", d.Round(time.Second))
+	}
+	// Sub saturated. The unix seconds still tell the side: time.Unix of a
+	// number near the int64 limit wraps its internal clock into the far
+	// past, but Unix gives the number back.
+	side := "before"
+	if ts.Unix() > now.Unix() {
+		side = "after"
+	}
+	return fmt.Sprintf("unix time %d, more than 292 years %s the receive time", ts.Unix(), side)
+}
+
+// CheckUnixSeconds is CheckTimestamp for a header that carries unix
+// seconds as a whole number. When the number is refused but would be close
+// to now read as milliseconds (or micro- or nanoseconds), the error says so:
+// the sender's clock is then fine, its unit is not, and that is what the
+// operator needs to know.
+func CheckUnixSeconds(secs int64, now time.Time, tolerance time.Duration) error {
+	err := CheckTimestamp(time.Unix(secs, 0), now, tolerance)
+	if err != nil {
+		if unit, at, ok := otherUnit(secs, now); ok {
+			err = fmt.Errorf("%w; %d looks like unix %s (%s), where unix seconds are expected", err, secs, unit, at.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return err
+}
+
+// otherUnit finds the unit smaller than a second in which n, a count since
+// the unix epoch, is within a day of now; ok is false when there is none.
+func otherUnit(n int64, now time.Time) (unit string, at time.Time, ok bool) {
+	for _, u := range []struct {
+		name string
+		per  int64 // of the unit in a second
+	}{{"milliseconds", 1e3}, {"microseconds", 1e6}, {"nanoseconds", 1e9}} {
+		at = time.Unix(n/u.per, n%u.per*(1e9/u.per))
+		if !at.Before(now.Add(-24*time.Hour)) && !at.After(now.Add(24*time.Hour)) {
+			return u.name, at, true
+		}
+	}
+	return "", time.Time{}, false
 }
 
 // IsHexDigest reports whether sig is the hex encoding (either case) of
