@@ -86,7 +86,7 @@ func (s *Source) verifySignature(req *sources.Request) error {
 		return fmt.Errorf("%w: %s must be %d hex characters (HMAC-SHA256), got %d characters", sources.ErrMalformedSignature, SignatureHeader, signatureLen, len(sig))
 	}
 	if err := sources.CheckTimestamp(ts, req.ReceivedAt, s.tolerance); err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", TimestampHeader, stamp, err)
 	}
 	if sources.EqualHex(sig, s.mac(stamp, req.Body)) {
 		return nil

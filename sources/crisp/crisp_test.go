@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +174,36 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// signedAt is base with X-Crisp-Request-Timestamp set to stamp and signed
+// here for it, so that stamp can be anything.
+func signedAt(base *sources.Request, secret, stamp string) *sources.Request {
+	req := *base
+	req.Header = base.Header.Clone()
+	req.Header.Set(TimestampHeader, stamp)
+	req.Header.Set(SignatureHeader, sign(secret, strings.TrimSpace(stamp), base.Body))
+	return &req
+}
+
+// A timestamp further away than a time.Duration reaches is stale however
+// well it is signed: 99999999999 is below 10^12, so seconds, the year 5138.
+func TestVerifyRefusesFarTimestamps(t *testing.T) {
+	src := testSource(t, false, true, 5*time.Minute)
+	base := sourcetest.Load(t, "testdata/plugin/message_send")
+	secret := readFile(t, "secret")
+	for _, c := range []struct{ stamp, says string }{
+		{"99999999999", "X-Crisp-Request-Timestamp 99999999999: timestamp outside tolerance: unix time 99999999999, more than 292 years after"},
+		{"253402300799999", "unix time 253402300799, more than 292 years after"},
+	} {
+		err := src.Verify(signedAt(base, secret, c.stamp))
+		if !errors.Is(err, sources.ErrStaleTimestamp) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want a stale timestamp that says %q", c.stamp, err, c.says)
+		}
+	}
+	if err := src.Verify(signedAt(base, secret, "1795169730000")); err != nil {
+		t.Fatalf("the receive time: %v", err)
 	}
 }
 
@@ -339,6 +371,36 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 		t.Fatalf("accepted key %q, signature %q for a body they do not sign", k, sig)
+	})
+}
+
+// FuzzVerifyTimestamp signs every X-Crisp-Request-Timestamp it tries, so
+// only the timestamp check stands between it and acceptance: a timestamp is
+// accepted exactly when it is unix seconds below 10^12, or milliseconds
+// from there up to the end of 9999, within the tolerance.
+func FuzzVerifyTimestamp(f *testing.F) {
+	src := testSource(f, false, true, 5*time.Minute)
+	base := sourcetest.Load(f, "testdata/plugin/message_send")
+	secret := readFile(f, "secret")
+	at := received.Unix()
+	for _, n := range []int64{at, at - 300, at + 300, at - 301, at + 301, at * 1000, at*1000 - 300000, at*1000 - 300001, at * 1000000, 99999999999, 999999999999, 1e12, 253402300799999, math.MaxInt64} {
+		f.Add(strconv.FormatInt(n, 10))
+	}
+	f.Add(" 1795169730000 ")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, stamp string) {
+		err := src.Verify(signedAt(base, secret, stamp))
+		trimmed := strings.TrimSpace(stamp)
+		n, perr := strconv.ParseInt(trimmed, 10, 64)
+		perSecond := int64(1)
+		if n >= 1e12 {
+			perSecond = 1000
+		}
+		digits := trimmed != "" && strings.Trim(trimmed, "0123456789") == ""
+		ok := digits && perr == nil && n > 0 && n <= maxMillis && sourcetest.Within(n, perSecond, received, 5*time.Minute)
+		if ok != (err == nil) {
+			t.Fatalf("%s %q: %v, accepted=%v wanted", TimestampHeader, stamp, err, ok)
+		}
 	})
 }
 

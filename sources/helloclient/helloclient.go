@@ -40,8 +40,8 @@ func (s *Source) Verify(req *sources.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := sources.CheckTimestamp(time.Unix(ts, 0), req.ReceivedAt, s.tolerance); err != nil {
-		return err
+	if err := sources.CheckUnixSeconds(ts, req.ReceivedAt, s.tolerance); err != nil {
+		return fmt.Errorf("%s t=%d: %w", SignatureHeader, ts, err)
 	}
 	prefix := []byte(strconv.FormatInt(ts, 10) + ".")
 	mac := sources.HMAC(sha256.New, s.secret, prefix, req.Body)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -77,6 +78,45 @@ func TestToleranceZeroAcceptsOldTimestamps(t *testing.T) {
 	}
 	if err := testSource(t, 0).Verify(req); err != nil {
 		t.Fatalf("tolerance 0 must turn the check off: %v", err)
+	}
+}
+
+// signedHeader is X-Webhook-Signature for body at t, signed here rather
+// than by Sign, so that t can be any number.
+func signedHeader(secret []byte, t int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "%d.", t)
+	m.Write(body)
+	return fmt.Sprintf("t=%d,v1=%x", t, m.Sum(nil))
+}
+
+// A t further away than a time.Duration reaches is stale however well it
+// is signed: unix milliseconds, where Hello Client sends seconds, most of
+// all.
+func TestVerifyRefusesFarTimestamps(t *testing.T) {
+	src := testSource(t, 5*time.Minute)
+	base := sourcetest.Load(t, "testdata/lead")
+	base.ReceivedAt = time.UnixMilli(1796305481000)
+	for _, c := range []struct {
+		t    int64
+		hint string
+	}{
+		{1796305481000, "1796305481000 looks like unix milliseconds"},
+		{99999999999, "more than 292 years after"},
+		{math.MaxInt64, "more than 292 years after"},
+		{1, "h44m40s before the receive time"},
+	} {
+		req := *base
+		req.Header = http.Header{SignatureHeader: {signedHeader(src.secret, c.t, base.Body)}}
+		err := src.Verify(&req)
+		if !errors.Is(err, sources.ErrStaleTimestamp) || !strings.Contains(err.Error(), c.hint) {
+			t.Errorf("t=%d: %v, want a stale timestamp that says %q", c.t, err, c.hint)
+		}
+	}
+	req := *base
+	req.Header = http.Header{SignatureHeader: {signedHeader(src.secret, 1796305481, base.Body)}}
+	if err := src.Verify(&req); err != nil {
+		t.Fatalf("the same time in seconds: %v", err)
 	}
 }
 
@@ -159,6 +199,9 @@ func FuzzVerify(f *testing.F) {
 		if perr != nil {
 			t.Fatalf("accepted an unparsable header %q", header)
 		}
+		if !sourcetest.Within(ts, 1, received, src.tolerance) {
+			t.Fatalf("accepted t=%d, outside %s of %d", ts, src.tolerance, received.Unix())
+		}
 		candidates := [][]byte{body}
 		var compact bytes.Buffer
 		if json.Compact(&compact, body) == nil {
@@ -176,6 +219,35 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 		t.Fatalf("accepted header %q for a body it does not sign", header)
+	})
+}
+
+// FuzzVerifyTimestamp signs every t it tries, so only the timestamp check
+// stands between it and acceptance: a t is accepted exactly when it is
+// within the tolerance, whatever the number and the tolerance.
+func FuzzVerifyTimestamp(f *testing.F) {
+	base := sourcetest.Load(f, "testdata/lead")
+	secret := testSource(f, 0).secret
+	at := base.ReceivedAt.Unix()
+	for _, t := range []int64{at, at - 300, at + 300, at - 301, at + 301, at * 1000, 99999999999, math.MaxInt64, 1, 0, -at} {
+		f.Add(t, int64(5*time.Minute))
+	}
+	f.Add(at*1000, int64(math.MaxInt64))
+	f.Fuzz(func(t *testing.T, ts, tolerance int64) {
+		if tolerance < 0 {
+			return // refused by Validate
+		}
+		src := &Source{secret: secret, tolerance: time.Duration(tolerance)}
+		req := *base
+		req.Header = http.Header{SignatureHeader: {signedHeader(secret, ts, base.Body)}}
+		err := src.Verify(&req)
+		fresh := tolerance == 0 || sourcetest.Within(ts, 1, base.ReceivedAt, time.Duration(tolerance))
+		if want := ts > 0 && fresh; want != (err == nil) {
+			t.Fatalf("t=%d, tolerance %s: %v, accepted=%v wanted", ts, time.Duration(tolerance), err, want)
+		}
+		if ts > 0 && err != nil && !errors.Is(err, sources.ErrStaleTimestamp) {
+			t.Fatalf("t=%d: %v, want a stale timestamp", ts, err)
+		}
 	})
 }
 

@@ -61,7 +61,7 @@ func (s *Source) Verify(req *sources.Request) error {
 			return fmt.Errorf("%w: %s: %v", sources.ErrMalformedSignature, s.timestampHeader, err)
 		}
 		if err := sources.CheckTimestamp(t, req.ReceivedAt, s.tolerance); err != nil {
-			return err
+			return fmt.Errorf("%s %s: %w", s.timestampHeader, timestamp, err)
 		}
 	}
 	mac, err := s.mac(req, timestamp)

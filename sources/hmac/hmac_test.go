@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -265,6 +266,41 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
+// signedAt is base (the timestamped order_paid vector) with X-Timestamp
+// set to stamp and signed here for it, so that stamp can be anything.
+func signedAt(base *sources.Request, secret []byte, stamp string) *sources.Request {
+	req := *base
+	req.Header = base.Header.Clone()
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(stamp + "."))
+	m.Write(req.Body)
+	req.Header.Set("X-Timestamp", stamp)
+	req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	return &req
+}
+
+// A timestamp further away than a time.Duration reaches is stale however
+// well it is signed, and the error names the header as it came.
+func TestVerifyRefusesFarTimestamps(t *testing.T) {
+	src := newSource(t, loadConfig(t, "timestamped"))
+	base := sourcetest.Load(t, "testdata/timestamped/order_paid")
+	for _, c := range []struct{ stamp, says string }{
+		{"99999999999", "X-Timestamp 99999999999: timestamp outside tolerance: unix time 99999999999, more than 292 years after"},
+		{"1795169730000000", "X-Timestamp 1795169730000000: timestamp outside tolerance: unix time 1795169730000, more than 292 years after"},
+		{"9223372036854775807", "more than 292 years after"},
+	} {
+		err := src.Verify(signedAt(base, src.secret, c.stamp))
+		if !errors.Is(err, sources.ErrStaleTimestamp) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want a stale timestamp that says %q", c.stamp, err, c.says)
+		}
+	}
+	for _, stamp := range []string{"1795169730", "1795169730000"} {
+		if err := src.Verify(signedAt(base, src.secret, stamp)); err != nil {
+			t.Errorf("%s, the receive time: %v", stamp, err)
+		}
+	}
+}
+
 func TestParseTimestamp(t *testing.T) {
 	cases := []struct {
 		in   string
@@ -420,6 +456,34 @@ func FuzzVerify(f *testing.F) {
 		}
 		if !independentlySigned(configs[i], secret, h.Get(src.header), h.Get(src.timestampHeader), h.Get("X-Request-Id"), body) {
 			t.Fatalf("%s accepted %q for a payload it does not sign", configs[i], sigHeader)
+		}
+	})
+}
+
+// FuzzVerifyTimestamp signs every X-Timestamp it tries, so only the
+// timestamp check stands between it and acceptance: a timestamp is accepted
+// exactly when it is unix seconds, or milliseconds above 10^12, within the
+// tolerance.
+func FuzzVerifyTimestamp(f *testing.F) {
+	src := newSource(f, loadConfig(f, "timestamped"))
+	base := sourcetest.Load(f, "testdata/timestamped/order_paid")
+	received := base.ReceivedAt
+	at := received.Unix()
+	for _, n := range []int64{at, at - 300, at + 300, at - 301, at + 301, at * 1000, at*1000 + 300000, at*1000 + 300001, at * 1000000, 99999999999, 1e12, math.MaxInt64} {
+		f.Add(strconv.FormatInt(n, 10))
+	}
+	f.Add("99999999999999999999")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, stamp string) {
+		err := src.Verify(signedAt(base, src.secret, stamp))
+		n, perr := strconv.ParseInt(stamp, 10, 64)
+		perSecond := int64(1)
+		if n > 1e12 {
+			perSecond = 1000
+		}
+		digits := stamp != "" && strings.Trim(stamp, "0123456789") == ""
+		if want := digits && perr == nil && n > 0 && sourcetest.Within(n, perSecond, received, src.tolerance); want != (err == nil) {
+			t.Fatalf("X-Timestamp %q: %v, accepted=%v wanted", stamp, err, want)
 		}
 	})
 }

@@ -66,7 +66,7 @@ func (s *Source) Verify(req *sources.Request) error {
 	if !ok || secs > maxUnix {
 		return fmt.Errorf("%w: %s is not a unix time in seconds", sources.ErrMalformedSignature, TimestampHeader)
 	}
-	if err := sources.CheckTimestamp(time.Unix(secs, 0), req.ReceivedAt, s.tolerance); err != nil {
+	if err := sources.CheckUnixSeconds(secs, req.ReceivedAt, s.tolerance); err != nil {
 		return fmt.Errorf("%s: %w", TimestampHeader, err)
 	}
 	if !sources.SignedByAny(sig, s.keys, func(key []byte) []byte { return mac(key, stamp, req.Body) }) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -191,6 +192,27 @@ func TestTolerance(t *testing.T) {
 	if err := src.Verify(req); !errors.Is(err, sources.ErrMalformedSignature) {
 		t.Fatalf("a timestamp past year 9999: %v", err)
 	}
+	// Signed, and before 9999, but further than a time.Duration reaches.
+	key := []byte(readSecret(t))
+	for _, stamp := range []string{"99999999999", "253402300799"} {
+		err := src.Verify(signedAt(req, key, stamp))
+		if !errors.Is(err, sources.ErrStaleTimestamp) || !strings.Contains(err.Error(), "more than 292 years after") {
+			t.Errorf("%s: %v, want a stale timestamp more than 292 years after", stamp, err)
+		}
+	}
+}
+
+// signedAt is base with X-Slack-Request-Timestamp set to stamp and signed
+// here for it, so that stamp can be anything.
+func signedAt(base *sources.Request, key []byte, stamp string) *sources.Request {
+	req := *base
+	req.Header = base.Header.Clone()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("v0:" + strings.TrimSpace(stamp) + ":"))
+	m.Write(base.Body)
+	req.Header.Set(TimestampHeader, stamp)
+	req.Header.Set(SignatureHeader, "v0="+hex.EncodeToString(m.Sum(nil)))
+	return &req
 }
 
 // While the app's signing secret is regenerated, either secret signs.
@@ -384,6 +406,30 @@ func FuzzVerify(f *testing.F) {
 		n, err := strconv.ParseInt(strings.TrimSpace(h.Get(TimestampHeader)), 10, 64)
 		if err != nil || n < received.Unix()-300 || n > received.Unix()+300 {
 			t.Fatalf("accepted timestamp %q, outside 5 minutes of %d", stamp, received.Unix())
+		}
+	})
+}
+
+// FuzzVerifyTimestamp signs every X-Slack-Request-Timestamp it tries, so
+// only the timestamp check stands between it and acceptance: a timestamp is
+// accepted exactly when it is unix seconds within the tolerance.
+func FuzzVerifyTimestamp(f *testing.F) {
+	src := testSource(f)
+	base := sourcetest.Load(f, "testdata/app_mention")
+	key := []byte(readSecret(f))
+	at := base.ReceivedAt.Unix()
+	for _, n := range []int64{at, at - 300, at + 300, at - 301, at + 301, at * 1000, 99999999999, 253402300799, math.MaxInt64} {
+		f.Add(strconv.FormatInt(n, 10))
+	}
+	f.Add(" 1795169730\t")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, stamp string) {
+		err := src.Verify(signedAt(base, key, stamp))
+		trimmed := strings.TrimSpace(stamp)
+		n, perr := strconv.ParseInt(trimmed, 10, 64)
+		digits := trimmed != "" && strings.Trim(trimmed, "0123456789") == ""
+		if ok := digits && perr == nil && n > 0 && sourcetest.Within(n, 1, base.ReceivedAt, DefaultTolerance); ok != (err == nil) {
+			t.Fatalf("%s %q: %v, accepted=%v wanted", TimestampHeader, stamp, err, ok)
 		}
 	})
 }

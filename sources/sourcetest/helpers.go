@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,4 +155,17 @@ func CheckIDStability(t *testing.T, src sources.Source, received time.Time, case
 // ID is an IDCase, for positional tables.
 func ID(name, a, b string, same bool, wantA string) IDCase {
 	return IDCase{Name: name, A: a, B: b, Same: same, WantA: wantA}
+}
+
+// Within reports whether n units since the unix epoch, perSecond of them
+// in a second (1 for seconds, 1000 for milliseconds), is within tolerance
+// of at. It works in arithmetic that cannot overflow, unlike a
+// time.Duration, so fuzz targets can check a source's timestamp check
+// against it for any number a header may carry.
+func Within(n, perSecond int64, at time.Time, tolerance time.Duration) bool {
+	ns := new(big.Int).Mul(big.NewInt(n), big.NewInt(1e9))
+	ns.Quo(ns, big.NewInt(perSecond))
+	atNs := new(big.Int).Mul(big.NewInt(at.Unix()), big.NewInt(1e9))
+	atNs.Add(atNs, big.NewInt(int64(at.Nanosecond())))
+	return ns.Sub(ns, atNs).CmpAbs(big.NewInt(int64(tolerance))) <= 0
 }

@@ -55,8 +55,8 @@ func (s *Source) Verify(req *sources.Request) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", sources.ErrMalformedSignature, TimestampHeader, err)
 	}
-	if err := sources.CheckTimestamp(ts, req.ReceivedAt, s.tolerance); err != nil {
-		return err
+	if err := sources.CheckUnixSeconds(ts.Unix(), req.ReceivedAt, s.tolerance); err != nil {
+		return fmt.Errorf("%s: %w", TimestampHeader, err)
 	}
 	ok := false
 	for _, key := range s.keys {

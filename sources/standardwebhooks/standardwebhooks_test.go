@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -192,6 +193,49 @@ func TestToleranceZeroTurnsTheCheckOff(t *testing.T) {
 	}
 }
 
+// testKey is the HMAC key the test secret stands for.
+func testKey(t testing.TB) []byte {
+	t.Helper()
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(readSecret(t), "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// signedAt is base (the invoice_paid vector) with webhook-timestamp set to
+// stamp and signed here for it under key, so that stamp can be anything.
+func signedAt(base *sources.Request, key []byte, stamp string) *sources.Request {
+	req := *base
+	req.Header = base.Header.Clone()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(req.Header.Get(IDHeader) + "." + stamp + "."))
+	m.Write(req.Body)
+	req.Header.Set(TimestampHeader, stamp)
+	req.Header.Set(SignatureHeader, "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	return &req
+}
+
+// A webhook-timestamp further away than a time.Duration reaches is stale
+// however well it is signed.
+func TestVerifyRefusesFarTimestamps(t *testing.T) {
+	src := newSource(t, testConfig(t))
+	base, key := sourcetest.Load(t, "testdata/invoice_paid"), testKey(t)
+	for _, c := range []struct{ stamp, says string }{
+		{"99999999999", "more than 292 years after"},
+		{"1795169730000", "1795169730000 looks like unix milliseconds"},
+		{"9223372036854775807", "more than 292 years after"},
+	} {
+		err := src.Verify(signedAt(base, key, c.stamp))
+		if !errors.Is(err, sources.ErrStaleTimestamp) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want a stale timestamp that says %q", c.stamp, err, c.says)
+		}
+	}
+	if err := src.Verify(signedAt(base, key, "1795169730")); err != nil {
+		t.Fatalf("signed here as the vector is: %v", err)
+	}
+}
+
 func TestParseSignatures(t *testing.T) {
 	cases := []struct {
 		header string
@@ -320,6 +364,30 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 		t.Fatalf("accepted id %q timestamp %q signature %q for a message it does not sign", id, ts, sigHeader)
+	})
+}
+
+// FuzzVerifyTimestamp signs every webhook-timestamp it tries, so only the
+// timestamp check stands between it and acceptance: a timestamp is
+// accepted exactly when it is unix seconds within the tolerance.
+func FuzzVerifyTimestamp(f *testing.F) {
+	base, key := sourcetest.Load(f, "testdata/invoice_paid"), testKey(f)
+	received := base.ReceivedAt
+	at := received.Unix()
+	for _, n := range []int64{at, at - 300, at + 300, at - 301, at + 301, at * 1000, 99999999999, math.MaxInt64} {
+		f.Add(strconv.FormatInt(n, 10))
+	}
+	f.Add("99999999999999999999")
+	f.Add("01795169730")
+	f.Add("")
+	src := newSource(f, testConfig(f))
+	f.Fuzz(func(t *testing.T, stamp string) {
+		err := src.Verify(signedAt(base, key, stamp))
+		n, perr := strconv.ParseInt(stamp, 10, 64)
+		digits := stamp != "" && strings.Trim(stamp, "0123456789") == ""
+		if want := digits && perr == nil && n > 0 && sourcetest.Within(n, 1, received, DefaultTolerance); want != (err == nil) {
+			t.Fatalf("webhook-timestamp %q: %v, accepted=%v wanted", stamp, err, want)
+		}
 	})
 }
 

@@ -121,7 +121,7 @@ func (s *Source) Verify(req *sources.Request) error {
 	if !match {
 		return fmt.Errorf("%w: no v1 of %s is the HMAC-SHA256 of <t>.<body> under a configured signing secret", sources.ErrSignatureMismatch, SignatureHeader)
 	}
-	if err := sources.CheckTimestamp(time.Unix(sig.Timestamp, 0), req.ReceivedAt, s.tolerance); err != nil {
+	if err := sources.CheckUnixSeconds(sig.Timestamp, req.ReceivedAt, s.tolerance); err != nil {
 		return fmt.Errorf("%s t=%d: %w", SignatureHeader, sig.Timestamp, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,6 +151,42 @@ func TestTolerance(t *testing.T) {
 	forged.ReceivedAt = received.Add(time.Hour)
 	if err := src.Verify(forged); !errors.Is(err, sources.ErrSignatureMismatch) {
 		t.Fatalf("forged and stale: %v", err)
+	}
+}
+
+// signedAt is base with Stripe-Signature for t, signed here, so that t can
+// be any number.
+func signedAt(base *sources.Request, key []byte, t int64) *sources.Request {
+	req := *base
+	req.Header = base.Header.Clone()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(strconv.FormatInt(t, 10) + "."))
+	m.Write(base.Body)
+	req.Header.Set(SignatureHeader, "t="+strconv.FormatInt(t, 10)+",v1="+hex.EncodeToString(m.Sum(nil)))
+	return &req
+}
+
+// A t further away than a time.Duration reaches is stale however well it
+// is signed; one in milliseconds is named as such.
+func TestVerifyRefusesFarTimestamps(t *testing.T) {
+	src := testSource(t)
+	base := sourcetest.Load(t, "testdata/checkout_session_completed")
+	key := []byte(readSecret(t))
+	for _, c := range []struct {
+		t    int64
+		says string
+	}{
+		{1795169730000, "1795169730000 looks like unix milliseconds"},
+		{99999999999, "more than 292 years after"},
+		{math.MaxInt64, "more than 292 years after"},
+	} {
+		err := src.Verify(signedAt(base, key, c.t))
+		if !errors.Is(err, sources.ErrStaleTimestamp) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("t=%d: %v, want a stale timestamp that says %q", c.t, err, c.says)
+		}
+	}
+	if err := src.Verify(signedAt(base, key, received.Unix())); err != nil {
+		t.Fatalf("the receive time: %v", err)
 	}
 }
 
@@ -373,6 +410,25 @@ func FuzzVerify(f *testing.F) {
 		}
 		if sources.Reason(err) == "other" {
 			t.Fatalf("an error without a reason: %v", err)
+		}
+	})
+}
+
+// FuzzVerifyTimestamp signs every t it tries, so only the timestamp check
+// stands between it and acceptance: a t is accepted exactly when it is
+// within the tolerance.
+func FuzzVerifyTimestamp(f *testing.F) {
+	src := testSource(f)
+	base := sourcetest.Load(f, "testdata/checkout_session_completed")
+	key := []byte(readSecret(f))
+	at := received.Unix()
+	for _, n := range []int64{at, at - 300, at + 300, at - 301, at + 301, at * 1000, 99999999999, math.MaxInt64, 0, -at} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, ts int64) {
+		err := src.Verify(signedAt(base, key, ts))
+		if ok := ts > 0 && sourcetest.Within(ts, 1, received, DefaultTolerance); ok != (err == nil) {
+			t.Fatalf("t=%d: %v, accepted=%v wanted", ts, err, ok)
 		}
 	})
 }
