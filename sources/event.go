@@ -43,9 +43,12 @@ const jsonSpace = " \t\r\n"
 // DecodeObject decodes a JSON object body into out (a map or struct), with
 // numbers kept exact, and wraps ErrNotJSON unless the body is exactly one
 // JSON object: nothing but JSON white space may stand around it, so a body
-// it accepts is valid JSON and can be an event's data as it is.
+// it accepts is valid JSON and can be an event's data as it is. A string
+// holding text that is not valid Unicode decodes to its rendering by
+// EscapeInvalidJSON (\xhh for a byte that is not UTF-8), not to U+FFFD, so
+// that ids taken from two such strings stay apart.
 func DecodeObject(body []byte, out any) error {
-	trimmed := bytes.TrimLeft(body, jsonSpace)
+	trimmed := bytes.TrimLeft(EscapeInvalidJSON(body), jsonSpace)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return ErrNotJSON
 	}
@@ -71,7 +74,10 @@ func DecodeObject(body []byte, out any) error {
 // or four: decoding the whole of it into a map made 43% of the objects an
 // accepted webhook allocated.
 func DecodeFields(body []byte, want func(key string) bool, fn func(key string, value any)) error {
-	trimmed := bytes.TrimLeft(body, jsonSpace)
+	// Rendered first, as DecodeObject renders it: every string, key or
+	// value, is then valid UTF-8, which jsoniter and encoding/json read
+	// alike.
+	trimmed := bytes.TrimLeft(EscapeInvalidJSON(body), jsonSpace)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return ErrNotJSON
 	}
@@ -88,7 +94,6 @@ func DecodeFields(body []byte, want func(key string) bool, fn func(key string, v
 	var err error
 	// The body is valid JSON, so the walk itself cannot fail.
 	it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
-		key = replaceInvalidUTF8(key)
 		if !want(key) {
 			it.Skip()
 			return true
@@ -126,20 +131,6 @@ func IsPathHead(key string, paths ...string) bool {
 		}
 	}
 	return false
-}
-
-// replaceInvalidUTF8 replaces each byte of s that is not part of valid UTF-8
-// with U+FFFD, as encoding/json does when it unquotes a string. jsoniter
-// keeps such bytes as they are.
-func replaceInvalidUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s { // an invalid byte ranges as one utf8.RuneError
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // decodeValue decodes one valid JSON value as encoding/json does into an
