@@ -287,6 +287,22 @@ func TestIDStableAcrossRetries(t *testing.T) {
 	sourcetest.CheckIDStability(t, src, received, cases)
 }
 
+// Each part of a message's id keeps text that is not valid Unicode apart
+// from its U+FFFD twin, and so does the SHA-256 of any other event's body.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := testSource(t, true, false, 0)
+	for _, body := range []string{
+		`{"website_id":"w1","event":"message:send","data":{"session_id":"s1","fingerprint":"<TEXT>"}}`,
+		`{"website_id":"w1","event":"message:send","data":{"session_id":"<TEXT>","fingerprint":17}}`,
+		`{"website_id":"<TEXT>","event":"message:send","data":{"session_id":"s1","fingerprint":17}}`,
+		`{"event":"message:send","data":{"website_id":"<TEXT>","session_id":"s1","fingerprint":17}}`,
+		`{"website_id":"w1","event":"message:<TEXT>","data":{"session_id":"s1","fingerprint":17}}`,
+		`{"website_id":"w1","event":"session:set_email","data":{"session_id":"s1","email":"<TEXT>"}}`,
+	} {
+		sourcetest.CheckInvalidTextIDs(t, src, body)
+	}
+}
+
 func convertOne(t *testing.T, src *Source, body string) *event.Event {
 	t.Helper()
 	return sourcetest.ConvertOne(t, src, &sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: received})

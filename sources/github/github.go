@@ -100,7 +100,9 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	if action := sources.PathText(p, "action"); action != "" {
 		typ += "." + sources.TypeSuffix(action)
 	}
-	id := strings.TrimSpace(req.Header.Get(DeliveryHeader))
+	// A header's bytes need not be UTF-8: rendered, so the id is, and two
+	// ids stay two wherever the event is written as JSON.
+	id := sources.EscapeInvalid(strings.TrimSpace(req.Header.Get(DeliveryHeader)))
 	if id == "" {
 		id = sources.SHA256Hex(req.Body)
 	}

@@ -123,6 +123,17 @@ func TestIDIsTheDelivery(t *testing.T) {
 	}
 }
 
+// X-GitHub-Delivery's bytes need not be UTF-8: the id is, and two
+// deliveries that differ only there stay two.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	req := sourcetest.Load(t, "testdata/issues_opened")
+	sourcetest.CheckInvalidHeaderIDs(t, testSource(t), req, DeliveryHeader)
+	req.Header.Set(DeliveryHeader, "d-\xff\xfe")
+	if id := sourcetest.ConvertOne(t, testSource(t), req).ID(); id != `d-\xff\xfe` {
+		t.Fatalf("id %q", id)
+	}
+}
+
 func TestConvertNamesTheEvent(t *testing.T) {
 	src := testSource(t)
 	for _, c := range []struct {
@@ -195,12 +206,13 @@ func FuzzVerify(f *testing.F) {
 func FuzzConvert(f *testing.F) {
 	src := testSource(f)
 	for _, req := range sourcetest.Seeds(f, "testdata") {
-		f.Add(req.Header.Get(EventHeader), req.Header.Get("Content-Type"), req.Body)
+		f.Add(req.Header.Get(EventHeader), req.Header.Get(DeliveryHeader), req.Header.Get("Content-Type"), req.Body)
 	}
-	f.Fuzz(func(t *testing.T, eventName, contentType string, body []byte) {
+	f.Add("issues", "d-\xff\xfe", "application/json", []byte(`{"action":"opened"}`))
+	f.Fuzz(func(t *testing.T, eventName, delivery, contentType string, body []byte) {
 		h := http.Header{}
 		h.Set(EventHeader, eventName)
-		h.Set(DeliveryHeader, "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+		h.Set(DeliveryHeader, delivery)
 		h.Set("Content-Type", contentType)
 		sourcetest.CheckConvert(t, src, &sources.Request{Header: h, Body: body, ReceivedAt: time.Unix(1795169730, 0)})
 	})

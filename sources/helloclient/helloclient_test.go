@@ -321,6 +321,21 @@ func TestChatLogIDs(t *testing.T) {
 // Hello Client signs JSON.stringify of the body: a body that reached the
 // bridge with escapes JavaScript does not write ("\/", "\u00e9") verifies
 // against that form, written out here as Node.js writes it.
+// A chat-log conversation's id keeps text that is not valid Unicode apart
+// from its U+FFFD twin, whether it is made of chatbot, session and start
+// time or, without a start time, of the conversation itself.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := testSource(t, 0)
+	for _, body := range []string{
+		`{"SerialNumber":"HC-1","ChatLogs":[{"SessionID":"<TEXT>","StartTime":"2026-11-20T10:00:00Z"}]}`,
+		`{"SerialNumber":"<TEXT>","ChatLogs":[{"SessionID":"s1","StartTime":"2026-11-20T10:00:00Z"}]}`,
+		`{"SerialNumber":"HC-1","ChatLogs":[{"SessionID":"s1","StartTime":"<TEXT>"}]}`,
+		`{"SerialNumber":"HC-1","ChatLogs":[{"SessionID":"s1","Messages":[{"Text":"<TEXT>"}]}]}`,
+	} {
+		sourcetest.CheckInvalidTextIDs(t, src, body)
+	}
+}
+
 func TestVerifyTheStringifiedForm(t *testing.T) {
 	secret := sourcetest.ReadFile(t, "testdata/secret")
 	const sent = `{"Type":"lead","SerialNumber":"HC-1","SessionID":"s-1","FirstName":"Ren\u00e9e","PageURL":"https:\/\/acme.example\/contact"}`

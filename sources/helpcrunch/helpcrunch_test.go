@@ -190,6 +190,34 @@ func TestIDStableAcrossRetries(t *testing.T) {
 	}
 }
 
+// Two signed events whose ids differ only in bytes that are not UTF-8
+// (0xff 0xfe, 0xfe 0xfd) are two events, though encoding/json reads both ids
+// as "utf8-\ufffd\ufffd-x": the second was dropped as a duplicate.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := testSource(t)
+	secret := []byte(sourcetest.ReadFile(t, "testdata/secret"))
+	for _, c := range []struct{ body, id string }{
+		{"{\"event\":\"chat.new\",\"id\":\"utf8-\xff\xfe-x\",\"eventData\":{\"id\":1},\"attempts\":0,\"createdAt\":1795169701}", `utf8-\xff\xfe-x`},
+		{"{\"event\":\"chat.new\",\"id\":\"utf8-\xfe\xfd-x\",\"eventData\":{\"id\":1},\"attempts\":0,\"createdAt\":1795169701}", `utf8-\xfe\xfd-x`},
+		{`{"event":"chat.new","id":"utf8-\ufffd\ufffd-x","eventData":{"id":1},"attempts":0,"createdAt":1795169701}`, "utf8-\ufffd\ufffd-x"},
+	} {
+		m := hmac.New(sha1.New, secret)
+		m.Write([]byte(c.body))
+		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Body: []byte(c.body), ReceivedAt: time.Unix(1795169730, 0)}
+		req.Header.Set(SignatureHeader, hex.EncodeToString(m.Sum(nil)))
+		if err := src.Verify(req); err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if id := sourcetest.ConvertOne(t, src, req).ID(); id != c.id {
+			t.Errorf("%q: id %q, want %q", c.body, id, c.id)
+		}
+	}
+	sourcetest.CheckInvalidTextIDs(t, src, `{"event":"chat.new","id":"<TEXT>","eventData":{"id":1},"attempts":0}`)
+	// Without an envelope id, the id is the SHA-256 of eventData and the rest.
+	sourcetest.CheckInvalidTextIDs(t, src, `{"event":"chat.new","eventData":{"id":1,"text":"<TEXT>"},"attempts":0,"createdAt":1795169700}`)
+	sourcetest.CheckInvalidTextIDs(t, src, `{"event":"chat.<TEXT>","eventData":{"id":1},"attempts":0,"createdAt":1795169700}`)
+}
+
 func convertOne(t *testing.T, src *Source, body string) *event.Event {
 	t.Helper()
 	return sourcetest.ConvertOne(t, src, &sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: time.Unix(1795169730, 0)})

@@ -367,6 +367,16 @@ func TestConvert(t *testing.T) {
 	}
 }
 
+// An id read at id_path keeps text that is not valid Unicode apart from
+// its U+FFFD twin.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := newSource(t, loadConfig(t, "timestamped"))
+	sourcetest.CheckInvalidTextIDs(t, src, `{"event":"order.paid","id":"<TEXT>","data":{"order_id":1}}`)
+	nested := loadConfig(t, "timestamped")
+	nested.IDPath = "data.delivery.id"
+	sourcetest.CheckInvalidTextIDs(t, newSource(t, nested), `{"event":"order.paid","data":{"delivery":{"id":"<TEXT>"}}}`)
+}
+
 func TestConvertRejectsNonObjects(t *testing.T) {
 	sourcetest.CheckNotObjects(t, newSource(t, loadConfig(t, "timestamped")))
 }

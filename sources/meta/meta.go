@@ -638,12 +638,15 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
-// decodeAny decodes one JSON value with numbers kept exact.
+// decodeAny decodes one JSON value with numbers kept exact, and strings
+// that are not valid Unicode rendered as sources.EscapeInvalidJSON renders
+// them: ids and the canonical JSON fallback ids hash are read from it, and
+// must not make two updates one.
 func decodeAny(raw json.RawMessage) (any, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("missing")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec := json.NewDecoder(bytes.NewReader(sources.EscapeInvalidJSON(raw)))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {

@@ -129,6 +129,23 @@ func TestFallbackIDsDependOnTheUpdate(t *testing.T) {
 	}
 }
 
+// Ids read from an update (a wamid, a status, a mid) and the fallback ids
+// hashed from its canonical JSON keep text that is not valid Unicode apart
+// from its U+FFFD twin.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := testSource(t)
+	for _, body := range []string{
+		`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messages":[{"from":"1","id":"wamid.<TEXT>","timestamp":"1795169712","type":"text"}]}}]}]}`,
+		`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.1","status":"<TEXT>","recipient_id":"1"}]}}]}]}`,
+		`{"object":"page","entry":[{"id":"1","time":1795169712350,"messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1795169711984,"message":{"mid":"m_<TEXT>"}}]}]}`,
+		`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"message_template_status_update","value":{"event":"REJECTED","reason":"<TEXT>"}}]}]}`,
+		`{"object":"whatsapp_business_account","entry":[{"id":"<TEXT>","changes":[{"field":"message_template_status_update","value":{"event":"REJECTED"}}]}]}`,
+		`{"object":"page","entry":[{"id":"1","unknown_list":["<TEXT>"]}]}`,
+	} {
+		sourcetest.CheckInvalidTextIDs(t, src, body)
+	}
+}
+
 func TestConvertNamesTheEvents(t *testing.T) {
 	src := testSource(t)
 	for _, c := range []struct {

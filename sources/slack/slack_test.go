@@ -370,6 +370,12 @@ func TestConvertNamesTheEvent(t *testing.T) {
 	})
 }
 
+// An event_id keeps text that is not valid Unicode apart from its U+FFFD
+// twin.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	sourcetest.CheckInvalidTextIDs(t, testSource(t), `{"type":"event_callback","team_id":"T1","event_id":"Ev<TEXT>","event":{"type":"message","channel":"C1","ts":"1.2"}}`)
+}
+
 func TestConvertRejectsNonObjects(t *testing.T) {
 	sourcetest.CheckNotObjects(t, testSource(t), "payload=%7B%7D", `token=x&command=%2Fdeploy`)
 }

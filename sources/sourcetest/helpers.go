@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -168,4 +169,83 @@ func Within(n, perSecond int64, at time.Time, tolerance time.Duration) bool {
 	atNs := new(big.Int).Mul(big.NewInt(at.Unix()), big.NewInt(1e9))
 	atNs.Add(atNs, big.NewInt(int64(at.Nanosecond())))
 	return ns.Sub(ns, atNs).CmpAbs(big.NewInt(int64(tolerance))) <= 0
+}
+
+// invalidTexts are contents of a JSON string (as raw bytes go in a body)
+// that encoding/json reads alike or nearly so, because it replaces text
+// that is not valid Unicode with U+FFFD. The last two are the same text,
+// spelt in two ways: what encoding/json makes of the others.
+var invalidTexts = []struct{ name, raw string }{
+	{"bytes ff fe", "utf8-\xff\xfe-x"},
+	{"bytes fe fd", "utf8-\xfe\xfd-x"},
+	{"a backslash, then byte ff", `utf8-\\` + "\xff-x"},
+	{"byte ff, then a backslash", "utf8-\xff" + `\\-x`},
+	{"a surrogate written in UTF-8", "utf8-\xed\xa0\x80-x"},
+	{"lone surrogates dc00 d800", `utf8-\udc00\ud800-x`},
+	{"lone surrogates dfff dbff", `utf8-\udfff\udbff-x`},
+	{"U+FFFD escaped", `utf8-\ufffd\ufffd-x`},
+	{"U+FFFD in UTF-8", "utf8-\ufffd\ufffd-x"},
+}
+
+// CheckInvalidTextIDs converts body with <TEXT> replaced by each of a set
+// of strings that hold text that is not valid Unicode (bytes that are not
+// UTF-8, lone surrogates) and by U+FFFD, and checks that the ids stay
+// apart: each is valid UTF-8, the same again for the same body (a retry),
+// and different for every different string, so that no event is dropped
+// as a duplicate of another. (The two spellings of U+FFFD may get one id,
+// or two where the id is the body's hash.) Put <TEXT> where the source
+// reads (part of) the id from.
+func CheckInvalidTextIDs(t *testing.T, src sources.Source, body string) {
+	t.Helper()
+	if !strings.Contains(body, "<TEXT>") {
+		t.Fatal("the body has no <TEXT>")
+	}
+	convert := func(raw string) string {
+		req := &sources.Request{Method: http.MethodPost, Header: http.Header{}, Query: url.Values{},
+			Body: []byte(strings.ReplaceAll(body, "<TEXT>", raw)), ReceivedAt: time.Unix(1795169730, 0)}
+		return ConvertOne(t, src, req).ID()
+	}
+	ids := make([]string, len(invalidTexts))
+	for i, c := range invalidTexts {
+		ids[i] = convert(c.raw)
+		if !utf8.ValidString(ids[i]) {
+			t.Errorf("%s: id %q is not UTF-8", c.name, ids[i])
+		}
+		if again := convert(c.raw); again != ids[i] {
+			t.Errorf("%s: id %q, then %q for the same body", c.name, ids[i], again)
+		}
+	}
+	twins := len(invalidTexts) - 2 // the two spellings of U+FFFD
+	for i := range ids {
+		for j := i + 1; j < len(ids); j++ {
+			if i < twins && ids[i] == ids[j] {
+				t.Errorf("%s and %s: the same id %q", invalidTexts[i].name, invalidTexts[j].name, ids[i])
+			}
+		}
+	}
+}
+
+// CheckInvalidHeaderIDs converts req with its header name set to each of
+// the strings of CheckInvalidTextIDs, as raw bytes (a header's bytes need
+// not be UTF-8), and checks that the ids are valid UTF-8, the same again
+// for the same header, and all different.
+func CheckInvalidHeaderIDs(t *testing.T, src sources.Source, req *sources.Request, name string) {
+	t.Helper()
+	seen := map[string]string{}
+	for _, c := range invalidTexts {
+		r := *req
+		r.Header = req.Header.Clone()
+		r.Header.Set(name, c.raw)
+		id := ConvertOne(t, src, &r).ID()
+		if !utf8.ValidString(id) {
+			t.Errorf("%s: id %q is not UTF-8", c.name, id)
+		}
+		if again := ConvertOne(t, src, &r).ID(); again != id {
+			t.Errorf("%s: id %q, then %q for the same header", c.name, id, again)
+		}
+		if other, dup := seen[id]; dup {
+			t.Errorf("%s and %s: the same id %q", other, c.name, id)
+		}
+		seen[id] = c.name
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"sort"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -226,8 +227,9 @@ func Seeds(t testing.TB, dir string) []*sources.Request {
 
 // CheckConvert is the invariant a fuzz target asserts for any body: Convert
 // never panics, and when it succeeds every event is a valid CloudEvent whose
-// data is valid JSON and which reads back from its JSON form (as the queue
-// stores it) with the same id, type, source, subject and data.
+// id, type, source and subject are UTF-8, whose data is valid JSON, and
+// which reads back from its JSON form (as the queue stores it) with the
+// same id, type, source, subject and data.
 func CheckConvert(t *testing.T, src sources.Source, req *sources.Request) {
 	evs, err := src.Convert(req)
 	if err != nil {
@@ -241,6 +243,14 @@ func CheckConvert(t *testing.T, src sources.Source, req *sources.Request) {
 func checkEvent(t *testing.T, i int, ev *event.Event) {
 	if err := ev.Validate(); err != nil {
 		t.Fatalf("event %d invalid: %v", i, err)
+	}
+	// Attributes that are not UTF-8 are not CloudEvents strings: sinks
+	// refuse them (a Kafka header must be UTF-8), and two ids that differ
+	// only in bad bytes are one id to any JSON reader.
+	for _, a := range [][2]string{{"id", ev.ID()}, {"type", ev.Type()}, {"source", ev.Source()}, {"subject", ev.Subject()}} {
+		if !utf8.ValidString(a[1]) {
+			t.Fatalf("event %d: %s %q is not UTF-8", i, a[0], a[1])
+		}
 	}
 	if !json.Valid(ev.Data()) {
 		t.Fatalf("event %d data is not JSON: %q", i, ev.Data())

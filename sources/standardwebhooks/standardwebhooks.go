@@ -147,7 +147,9 @@ func (s *Source) Convert(req *sources.Request) ([]*event.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := strings.TrimSpace(req.Header.Get(IDHeader))
+	// A header's bytes need not be UTF-8: rendered, so the id is, and two
+	// ids stay two wherever the event is written as JSON.
+	id := sources.EscapeInvalid(strings.TrimSpace(req.Header.Get(IDHeader)))
 	if id == "" {
 		id = sources.SHA256Hex(req.Body)
 	}

@@ -320,6 +320,18 @@ func TestConvert(t *testing.T) {
 	}
 }
 
+// webhook-id's bytes need not be UTF-8: the id is, and two messages that
+// differ only there stay two.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := newSource(t, testConfig(t))
+	req := sourcetest.Load(t, "testdata/invoice_paid")
+	sourcetest.CheckInvalidHeaderIDs(t, src, req, IDHeader)
+	req.Header.Set(IDHeader, "msg_\xff\xfe")
+	if id := sourcetest.ConvertOne(t, src, req).ID(); id != `msg_\xff\xfe` {
+		t.Fatalf("id %q", id)
+	}
+}
+
 func TestConvertRejectsNonObjects(t *testing.T) {
 	sourcetest.CheckNotObjects(t, newSource(t, testConfig(t)))
 }
@@ -396,6 +408,7 @@ func FuzzConvert(f *testing.F) {
 	for _, req := range sourcetest.Seeds(f, "testdata") {
 		f.Add(req.Header.Get(IDHeader), req.Body)
 	}
+	f.Add("msg_\xff\xfe", []byte(`{"type":"invoice.paid"}`))
 	f.Fuzz(func(t *testing.T, id string, body []byte) {
 		h := http.Header{}
 		h.Set(IDHeader, id)

@@ -355,6 +355,12 @@ func TestConvert(t *testing.T) {
 	}
 }
 
+// An event's id keeps text that is not valid Unicode apart from its U+FFFD
+// twin.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	sourcetest.CheckInvalidTextIDs(t, testSource(t), `{"id":"evt_<TEXT>","object":"event","type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`)
+}
+
 func TestConvertRejectsNonObjects(t *testing.T) {
 	sourcetest.CheckNotObjects(t, testSource(t))
 }

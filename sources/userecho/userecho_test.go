@@ -179,6 +179,20 @@ func TestIDStableAcrossRetries(t *testing.T) {
 	sourcetest.CheckIDStability(t, src, received, cases)
 }
 
+// Each part of the id (hook:data.id:created) keeps text that is not valid
+// Unicode apart from its U+FFFD twin.
+func TestInvalidUTF8KeepsEventsApart(t *testing.T) {
+	src := testSource(t, false)
+	for _, body := range []string{
+		`{"hook":"topic.created","created":"2026-11-20T10:12:08Z","data":{"id":"<TEXT>"}}`,
+		`{"hook":"topic.<TEXT>","created":"2026-11-20T10:12:08Z","data":{"id":1}}`,
+		`{"hook":"topic.created","created":"<TEXT>","data":{"id":1}}`,
+		`{"hook":"topic.created","data":{"id":1,"created":"<TEXT>"}}`,
+	} {
+		sourcetest.CheckInvalidTextIDs(t, src, body)
+	}
+}
+
 func convertOne(t *testing.T, src *Source, body string) *event.Event {
 	t.Helper()
 	return sourcetest.ConvertOne(t, src, &sources.Request{Method: http.MethodPost, Body: []byte(body), ReceivedAt: received})
