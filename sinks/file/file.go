@@ -294,12 +294,13 @@ func (s *Sink) Preview(ev *event.Event) ([]byte, error) {
 }
 
 // encodeLine writes ev into buf as structured-mode JSON on one line and
-// returns buf's bytes. sdk-go writes a JSON payload as it is, so a
+// returns buf's bytes; data that would not keep the line valid UTF-8 JSON
+// goes as data_base64 (sinks.ForJSONFormat). sdk-go writes a JSON payload as it is, so a
 // provider's pretty-printed body would span lines: only then is the line
 // compacted (which also checks it is JSON).
 func encodeLine(buf *bytes.Buffer, ev *event.Event) ([]byte, error) {
 	buf.Reset()
-	if err := event.WriteJson(ev, buf); err != nil {
+	if err := event.WriteJson(sinks.ForJSONFormat(ev), buf); err != nil {
 		return nil, err
 	}
 	line := buf.Bytes()

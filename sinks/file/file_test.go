@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -112,6 +113,25 @@ func TestPrettyDataStaysOnOneLine(t *testing.T) {
 	evs := readEvents(t, path)
 	if len(evs) != 3 || string(evs[0].Data()) != `{"name":"Ana <a&b>","n":[1,2]}` || string(evs[1].Data()) != `{"x": 1}` || string(evs[2].Data()) != `{"y":2}` {
 		t.Fatalf("got %d events, data %q", len(evs), evs[0].Data())
+	}
+}
+
+// A payload with bytes that are not UTF-8 inside its strings goes as
+// data_base64: every line stays valid UTF-8 JSON, and every byte is kept.
+func TestDataThatIsNotUTF8GoesBase64(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	s := newSink(t, path, 0)
+	data := "{\"name\": \"Ad\xff\xfea\"}"
+	if err := s.Deliver(context.Background(), testEvent("b", "hc", data)); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	if !utf8.Valid(raw) || !strings.Contains(string(raw), `"data_base64":`) {
+		t.Fatalf("line %q: want valid UTF-8 with data_base64", raw)
+	}
+	evs := readEvents(t, path)
+	if len(evs) != 1 || string(evs[0].Data()) != data {
+		t.Fatalf("read back %d events, data %q, want %q", len(evs), evs[0].Data(), data)
 	}
 }
 

@@ -345,18 +345,41 @@ func TestCloudEventsBinding(t *testing.T) {
 	}
 }
 
-func TestStructuredRejectsDataThatIsNotJSON(t *testing.T) {
-	rec := &recorder{}
-	srv := serve(t, rec)
-	s := mustSink(t, "url: "+srv.URL, nil)
-	ev := sinktest.LeadEvent(t, sinktest.AdaLead)
-	ev.DataEncoded = []byte(`{"cut": "shor`)
-	err := s.Deliver(context.Background(), ev)
-	if err == nil || !sinks.IsPermanent(err) {
-		t.Fatalf("err = %v, want a permanent error", err)
-	}
-	if len(rec.reqs) != 0 {
-		t.Error("an invalid event was sent")
+// Data that would break the structured event (not the JSON its type says,
+// or bytes that are not UTF-8 inside JSON strings) goes as data_base64:
+// the destination gets one valid JSON document and every byte of the data.
+func TestStructuredCarriesDataThatIsNotJSONAsBase64(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"not JSON":           []byte(`{"cut": "shor`),
+		"JSON, not UTF-8":    []byte("{\"name\": \"Ad\xff\xfea\"}"),
+		"JSON, UTF-8 (kept)": []byte(`{"name":"Ada"}`),
+	} {
+		rec := &recorder{}
+		srv := serve(t, rec)
+		s := mustSink(t, "url: "+srv.URL, nil)
+		ev := sinktest.LeadEvent(t, sinktest.AdaLead)
+		ev.DataEncoded = data
+		if err := s.Deliver(context.Background(), ev); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body := rec.bodies[0]
+		if !json.Valid(body) || !utf8.Valid(body) {
+			t.Fatalf("%s: sent %q, not a valid UTF-8 JSON document", name, body)
+		}
+		var got struct {
+			Data       json.RawMessage `json:"data"`
+			DataBase64 []byte          `json:"data_base64"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if json.Valid(data) && utf8.Valid(data) {
+			if string(got.Data) != string(data) || got.DataBase64 != nil {
+				t.Errorf("%s: data %s, data_base64 %q; want the JSON as data", name, got.Data, got.DataBase64)
+			}
+		} else if !bytes.Equal(got.DataBase64, data) || got.Data != nil {
+			t.Errorf("%s: data %s, data_base64 %q; want the bytes as data_base64", name, got.Data, got.DataBase64)
+		}
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/hookbridge/hookbridge/sinks"
 )
 
 // Mode is a content mode of the CloudEvents Kafka protocol binding.
@@ -233,25 +235,7 @@ func structuredMessage(ev *event.Event) (kafkago.Message, error) {
 	if err := checkNoDataExtension(ev); err != nil {
 		return kafkago.Message{}, err
 	}
-	// A shallow copy: only the DataBase64 flag changes, the context is shared
-	// read-only.
-	out := *ev
-	if data := ev.Data(); len(data) > 0 {
-		written, read := dataIsJSON(ev.DataContentType())
-		switch {
-		case written && read:
-			// JSON data goes as a JSON value; data that is not valid JSON,
-			// or not UTF-8 (json.Valid lets bad bytes inside strings pass),
-			// would break the UTF-8 JSON document, so it goes base64.
-			out.DataBase64 = !json.Valid(data) || !utf8.Valid(data)
-		case written:
-			// A JSON type in unusual case: readers would expect a string
-			// where the writer puts a JSON value. base64 reads back alike.
-			out.DataBase64 = true
-		case !utf8.Valid(data):
-			out.DataBase64 = true
-		}
-	}
+	out := sinks.ForJSONFormat(ev)
 	value, err := out.MarshalJSON()
 	if err != nil {
 		return kafkago.Message{}, fmt.Errorf("encoding the event as JSON: %w", err)
@@ -271,24 +255,6 @@ func structuredMessage(ev *event.Event) (kafkago.Message, error) {
 		Headers: []kafkago.Header{{Key: HeaderContentType, Value: []byte(ContentTypeStructuredJSON)}},
 		Value:   value,
 	}, nil
-}
-
-// dataIsJSON reports whether sdk-go's JSON event format takes data of this
-// content type as a JSON value (rather than a string) when it writes an event
-// and when it reads one. The writer compares the media type in lower case, the
-// reader as written; only where both agree may data go as a JSON value.
-func dataIsJSON(contentType string) (written, read bool) {
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.TrimSpace(mt)
-	return jsonMediaType(strings.ToLower(mt)), jsonMediaType(mt)
-}
-
-func jsonMediaType(mt string) bool {
-	switch mt {
-	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
-		return true
-	}
-	return false
 }
 
 // FromMessage decodes a Kafka message made by any producer that follows the

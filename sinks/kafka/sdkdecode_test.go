@@ -17,6 +17,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/hookbridge/hookbridge/sinks"
 )
 
 // sdkMessage reads a Kafka message with sdk-go's own binding rules: its
@@ -151,7 +153,7 @@ func canonical(t testing.TB, ev *event.Event) map[string]string {
 // the value, and a structured message does not keep it.
 func jsonValue(ev *event.Event) []byte {
 	data := ev.Data()
-	if written, read := dataIsJSON(ev.DataContentType()); !written || !read || !json.Valid(data) || !utf8.Valid(data) {
+	if written, read := sinks.DataIsJSON(ev.DataContentType()); !written || !read || !json.Valid(data) || !utf8.Valid(data) {
 		return data
 	}
 	var buf bytes.Buffer
