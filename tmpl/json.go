@@ -33,7 +33,7 @@ type jsonNode struct {
 // returned, joined, each a *NodeError naming the node it is at.
 func (j *JSON) UnmarshalYAML(n *yaml.Node) error {
 	var errs []error
-	root := buildJSONNode(n, "", &errs)
+	root := buildJSONNode(n, "", map[*yaml.Node]bool{}, &errs)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -58,18 +58,29 @@ func (e *NodeError) YAMLNode() *yaml.Node { return e.Node }
 func (j *JSON) IsZero() bool { return j == nil || !j.root.isSet }
 
 // buildJSONNode builds the tree at n, adding each mistake to errs; key is
-// the mapping key n is the value of, if any, for the mistake's words.
-func buildJSONNode(n *yaml.Node, key string, errs *[]error) jsonNode {
+// the mapping key n is the value of, if any, for the mistake's words, and
+// within holds the mappings and lists n is inside, through which an alias
+// would make the tree endless.
+func buildJSONNode(n *yaml.Node, key string, within map[*yaml.Node]bool, errs *[]error) jsonNode {
 	blame := func(at *yaml.Node, err error) {
 		if key != "" {
 			err = fmt.Errorf("%s: %w", key, err)
 		}
 		*errs = append(*errs, &NodeError{Node: at, Err: err})
 	}
+	at := n
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	out := jsonNode{kind: n.Kind, isSet: true}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		if within[n] {
+			blame(at, fmt.Errorf("the value contains itself (through an alias or a merge)"))
+			return out
+		}
+		within[n] = true
+		defer delete(within, n)
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		seen := make(map[string]bool, len(n.Content)/2)
@@ -84,13 +95,13 @@ func buildJSONNode(n *yaml.Node, key string, errs *[]error) jsonNode {
 				continue
 			}
 			seen[n.Content[i].Value] = true
-			v := buildJSONNode(n.Content[i+1], n.Content[i].Value, errs)
+			v := buildJSONNode(n.Content[i+1], n.Content[i].Value, within, errs)
 			out.keys = append(out.keys, n.Content[i].Value)
 			out.vals = append(out.vals, v)
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
-			out.vals = append(out.vals, buildJSONNode(c, key, errs))
+			out.vals = append(out.vals, buildJSONNode(c, key, within, errs))
 		}
 	case yaml.ScalarNode:
 		if n.Tag == "!!str" || n.Tag == "" {

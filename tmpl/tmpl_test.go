@@ -210,3 +210,24 @@ func TestJSONRefusesDuplicateAndMergeKeys(t *testing.T) {
 		}
 	}
 }
+
+// A value that contains itself through an alias is an error, not an
+// endless tree.
+func TestJSONThatContainsItselfIsAnError(t *testing.T) {
+	for _, src := range []string{"&b {x: *b}", "&l [1, *l]", "{a: &m {b: [*m]}}"} {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+			t.Fatal(err)
+		}
+		var j JSON
+		err := j.UnmarshalYAML(n.Content[0])
+		if err == nil || !strings.Contains(err.Error(), "the value contains itself") {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+	// The same mapping twice, side by side, is not a cycle.
+	var j JSON
+	if err := yaml.Unmarshal([]byte("{a: &m {k: v}, b: *m}"), &j); err != nil {
+		t.Errorf("an alias used twice: %v", err)
+	}
+}
