@@ -270,14 +270,20 @@ func LoadSections(path string, sections ...[]string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	f, top, err := parseFile(path, data, os.LookupEnv)
+	f, _, err := parseFile(path, data, os.LookupEnv)
 	errs, ok := err.(config.Errors)
 	if err == nil || !ok || f == nil {
 		return f, err
 	}
+	// The lines are found in the file as written: merging takes the
+	// "<<" keys out of the tree, and a mistake may be at one.
+	var written yaml.Node
+	if err := yaml.Unmarshal(data, &written); err != nil || len(written.Content) == 0 {
+		return nil, errs
+	}
 	lines := map[int]bool{}
 	for _, sec := range sections {
-		sectionLines(top, sec, lines)
+		sectionLines(written.Content[0], sec, lines)
 	}
 	var kept config.Errors
 	for _, e := range errs {
@@ -367,8 +373,8 @@ func parseFile(path string, data []byte, lookup config.LookupFunc) (*File, *yaml
 			}
 		}
 	}
-	d.Expand(&root, lookup)
 	d.Merge(&root)
+	d.Expand(&root, lookup)
 	shape := fileShape{
 		Server: ServerConfig{Listen: ":8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second},
 		Admin:  AdminConfig{Listen: "127.0.0.1:9090"},
@@ -607,7 +613,7 @@ func entries(d *config.Decoder, node *yaml.Node, section string) [][2]*yaml.Node
 			d.Errorf(k, "%s: name %q must be letters, digits, '.', '_' or '-'", section, k.Value)
 			continue
 		}
-		if v.Kind != yaml.MappingNode {
+		if v = config.Resolve(v); v.Kind != yaml.MappingNode {
 			d.Errorf(v, "%s.%s must be a mapping with at least a type", section, k.Value)
 			continue
 		}

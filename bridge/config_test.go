@@ -453,7 +453,23 @@ routes:
 			t.Errorf("%s: type %q, max_attempts %d, timeout %s, headers %v", name, s.Common.Type, s.Common.Retry.MaxAttempts, c.Timeout, c.Headers)
 		}
 	}
-	// A mistake in the anchor is reported where it is written, once.
+	// An x- key nothing reaches is not read, ${...} and all; a sink may
+	// be an alias of one.
+	f, errs = parse(t, `
+x-unused: {secret: "${NOT_SET_ANYWHERE}"}
+x-archive: &archive {type: file, path: /tmp/x.jsonl}
+sources:
+  hc: {type: helloclient, secret: s}
+sinks:
+  archive: *archive
+routes:
+  - {name: all, sinks: [archive]}
+`, nil)
+	if errs != nil || f.Sink("archive") == nil || f.Sink("archive").Common.Type != "file" {
+		t.Errorf("x- keys and a sink that is an alias: %v", errs)
+	}
+	// A mistake in the anchor is reported where it is written, once for
+	// each sink that merges it, naming the sink's line.
 	_, errs = parse(t, `
 x-crm: &crm {type: http, tiemout: 5s}
 sources:
@@ -464,8 +480,10 @@ sinks:
 routes:
   - {name: all, sinks: [a, b]}
 `, nil)
-	if len(errs) != 1 || errs[0].Line != 2 || !strings.Contains(errs[0].Msg, `unknown key "tiemout"`) {
-		t.Errorf("errors %v, want one unknown key at line 2", errs)
+	if len(errs) != 2 || errs[0].Line != 2 || errs[1].Line != 2 ||
+		!strings.HasPrefix(errs[0].Msg, `unknown key "tiemout"`) || !strings.HasSuffix(errs[0].Msg, "(merged into the mapping at line 6)") ||
+		!strings.HasSuffix(errs[1].Msg, "(merged into the mapping at line 7)") {
+		t.Errorf("errors %v, want an unknown key at line 2 for each of the sinks at lines 6 and 7", errs)
 	}
 }
 
@@ -492,5 +510,23 @@ routes:
 	}
 	if _, err := LoadSections(path, []string{"sources", "hc"}); err != nil {
 		t.Errorf("sources.hc: %v", err)
+	}
+	// A merge of something that is not a mapping, on a line of its own.
+	const bad = `x-list: &list [1, 2]
+sources:
+  hc:
+    type: helloclient
+    secret: k
+    <<: *list
+sinks:
+  archive: {type: file, path: /tmp/x.jsonl}
+routes:
+  - {name: all, sinks: [archive]}
+`
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSections(path, []string{"sources", "hc"}); err == nil || !strings.Contains(err.Error(), "c.yaml:6:9: a merge (<<)") {
+		t.Errorf("sources.hc merging a list: %v, want the merge's error", err)
 	}
 }

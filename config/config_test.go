@@ -243,8 +243,8 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		d := &Decoder{File: "f"}
-		d.Expand(&n, func(string) (string, bool) { return "v", true })
 		d.Merge(&n)
+		d.Expand(&n, func(string) (string, bool) { return "v", true })
 		var o outer
 		d.Decode(n.Content[0], &o)
 		for _, e := range d.Errs {

@@ -81,11 +81,25 @@ type Decoder struct {
 	unexpanded map[*yaml.Node]bool // values whose ${...} failed; checks on them would only repeat it
 	failed     map[*yaml.Node]bool // nodes an error was recorded at; Validate adds none there
 	expanded   map[*yaml.Node]bool // values that took a ${...}: their text may hold a secret
+	merged     map[mergedPair]bool // keys a mapping took through a merge (<<)
+	mergeNote  string              // said after each error while a merged pair is decoded
+}
+
+// mergedPair is a key node that a mapping took through a merge key.
+type mergedPair struct{ mapping, key *yaml.Node }
+
+// noteMerged is what an error about key, merged into mapping from where it
+// is written, adds: which mapping the mistake is a mistake of.
+func (d *Decoder) noteMerged(mapping, key *yaml.Node) string {
+	if !d.merged[mergedPair{mapping, key}] {
+		return ""
+	}
+	return fmt.Sprintf(" (merged into the mapping at line %d)", mapping.Line)
 }
 
 // Errorf records an error at node's position.
 func (d *Decoder) Errorf(node *yaml.Node, format string, args ...any) {
-	e := Error{File: d.File, Msg: fmt.Sprintf(format, args...)}
+	e := Error{File: d.File, Msg: fmt.Sprintf(format, args...) + d.mergeNote}
 	if node != nil {
 		e.Line, e.Column = node.Line, node.Column
 		if d.failed == nil {
@@ -170,7 +184,7 @@ func (d *Decoder) Validate(node *yaml.Node, v Validator) {
 				if d.unexpanded[val] || d.failed[val] || d.failed[key] {
 					continue
 				}
-				d.Errorf(key, "%s: %s", fe.Field, fe.Msg)
+				d.Errorf(key, "%s: %s%s", fe.Field, fe.Msg, d.noteMerged(resolve(node), key))
 				continue
 			}
 		}
@@ -212,6 +226,10 @@ var (
 	durationType    = reflect.TypeOf(time.Duration(0))
 	nodeType        = reflect.TypeOf(yaml.Node{})
 )
+
+// Resolve is the node n stands for: an alias's anchored node, a
+// document's content, or n itself.
+func Resolve(n *yaml.Node) *yaml.Node { return resolve(n) }
 
 func resolve(n *yaml.Node) *yaml.Node {
 	for n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode) {
@@ -439,24 +457,31 @@ func (d *Decoder) decodeFields(node *yaml.Node, fields []fieldInfo) {
 			continue
 		}
 		seen[k.Value] = true
-		var target *fieldInfo
-		for j := range fields {
-			if fields[j].name == k.Value {
-				target = &fields[j]
-				break
-			}
+		outer := d.mergeNote
+		if outer == "" {
+			// A pair merged from elsewhere: its errors, reported where
+			// it is written, say which mapping they are about.
+			d.mergeNote = d.noteMerged(node, k)
 		}
-		if target == nil {
-			names := make([]string, 0, len(fields))
-			for _, f := range fields {
-				names = append(names, f.name)
-			}
-			sort.Strings(names)
-			d.Errorf(k, "unknown key %q (known keys: %s)", k.Value, strings.Join(names, ", "))
-			continue
-		}
-		d.decode(val, target.v, k.Value)
+		d.decodeField(k, val, fields)
+		d.mergeNote = outer
 	}
+}
+
+// decodeField decodes the value of key k into the field it names.
+func (d *Decoder) decodeField(k, val *yaml.Node, fields []fieldInfo) {
+	for j := range fields {
+		if fields[j].name == k.Value {
+			d.decode(val, fields[j].v, k.Value)
+			return
+		}
+	}
+	names := make([]string, 0, len(fields))
+	for _, f := range fields {
+		names = append(names, f.name)
+	}
+	sort.Strings(names)
+	d.Errorf(k, "unknown key %q (known keys: %s)", k.Value, strings.Join(names, ", "))
 }
 
 // nodeError is an error of a yaml.Unmarshaler that blames one node inside

@@ -15,14 +15,38 @@ type LookupFunc func(name string) (string, bool)
 // value (never in keys) of the tree, recording an error for each variable that
 // is unset and has no default, and each file that cannot be read. $${ stands
 // for a literal ${.
+//
+// Each node is expanded once, however many aliases or merges (run Merge
+// first) reach it, and the values of a document's top-level x- keys only
+// where something reaches them: they are not the bridge's to read.
 func (d *Decoder) Expand(root *yaml.Node, lookup LookupFunc) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
+	done := map[*yaml.Node]bool{}
 	var walk func(n *yaml.Node, isKey bool)
 	walk = func(n *yaml.Node, isKey bool) {
+		if done[n] {
+			return
+		}
+		done[n] = true
 		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
+		case yaml.AliasNode:
+			walk(n.Alias, false)
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if c.Kind == yaml.MappingNode {
+					done[c] = true
+					for i := 0; i+1 < len(c.Content); i += 2 {
+						if !IsExtension(c.Content[i].Value) {
+							walk(c.Content[i+1], false)
+						}
+					}
+					continue
+				}
+				walk(c, false)
+			}
+		case yaml.SequenceNode:
 			for _, c := range n.Content {
 				walk(c, false)
 			}

@@ -82,6 +82,10 @@ func (d *Decoder) mergeMapping(n *yaml.Node, walk func(*yaml.Node)) {
 			}
 			added[k.Value] = true
 			merged = append(merged, k, v)
+			if d.merged == nil {
+				d.merged = map[mergedPair]bool{}
+			}
+			d.merged[mergedPair{n, k}] = true
 		}
 		for key := range added {
 			written[key] = true

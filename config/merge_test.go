@@ -58,9 +58,10 @@ many:
 	}
 }
 
-// A mistake in a merged mapping is reported where it is written, once
-// however many mappings merge it; a merge of something else than mappings
-// is an error where the merge is written; a quoted "<<" is an ordinary key.
+// A mistake in a merged mapping is reported where it is written, once for
+// each mapping that merges it, naming that mapping's line; a merge of
+// something else than mappings is an error where the merge is written; a
+// quoted "<<" is an ordinary key.
 func TestMergeErrors(t *testing.T) {
 	root := parseDoc(t, `defaults: &d {retries: many, nope: 1}
 list: &l [1, 2]
@@ -86,7 +87,13 @@ many:
 	}
 	want := []string{
 		`f.yaml:1:24: "many" is not a whole number`,
+		`f.yaml:1:24: "many" is not a whole number (merged into the mapping at line 4)`,
+		`f.yaml:1:24: "many" is not a whole number (merged into the mapping at line 5)`,
+		`f.yaml:1:24: "many" is not a whole number (merged into the mapping at line 7)`,
 		`f.yaml:1:30: unknown key "nope" (known keys: headers, limit, name, on, retries, tags, wait)`,
+		`f.yaml:1:30: unknown key "nope" (known keys: headers, limit, name, on, retries, tags, wait) (merged into the mapping at line 4)`,
+		`f.yaml:1:30: unknown key "nope" (known keys: headers, limit, name, on, retries, tags, wait) (merged into the mapping at line 5)`,
+		`f.yaml:1:30: unknown key "nope" (known keys: headers, limit, name, on, retries, tags, wait) (merged into the mapping at line 7)`,
 		`f.yaml:6:11: a merge (<<) list holds mappings (<<: [*a, *b]), not "1"`,
 		`f.yaml:6:11: a merge (<<) list holds mappings (<<: [*a, *b]), not "2"`,
 		`f.yaml:7:16: a merge (<<) list holds mappings (<<: [*a, *b]), not "x"`,

@@ -48,6 +48,7 @@ func Decode(t testing.TB, src string, env map[string]string, cfg sinks.Config) e
 		t.Fatalf("yaml: %v", err)
 	}
 	d := &config.Decoder{File: "test.yaml"}
+	d.Merge(&root)
 	d.Expand(&root, func(name string) (string, bool) { v, ok := env[name]; return v, ok })
 	d.Decode(&root, cfg)
 	if d.Err() == nil {

@@ -39,6 +39,7 @@ func DecodeExample(t testing.TB, typ, envValue string) (Common, sources.Config) 
 	}
 	node := doc.Content[0].Content[1]
 	d := &config.Decoder{File: "example.yaml"}
+	d.Merge(node)
 	d.Expand(node, func(string) (string, bool) { return envValue, true })
 	var common Common
 	cfg := reg.NewConfig()
