@@ -31,6 +31,19 @@ var (
 // stops there, at a cost of limit bytes of memory.
 func decodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
 	codings := contentCodings(h)
+	// Every layer costs up to limit bytes and the CPU to make them, and a
+	// request can list thousands: no sender compresses twice over.
+	if len(codings) > maxCodings {
+		return nil, fmt.Errorf("%w: %d codings (%s); at most %d", errUnsupportedEncoding, len(codings), strings.Join(codings, ", "), maxCodings)
+	}
+	for _, c := range codings {
+		if !supportedCoding(c) {
+			return nil, fmt.Errorf("%w %q (the listener undoes %s)", errUnsupportedEncoding, c, SupportedEncodings)
+		}
+	}
+	if len(body) == 0 {
+		return body, nil // nothing was compressed; the checks after say what is missing
+	}
 	for i := len(codings) - 1; i >= 0; i-- {
 		var err error
 		if body, err = decodeOne(codings[i], body, limit); err != nil {
@@ -40,18 +53,42 @@ func decodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// contentCodings is the Content-Encoding list, lower case, without
-// "identity": several header lines are one list (RFC 9110, 5.3).
+// maxCodings is the most content codings a body may carry.
+const maxCodings = 2
+
+// contentCodings is the Content-Encoding list, lower case, without the
+// values that leave the body as it is: several header lines are one list
+// (RFC 9110, 5.3).
 func contentCodings(h http.Header) []string {
 	var out []string
 	for _, line := range h.Values("Content-Encoding") {
 		for _, c := range strings.Split(line, ",") {
-			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && !identityCoding(c) {
 				out = append(out, c)
 			}
 		}
 	}
 	return out
+}
+
+// identityCoding is "identity", or a charset or transfer name that some
+// HTTP clients put in Content-Encoding by mistake ("utf-8"): the body is
+// as it was sent, and refusing it would refuse every delivery of such a
+// provider for a header that changes nothing.
+func identityCoding(c string) bool {
+	switch c {
+	case "identity", "utf-8", "utf8", "binary", "8bit", "7bit":
+		return true
+	}
+	return false
+}
+
+func supportedCoding(c string) bool {
+	switch c {
+	case "gzip", "x-gzip", "deflate":
+		return true
+	}
+	return false
 }
 
 func decodeOne(coding string, body []byte, limit int64) ([]byte, error) {
@@ -75,7 +112,7 @@ func decodeOne(coding string, body []byte, limit int64) ([]byte, error) {
 		default:
 			return nil, readErr(coding, err)
 		}
-	default:
+	default: // supportedCoding was asked first
 		return nil, fmt.Errorf("%w %q (the listener undoes %s)", errUnsupportedEncoding, coding, SupportedEncodings)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, limit+1))

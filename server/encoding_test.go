@@ -66,6 +66,10 @@ func TestDecodeBody(t *testing.T) {
 		{"not gzip", header("gzip"), payload, 2000, nil, nil, true},
 		{"gzip cut short", header("gzip"), compress(t, "gzip", payload)[:40], 2000, nil, nil, true},
 		{"not deflate", header("deflate"), payload, 2000, nil, nil, true},
+		{"a charset given as the coding", header("UTF-8"), payload, 2000, payload, nil, false},
+		{"three codings", header("gzip, gzip, gzip"), compress(t, "gzip", compress(t, "gzip", compress(t, "gzip", payload))), 2000, nil, errUnsupportedEncoding, false},
+		{"an unknown coding among known ones", header("br, gzip"), compress(t, "gzip", payload), 2000, nil, errUnsupportedEncoding, false},
+		{"an empty body", header("gzip"), nil, 2000, nil, nil, false},
 	} {
 		got, err := decodeBody(c.header, c.body, c.limit)
 		switch {

@@ -216,8 +216,8 @@ func (s *Server) handle(c *fiber.Ctx) error {
 	switch reply.Status {
 	case http.StatusMethodNotAllowed:
 		allow := http.MethodPost
-		if _, ok := ep.Source.(sources.Handshaker); ok {
-			allow = http.MethodGet + ", " + http.MethodPost
+		if hs, ok := ep.Source.(sources.Handshaker); ok && hs.HandshakeMethod() != http.MethodPost {
+			allow = hs.HandshakeMethod() + ", " + http.MethodPost
 		}
 		c.Set(fiber.HeaderAllow, allow)
 	case http.StatusUnsupportedMediaType:

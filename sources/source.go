@@ -56,6 +56,9 @@ type Handshaker interface {
 	// IsHandshake says whether req is a handshake rather than an event.
 	IsHandshake(req *Request) bool
 	Handshake(req *Request) (Reply, error)
+	// HandshakeMethod is the HTTP method of the handshake, which the
+	// listener lists in its Allow header beside POST.
+	HandshakeMethod() string
 }
 
 // Signer is implemented by sources that can sign a payload as their provider

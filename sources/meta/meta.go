@@ -58,6 +58,9 @@ type Source struct {
 	keys        [][]byte
 }
 
+// HandshakeMethod is GET: Meta verifies the endpoint with one.
+func (s *Source) HandshakeMethod() string { return http.MethodGet }
+
 // IsHandshake reports whether req is Meta's verification request: a GET
 // with any of the hub.* parameters.
 func (s *Source) IsHandshake(req *sources.Request) bool {

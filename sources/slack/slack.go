@@ -108,6 +108,10 @@ func looksLikeJSON(body []byte) bool {
 	return len(trimmed) > 0 && trimmed[0] == '{'
 }
 
+// HandshakeMethod is POST: Slack's URL verification is posted as its
+// events are.
+func (s *Source) HandshakeMethod() string { return http.MethodPost }
+
 // IsHandshake reports whether req is Slack's URL verification: a POST whose
 // JSON type is url_verification.
 func (s *Source) IsHandshake(req *sources.Request) bool {

@@ -33,6 +33,9 @@ func (s *Source) IsHandshake(req *sources.Request) bool {
 	return req.Method == http.MethodGet && req.Query.Get(ChallengeParam) != ""
 }
 
+// HandshakeMethod is GET: Socialboards verifies the endpoint with one.
+func (s *Source) HandshakeMethod() string { return http.MethodGet }
+
 // Handshake answers the verification GET with the challenge as plain text
 // when verifyToken matches.
 func (s *Source) Handshake(req *sources.Request) (sources.Reply, error) {
