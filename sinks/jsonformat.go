@@ -13,7 +13,7 @@ import (
 // data that is not valid JSON, or not UTF-8 (a provider's payload may hold
 // such bytes inside its strings, which json.Valid lets pass), as
 // data_base64, so that nothing of it is lost; JSON data flagged base64
-// goes as JSON. It returns ev itself when that is how it goes already,
+// goes as JSON, other UTF-8 text as the event's flag says. It returns ev itself when that is how it goes already,
 // else a shallow copy differing only in its DataBase64 flag (the context is shared, read only). Every sink that
 // writes structured events (the file, http and kafka sinks) writes this.
 func ForJSONFormat(ev *event.Event) *event.Event {
@@ -21,7 +21,7 @@ func ForJSONFormat(ev *event.Event) *event.Event {
 	if len(data) == 0 {
 		return ev
 	}
-	base64 := false
+	base64 := ev.DataBase64 // other text: as the event says
 	written, read := DataIsJSON(ev.DataContentType())
 	switch {
 	case written && read:
