@@ -33,7 +33,7 @@ type jsonNode struct {
 // returned, joined, each a *NodeError naming the node it is at.
 func (j *JSON) UnmarshalYAML(n *yaml.Node) error {
 	var errs []error
-	root := buildJSONNode(n, "", map[*yaml.Node]bool{}, &errs)
+	root := buildJSONNode(n, "", &jsonBuild{within: map[*yaml.Node]bool{}}, &errs)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -57,11 +57,19 @@ func (e *NodeError) YAMLNode() *yaml.Node { return e.Node }
 // IsZero reports whether no body was given.
 func (j *JSON) IsZero() bool { return j == nil || !j.root.isSet }
 
+// maxJSONNodes bounds the tree a body or blocks may build: aliases of
+// aliases multiply a few lines of YAML into millions of templates.
+const maxJSONNodes = 100_000
+
+// jsonBuild is what buildJSONNode keeps across the tree.
+type jsonBuild struct {
+	within map[*yaml.Node]bool // the mappings and lists being built: an alias back to one makes the tree endless
+	nodes  int                 // nodes built so far, up to maxJSONNodes
+}
+
 // buildJSONNode builds the tree at n, adding each mistake to errs; key is
-// the mapping key n is the value of, if any, for the mistake's words, and
-// within holds the mappings and lists n is inside, through which an alias
-// would make the tree endless.
-func buildJSONNode(n *yaml.Node, key string, within map[*yaml.Node]bool, errs *[]error) jsonNode {
+// the mapping key n is the value of, if any, for the mistake's words.
+func buildJSONNode(n *yaml.Node, key string, b *jsonBuild, errs *[]error) jsonNode {
 	blame := func(at *yaml.Node, err error) {
 		if key != "" {
 			err = fmt.Errorf("%s: %w", key, err)
@@ -73,13 +81,19 @@ func buildJSONNode(n *yaml.Node, key string, within map[*yaml.Node]bool, errs *[
 		n = n.Alias
 	}
 	out := jsonNode{kind: n.Kind, isSet: true}
+	if b.nodes++; b.nodes == maxJSONNodes+1 {
+		blame(at, fmt.Errorf("the value is over %d nodes once its aliases are followed", maxJSONNodes))
+	}
+	if b.nodes > maxJSONNodes {
+		return out
+	}
 	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
-		if within[n] {
+		if b.within[n] {
 			blame(at, fmt.Errorf("the value contains itself (through an alias or a merge)"))
 			return out
 		}
-		within[n] = true
-		defer delete(within, n)
+		b.within[n] = true
+		defer delete(b.within, n)
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -95,13 +109,13 @@ func buildJSONNode(n *yaml.Node, key string, within map[*yaml.Node]bool, errs *[
 				continue
 			}
 			seen[n.Content[i].Value] = true
-			v := buildJSONNode(n.Content[i+1], n.Content[i].Value, within, errs)
+			v := buildJSONNode(n.Content[i+1], n.Content[i].Value, b, errs)
 			out.keys = append(out.keys, n.Content[i].Value)
 			out.vals = append(out.vals, v)
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
-			out.vals = append(out.vals, buildJSONNode(c, key, within, errs))
+			out.vals = append(out.vals, buildJSONNode(c, key, b, errs))
 		}
 	case yaml.ScalarNode:
 		if n.Tag == "!!str" || n.Tag == "" {

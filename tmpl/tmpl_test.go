@@ -231,3 +231,27 @@ func TestJSONThatContainsItselfIsAnError(t *testing.T) {
 		t.Errorf("an alias used twice: %v", err)
 	}
 }
+
+// Aliases of aliases cannot make a body build without end: past a bound,
+// it is an error, found quickly.
+func TestJSONAliasBombIsAnError(t *testing.T) {
+	src := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g"} {
+		src += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var j JSON
+	err := j.UnmarshalYAML(n.Content[0])
+	if err == nil || !strings.Contains(err.Error(), "nodes once its aliases are followed") {
+		t.Fatalf("err = %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s", took)
+	}
+}
