@@ -270,19 +270,21 @@ func LoadSections(path string, sections ...[]string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	f, _, err := parseFile(path, data, os.LookupEnv)
+	f, top, err := parseFile(path, data, os.LookupEnv)
 	errs, ok := err.(config.Errors)
 	if err == nil || !ok || f == nil {
 		return f, err
 	}
-	// The lines are found in the file as written: merging takes the
-	// "<<" keys out of the tree, and a mistake may be at one.
+	// The lines are found in the merged tree (a section may be merged in
+	// whole) and in the file as written (merging takes the "<<" keys out,
+	// and a mistake may be at one).
 	var written yaml.Node
 	if err := yaml.Unmarshal(data, &written); err != nil || len(written.Content) == 0 {
 		return nil, errs
 	}
 	lines := map[int]bool{}
 	for _, sec := range sections {
+		sectionLines(top, sec, lines)
 		sectionLines(written.Content[0], sec, lines)
 	}
 	var kept config.Errors

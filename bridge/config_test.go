@@ -453,6 +453,20 @@ routes:
 			t.Errorf("%s: type %q, max_attempts %d, timeout %s, headers %v", name, s.Common.Type, s.Common.Retry.MaxAttempts, c.Timeout, c.Headers)
 		}
 	}
+	// So is a check's mistake at a merged key.
+	_, errs = parse(t, `
+x-crm: &crm {type: http, method: GET}
+sources:
+  hc: {type: helloclient, secret: s}
+sinks:
+  a: {<<: *crm, url: "https://a.example"}
+  b: {<<: *crm, url: "https://b.example"}
+routes:
+  - {name: all, sinks: [a, b]}
+`, nil)
+	if len(errs) != 2 || !strings.HasSuffix(errs[0].Msg, "(merged into the mapping at line 6)") || !strings.HasSuffix(errs[1].Msg, "(merged into the mapping at line 7)") {
+		t.Errorf("errors %v, want the method's mistake for each of the sinks at lines 6 and 7", errs)
+	}
 	// An x- key nothing reaches is not read, ${...} and all; a sink may
 	// be an alias of one.
 	f, errs = parse(t, `
@@ -528,5 +542,21 @@ routes:
 	}
 	if _, err := LoadSections(path, []string{"sources", "hc"}); err == nil || !strings.Contains(err.Error(), "c.yaml:6:9: a merge (<<)") {
 		t.Errorf("sources.hc merging a list: %v, want the merge's error", err)
+	}
+	// A section merged in whole.
+	const whole = `x-sources: &sources
+  crisp: {type: crisp, key: "${LOADSECTIONS_MERGED_WHOLE_KEY}"}
+sources:
+  <<: *sources
+sinks:
+  archive: {type: file, path: /tmp/x.jsonl}
+routes:
+  - {name: all, sinks: [archive]}
+`
+	if err := os.WriteFile(path, []byte(whole), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSections(path, []string{"sources", "crisp"}); err == nil || !strings.Contains(err.Error(), "LOADSECTIONS_MERGED_WHOLE_KEY") {
+		t.Errorf("sources.crisp merged in whole: %v, want its unset variable", err)
 	}
 }

@@ -82,6 +82,7 @@ type Decoder struct {
 	failed     map[*yaml.Node]bool // nodes an error was recorded at; Validate adds none there
 	expanded   map[*yaml.Node]bool // values that took a ${...}: their text may hold a secret
 	merged     map[mergedPair]bool // keys a mapping took through a merge (<<)
+	blamed     map[mergedPair]bool // keys Validate reported a mistake at, for a mapping
 	mergeNote  string              // said after each error while a merged pair is decoded
 }
 
@@ -97,15 +98,22 @@ func (d *Decoder) noteMerged(mapping, key *yaml.Node) string {
 	return fmt.Sprintf(" (merged into the mapping at line %d)", mapping.Line)
 }
 
-// Errorf records an error at node's position.
+// Errorf records an error at node's position; Validate adds none there.
 func (d *Decoder) Errorf(node *yaml.Node, format string, args ...any) {
-	e := Error{File: d.File, Msg: fmt.Sprintf(format, args...) + d.mergeNote}
+	d.add(node, fmt.Sprintf(format, args...))
 	if node != nil {
-		e.Line, e.Column = node.Line, node.Column
 		if d.failed == nil {
 			d.failed = map[*yaml.Node]bool{}
 		}
 		d.failed[node] = true
+	}
+}
+
+// add records the error msg at node's position.
+func (d *Decoder) add(node *yaml.Node, msg string) {
+	e := Error{File: d.File, Msg: msg + d.mergeNote}
+	if node != nil {
+		e.Line, e.Column = node.Line, node.Column
 	}
 	d.Errs = append(d.Errs, e)
 }
@@ -181,10 +189,19 @@ func (d *Decoder) Validate(node *yaml.Node, v Validator) {
 				// A value that did not decode, or whose ${...} did not
 				// expand, is reported already: a check of what it left
 				// behind would only repeat it.
-				if d.unexpanded[val] || d.failed[val] || d.failed[key] {
+				//
+				// A key blamed already for this mapping (by an earlier
+				// check of it) is not blamed twice; one that several
+				// mappings merge is blamed for each.
+				blamed := mergedPair{resolve(node), key}
+				if d.unexpanded[val] || d.failed[val] || d.failed[key] || d.blamed[blamed] {
 					continue
 				}
-				d.Errorf(key, "%s: %s%s", fe.Field, fe.Msg, d.noteMerged(resolve(node), key))
+				if d.blamed == nil {
+					d.blamed = map[mergedPair]bool{}
+				}
+				d.blamed[blamed] = true
+				d.add(key, fmt.Sprintf("%s: %s%s", fe.Field, fe.Msg, d.noteMerged(blamed.mapping, key)))
 				continue
 			}
 		}
