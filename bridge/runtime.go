@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookbridge/hookbridge/config"
 	"github.com/hookbridge/hookbridge/delivery"
 	"github.com/hookbridge/hookbridge/router"
 	"github.com/hookbridge/hookbridge/server"
@@ -63,7 +64,9 @@ func Build(f *File, prev *Runtime) (*Runtime, error) {
 		if !s.IsEnabled() {
 			continue
 		}
-		spec, err := yaml.Marshal(s.Node)
+		// What the sink was built from, its aliases followed: an edit
+		// to an anchor it uses rebuilds it as an edit to its own lines.
+		spec, err := yaml.Marshal(config.Unaliased(s.Node))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: %w", s.Name, err))
 			continue

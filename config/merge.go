@@ -128,3 +128,39 @@ func (d *Decoder) mergeSources(v *yaml.Node) []*yaml.Node {
 func isMergeKey(k *yaml.Node) bool {
 	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
 }
+
+// maxUnaliasedNodes bounds the copy Unaliased makes.
+const maxUnaliasedNodes = 1_000_000
+
+// Unaliased returns a copy of n in which each alias is replaced by a copy
+// of the node it names, and no node carries an anchor: two copies marshal
+// alike exactly when what they hold is alike, wherever in the file its
+// anchors are written (an edited anchor changes every copy that reaches
+// it). An alias back into a node being copied, or one past a million
+// nodes, stays an alias.
+func Unaliased(n *yaml.Node) *yaml.Node {
+	within := map[*yaml.Node]bool{}
+	count := 0
+	var cp func(n *yaml.Node) *yaml.Node
+	cp = func(n *yaml.Node) *yaml.Node {
+		if count++; count > maxUnaliasedNodes {
+			return n
+		}
+		target := n
+		if n.Kind == yaml.AliasNode {
+			if target = n.Alias; target == nil || within[target] {
+				return n
+			}
+		}
+		within[target] = true
+		defer delete(within, target)
+		out := *target
+		out.Anchor = ""
+		out.Content = make([]*yaml.Node, len(target.Content))
+		for i, c := range target.Content {
+			out.Content[i] = cp(c)
+		}
+		return &out
+	}
+	return cp(n)
+}
