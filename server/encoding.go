@@ -83,37 +83,30 @@ func identityCoding(c string) bool {
 	return false
 }
 
-func supportedCoding(c string) bool {
-	switch c {
-	case "gzip", "x-gzip", "deflate":
-		return true
-	}
-	return false
-}
-
-func decodeOne(coding string, body []byte, limit int64) ([]byte, error) {
-	var r io.Reader
-	switch coding {
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, readErr(coding, err)
-		}
-		r = zr
-	case "deflate":
+// decoders are the codings the listener undoes, each making a reader of
+// the decoded bytes.
+var decoders = map[string]func(body []byte) (io.Reader, error){
+	"gzip":   gunzip,
+	"x-gzip": gunzip,
+	"deflate": func(body []byte) (io.Reader, error) {
 		// HTTP's deflate is the zlib format (RFC 9110, 8.4.1.2); some
 		// senders send bare deflate data, which is taken too.
 		zr, err := zlib.NewReader(bytes.NewReader(body))
-		switch {
-		case err == nil:
-			r = zr
-		case errors.Is(err, zlib.ErrHeader):
-			r = flate.NewReader(bytes.NewReader(body))
-		default:
-			return nil, readErr(coding, err)
+		if errors.Is(err, zlib.ErrHeader) {
+			return flate.NewReader(bytes.NewReader(body)), nil
 		}
-	default: // supportedCoding was asked first
-		return nil, fmt.Errorf("%w %q (the listener undoes %s)", errUnsupportedEncoding, coding, SupportedEncodings)
+		return zr, err
+	},
+}
+
+func gunzip(body []byte) (io.Reader, error) { return gzip.NewReader(bytes.NewReader(body)) }
+
+func supportedCoding(c string) bool { return decoders[c] != nil }
+
+func decodeOne(coding string, body []byte, limit int64) ([]byte, error) {
+	r, err := decoders[coding](body)
+	if err != nil {
+		return nil, readErr(coding, err)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
